@@ -1,0 +1,3 @@
+from kvsl.cli import main
+
+main()

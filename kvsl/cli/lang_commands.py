@@ -1,0 +1,5 @@
+"""`kvsl` commands for the lang wing (registered on kvsl.cli.app)."""
+
+from __future__ import annotations
+
+from kvsl.cli import app  # noqa: F401

@@ -1,0 +1,1 @@
+"""The back end: torch + transformers. Imported lazily by the CLI."""

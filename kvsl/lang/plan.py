@@ -1,0 +1,277 @@
+"""The extraction plan: the fully resolved, content-hashed output of the front end.
+
+A plan is what the back end consumes. It holds no syntax and no spans: every path is
+absolute, every default is filled in, and inheritance (`extends`) is already merged.
+
+Layer selections stay symbolic (open ranges, negative indices) because the number of
+layers is a property of the model, not of the spec; `SteerPlan.coefficients(num_layers)`
+resolves them once the model is known.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+PLAN_FORMAT = 1
+
+Selection = Literal["random", "nearest"]
+Precision = Literal["fp32", "bf16"]
+ModelKind = Literal["embedded", "hub", "directory", "gguf"]
+QuestionFormat = Literal["gsm8k", "arc", "csqa", "piqa", "plain"]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which causal LM to steer.
+
+    `name` is what the user wrote (`"smollm2-135m"`, `"Qwen/Qwen2.5-0.5B-Instruct"`,
+    `"../models/my-model"`, `"model.Q4.gguf"`); `kind` is how it is loaded; `location` is
+    an absolute path for directories and .gguf files, the hub id otherwise.
+    """
+
+    name: str
+    kind: ModelKind
+    location: str
+
+
+@dataclass(frozen=True)
+class TeacherPlan:
+    """How `kvsl teach` fills the trace file through an OpenAI-compatible endpoint."""
+
+    model: str
+    template_source: str  # the Jinja2 text itself (inline block or the file's content)
+    template_path: str | None  # absolute path, None for an inline template
+    traces: str  # absolute path of the JSONL trace file the teacher appends to
+    base_url: str | None = None
+    questions: str | None = None  # absolute path of a question source, if the spec names one
+    question_format: QuestionFormat | None = None
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class ContrastPlan:
+    """The contrast set: N (positive, negative) prompt pairs with k demos each."""
+
+    traces: str  # absolute path of the JSONL trace file (schema: question, steps, answer)
+    traces_sha256: str  # hex digest of the file's bytes ("" when the file does not exist yet)
+    pairs: int  # N >= 1
+    shots: int  # k, 0 <= k <= N - 1
+    selection: Selection
+    seed: int
+    system_prompt: str | None = None  # None: the chat template's own default
+
+
+@dataclass(frozen=True)
+class ExtractPlan:
+    """Where and how vectors are read out of the cache."""
+
+    position: Literal["last_token"] = "last_token"
+    # The paper's convention: an offset token is appended to every prompt, so the position
+    # edited at run time (the last prompt token) is the same token as at extraction.
+    offset_token: str = "\n"
+    precision: Precision = "fp32"
+    batch_size: int | None = None  # None: chosen by device (1 on CPU)
+
+
+@dataclass(frozen=True)
+class LayerSpan:
+    """An inclusive span of layer indices, possibly open or counted from the end.
+
+    `start`/`stop` may be negative (counted from the end, -1 is the last layer);
+    `stop=None` means "and up". A single layer is `LayerSpan(i, i)`.
+    """
+
+    start: int
+    stop: int | None
+
+    def resolve(self, num_layers: int) -> range:
+        """Concrete layer indices for a model with `num_layers` layers.
+
+        >>> list(LayerSpan(1, None).resolve(4))
+        [1, 2, 3]
+        >>> list(LayerSpan(-2, -1).resolve(4))
+        [2, 3]
+        """
+        start = self.start + num_layers if self.start < 0 else self.start
+        stop = num_layers - 1 if self.stop is None else self.stop
+        stop = stop + num_layers if stop < 0 else stop
+        return range(start, stop + 1)
+
+
+ALL_LAYERS = (LayerSpan(0, None),)
+
+
+@dataclass(frozen=True)
+class CoefficientOverride:
+    """Per-range coefficients: `at 1..4 { value = 4 }`. None keeps the global value."""
+
+    layers: tuple[LayerSpan, ...]
+    key: float | None = None
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class SteerPlan:
+    """Which layers are edited and by how much (c_k for keys, c_v for values)."""
+
+    layers: tuple[LayerSpan, ...] = (LayerSpan(1, None),)
+    key: float = 0.0
+    value: float = 6.0
+    overrides: tuple[CoefficientOverride, ...] = ()
+
+    def coefficients(self, num_layers: int) -> dict[int, tuple[float, float]]:
+        """Map layer index → (c_k, c_v) for every steered layer; later overrides win.
+
+        Raises ValueError for layers outside [0, num_layers): the checker reports those
+        as KVS3xx diagnostics before the back end ever calls this.
+
+        >>> SteerPlan(layers=(LayerSpan(1, None),), key=0.0, value=2.0).coefficients(3)
+        {1: (0.0, 2.0), 2: (0.0, 2.0)}
+        """
+        chosen = _resolve_all(self.layers, num_layers)
+        coeffs = {layer: (self.key, self.value) for layer in chosen}
+        for override in self.overrides:
+            for layer in _resolve_all(override.layers, num_layers):
+                if layer in coeffs:
+                    k, v = coeffs[layer]
+                    coeffs[layer] = (
+                        k if override.key is None else override.key,
+                        v if override.value is None else override.value,
+                    )
+        return dict(sorted(coeffs.items()))
+
+
+def _resolve_all(spans: tuple[LayerSpan, ...], num_layers: int) -> list[int]:
+    layers: list[int] = []
+    for span in spans:
+        for layer in span.resolve(num_layers):
+            if not 0 <= layer < num_layers:
+                raise ValueError(f"layer {layer} is outside a model with {num_layers} layers")
+            if layer not in layers:
+                layers.append(layer)
+    return layers
+
+
+@dataclass(frozen=True)
+class GeneratePlan:
+    """Generation defaults for `kvsl run` (CLI flags override them)."""
+
+    max_new_tokens: int = 256
+    sample: bool = False  # False: greedy
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StyleMarkers:
+    """Regex markers a user-declared style is scored by (see kvsl.styles)."""
+
+    patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The resolved extraction plan for one spec.
+
+    `vector_hash` covers everything that changes the vectors (model, trace content,
+    template, N, shots, selection, seed, position, offset token, precision);
+    `plan_hash` covers the whole plan. Both are filled by `Plan.create`.
+    """
+
+    style: str
+    description: str
+    spec_path: str  # absolute path of the spec file
+    model: ModelRef
+    teacher: TeacherPlan | None
+    contrast: ContrastPlan
+    extract: ExtractPlan
+    steer: SteerPlan
+    generate: GeneratePlan
+    markers: StyleMarkers = field(default_factory=StyleMarkers)
+    vector_hash: str = ""
+    plan_hash: str = ""
+    format: int = PLAN_FORMAT
+
+    @classmethod
+    def create(cls, **fields: object) -> Plan:
+        """Build a plan and fill in both content hashes."""
+        plan = cls(**fields)  # type: ignore[arg-type]
+        return cls(
+            **{**fields, "vector_hash": _vector_hash(plan), "plan_hash": _plan_hash(plan)}  # type: ignore[arg-type]
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict (stable key order via `json.dumps(sort_keys=True)`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Plan:
+        """Inverse of `to_dict` (used to read the plan stored in an artifact manifest)."""
+        steer = data["steer"]
+        return cls(
+            style=data["style"],
+            description=data["description"],
+            spec_path=data["spec_path"],
+            model=ModelRef(**data["model"]),
+            teacher=TeacherPlan(**data["teacher"]) if data.get("teacher") else None,
+            contrast=ContrastPlan(**data["contrast"]),
+            extract=ExtractPlan(**data["extract"]),
+            steer=SteerPlan(
+                layers=tuple(LayerSpan(**s) for s in steer["layers"]),
+                key=steer["key"],
+                value=steer["value"],
+                overrides=tuple(
+                    CoefficientOverride(
+                        layers=tuple(LayerSpan(**s) for s in o["layers"]),
+                        key=o["key"],
+                        value=o["value"],
+                    )
+                    for o in steer["overrides"]
+                ),
+            ),
+            generate=GeneratePlan(**{**data["generate"], "stop": tuple(data["generate"]["stop"])}),
+            markers=StyleMarkers(patterns=tuple(data.get("markers", {}).get("patterns", ()))),
+            vector_hash=data.get("vector_hash", ""),
+            plan_hash=data.get("plan_hash", ""),
+            format=data.get("format", PLAN_FORMAT),
+        )
+
+
+def _digest(payload: object) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _vector_hash(plan: Plan) -> str:
+    # Paths are deliberately left out: moving a spec or its traces must not invalidate
+    # vectors whose inputs did not change; the trace *content* hash is what counts.
+    contrast = plan.contrast
+    return _digest(
+        {
+            "format": PLAN_FORMAT,
+            "model": {"name": plan.model.name, "kind": plan.model.kind},
+            "traces_sha256": contrast.traces_sha256,
+            "template": plan.teacher.template_source if plan.teacher else None,
+            "pairs": contrast.pairs,
+            "shots": contrast.shots,
+            "selection": contrast.selection,
+            "seed": contrast.seed,
+            "system_prompt": contrast.system_prompt,
+            "extract": asdict(plan.extract) | {"batch_size": None},
+        }
+    )
+
+
+def _plan_hash(plan: Plan) -> str:
+    data = plan.to_dict()
+    data.pop("vector_hash")
+    data.pop("plan_hash")
+    data.pop("spec_path")
+    return _digest(data)

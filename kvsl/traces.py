@@ -1,0 +1,165 @@
+"""Trace files: the JSONL demonstrations contrast pairs are built from.
+
+One JSON object per line:
+
+    {"id": "sbs-001", "question": "...", "steps": ["...", "..."], "answer": "B",
+     "domain": "science"}
+
+- `question`: the full user turn, exactly as a target question is shown to the model
+  (multiple choice carries its `Choices:` block, see `kvsl.eval.datasets`).
+- `steps`: the reasoning, one string per step, in the style's own voice (no numbering
+  is added by kvsl: a style that numbers its steps writes the numbers).
+- `answer`: the short final answer ("B", "42"): the positive demo ends with
+  "The answer is {answer}." and the negative demo is that sentence alone.
+- `id` (unique in the file) and `domain` are optional; other keys are kept and ignored.
+
+No torch here: the front end hashes trace files, the teacher appends to them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.source import SourceFile, Span
+
+
+@dataclass(frozen=True)
+class Trace:
+    question: str
+    steps: tuple[str, ...]
+    answer: str
+    id: str | None = None
+    domain: str | None = None
+    extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    def to_json(self) -> str:
+        record: dict[str, object] = {}
+        if self.id is not None:
+            record["id"] = self.id
+        record["question"] = self.question
+        record["steps"] = list(self.steps)
+        record["answer"] = self.answer
+        if self.domain is not None:
+            record["domain"] = self.domain
+        record.update({k: v for k, v in self.extra.items() if k not in record})
+        return json.dumps(record, ensure_ascii=False)
+
+
+def _error(code: str, message: str, span: Span, help: str | None = None) -> Diagnostic:
+    return Diagnostic(code, Severity.ERROR, message, span, help=help)
+
+
+def parse_trace_line(line: str, span: Span) -> Trace | Diagnostic:
+    """One JSONL line → a Trace, or a KVS5xx diagnostic located at that line."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        return _error("KVS501", f"invalid JSON in trace file: {err.msg}", span)
+    if not isinstance(record, dict):
+        return _error("KVS502", "a trace must be a JSON object", span)
+    question, steps, answer = record.get("question"), record.get("steps"), record.get("answer")
+    if not isinstance(question, str) or not question.strip():
+        return _error("KVS502", "trace has no `question` string", span)
+    if isinstance(steps, str):  # the paper's traces sometimes store steps as one string
+        steps = [s for s in steps.split("\n") if s.strip()]
+    if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
+        return _error(
+            "KVS502", "trace has no `steps` (a non-empty list of strings)", span,
+            help="write the reasoning as `\"steps\": [\"first step\", \"second step\"]`",
+        )
+    if isinstance(answer, int | float) and not isinstance(answer, bool):
+        answer = str(answer)
+    if not isinstance(answer, str) or not answer.strip():
+        return _error("KVS502", "trace has no `answer` string", span)
+    known = {"id", "question", "steps", "answer", "domain"}
+    return Trace(
+        question=question,
+        steps=tuple(steps),
+        answer=answer.strip(),
+        id=str(record["id"]) if record.get("id") is not None else None,
+        domain=record.get("domain") if isinstance(record.get("domain"), str) else None,
+        extra={k: v for k, v in record.items() if k not in known},
+    )
+
+
+def iter_trace_file(path: str | os.PathLike[str]) -> Iterator[Trace | Diagnostic]:
+    """Every line of a trace file, parsed; blank lines skipped. Never raises for content."""
+    text = read_trace_text(path)
+    source = SourceFile(str(path), text)
+    offset = 0
+    seen_ids: dict[str, int] = {}
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        span = source.span(offset, offset + len(line))
+        offset += len(line) + 1
+        if not line.strip():
+            continue
+        item = parse_trace_line(line, span)
+        if isinstance(item, Trace) and item.id is not None:
+            if item.id in seen_ids:
+                item = _error(
+                    "KVS503", f"duplicate trace id `{item.id}` (first on line {seen_ids[item.id]})",
+                    span,
+                )
+            else:
+                seen_ids[item.id] = line_no
+        yield item
+
+
+def read_trace_text(path: str | os.PathLike[str]) -> str:
+    """The file's text, or a KvslError (KVS500) if it cannot be read as UTF-8."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KvslError(
+            [_error("KVS500", f"trace file `{path}` does not exist", Span.whole_file(str(path)),
+                    help="write traces with `kvsl teach SPEC`, or fix the path in the spec")],
+            ExitCode.ERRORS,
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = "is not UTF-8 text" if isinstance(err, UnicodeDecodeError) else f"cannot be read ({err.strerror})"
+        raise KvslError(
+            [_error("KVS500", f"trace file `{path}` {reason}", Span.whole_file(str(path)))],
+            ExitCode.ERRORS,
+        ) from None
+
+
+def load_traces(path: str | os.PathLike[str]) -> list[Trace]:
+    """All traces of a file; raises KvslError listing every bad line if any is bad.
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "t.jsonl")
+    >>> _ = open(p, "w").write('{"question": "1+1?", "steps": ["1 plus 1 is 2."], "answer": "2"}\\n')
+    >>> load_traces(p)[0].answer
+    '2'
+    """
+    traces: list[Trace] = []
+    errors: list[Diagnostic] = []
+    for item in iter_trace_file(path):
+        (traces if isinstance(item, Trace) else errors).append(item)  # type: ignore[arg-type]
+    if errors:
+        raise KvslError(errors, ExitCode.ERRORS)
+    return traces
+
+
+def append_trace(path: str | os.PathLike[str], trace: Trace) -> None:
+    """Append one trace as a full line, flushed and fsynced, so a kill loses nothing.
+
+    A file whose last line was cut short (a kill mid-write by another tool) is repaired
+    by starting on a fresh line, so the partial line stays one bad line, not two.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    needs_newline = False
+    if target.exists() and target.stat().st_size > 0:
+        with target.open("rb") as existing:
+            existing.seek(-1, os.SEEK_END)
+            needs_newline = existing.read(1) != b"\n"
+    with target.open("a", encoding="utf-8") as out:
+        out.write(("\n" if needs_newline else "") + trace.to_json() + "\n")
+        out.flush()
+        os.fsync(out.fileno())
