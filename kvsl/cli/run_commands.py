@@ -1,4 +1,4 @@
-"""`kvsl` commands for the engine wing (registered on kvsl.cli.app)."""
+"""`kvsl` commands for the run wing (run) (registered on kvsl.cli.app)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,75 @@
+"""Chat prompts, shared by extraction and steering so both see the same tokens.
+
+The position convention (the paper's): a prompt `T` is the chat template applied to the
+messages with the generation prompt on. Extraction reads keys and values at the last
+token of `T`. Steering prefills `T`, edits that same cache position, then starts
+generation by feeding one appended *offset token* `o`, so the edit is in place before
+the first generated token is computed, and no hook runs afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.source import Span
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+def chat_messages(
+    question: str,
+    demos: Sequence[tuple[str, str]] = (),
+    system_prompt: str | None = None,
+) -> list[Message]:
+    """Demos as user/assistant turns, then the question as the last user turn.
+
+    >>> [m.role for m in chat_messages("Q?", [("q1", "a1")], system_prompt="S")]
+    ['system', 'user', 'assistant', 'user']
+    """
+    messages = [Message("system", system_prompt)] if system_prompt is not None else []
+    for demo_question, demo_answer in demos:
+        messages += [Message("user", demo_question), Message("assistant", demo_answer)]
+    messages.append(Message("user", question))
+    return messages
+
+
+def prompt_ids(tokenizer, messages: Sequence[Message]) -> list[int]:
+    """Token ids of `T`: the chat template with the generation prompt on.
+
+    Tokenizers without a chat template get a plain "role: content" layout so that base
+    models still work; the artifact's manifest records which was used.
+    """
+    chat = [{"role": m.role, "content": m.content} for m in messages]
+    if getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+        if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding
+            ids = ids["input_ids"]
+        return list(ids)
+    text = "".join(f"{m['role']}: {m['content']}\n" for m in chat) + "assistant:"
+    return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+def offset_token_id(tokenizer, offset_token: str, span: Span | None = None) -> int:
+    """The single token id of the offset token; a KVS3xx diagnostic if it is not one token."""
+    ids = tokenizer.encode(offset_token, add_special_tokens=False)
+    if len(ids) != 1:
+        raise KvslError(
+            [
+                Diagnostic(
+                    "KVS305",
+                    Severity.ERROR,
+                    f"offset token {offset_token!r} is {len(ids)} tokens for this tokenizer, "
+                    "it must be exactly one",
+                    span or Span.whole_file("<model>"),
+                    help='use a single-token string such as "\\n" or " "',
+                )
+            ],
+            ExitCode.ERRORS,
+        )
+    return int(ids[0])
