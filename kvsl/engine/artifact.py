@@ -1,0 +1,311 @@
+"""Steering-vector artifacts on disk: one safetensors file that describes itself.
+
+Layout (format version 1):
+
+    keys.<layer>     float32 (kv_heads, head_dim), one per model layer (0 … L-1)
+    values.<layer>   float32 (kv_heads, head_dim)
+    metadata (the safetensors header's string map):
+      "kvsl.format"    "1"
+      "kvsl.manifest"  the manifest as JSON (below)
+
+The manifest holds: `format_version`, `kvsl_version`, `created` (UTC ISO 8601), `style`,
+`model` (identity: name, kind, architecture, revision or GGUF sha256, config, tokenizer and
+chat-template hashes), `geometry` (num_layers, kv_heads, head_dim), `position`
+(convention, offset token and its id), `layers` (stored), `pairs` (N), `shots`,
+`selection`, `seed`, `precision` and `compute_dtype`, `vector_hash`, `plan_hash`,
+`traces_sha256`, `steer` (the spec's recommended coefficients) and `coefficients`
+(resolved: layer → [c_k, c_v]), `stats` (seconds, tokens), `tensors_sha256` (over the
+tensor bytes, checked on load) and `plan` (the full `Plan.to_dict()`).
+
+There is no sidecar file: one file is written atomically (temp file in the same folder,
+fsync, `os.replace`), so an artifact is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import kvsl
+from kvsl.engine.models import KVGeometry, LoadedModel
+from kvsl.engine.vectors import SteeringVectors
+from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.plan import Plan
+from kvsl.lang.source import Span
+
+FORMAT_VERSION = 1
+FORMAT_KEY = "kvsl.format"
+MANIFEST_KEY = "kvsl.manifest"
+
+
+def _error(code: str, message: str, path: str | os.PathLike[str], help: str | None = None,
+           exit_code: ExitCode = ExitCode.ERRORS) -> KvslError:
+    return KvslError(
+        [Diagnostic(code, Severity.ERROR, message, Span.whole_file(str(path)), help=help)],
+        exit_code,
+    )
+
+
+def make_manifest(
+    plan: Plan,
+    loaded: LoadedModel,
+    *,
+    offset_token_id: int,
+    pairs: int,
+    compute_dtype: str,
+    stats: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The manifest of vectors extracted for `plan` on `loaded` (see the module docstring)."""
+    geometry = loaded.geometry
+    try:
+        coefficients = {
+            str(layer): [ck, cv]
+            for layer, (ck, cv) in plan.steer.coefficients(geometry.num_layers).items()
+        }
+    except ValueError:  # layers beyond this model: the checker reports it, keep the spec's
+        coefficients = {}
+    plan_dict = plan.to_dict()
+    return {
+        "format_version": FORMAT_VERSION,
+        "kvsl_version": kvsl.__version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "style": plan.style,
+        "description": plan.description,
+        "model": dict(loaded.identity),
+        "geometry": geometry.to_dict(),
+        "position": {
+            "convention": plan.extract.position,
+            "offset_token": plan.extract.offset_token,
+            "offset_token_id": offset_token_id,
+        },
+        "layers": list(range(geometry.num_layers)),
+        "pairs": pairs,
+        "shots": plan.contrast.shots,
+        "selection": plan.contrast.selection,
+        "seed": plan.contrast.seed,
+        "precision": plan.extract.precision,
+        "compute_dtype": compute_dtype,
+        "vector_hash": plan.vector_hash,
+        "plan_hash": plan.plan_hash,
+        "spec_path": plan.spec_path,
+        "traces_sha256": plan.contrast.traces_sha256,
+        "steer": plan_dict["steer"],
+        "coefficients": coefficients,
+        "stats": stats or {},
+        "plan": plan_dict,
+    }
+
+
+def _tensors(vectors: SteeringVectors) -> dict[str, torch.Tensor]:
+    tensors: dict[str, torch.Tensor] = {}
+    for layer in sorted(vectors.keys):
+        tensors[f"keys.{layer}"] = vectors.keys[layer].detach().to(torch.float32).cpu().contiguous()
+        tensors[f"values.{layer}"] = vectors.values[layer].detach().to(torch.float32).cpu().contiguous()
+    return tensors
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the tensors' names, shapes and float32 bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].to(torch.float32).contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Path:
+    """Write vectors + manifest to `path` atomically; returns the path.
+
+    >>> save_artifact(vectors, "style.safetensors")   # doctest: +SKIP
+    PosixPath('style.safetensors')
+    """
+    from safetensors.torch import save_file
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tensors = _tensors(vectors)
+    manifest = {**vectors.manifest, "tensors_sha256": tensors_sha256(tensors)}
+    manifest.pop("artifact_path", None)
+    manifest.setdefault("format_version", FORMAT_VERSION)
+    manifest.setdefault("position", {"offset_token": vectors.offset_token})
+    metadata = {FORMAT_KEY: str(FORMAT_VERSION), MANIFEST_KEY: json.dumps(manifest, ensure_ascii=False)}
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    try:
+        save_file(tensors, temp_name, metadata=metadata)
+        with open(temp_name, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temp_name, target)
+    except OSError as err:
+        _unlink(temp_name)
+        raise _error(
+            "KVS406", f"cannot write artifact `{target}`: {err.strerror or err}", target,
+            "choose a writable folder with `--out DIR`", ExitCode.ENVIRONMENT,
+        ) from None
+    except BaseException:  # Ctrl-C included: never leave the temp file behind
+        _unlink(temp_name)
+        raise
+    return target
+
+
+def _unlink(name: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of an artifact without loading its tensors (raises like `load_artifact`)."""
+    return _open(Path(path))[0]
+
+
+def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise _error(
+            "KVS400", f"artifact `{path}` does not exist", path,
+            "build it with `kvsl build SPEC`, or check the path",
+        )
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            names = list(handle.keys())
+            if MANIFEST_KEY not in metadata:
+                raise _error(
+                    "KVS401", f"`{path}` is a safetensors file but not a kvsl artifact (no manifest)",
+                    path, "pass an artifact written by `kvsl build`",
+                )
+            tensors = {name: handle.get_tensor(name) for name in names}
+    except KvslError:
+        raise
+    except Exception as err:  # safetensors raises its own error types for bad headers
+        raise _error(
+            "KVS402", f"artifact `{path}` is corrupt or truncated ({str(err).splitlines()[0]})",
+            path, "delete it and rebuild with `kvsl build SPEC --force`",
+        ) from None
+    try:
+        manifest = json.loads(metadata[MANIFEST_KEY])
+        if not isinstance(manifest, dict):
+            raise ValueError("the manifest is not a JSON object")
+    except ValueError as err:
+        raise _error(
+            "KVS402", f"artifact `{path}` has an unreadable manifest ({err})", path,
+            "delete it and rebuild with `kvsl build SPEC --force`",
+        ) from None
+    return manifest, tensors
+
+
+def load_artifact(path: str | os.PathLike[str]) -> SteeringVectors:
+    """Read and verify an artifact: format version, tensors present, shapes, checksum.
+
+    Corrupt, truncated, modified or foreign files raise KvslError (KVS400-KVS403).
+
+    >>> vectors = load_artifact(".kvsl/artifacts/step-by-step-0123456789ab.safetensors")  # doctest: +SKIP
+    >>> vectors.manifest["model"]["name"]                                                 # doctest: +SKIP
+    'smollm2-135m'
+    """
+    target = Path(path)
+    manifest, tensors = _open(target)
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise _error(
+            "KVS403",
+            f"artifact `{target}` has format version {version!r}, this kvsl "
+            f"({kvsl.__version__}) reads version {FORMAT_VERSION}",
+            target, "upgrade kvsl, or rebuild the artifact with this version: `kvsl build SPEC --force`",
+        )
+    layers = manifest.get("layers")
+    geometry = manifest.get("geometry") or {}
+    problem = None
+    if not isinstance(layers, list) or not layers:
+        problem = "the manifest lists no layers"
+    else:
+        expected = (geometry.get("kv_heads"), geometry.get("head_dim"))
+        for layer in layers:
+            for kind in ("keys", "values"):
+                tensor = tensors.get(f"{kind}.{layer}")
+                if tensor is None:
+                    problem = f"tensor `{kind}.{layer}` is missing"
+                elif tuple(tensor.shape) != expected:
+                    problem = f"tensor `{kind}.{layer}` has shape {tuple(tensor.shape)}, expected {expected}"
+                elif not torch.isfinite(tensor).all():
+                    problem = f"tensor `{kind}.{layer}` holds NaN or infinite values"
+                if problem:
+                    break
+            if problem:
+                break
+    if problem is None and manifest.get("tensors_sha256") != tensors_sha256(tensors):
+        problem = "its tensors do not match the checksum in its manifest (modified after build?)"
+    if problem:
+        raise _error(
+            "KVS402", f"artifact `{target}` is corrupt: {problem}", target,
+            "delete it and rebuild with `kvsl build SPEC --force`",
+        )
+    assert isinstance(layers, list)
+    keys = {int(layer): tensors[f"keys.{layer}"].float() for layer in layers}
+    values = {int(layer): tensors[f"values.{layer}"].float() for layer in layers}
+    offset = (manifest.get("position") or {}).get("offset_token", "\n")
+    manifest["artifact_path"] = str(target)  # in memory only: lets diagnostics name the file
+    return SteeringVectors(keys, values, offset, manifest)
+
+
+def _describe(geometry: KVGeometry | dict[str, Any]) -> str:
+    g = geometry.to_dict() if isinstance(geometry, KVGeometry) else geometry
+    return f"{g.get('num_layers')} layers × {g.get('kv_heads')} KV heads × head_dim {g.get('head_dim')}"
+
+
+def check_compatible(vectors: SteeringVectors, loaded: LoadedModel) -> None:
+    """Refuse (KVS404/KVS405) vectors built for another model, tokenizer or chat template.
+
+    >>> check_compatible(load_artifact(path), load_model(plan.model))   # doctest: +SKIP
+    """
+    manifest = vectors.manifest
+    built = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
+    assert isinstance(built, dict)
+    here = loaded.identity
+    where = manifest.get("artifact_path") or "<artifact>"
+    rebuild = "rebuild the vectors for this model with `kvsl build SPEC --force` (the spec's `model =` names it)"
+    geometry = loaded.geometry
+    shapes = {tuple(t.shape) for t in [*vectors.keys.values(), *vectors.values.values()]}
+    stored = manifest.get("geometry") or {
+        "num_layers": vectors.num_layers, "kv_heads": None, "head_dim": None,
+    }
+    if (
+        vectors.num_layers != geometry.num_layers
+        or shapes != {(geometry.kv_heads, geometry.head_dim)}
+        or any(layer not in vectors.keys for layer in range(geometry.num_layers))
+    ):
+        raise _error(
+            "KVS404",
+            f"these vectors were built for `{built.get('name', 'another model')}` ({_describe(stored)}), "
+            f"`{here.get('name')}` has {_describe(geometry)}",
+            where, rebuild, ExitCode.ENVIRONMENT,
+        )
+    if not built:
+        return  # in-memory vectors without a manifest: the shapes are all we can check
+    for key, what in (("config_sha256", "configuration"), ("revision", "weights")):
+        if built.get(key) and here.get(key) and built.get(key) != here.get(key):
+            raise _error(
+                "KVS404",
+                f"these vectors were built for `{built.get('name')}`, whose {what} differs from "
+                f"`{here.get('name')}`",
+                where, rebuild, ExitCode.ENVIRONMENT,
+            )
+    for key, what in (("tokenizer_sha256", "tokenizer"), ("chat_template_sha256", "chat template")):
+        if built.get(key) and here.get(key) and built.get(key) != here.get(key):
+            raise _error(
+                "KVS405",
+                f"these vectors were built with another {what} than `{here.get('name')}` uses",
+                where,
+                "prompts would be tokenized differently from extraction; " + rebuild,
+                ExitCode.ENVIRONMENT,
+            )

@@ -1,0 +1,154 @@
+"""`kvsl build`: plan → artifact, content-addressed by the plan's vector hash.
+
+An artifact lives at `<spec dir>/.kvsl/artifacts/<style>-<vector_hash[:12]>.safetensors`
+(or in `--out DIR`). Building a plan whose artifact already exists, and verifies, does
+nothing and says so; `force=True` rebuilds. The artifact is written atomically, so Ctrl-C
+or a crash mid-build leaves the previous state (no file, or the old complete file), and a
+rerun finishes the job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.plan import Plan
+from kvsl.lang.source import Span
+
+ARTIFACT_DIR = Path(".kvsl") / "artifacts"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """Where the artifact is, whether this call built it, and how long the call took."""
+
+    path: Path
+    built: bool
+    seconds: float
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-") or "style"
+
+
+def artifact_path_for(plan: Plan, out_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the artifact of `plan` lives (content-addressed by its vector hash).
+
+    >>> artifact_path_for(plan)   # doctest: +SKIP
+    PosixPath('/home/me/specs/.kvsl/artifacts/step-by-step-1f0c2b9e8a7d.safetensors')
+    """
+    folder = Path(out_dir) if out_dir is not None else Path(plan.spec_path).parent / ARTIFACT_DIR
+    return folder / f"{_slug(plan.style)}-{plan.vector_hash[:12]}.safetensors"
+
+
+def with_precision(plan: Plan, precision: str | None) -> Plan:
+    """The plan with another extraction precision, hashes recomputed (a new artifact)."""
+    if precision is None or precision == plan.extract.precision:
+        return plan
+    fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)}
+    fields.pop("vector_hash")
+    fields.pop("plan_hash")
+    fields["extract"] = dataclasses.replace(plan.extract, precision=precision)  # type: ignore[arg-type]
+    return Plan.create(**fields)
+
+
+def check_traces_unchanged(plan: Plan) -> None:
+    """KVS308 when the trace file changed after the plan was made (its hash is stale)."""
+    path = Path(plan.contrast.traces)
+    if not plan.contrast.traces_sha256 or not path.is_file():
+        return  # a missing file is reported by load_traces (KVS500) with its own help
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != plan.contrast.traces_sha256:
+        raise KvslError(
+            [
+                Diagnostic(
+                    "KVS308",
+                    Severity.ERROR,
+                    f"trace file `{path}` changed after the plan was made",
+                    Span.whole_file(plan.spec_path),
+                    help="run the command again: the plan is recomputed from the current file",
+                )
+            ],
+            ExitCode.ERRORS,
+        )
+
+
+def build(
+    plan: Plan,
+    *,
+    force: bool = False,
+    precision: str | None = None,
+    loaded: Any = None,
+    console: Any = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> BuildResult:
+    """Build the artifact of `plan` unless an up-to-date one exists; returns where it is.
+
+    `precision` overrides the plan's (`"fp32"`/`"bf16"`; it changes the vector hash).
+    `loaded` reuses a model already in memory (it must be the plan's model).
+
+    >>> result = build(load_plan("specs/step_by_step.kvs"))   # doctest: +SKIP
+    >>> result.built, result.path.name                         # doctest: +SKIP
+    (True, 'step-by-step-1f0c2b9e8a7d.safetensors')
+    """
+    from rich.console import Console
+
+    from kvsl.engine.artifact import check_compatible, load_artifact, save_artifact
+    from kvsl.lang.render import render_diagnostics
+
+    started = time.perf_counter()
+    console = console or Console(stderr=True)
+    plan = with_precision(plan, precision)
+    path = artifact_path_for(plan, out_dir)
+    if path.exists() and not force:
+        try:
+            existing = load_artifact(path)
+        except KvslError as err:
+            console.print(
+                f"[yellow]existing artifact is unusable ({err.diagnostics[0].message}); rebuilding[/]"
+            )
+        else:
+            if existing.manifest.get("vector_hash") == plan.vector_hash:
+                console.print(
+                    f"[green]up to date[/]: `{plan.style}` is unchanged, nothing to build "
+                    f"({_shown(path)}; `--force` rebuilds)"
+                )
+                return BuildResult(path, False, time.perf_counter() - started)
+            console.print("[yellow]existing artifact belongs to another plan; rebuilding[/]")
+    check_traces_unchanged(plan)
+    from kvsl.engine.extract import extract_vectors
+    from kvsl.engine.models import load_model, precision_dtype
+
+    if loaded is None:
+        console.print(f"loading model `{plan.model.name}` ({plan.extract.precision})")
+        loaded = load_model(plan.model, dtype=precision_dtype(plan.extract.precision))
+
+    def warn(diagnostic: Diagnostic) -> None:
+        console.print(render_diagnostics([diagnostic], format="human", color=False))
+
+    vectors = extract_vectors(loaded, plan, progress=progress, console=console, on_warning=warn)
+    check_compatible(vectors, loaded)  # sanity: what we extracted fits what we loaded
+    save_artifact(vectors, path)
+    seconds = time.perf_counter() - started
+    stats = vectors.manifest.get("stats", {})
+    assert isinstance(stats, dict)
+    console.print(
+        f"[green]built[/] `{plan.style}`: {vectors.manifest.get('pairs')} pairs × "
+        f"{plan.contrast.shots} shots, {loaded.geometry.num_layers} layers, extraction "
+        f"{stats.get('seconds', 0):.1f} s → {_shown(path)}"
+    )
+    return BuildResult(path, True, seconds)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

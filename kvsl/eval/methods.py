@@ -1,0 +1,332 @@
+"""The methods `kvsl eval` compares, all generating through one code path.
+
+    plain      the chat prompt `T` (generation prompt on), greedy or sampled
+    cot        `T` + "Let's think step by step." as the start of the assistant turn
+    cache      KV-cache steering: prefill `T`, add c·S at its last position, feed the
+               offset token `o`, generate (the paper's method, see kvsl.engine.steer)
+    cache+cot  cache steering, then `o` + the CoT prefix before generating
+    caa        activation steering: `T`, with multiplier·direction added to one layer's
+               output at the last prompt position and every decoding step (kvsl.eval.caa)
+
+Every method uses the same prompts (same system prompt), the same batching, left padding
+and decoding settings, so accuracy, response length and ms per token compare like with
+like. Responses are the generated text only (never the CoT prefix).
+
+Timing: `Generation.seconds` is the example's share of its batch's wall time, in
+proportion to the tokens it generated, prefill included; ms/token of a method is
+1000 · Σ seconds / Σ tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from kvsl.engine.generate import GenerationSettings, chat_prompt, left_pad, pad_token_id
+from kvsl.engine.steer import apply_edit, cache_argument, model_geometry, prefill, resolve_edit
+from kvsl.engine.vectors import SteeringVectors
+from kvsl.eval.caa import CaaVectors, caa_steering
+from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.source import Span
+
+METHOD_NAMES = ("plain", "cot", "cache", "cache+cot", "caa")
+COT_PREFIX = "Let's think step by step."
+FORCED_CHOICE_CUE = "\nThe answer is"
+
+
+def parse_methods(text: str) -> tuple[str, ...]:
+    """`"plain,cache"` → `("plain", "cache")`; KVS610 for an unknown name.
+
+    >>> parse_methods("plain, cot,cache+cot")
+    ('plain', 'cot', 'cache+cot')
+    """
+    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in METHOD_NAMES]
+    if unknown or not names:
+        raise KvslError(
+            [
+                Diagnostic(
+                    "KVS610",
+                    Severity.ERROR,
+                    f"unknown eval method `{unknown[0] if unknown else text}`",
+                    Span.whole_file("<command line>"),
+                    help=f"`--methods` takes a comma-separated list of {', '.join(METHOD_NAMES)}",
+                )
+            ],
+            ExitCode.USAGE,
+        )
+    return names
+
+
+@dataclass(frozen=True)
+class Method:
+    """One configured method. `name` is what reports show (unique within an eval).
+
+    `settings()` is everything that changes its generations, hashed into the cache key.
+    """
+
+    name: str
+    kind: str  # one of METHOD_NAMES
+    cot: bool = False
+    coefficients: tuple[tuple[int, float, float], ...] = ()  # (layer, c_k, c_v) for cache
+    caa_layer: int | None = None
+    caa_multiplier: float = 0.0
+    vectors: SteeringVectors | None = field(default=None, compare=False, repr=False)
+    caa: CaaVectors | None = field(default=None, compare=False, repr=False)
+    vector_id: str = ""  # content id of the vectors (artifact vector hash / CAA pairs hash)
+
+    def settings(self) -> dict[str, object]:
+        data: dict[str, object] = {"kind": self.kind, "cot": self.cot}
+        if self.kind.startswith("cache"):
+            data["coefficients"] = [list(c) for c in self.coefficients]
+            data["offset_token"] = self.vectors.offset_token if self.vectors else None
+            data["vectors"] = self.vector_id
+        if self.kind == "caa":
+            data["layer"] = self.caa_layer
+            data["multiplier"] = self.caa_multiplier
+            data["vectors"] = self.vector_id
+        return data
+
+
+def plain_method(name: str = "plain") -> Method:
+    return Method(name, "plain")
+
+
+def cot_method(name: str = "cot") -> Method:
+    return Method(name, "cot", cot=True)
+
+
+def cache_method(
+    vectors: SteeringVectors,
+    coefficients: dict[int, tuple[float, float]],
+    *,
+    cot: bool = False,
+    name: str | None = None,
+    vector_id: str = "",
+) -> Method:
+    """Cache steering with `{layer: (c_k, c_v)}` (optionally followed by the CoT prefix)."""
+    kind = "cache+cot" if cot else "cache"
+    coeffs = tuple((int(layer), float(k), float(v)) for layer, (k, v) in sorted(coefficients.items()))
+    vid = vector_id or str(vectors.manifest.get("vector_hash", "")) or _tensor_id(vectors.values)
+    return Method(name or kind, kind, cot, coeffs, vectors=vectors, vector_id=vid)
+
+
+def caa_method(
+    vectors: CaaVectors, layer: int, multiplier: float, *, name: str | None = None
+) -> Method:
+    """Activation steering at one layer with one multiplier."""
+    vid = str(vectors.manifest.get("pairs_sha256", "")) or _tensor_id(vectors.directions)
+    return Method(
+        name or "caa",
+        "caa",
+        caa_layer=int(layer),
+        caa_multiplier=float(multiplier),
+        caa=vectors,
+        vector_id=vid,
+    )
+
+
+def _tensor_id(tensors: dict[int, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for layer in sorted(tensors):
+        digest.update(str(layer).encode())
+        digest.update(tensors[layer].to(torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def settings_hash(payload: dict[str, object]) -> str:
+    """A short stable hash of a JSON-able settings dict (the results-cache key part)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One response: its text, its number of new tokens, its share of the batch time."""
+
+    text: str
+    tokens: int
+    seconds: float
+
+
+def _generation_config(model: Any, settings: GenerationSettings, pad_id: int) -> Any:
+    import copy
+
+    config = copy.deepcopy(model.generation_config)
+    config.max_new_tokens = settings.max_new_tokens
+    config.min_new_tokens = settings.min_new_tokens
+    config.pad_token_id = pad_id
+    config.num_beams = 1
+    config.do_sample = settings.sample
+    config.temperature = settings.temperature if settings.sample else None
+    config.top_p = settings.top_p if settings.sample else None
+    config.top_k = None
+    return config
+
+
+def _eos_ids(tokenizer: Any, model: Any) -> set[int]:
+    eos = model.generation_config.eos_token_id
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    if eos is None:
+        return set()
+    return {int(e) for e in (eos if isinstance(eos, list | tuple) else [eos])}
+
+
+def encode_text(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+@dataclass
+class Generator:
+    """Runs methods on one model: `generate(method, questions, settings)`."""
+
+    model: Any
+    tokenizer: Any
+    system_prompt: str | None = None
+    batch_size: int = 8
+
+    def prompt_ids(self, question: str) -> list[int]:
+        return chat_prompt(self.tokenizer, question, self.system_prompt)
+
+    @contextmanager
+    def _method_context(self, method: Method) -> Iterator[None]:
+        if method.kind == "caa":
+            assert method.caa is not None and method.caa_layer is not None
+            with caa_steering(self.model, method.caa, method.caa_layer, method.caa_multiplier):
+                yield
+        else:
+            with nullcontext():
+                yield
+
+    def generate(
+        self,
+        method: Method,
+        questions: Sequence[str],
+        settings: GenerationSettings,
+        *,
+        on_batch: Callable[[int], object] | None = None,
+    ) -> list[Generation]:
+        """Generate one response per question (batched, shortest prompts first)."""
+        from kvsl.engine.prompting import offset_token_id
+
+        suffix = encode_text(self.tokenizer, COT_PREFIX) if method.cot else []
+        offset_id: int | None = None
+        edit = None
+        if method.kind.startswith("cache"):
+            if method.vectors is None:
+                raise ValueError("cache steering needs vectors")
+            offset_id = offset_token_id(self.tokenizer, method.vectors.offset_token)
+            coefficients = {layer: (k, v) for layer, k, v in method.coefficients}
+            edit = resolve_edit(method.vectors, coefficients, model_geometry(self.model))
+        prompts = [self.prompt_ids(q) for q in questions]
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        results: list[Generation | None] = [None] * len(prompts)
+        with self._method_context(method):
+            for start in range(0, len(order), max(1, self.batch_size)):
+                chunk = order[start : start + self.batch_size]
+                began = time.perf_counter()
+                outputs = self._batch(
+                    [prompts[i] for i in chunk], settings, offset_id, suffix, edit
+                )
+                elapsed = time.perf_counter() - began
+                total = sum(len(o) for o in outputs) or 1
+                for i, tokens in zip(chunk, outputs, strict=True):
+                    text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                    for stop in settings.stop:
+                        if stop and stop in text:
+                            text = text[: text.index(stop)]
+                    results[i] = Generation(text, len(tokens), elapsed * len(tokens) / total)
+                if on_batch is not None:
+                    on_batch(len(chunk))
+        return [r for r in results if r is not None]
+
+    def _batch(
+        self,
+        prompts: Sequence[list[int]],
+        settings: GenerationSettings,
+        offset_id: int | None,
+        suffix: list[int],
+        edit: Any,
+    ) -> list[list[int]]:
+        """New token ids for one batch of prompt ids `T`.
+
+        Rows are `T (+ [o]) (+ CoT prefix)`, left-padded; every row ends with the same
+        tokens, so `T`'s last token sits at one index in every row and one cache edit
+        covers the batch.
+        """
+        model = self.model
+        pad_id = pad_token_id(self.tokenizer, model)
+        tail = ([offset_id] if offset_id is not None else []) + suffix
+        rows = [list(p) + tail for p in prompts]
+        device = next(model.parameters()).device
+        input_ids, attention_mask = left_pad(rows, pad_id, device)  # (batch, seq)
+        kwargs: dict[str, Any] = {}
+        devices = [device] if device.type == "cuda" else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(settings.seed)
+            if edit is not None and offset_id is not None:
+                cut = input_ids.shape[1] - len(tail)
+                cache = prefill(model, input_ids[:, :cut], attention_mask[:, :cut])
+                apply_edit(cache, edit)  # at T's last position (index -1 of the cache)
+                kwargs[cache_argument(model)] = cache
+            output = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                generation_config=_generation_config(model, settings, pad_id),
+                **kwargs,
+            )
+        eos = _eos_ids(self.tokenizer, model)
+        new: list[list[int]] = []
+        for row in output[:, input_ids.shape[1] :].tolist():
+            # Rows that finished early are padded after their end-of-sequence token.
+            cut_at = next((i for i, t in enumerate(row) if t in eos), len(row))
+            new.append(row[:cut_at])
+        return new
+
+    def forced_choices(
+        self,
+        method: Method,
+        questions: Sequence[str],
+        responses: Sequence[str],
+        labels: Sequence[Sequence[str]],
+    ) -> list[str | None]:
+        """The label the (unsteered) model rates most likely after each response.
+
+        For answers no extraction rule found: the prompt, the CoT prefix if the method
+        used one, the response, then "\\nThe answer is"; the next-token logits of " A",
+        " B", ... (the first token of each) decide. None when labels share a first token.
+        """
+        prefix = COT_PREFIX if method.cot else ""
+        rows = [
+            self.prompt_ids(q) + encode_text(self.tokenizer, prefix + r + FORCED_CHOICE_CUE)
+            for q, r in zip(questions, responses, strict=True)
+        ]
+        pad_id = pad_token_id(self.tokenizer, self.model)
+        device = next(self.model.parameters()).device
+        picks: list[str | None] = []
+        for start in range(0, len(rows), max(1, self.batch_size)):
+            chunk = rows[start : start + self.batch_size]
+            ids, mask = left_pad(chunk, pad_id, device)
+            from kvsl.engine.steer import position_ids
+
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)
+                ).logits[:, -1, :]  # (batch, vocab)
+            for offset, row_logits in enumerate(logits):
+                options = labels[start + offset]
+                firsts = [encode_text(self.tokenizer, " " + label)[:1] for label in options]
+                if any(not f for f in firsts) or len({f[0] for f in firsts}) != len(firsts):
+                    picks.append(None)
+                    continue
+                scores = [float(row_logits[f[0]]) for f in firsts]
+                picks.append(options[max(range(len(options)), key=scores.__getitem__)])
+        return picks

@@ -1,0 +1,469 @@
+"""Reading and parsing `.kvs` files: bytes → text → syntax tree, or coded diagnostics.
+
+This is the only module that imports lark. Every failure a user can cause (unreadable,
+binary, not UTF-8, too large, too deeply nested, syntax errors) comes back as a
+KVS0xx diagnostic with a location; nothing here raises for bad input.
+
+>>> spec, diagnostics = parse_text('style "s" { contrast { pairs = 4 } }', "s.kvs")
+>>> diagnostics
+[]
+>>> spec.items[0].items[0].items[0].key
+'pairs'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kvsl.lang.diagnostics import Diagnostic, Label, Severity
+from kvsl.lang.source import SourceFile, Span
+from kvsl.lang.syntax import (
+    Assignment,
+    Block,
+    Comment,
+    Ident,
+    Item,
+    ListValue,
+    Number,
+    Range,
+    Spec,
+    String,
+    Value,
+)
+
+if TYPE_CHECKING:
+    from lark import Lark, Token, Tree
+
+# A spec is a page of settings; anything bigger is a mistake (a trace file or a model
+# passed by accident), and reading it whole would only make the error slower.
+MAX_SPEC_BYTES = 1_000_000
+# Specs nest three levels (style > steer > at) plus lists; the limit keeps the recursive
+# tree conversion far from Python's recursion limit whatever the input.
+MAX_NESTING = 32
+
+_GRAMMAR = Path(__file__).with_name("grammar.lark")
+_comments: list[Token] = []  # filled by the lexer callback during one parse
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    from lark import Lark
+
+    return Lark(
+        _GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        # The LALR tables are cached in the temp dir (keyed by the grammar's hash):
+        # building them costs ~50 ms per process, loading them ~5 ms.
+        cache=True,
+        lexer_callbacks={"COMMENT": _comments.append},
+    )
+
+
+def _error(
+    code: str,
+    message: str,
+    span: Span,
+    help: str | None = None,
+    labels: tuple[Label, ...] = (),
+) -> Diagnostic:
+    return Diagnostic(code, Severity.ERROR, message, span, labels=labels, help=help)
+
+
+def load_source(path: str | os.PathLike[str]) -> tuple[SourceFile | None, list[Diagnostic]]:
+    """Read a spec file as text, or explain why it cannot be a spec.
+
+    >>> load_source("/nonexistent.kvs")[1][0].code
+    'KVS008'
+    """
+    name = os.fspath(path)
+    whole = Span.whole_file(name)
+    if os.path.isdir(name):
+        return None, [
+            _error(
+                "KVS002",
+                f"`{name}` is a directory, not a spec file",
+                whole,
+                help="pass a `.kvs` file (`kvsl check` also accepts directories)",
+            )
+        ]
+    if not os.path.exists(name):
+        return None, [_error("KVS008", f"no such file: `{name}`", whole)]
+    try:
+        size = os.path.getsize(name)
+        if size > MAX_SPEC_BYTES:
+            return None, [
+                _error(
+                    "KVS005",
+                    f"file is too large for a spec ({size:,} bytes, the limit is "
+                    f"{MAX_SPEC_BYTES:,})",
+                    whole,
+                    help="a spec is a page of settings: is this the right file?",
+                )
+            ]
+        data = Path(name).read_bytes()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        return None, [_error("KVS001", f"cannot read `{name}`: {reason.lower()}", whole)]
+    return decode_source(name, data)
+
+
+def decode_source(path: str, data: bytes) -> tuple[SourceFile | None, list[Diagnostic]]:
+    """Bytes → SourceFile, rejecting binary data and invalid UTF-8 at their position."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        prefix = SourceFile(path, data[:nul].decode("utf-8", errors="replace"))
+        offset = len(prefix.text)
+        return None, [
+            _error(
+                "KVS004",
+                "binary file: found a NUL byte",
+                prefix.span(offset, offset),
+                help="a spec is UTF-8 text; is this the right file?",
+            )
+        ]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        prefix = SourceFile(path, data[: err.start].decode("utf-8", errors="replace"))
+        offset = len(prefix.text)
+        return None, [
+            _error(
+                "KVS003",
+                f"file is not valid UTF-8: byte 0x{data[err.start]:02x} at offset {err.start}",
+                prefix.span(offset, offset + 1),
+                help="save the file as UTF-8",
+            )
+        ]
+    return SourceFile(path, text), []
+
+
+def parse_file(path: str | os.PathLike[str]) -> tuple[Spec | None, list[Diagnostic]]:
+    """Read and parse one spec file.
+
+    >>> parse_file("/nonexistent.kvs")[0] is None
+    True
+    """
+    source, diagnostics = load_source(path)
+    if source is None:
+        return None, diagnostics
+    return parse_source(source)
+
+
+def parse_text(text: str, path: str = "<text>") -> tuple[Spec | None, list[Diagnostic]]:
+    """Parse spec text (tests, the formatter)."""
+    return parse_source(SourceFile(path, text))
+
+
+def parse_source(source: SourceFile) -> tuple[Spec | None, list[Diagnostic]]:
+    """SourceFile → syntax tree. Returns (None, diagnostics) on a syntax error."""
+    from lark.exceptions import UnexpectedInput
+
+    deep, unclosed = _scan_brackets(source.text)
+    if deep is not None:
+        return None, [
+            _error(
+                "KVS007",
+                f"nesting is too deep (more than {MAX_NESTING} levels of `{{` and `[`)",
+                source.span(deep, deep + 1),
+                help="a spec nests blocks three levels deep: style > steer > at",
+            )
+        ]
+    _comments.clear()
+    try:
+        tree = _parser().parse(source.text)
+    except UnexpectedInput as err:
+        return None, [_syntax_diagnostic(source, err, unclosed)]
+    comments = tuple(
+        Comment(tok.value, source.span(tok.start_pos or 0, tok.end_pos or 0))
+        for tok in _comments
+    )
+    _comments.clear()
+    builder = _Builder(source)
+    items = tuple(builder.item(child) for child in tree.children)
+    spec = Spec(source.path, items, comments, source.span(0, len(source.text)))
+    return spec, builder.diagnostics
+
+
+# --- syntax errors ---------------------------------------------------------------------
+
+_TOKEN_NAMES = {
+    "NAME": "a name",
+    "EQUAL": "`=`",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "COMMA": "`,`",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "LONG_STRING": "a string",
+    "__ANON_0": "`..`",
+    "$END": "end of file",
+}
+
+# Lark's match_examples labels the parser state of an error by the example that fails in
+# the same state; each label is the code reported for mistakes of that shape.
+_EXAMPLES: dict[str, list[str]] = {
+    "KVS014": [  # missing `=`
+        "pairs 40",
+        "select random",
+        'style "a" { pairs 40 }',
+        'style "a" { contrast { pairs 40 } }',
+        'style "a" { mode greedy }',
+        'style "a" { steer { layers [1] } }',
+    ],
+    "KVS016": [  # missing `,` between list items
+        'style "a" { x = [1 2] }',
+        'style "a" { x = ["a" "b"] }',
+        'style "a" { x = [a b] }',
+        'style "a" { x = [1..2 3] }',
+        'style "a" { x = [1.. 3] }',
+        'style "a" { x = [[1] 2] }',
+    ],
+    "KVS017": [  # missing value after `=`
+        'style "a" { x = }',
+        'style "a" { x = y = 1 }',
+        "x = }",
+        "x = y = 1",
+    ],
+}
+
+
+def _describe(tokens: set[str] | frozenset[str]) -> list[str]:
+    names = {_TOKEN_NAMES.get(t, f"`{t}`") for t in tokens if not t.startswith("__IGNORE")}
+    return sorted(names)
+
+
+def _syntax_diagnostic(source: SourceFile, err: Any, unclosed: list[int]) -> Diagnostic:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
+    text = source.text
+    if isinstance(err, UnexpectedCharacters):
+        offset = err.pos_in_stream or 0
+        char = text[offset] if offset < len(text) else ""
+        if char == '"':
+            end = text.find("\n", offset)
+            end = len(text) if end < 0 else end
+            return _error(
+                "KVS012",
+                "unterminated string",
+                source.span(offset, end),
+                help='close the string with `"` on the same line, or use `"""` for text '
+                "that spans lines",
+            )
+        help = None
+        if char == ":":
+            help = "kvsl uses `=` between a key and its value: `pairs = 40`"
+        elif char == ";":
+            help = "items need no separator: put each `key = value` on its own line"
+        shown = char if char.isprintable() else repr(char)[1:-1]
+        return _error(
+            "KVS011", f"unexpected character `{shown}`", source.span(offset, offset + 1), help
+        )
+
+    token = getattr(err, "token", None)
+    at_end = isinstance(err, UnexpectedEOF) or (token is not None and token.type == "$END")
+    if at_end:
+        end = len(text)
+        labels: tuple[Label, ...] = ()
+        what = "`}`"
+        if unclosed:
+            opener = unclosed[-1]
+            what = "`}`" if text[opener] == "{" else "`]`"
+            labels = (Label(source.span(opener, opener + 1), f"this `{text[opener]}` is never closed"),)
+        return _error(
+            "KVS013",
+            f"unexpected end of file: expected {what}",
+            source.span(end, end),
+            labels=labels,
+            help=f"add the missing {what}",
+        )
+
+    assert isinstance(err, UnexpectedToken)
+    start = token.start_pos if token is not None and token.start_pos is not None else 0
+    end = token.end_pos if token is not None and token.end_pos is not None else start
+    span = source.span(start, end)
+    found = _found(token)
+    code = err.match_examples(_parser().parse, _EXAMPLES, use_accepts=True) or "KVS010"
+    before = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", text[:start])
+    key = before.group(1) if before else "the key"
+    if code == "KVS014":
+        return _error(
+            "KVS014",
+            f"expected `=` after `{key}`, found {found}",
+            span,
+            help=f"write `{key} = {token}`" if token is not None and token.type != "$END"
+            else None,
+        )
+    if code == "KVS016":
+        return _error(
+            "KVS016",
+            f"expected `,` or `]` in list, found {found}",
+            span,
+            help="separate list items with commas: `[1, 2]`",
+        )
+    if code == "KVS017":
+        return _error(
+            "KVS017",
+            f"expected a value after `=`, found {found}",
+            span,
+            help="every key needs a value: a string, a number, a name or a list",
+        )
+    expected = _describe(err.expected)
+    message = f"unexpected {found}"
+    if 0 < len(expected) <= 5:
+        message += ", expected " + (
+            expected[0] if len(expected) == 1 else ", ".join(expected[:-1]) + " or " + expected[-1]
+        )
+    help = None
+    if token is not None and token.type == "RBRACE" and not unclosed:
+        help = "this `}` has no matching `{`"
+    return _error("KVS010", message, span, help)
+
+
+def _found(token: Any) -> str:
+    if token is None or token.type == "$END":
+        return "end of file"
+    value = str(token)
+    if len(value) > 30:
+        value = value[:27] + "..."
+    value = value.replace("\n", "\\n")
+    return f"`{value}`"
+
+
+def _scan_brackets(text: str) -> tuple[int | None, list[int]]:
+    """(offset of the first bracket nested too deep or None, offsets of unclosed openers).
+
+    Skips strings and comments. Linear, and runs before lark so that 10,000 nested
+    braces are one diagnostic rather than a RecursionError in the tree conversion.
+    """
+    stack: list[int] = []
+    i, n = 0, len(text)
+    token = re.compile(r'"""(?:[^"]|"(?!""))*(?:"""|$)|"(?:[^"\\\n]|\\[^\n])*"?|#[^\n]*|[{}\[\]]')
+    for match in token.finditer(text):
+        i = match.start()
+        ch = text[i]
+        if ch in "{[":
+            stack.append(i)
+            if len(stack) > MAX_NESTING:
+                return i, stack
+        elif ch in "}]" and stack:
+            stack.pop()
+    del n
+    return None, stack
+
+
+# --- lark tree → syntax dataclasses ----------------------------------------------------
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "0": "\0", "/": "/"}
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)")
+
+
+class _Builder:
+    """Converts the lark tree; collects escape errors (the only post-parse syntax errors)."""
+
+    def __init__(self, source: SourceFile) -> None:
+        self.source = source
+        self.diagnostics: list[Diagnostic] = []
+
+    def span(self, node: Tree | Token) -> Span:
+        from lark import Token
+
+        if isinstance(node, Token):
+            return self.source.span(node.start_pos or 0, node.end_pos or 0)
+        meta = node.meta
+        if getattr(meta, "empty", True):
+            return self.source.span(0, 0)
+        return self.source.span(meta.start_pos, meta.end_pos)
+
+    def item(self, node: Tree) -> Item:
+        from lark import Token
+
+        if node.data == "assignment":
+            name, value = node.children
+            return Assignment(str(name), self.span(name), self.value(value), self.span(node))
+        # block: NAME [header] LBRACE item* RBRACE
+        name, *rest = node.children
+        header = rest.pop(0) if not isinstance(rest[0], Token) else None
+        lbrace = rest.pop(0)
+        rbrace = rest.pop()
+        return Block(
+            kind=str(name),
+            kind_span=self.span(name),
+            header=self.value(header) if header is not None else None,  # type: ignore[arg-type]
+            items=tuple(self.item(child) for child in rest),
+            span=self.span(node),
+            open_span=self.span(lbrace),
+            close_span=self.span(rbrace),
+        )
+
+    def value(self, node: Tree) -> Value:
+        kind = node.data
+        if kind == "string":
+            return self.string(node.children[0])
+        if kind == "number":
+            return self.number(node.children[0])
+        if kind == "ident":
+            return Ident(str(node.children[0]), self.span(node))
+        if kind == "list":
+            return ListValue(
+                tuple(
+                    self.range(child) if child.data == "range" else self.value(child)
+                    for child in node.children
+                ),
+                self.span(node),
+            )
+        raise AssertionError(f"unexpected tree node {kind}")  # grammar and builder disagree
+
+    def range(self, node: Tree) -> Range:
+        start, *more = node.children
+        stop = more[0] if more else None
+        return Range(
+            self.number(start), self.number(stop) if stop is not None else None, self.span(node)
+        )
+
+    def number(self, token: Token) -> Number:
+        text = str(token)
+        value: int | float
+        if re.fullmatch(r"[+-]?\d+", text):
+            value = int(text)
+        else:
+            value = float(text)  # 1e999 becomes inf: the checker reports non-finite values
+        return Number(value, text, self.span(token))
+
+    def string(self, token: Token) -> String:
+        raw = str(token)
+        if token.type == "LONG_STRING":
+            return String(raw[3:-3], True, self.span(token))
+        body = raw[1:-1]
+        base = (token.start_pos or 0) + 1
+
+        def decode(match: re.Match[str]) -> str:
+            esc = match.group(1)
+            if esc[0] in "uU":
+                code = int(esc[1:], 16)
+                if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
+                    return chr(code)
+            elif esc in _ESCAPES:
+                return _ESCAPES[esc]
+            start = base + match.start()
+            shown = esc if esc[0] not in "uU" else esc
+            self.diagnostics.append(
+                _error(
+                    "KVS015",
+                    f"invalid escape `\\{shown}` in string",
+                    self.source.span(start, base + match.end()),
+                    help=f"write `\\\\{shown[0]}` for a literal backslash; valid escapes are "
+                    '\\n \\t \\r \\0 \\\\ \\" \\/ \\uXXXX \\UXXXXXXXX',
+                )
+            )
+            return match.group(0)
+
+        return String(_ESCAPE.sub(decode, body), False, self.span(token))

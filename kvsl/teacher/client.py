@@ -1,0 +1,236 @@
+"""The chat-completions client: where to connect, with which key, and what failures mean.
+
+Retries are the `openai` client's own (`max_retries`): it honours `Retry-After` /
+`retry-after-ms`, and otherwise backs off exponentially with jitter on 408, 409, 429, 5xx,
+connection errors and timeouts. kvsl never loops on a request itself; it only decides what
+a failure that survived those retries means for the run:
+
+- fatal (`Fatal`): the server is unreachable, rejects the key, or has no such model or
+  endpoint. Every later request would fail the same way, so the run stops (exit 3) and
+  keeps everything already written.
+- permanent for this question (`permanent=True`): the server refused this one request
+  (400: prompt too long, content filter). Asking again would get the same answer.
+- transient (`permanent=False`): rate limits, server errors and timeouts that outlasted the
+  retries. The question is logged as skipped and asked again by the next run.
+
+The API key is never put into a message: every text that leaves this module goes through
+`Redactor`, which also hides credentials written into a base URL (`http://user:pw@host`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.source import Span
+
+if TYPE_CHECKING:  # openai is imported lazily: `kvsl --help` must not pay for it
+    from openai import AsyncOpenAI
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the teacher connects; `key` is never printed (`repr` hides it)."""
+
+    base_url: str
+    key: str
+    base_url_origin: str  # "--base-url", "the spec", "OPENAI_BASE_URL" or "the default"
+
+    def __repr__(self) -> str:
+        return f"Endpoint(base_url={display_url(self.base_url)!r}, key={REDACTED!r})"
+
+
+def display_url(url: str) -> str:
+    """A URL safe to print: user info (`user:password@`) replaced by `[redacted]@`.
+
+    >>> display_url("http://me:s3cret@localhost:8000/v1")
+    'http://[redacted]@localhost:8000/v1'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{REDACTED}@{host}"))
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """Removes secrets (the API key, base-URL credentials) from any text kvsl writes.
+
+    >>> Redactor(("sk-abc123",)).scrub("bad key sk-abc123!")
+    'bad key [redacted]!'
+    """
+
+    secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def for_endpoint(cls, endpoint: Endpoint | None) -> Redactor:
+        if endpoint is None:
+            return cls()
+        secrets = [endpoint.key]
+        netloc = urlsplit(endpoint.base_url).netloc
+        if "@" in netloc:
+            userinfo = netloc.rsplit("@", 1)[0]
+            secrets.extend([userinfo, *userinfo.split(":")])
+        # Longest first, so a secret that contains another is removed whole. Very short
+        # strings (a 1-char password) would shred ordinary text: keys are long anyway.
+        usable = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        return cls(tuple(usable))
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+def resolve_endpoint(
+    spec_path: str,
+    *,
+    cli_base_url: str | None,
+    spec_base_url: str | None,
+    environ: dict[str, str] | None = None,
+) -> Endpoint:
+    """Pick the base URL (flag, then spec, then `OPENAI_BASE_URL`, then OpenAI) and the key.
+
+    Raises KvslError (KVS510, exit 3) when `OPENAI_API_KEY` is unset or empty.
+
+    >>> resolve_endpoint("s.kvs", cli_base_url=None, spec_base_url="http://h:1/v1",
+    ...                  environ={"OPENAI_API_KEY": "k"}).base_url
+    'http://h:1/v1'
+    """
+    env = os.environ if environ is None else environ
+    if cli_base_url:
+        base_url, origin = cli_base_url, "--base-url"
+    elif spec_base_url:
+        base_url, origin = spec_base_url, "the spec"
+    elif env.get("OPENAI_BASE_URL"):
+        base_url, origin = env["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
+    else:
+        base_url, origin = DEFAULT_BASE_URL, "the default"
+    key = env.get("OPENAI_API_KEY", "").strip()
+    if not key:
+        raise KvslError(
+            [
+                Diagnostic(
+                    "KVS510",
+                    Severity.ERROR,
+                    f"no API key for the teacher at `{display_url(base_url)}`",
+                    Span.whole_file(spec_path),
+                    help="export OPENAI_API_KEY=... (a local vLLM, ollama or llama.cpp server "
+                    "that checks no key accepts any value: OPENAI_API_KEY=unused); "
+                    "`kvsl teach --dry-run` shows the prompts without a key",
+                )
+            ],
+            ExitCode.ENVIRONMENT,
+        )
+    return Endpoint(base_url=base_url, key=key, base_url_origin=origin)
+
+
+def make_client(endpoint: Endpoint, *, max_retries: int, timeout: float) -> AsyncOpenAI:
+    """An AsyncOpenAI client whose retries and timeout are the only ones kvsl uses."""
+    from openai import AsyncOpenAI
+
+    return AsyncOpenAI(
+        api_key=endpoint.key,
+        base_url=endpoint.base_url,
+        max_retries=max_retries,
+        timeout=timeout,
+    )
+
+
+# --- what a failure means ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fatal:
+    """A failure that ends the run: every later request would fail the same way."""
+
+    diagnostic: Diagnostic
+
+
+@dataclass(frozen=True)
+class RequestFailed:
+    """A failure of one request; the question is logged as skipped."""
+
+    reason: str  # "timeout", "rate_limited", "server_error", "bad_request", ...
+    detail: str  # already scrubbed
+    permanent: bool
+
+
+def classify_error(
+    error: BaseException, *, endpoint: Endpoint, model: str, spec_path: str
+) -> Fatal | RequestFailed:
+    """Map an `openai` exception (after its retries) to what the run does next."""
+    import openai
+
+    redact = Redactor.for_endpoint(endpoint)
+    url = display_url(endpoint.base_url)
+    span = Span.whole_file(spec_path)
+    detail = redact.scrub(_message(error))
+
+    def fatal(code: str, message: str, help: str) -> Fatal:
+        return Fatal(Diagnostic(code, Severity.ERROR, redact.scrub(message), span,
+                                help=redact.scrub(help)))
+
+    if isinstance(error, openai.APITimeoutError):
+        return RequestFailed("timeout", "the request timed out after every retry", False)
+    if isinstance(error, openai.APIConnectionError):
+        return fatal(
+            "KVS511",
+            f"cannot reach the teacher server at `{url}` (base URL from "
+            f"{endpoint.base_url_origin})",
+            "start the server, or point `--base-url` / the spec's `base_url` / "
+            "OPENAI_BASE_URL at it (vLLM: http://127.0.0.1:8000/v1, ollama: "
+            "http://127.0.0.1:11434/v1, llama.cpp: http://127.0.0.1:8080/v1)",
+        )
+    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+        return fatal(
+            "KVS512",
+            f"the teacher server at `{url}` rejected the API key "
+            f"(HTTP {error.status_code}): {detail}",
+            "check OPENAI_API_KEY (and that it belongs to this server and project)",
+        )
+    if isinstance(error, openai.NotFoundError):
+        return fatal(
+            "KVS513",
+            f"the teacher server at `{url}` has no model `{model}` or no chat-completions "
+            f"endpoint (HTTP 404): {detail}",
+            "check the spec's teacher `model` (or `--model`) against the server's model "
+            "list, and that the base URL ends in `/v1`",
+        )
+    if isinstance(error, openai.RateLimitError):
+        return RequestFailed("rate_limited", detail, False)
+    if isinstance(error, openai.APIStatusError):
+        status = error.status_code
+        if status >= 500 or status in (408, 409):
+            return RequestFailed("server_error", f"HTTP {status}: {detail}", False)
+        return RequestFailed("bad_request", f"HTTP {status}: {detail}", True)
+    if isinstance(error, openai.APIResponseValidationError | openai.APIError):
+        return RequestFailed("bad_response", detail, False)
+    raise error  # a programming error: let it surface
+
+
+def _message(error: BaseException) -> str:
+    import openai
+
+    message = str(error)
+    if isinstance(error, openai.APIStatusError):
+        body = error.body
+        if isinstance(body, dict):
+            inner = body.get("error", body)
+            if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+                message = inner["message"]
+            elif isinstance(inner, str):
+                message = inner
+    message = re.sub(r"\s+", " ", message).strip()
+    return message[:300]

@@ -1,0 +1,558 @@
+"""`kvsl teach`: ask a teacher model for reasoning traces and append them as they arrive.
+
+For each question of the source: render the spec's template, call chat completions, parse
+the `<step>`/`<answer>` tags, check the answer against the known one, then either append a
+trace to the spec's trace file (`kvsl.traces.append_trace`: one full line, flushed and
+fsynced, so a kill loses nothing) or append a skip record to the skip log next to it
+(`traces/x.jsonl` → `traces/x.skipped.jsonl`).
+
+A rerun resumes: questions whose id (or exact question text) is already in the trace file
+are never asked again, nor are questions skipped for a permanent reason (no tags, wrong
+answer, refused request) unless `retry_skipped` is set. Transient failures (timeouts, rate
+limits, 5xx that outlasted the client's retries) are logged and asked again next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.source import Span
+from kvsl.teacher.client import (
+    Endpoint,
+    Fatal,
+    Redactor,
+    RequestFailed,
+    classify_error,
+    display_url,
+    make_client,
+    resolve_endpoint,
+)
+from kvsl.teacher.parsing import answers_agree, parse_reply
+from kvsl.teacher.pricing import Usage
+from kvsl.teacher.prompts import (
+    RenderedPrompt,
+    _teacher,
+    compile_template,
+    domain_of,
+    load_questions,
+    render_prompt,
+)
+from kvsl.traces import Trace, append_trace, load_traces
+
+if TYPE_CHECKING:
+    from kvsl.eval.datasets import Example
+    from kvsl.lang.plan import Plan, TeacherPlan
+
+REPLY_EXCERPT_CHARS = 2000  # how much of a rejected reply the skip log keeps
+
+
+@dataclass(frozen=True)
+class TeachOptions:
+    """Command-line choices layered over the spec's `teacher` block (None: the spec's)."""
+
+    questions: str | None = None
+    question_format: str | None = None
+    labels: str | None = None
+    limit: int | None = None  # the first N questions of the source
+    concurrency: int | None = None
+    base_url: str | None = None
+    model: str | None = None
+    retry_skipped: bool = False  # ask again questions skipped for a permanent reason
+    max_retries: int = 4  # the openai client's own retries per request
+    timeout: float = 120.0  # seconds per request attempt
+    # Stop (exit 3) after this many transient failures in a row with no success between:
+    # the server is down in a way the per-request retries cannot fix.
+    max_consecutive_failures: int = 8
+    progress: bool = False  # a rich progress bar on stderr
+
+
+@dataclass(frozen=True)
+class SkipRecord:
+    """One question the teacher did not produce a usable trace for."""
+
+    id: str
+    reason: str  # no_steps, no_answer, wrong_answer, truncated, empty_reply, bad_request, ...
+    permanent: bool  # False: asked again by the next run
+    detail: str = ""
+    expected: str | None = None
+    got: str | None = None
+    reply: str | None = None  # the start of the teacher's reply, for debugging templates
+    model: str | None = None
+
+    def to_json(self) -> str:
+        record: dict[str, object] = {
+            "id": self.id,
+            "reason": self.reason,
+            "permanent": self.permanent,
+            "detail": self.detail,
+        }
+        for key in ("expected", "got", "reply", "model"):
+            value = getattr(self, key)
+            if value is not None:
+                record[key] = value
+        record["time"] = datetime.now(UTC).isoformat(timespec="seconds")
+        return json.dumps(record, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class TeachReport:
+    """What a run did; `written + len(skipped) == asked` unless it was stopped."""
+
+    model: str
+    base_url: str  # display form, no credentials
+    traces_path: str
+    skip_log_path: str
+    total: int  # questions in the source (after --limit)
+    already_done: int  # already in the trace file
+    previously_skipped: int  # skipped for a permanent reason by an earlier run
+    asked: int  # questions this run sent (or would send, for a dry run)
+    written: int = 0
+    skipped: tuple[SkipRecord, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    prompts: tuple[RenderedPrompt, ...] = ()  # dry run only
+
+    @property
+    def skip_reasons(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self.skipped:
+            counts[record.reason] = counts.get(record.reason, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+class TeachAborted(KvslError):
+    """A fatal failure mid-run; `report` says what was written before it (all kept)."""
+
+    def __init__(self, diagnostics: list[Diagnostic], report: TeachReport) -> None:
+        super().__init__(diagnostics, ExitCode.ENVIRONMENT)
+        self.report = report
+
+
+def skip_log_path(traces_path: str | os.PathLike[str]) -> Path:
+    """The skip log that sits next to a trace file.
+
+    >>> skip_log_path("traces/step_by_step.jsonl").name
+    'step_by_step.skipped.jsonl'
+    """
+    path = Path(traces_path)
+    return path.with_name(f"{path.stem}.skipped{path.suffix or '.jsonl'}")
+
+
+# --- what is already done ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Progress:
+    done_ids: frozenset[str]
+    done_questions: frozenset[str]
+    skipped_ids: frozenset[str]  # permanently skipped
+
+
+def _already_done(traces_path: Path, skip_path: Path) -> _Progress:
+    ids: set[str] = set()
+    questions: set[str] = set()
+    if traces_path.exists():
+        # A trace file with bad lines is reported (KVS50x at file:line) before anything is
+        # asked: appending to it would only hide the damage from `kvsl build`.
+        for trace in load_traces(traces_path):
+            if trace.id is not None:
+                ids.add(trace.id)
+            questions.add(trace.question.strip())
+    skipped: dict[str, bool] = {}
+    for record in iter_skip_log(skip_path):
+        if isinstance(record.get("id"), str):
+            skipped[str(record["id"])] = bool(record.get("permanent"))  # the latest wins
+    return _Progress(
+        frozenset(ids),
+        frozenset(questions),
+        frozenset(i for i, permanent in skipped.items() if permanent),
+    )
+
+
+def _append_line(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(line + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+# --- planning a run ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Work:
+    teacher: TeacherPlan
+    model: str
+    traces_path: Path
+    skip_path: Path
+    examples: list[Example]
+    todo: list[Example]
+    already_done: int
+    previously_skipped: int
+
+
+def _prepare(plan: Plan, options: TeachOptions) -> _Work:
+    teacher = _teacher(plan)
+    source = options.questions or teacher.questions
+    if not source:
+        raise KvslError(
+            [
+                Diagnostic(
+                    "KVS517",
+                    Severity.ERROR,
+                    "no question source for the teacher",
+                    Span.whole_file(plan.spec_path),
+                    help="pass `--questions FILE.jsonl`, or set `questions = \"...\"` in the "
+                    "spec's teacher block",
+                )
+            ],
+            ExitCode.USAGE,
+        )
+    fmt = options.question_format or teacher.question_format
+    examples = load_questions(source, fmt, labels_path=options.labels, limit=options.limit)
+    traces_path = Path(teacher.traces)
+    skip_path = skip_log_path(traces_path)
+    done = _already_done(traces_path, skip_path)
+    todo: list[Example] = []
+    already = previously_skipped = 0
+    for example in examples:
+        if example.id in done.done_ids or example.question.strip() in done.done_questions:
+            already += 1
+        elif example.id in done.skipped_ids and not options.retry_skipped:
+            previously_skipped += 1
+        else:
+            todo.append(example)
+    return _Work(
+        teacher=teacher,
+        model=options.model or teacher.model,
+        traces_path=traces_path,
+        skip_path=skip_path,
+        examples=examples,
+        todo=todo,
+        already_done=already,
+        previously_skipped=previously_skipped,
+    )
+
+
+def dry_run(plan: Plan, options: TeachOptions = TeachOptions()) -> TeachReport:
+    """Render the prompts a run would send, without a key and without any request.
+
+    >>> # report = dry_run(plan, TeachOptions(questions="q.jsonl", limit=2))
+    >>> # print(report.prompts[0].prompt)
+    """
+    work = _prepare(plan, options)
+    template = compile_template(plan)
+    prompts = tuple(RenderedPrompt(e.id, render_prompt(plan, template, e)) for e in work.todo)
+    base_url = options.base_url or work.teacher.base_url or os.environ.get("OPENAI_BASE_URL")
+    return TeachReport(
+        model=work.model,
+        base_url=display_url(base_url) if base_url else "https://api.openai.com/v1",
+        traces_path=str(work.traces_path),
+        skip_log_path=str(work.skip_path),
+        total=len(work.examples),
+        already_done=work.already_done,
+        previously_skipped=work.previously_skipped,
+        asked=len(prompts),
+        prompts=prompts,
+    )
+
+
+def teach(
+    plan: Plan,
+    options: TeachOptions = TeachOptions(),
+    *,
+    environ: dict[str, str] | None = None,
+) -> TeachReport:
+    """Fill the spec's trace file from its teacher; resumes where an earlier run stopped.
+
+    Raises KvslError before asking anything (no key: KVS510, bad template: KVS515, bad
+    question file: KVS6xx, bad trace file: KVS50x) and `TeachAborted` (exit 3) when the
+    server is unreachable (KVS511), rejects the key (KVS512), lacks the model (KVS513) or
+    keeps failing (KVS514); traces written before that stay.
+
+    >>> # report = teach(load_plan("specs/step_by_step.kvs"), TeachOptions(limit=50))
+    >>> # report.written, report.usage.total_tokens
+    """
+    work = _prepare(plan, options)
+    template = compile_template(plan)
+    # Render everything first: a template error stops the run before the first request.
+    prompts = [(e, render_prompt(plan, template, e)) for e in work.todo]
+    endpoint = resolve_endpoint(
+        plan.spec_path,
+        cli_base_url=options.base_url,
+        spec_base_url=work.teacher.base_url,
+        environ=environ,
+    )
+    concurrency = max(1, options.concurrency or work.teacher.concurrency)
+    report = TeachReport(
+        model=work.model,
+        base_url=display_url(endpoint.base_url),
+        traces_path=str(work.traces_path),
+        skip_log_path=str(work.skip_path),
+        total=len(work.examples),
+        already_done=work.already_done,
+        previously_skipped=work.previously_skipped,
+        asked=len(prompts),
+    )
+    if not prompts:
+        return report
+    run = _Run(plan, work, options, endpoint, concurrency, report)
+    return asyncio.run(run.execute(prompts))
+
+
+# --- the asynchronous run ----------------------------------------------------------------
+
+
+class _Run:
+    """State of one run: counters, the fatal failure if any, the progress bar."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        work: _Work,
+        options: TeachOptions,
+        endpoint: Endpoint,
+        concurrency: int,
+        report: TeachReport,
+    ) -> None:
+        self.plan = plan
+        self.work = work
+        self.options = options
+        self.endpoint = endpoint
+        self.concurrency = concurrency
+        self.report = report
+        self.redact = Redactor.for_endpoint(endpoint)
+        self.written = 0
+        self.skipped: list[SkipRecord] = []
+        self.usage = Usage()
+        self.consecutive_failures = 0
+        self.fatal: Diagnostic | None = None
+        self.advance: Callable[[], None] = lambda: None
+
+    def _partial(self) -> TeachReport:
+        return replace(
+            self.report, written=self.written, skipped=tuple(self.skipped), usage=self.usage
+        )
+
+    async def execute(self, prompts: list[tuple[Example, str]]) -> TeachReport:
+        client = make_client(
+            self.endpoint, max_retries=self.options.max_retries, timeout=self.options.timeout
+        )
+        queue = deque(prompts)
+        try:
+            with _ProgressBar(self.options.progress, len(prompts), self) as advance:
+                self.advance = advance
+                workers = [
+                    asyncio.create_task(self._worker(client, queue))
+                    for _ in range(min(self.concurrency, len(prompts)))
+                ]
+                try:
+                    await asyncio.gather(*workers)
+                except _Stop:
+                    for worker in workers:
+                        worker.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+        finally:
+            await client.close()
+        if self.fatal is not None:
+            partial = self._partial()
+            kept = (
+                f"; the {partial.written} traces written before the failure are kept in "
+                f"`{partial.traces_path}` and a rerun resumes after them"
+            )
+            fatal = replace(self.fatal, help=(self.fatal.help or "") + kept)
+            raise TeachAborted([fatal], partial)
+        return self._partial()
+
+    async def _worker(self, client: Any, queue: deque[tuple[Example, str]]) -> None:
+        while queue and self.fatal is None:
+            example, prompt = queue.popleft()
+            await self._ask(client, example, prompt)
+
+    async def _ask(self, client: Any, example: Example, prompt: str) -> None:
+        import openai
+
+        try:
+            response = await client.chat.completions.create(
+                model=self.work.model,
+                messages=[{"role": "user", "content": prompt}],
+                temperature=self.work.teacher.temperature,
+                max_tokens=self.work.teacher.max_tokens,
+            )
+        except openai.APIError as err:
+            outcome = classify_error(
+                err, endpoint=self.endpoint, model=self.work.model, spec_path=self.plan.spec_path
+            )
+            if isinstance(outcome, Fatal):
+                self._stop(outcome.diagnostic)
+            self._failed(example, outcome)
+            return
+        self.consecutive_failures = 0
+        self._count_usage(response)
+        self._accept(example, response)
+
+    def _stop(self, diagnostic: Diagnostic) -> NoReturn:
+        if self.fatal is None:
+            self.fatal = diagnostic
+        raise _Stop
+
+    def _failed(self, example: Example, outcome: RequestFailed) -> None:
+        self._skip(SkipRecord(example.id, outcome.reason, outcome.permanent, outcome.detail,
+                              model=self.work.model))
+        if outcome.permanent:
+            return
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= self.options.max_consecutive_failures:
+            self._stop(
+                Diagnostic(
+                    "KVS514",
+                    Severity.ERROR,
+                    f"the teacher server at `{display_url(self.endpoint.base_url)}` failed "
+                    f"{self.consecutive_failures} requests in a row after retrying each "
+                    f"(last: {outcome.reason}: {outcome.detail})",
+                    Span.whole_file(self.plan.spec_path),
+                    help="wait and rerun (it resumes), lower `--concurrency`, or raise "
+                    "`--timeout` for a slow local server",
+                )
+            )
+
+    def _count_usage(self, response: Any) -> None:
+        usage = getattr(response, "usage", None)
+        if usage is None:
+            self.usage += Usage(requests=1, unreported=1)
+        else:
+            self.usage += Usage(
+                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+                requests=1,
+            )
+
+    def _accept(self, example: Example, response: Any) -> None:
+        choice = response.choices[0] if getattr(response, "choices", None) else None
+        content = self.redact.scrub((choice.message.content if choice else None) or "")
+        finish = getattr(choice, "finish_reason", None)
+        parsed = parse_reply(content)
+        excerpt = content[:REPLY_EXCERPT_CHARS]
+        reject: SkipRecord | None = None
+        if not content.strip():
+            permanent = finish == "content_filter"
+            reject = SkipRecord(example.id, "empty_reply", permanent,
+                                f"the reply was empty (finish_reason={finish})")
+        elif not parsed.steps:
+            reject = SkipRecord(example.id, "no_steps", True,
+                                "the reply has no <step>...</step> tags", reply=excerpt)
+        elif parsed.answer is None:
+            reject = SkipRecord(example.id, "no_answer", True,
+                                "the reply has no <answer>...</answer> tag", reply=excerpt)
+        elif not answers_agree(parsed.answer, example.answer, example.choices):
+            reject = SkipRecord(example.id, "wrong_answer", True,
+                                "the teacher's answer differs from the known answer",
+                                expected=example.answer, got=parsed.answer, reply=excerpt)
+        if reject is not None:
+            if finish == "length" and reject.reason != "wrong_answer":
+                reject = replace(reject, reason="truncated",
+                                 detail=reject.detail + "; the reply hit max_tokens")
+            self._skip(replace(reject, model=self.work.model))
+            return
+        trace = Trace(
+            question=example.question,
+            steps=parsed.steps,
+            answer=example.answer,
+            id=example.id,
+            domain=domain_of(example),
+            extra={"teacher": self.work.model},
+        )
+        append_trace(self.work.traces_path, trace)
+        self.written += 1
+        self.advance()
+
+    def _skip(self, record: SkipRecord) -> None:
+        _append_line(self.work.skip_path, self.redact.scrub(record.to_json()))
+        self.skipped.append(record)
+        self.advance()
+
+
+class _Stop(Exception):
+    """Raised inside a worker to end the run after a fatal failure."""
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr (or nothing); yields a callable that advances it."""
+
+    def __init__(self, enabled: bool, total: int, run: _Run) -> None:
+        self.enabled = enabled
+        self.total = total
+        self.run = run
+        self._progress: Any = None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.enabled:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("teaching"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[green]{task.fields[written]} written[/] "
+                       "[yellow]{task.fields[skipped]} skipped[/]"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self._progress.start()
+        task = self._progress.add_task("teach", total=self.total, written=0, skipped=0)
+        run = self.run
+
+        def advance() -> None:
+            self._progress.update(task, advance=1, written=run.written, skipped=len(run.skipped))
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def iter_skip_log(path: str | os.PathLike[str]) -> Iterable[dict[str, object]]:
+    """The records of a skip log; lines that are not JSON objects (a line cut short by a
+    kill) are ignored: it is a log, not data."""
+    target = Path(path)
+    if not target.exists():
+        return
+    for line in target.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            yield record
+
+
+__all__ = [
+    "SkipRecord",
+    "TeachAborted",
+    "TeachOptions",
+    "TeachReport",
+    "dry_run",
+    "iter_skip_log",
+    "skip_log_path",
+    "teach",
+]

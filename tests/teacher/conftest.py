@@ -1,0 +1,105 @@
+"""Fixtures for the teacher's tests: the stub server, plans and question files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from teacher_stub import StubServer
+
+from kvsl.lang.plan import (
+    ContrastPlan,
+    ExtractPlan,
+    GeneratePlan,
+    ModelRef,
+    Plan,
+    SteerPlan,
+    TeacherPlan,
+)
+
+# A recognisable fake key: no test output or file may ever contain it.
+FAKE_KEY = "sk-kvsl-FAKE-KEY-0123456789abcdef-LEAKCHECK"
+
+TEMPLATE = (
+    "Explain in the {{ style }} style.\n"
+    "{% if domain %}Domain: {{ domain }}\n{% endif %}"
+    "Question: {{ question }}\n"
+    "{% if choices %}Options: {% for c in choices %}{{ c.label }}={{ c.text }} {% endfor %}\n{% endif %}"
+    "Correct answer: {{ answer }}\n"
+)
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    server = StubServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The developer's own key or base URL must never leak into (or steer) a test.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def plain_questions(n: int) -> list[dict]:
+    """`n` plain arithmetic questions with ids q1..qn; question k has answer 2k."""
+    return [
+        {"id": f"q{k}", "question": f"What is {k} + {k}? [q{k}]", "answer": str(2 * k)}
+        for k in range(1, n + 1)
+    ]
+
+
+MakePlan = Callable[..., Plan]
+
+
+@pytest.fixture
+def make_plan(tmp_path: Path) -> MakePlan:
+    """Build a Plan whose teacher writes to tmp_path/traces/t.jsonl."""
+
+    def build(
+        *,
+        questions: Path | None = None,
+        question_format: str | None = None,
+        base_url: str | None = None,
+        template: str = TEMPLATE,
+        template_path: str | None = None,
+        traces: Path | None = None,
+        concurrency: int = 2,
+        model: str = "gpt-4o-mini",
+        teacher: bool = True,
+    ) -> Plan:
+        trace_path = traces or tmp_path / "traces" / "t.jsonl"
+        teacher_plan = TeacherPlan(
+            model=model,
+            template_source=template,
+            template_path=template_path,
+            traces=str(trace_path),
+            base_url=base_url,
+            questions=str(questions) if questions else None,
+            question_format=question_format,  # type: ignore[arg-type]
+            concurrency=concurrency,
+        )
+        return Plan.create(
+            style="test-style",
+            description="Short steps.",
+            spec_path=str(tmp_path / "spec.kvs"),
+            model=ModelRef("smollm2-135m", "embedded", "smollm2-135m"),
+            teacher=teacher_plan if teacher else None,
+            contrast=ContrastPlan(str(trace_path), "", pairs=4, shots=1, selection="random", seed=0),
+            extract=ExtractPlan(),
+            steer=SteerPlan(),
+            generate=GeneratePlan(),
+        )
+
+    return build
