@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -77,14 +78,23 @@ def generate(root: Path, count: int) -> None:
         (root / f"spec_{i:03d}.kvs").write_text(SPEC.format(i=i, pairs=10 + i), encoding="utf-8")
 
 
-def best_of(command: list[str], repeat: int, env: dict[str, str]) -> tuple[float, int]:
-    best, code = float("inf"), 0
+def best_of(command: list[str], repeat: int, env: dict[str, str]) -> tuple[float, float, int]:
+    """Best wall time, best CPU time (user + sys of the child) and the exit status.
+
+    CPU time is printed too because on a shared 2-core machine the wall time mostly
+    measures the other processes.
+    """
+    best_wall, best_cpu, code = float("inf"), float("inf"), 0
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, env=env, check=False)
-        best = min(best, time.perf_counter() - start)
+        best_wall = min(best_wall, time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        best_cpu = min(best_cpu, cpu)
         code = done.returncode
-    return best, code
+    return best_wall, best_cpu, code
 
 
 def main() -> None:
@@ -100,12 +110,16 @@ def main() -> None:
         generate(root, args.specs)
         # One untimed run warms the OS file cache and lark's grammar cache.
         subprocess.run([*command, "check", str(root)], capture_output=True, env=env, check=False)
-        baseline, _ = best_of([sys.executable, "-c", "pass"], args.repeat, env)
-        checked, code = best_of([*command, "check", str(root)], args.repeat, env)
-    print(f"python -c pass            : {baseline * 1000:7.1f} ms")
-    print(f"kvsl check ({args.specs} specs)    : {checked * 1000:7.1f} ms   (exit {code})")
-    print(f"ratio                     : {checked / baseline:7.1f}x")
-    print(f"goal (< 500 ms)           : {'met' if checked < 0.5 else 'NOT met'}")
+        baseline, baseline_cpu, _ = best_of([sys.executable, "-c", "pass"], args.repeat, env)
+        checked, checked_cpu, code = best_of([*command, "check", str(root)], args.repeat, env)
+    label = f"kvsl check ({args.specs} specs)"
+    width = max(len(label), len("python -c pass"))
+    print(f"{'':{width}}   {'wall':>9}   {'cpu':>9}")
+    print(f"{'python -c pass':{width}}   {baseline * 1000:6.1f} ms   {baseline_cpu * 1000:6.1f} ms")
+    print(f"{label:{width}}   {checked * 1000:6.1f} ms   {checked_cpu * 1000:6.1f} ms   (exit {code})")
+    print(f"{'ratio':{width}}   {checked / baseline:7.1f}x   {checked_cpu / max(baseline_cpu, 1e-9):7.1f}x")
+    verdict = "met" if checked < 0.5 else "NOT met (wall)"
+    print(f"goal: < 500 ms wall for {args.specs} specs: {verdict}")
 
 
 if __name__ == "__main__":

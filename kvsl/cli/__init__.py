@@ -3,27 +3,62 @@
 Each command group lives in its own module and registers itself on `app`. Modules that
 need torch, transformers or openai import them inside the command body, so `kvsl check`
 and `kvsl --help` never pay for them.
+
+`app` is built on first access (`from kvsl.cli import app` works as usual), so that
+`main()` can serve a plain `kvsl check ...` without importing Typer at all (see
+`kvsl.cli.check_fast`: Typer and pydantic cost more than checking a hundred specs).
 """
 
 from __future__ import annotations
 
-import typer
+import importlib
+import sys
+from typing import TYPE_CHECKING
 
-app = typer.Typer(
-    name="kvsl",
-    help="KV-cache steering as a language: check, build and run `.kvs` style specs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+if TYPE_CHECKING:
+    import typer
+
+    app: typer.Typer
 
 # Registration order is the order of `kvsl --help`.
-from kvsl.cli import lang_commands as _lang_commands  # noqa: E402,F401
-from kvsl.cli import build_commands as _build_commands  # noqa: E402,F401
-from kvsl.cli import run_commands as _run_commands  # noqa: E402,F401
-from kvsl.cli import teach_commands as _teach_commands  # noqa: E402,F401
-from kvsl.cli import eval_commands as _eval_commands  # noqa: E402,F401
+_COMMAND_MODULES = (
+    "lang_commands",
+    "build_commands",
+    "run_commands",
+    "teach_commands",
+    "eval_commands",
+)
+
+
+def _build_app() -> typer.Typer:
+    import typer
+
+    built = typer.Typer(
+        name="kvsl",
+        help="KV-cache steering as a language: check, build and run `.kvs` style specs.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    globals()["app"] = built  # before the imports: each module does `from kvsl.cli import app`
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"kvsl.cli.{name}")
+    return built
+
+
+def __getattr__(name: str) -> object:
+    if name == "app":
+        return _build_app()
+    raise AttributeError(f"module 'kvsl.cli' has no attribute {name!r}")
 
 
 def main() -> None:
-    app()
+    if len(sys.argv) > 1 and sys.argv[1] == "check":
+        from kvsl.cli.check_fast import fast_check
+
+        code = fast_check(sys.argv[2:])
+        if code is not None:
+            sys.exit(code)
+    from kvsl.cli import app as typer_app
+
+    typer_app()

@@ -1,5 +1,135 @@
-"""`kvsl` commands for the build wing (build, inspect) (registered on kvsl.cli.app)."""
+"""`kvsl build` and `kvsl inspect`: the build wing (registered on kvsl.cli.app).
+
+torch, transformers and safetensors are imported inside the command bodies only.
+"""
 
 from __future__ import annotations
 
-from kvsl.cli import app  # noqa: F401
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kvsl.cli import app
+from kvsl.cli.errors import reported_errors
+
+
+class PrecisionChoice(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+@app.command("build")
+def build_command(
+    spec: Annotated[Path, typer.Argument(help="The `.kvs` spec to build steering vectors for.")],
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if an up-to-date artifact exists.")] = False,
+    precision: Annotated[
+        PrecisionChoice | None,
+        typer.Option("--precision", help="Extraction precision, overriding the spec's (bf16 is faster on CPUs with avx512_bf16)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the artifact (default: .kvsl/artifacts/ next to the spec)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Extract KV-cache steering vectors for a spec into a content-addressed artifact.
+
+    Unchanged specs are not rebuilt. Prints the artifact path on stdout.
+    """
+    with reported_errors():
+        from rich.console import Console
+
+        from kvsl.engine.build import build
+        from kvsl.lang import load_plan
+
+        plan = load_plan(spec)
+        console = Console(stderr=True, highlight=False)
+        result = build(
+            plan,
+            force=force,
+            precision=precision.value if precision else None,
+            console=console,
+            out_dir=out,
+            progress=not quiet,
+        )
+        print(result.path)
+
+
+@app.command("inspect")
+def inspect_command(
+    artifact: Annotated[Path, typer.Argument(help="A `.safetensors` artifact written by `kvsl build`.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON (with norms).")] = False,
+) -> None:
+    """Show an artifact's manifest and per-layer key/value norms."""
+    with reported_errors():
+        from kvsl.engine.artifact import load_artifact
+
+        vectors = load_artifact(artifact)
+        norms = {
+            layer: (float(vectors.keys[layer].norm()), float(vectors.values[layer].norm()))
+            for layer in sorted(vectors.keys)
+        }
+        if json_output:
+            import json
+
+            manifest = {k: v for k, v in vectors.manifest.items() if k != "artifact_path"}
+            manifest["norms"] = {str(layer): {"key": k, "value": v} for layer, (k, v) in norms.items()}
+            print(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False))
+            return
+        _print_inspection(artifact, vectors.manifest, norms)
+
+
+def _print_inspection(path: Path, manifest: dict[str, Any], norms: dict[int, tuple[float, float]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    model = manifest.get("model") or {}
+    geometry = manifest.get("geometry") or {}
+    position = manifest.get("position") or {}
+    coefficients = manifest.get("coefficients") or {}
+    stats = manifest.get("stats") or {}
+    about = Table.grid(padding=(0, 2))
+    about.add_column(style="bold")
+    about.add_column()
+    rows = [
+        ("artifact", str(path)),
+        ("style", f"{manifest.get('style')}  {manifest.get('description') or ''}".rstrip()),
+        ("model", f"{model.get('name')} ({model.get('architecture')}, {model.get('kind')})"),
+        ("revision", model.get("revision") or "-"),
+        ("config / tokenizer / template",
+         f"{str(model.get('config_sha256'))[:12]} / {str(model.get('tokenizer_sha256'))[:12]} / "
+         f"{str(model.get('chat_template_sha256'))[:12]}"),
+        ("KV geometry",
+         f"{geometry.get('num_layers')} layers × {geometry.get('kv_heads')} KV heads × head_dim {geometry.get('head_dim')}"),
+        ("position", f"{position.get('convention')}, offset token {position.get('offset_token')!r} "
+                     f"(id {position.get('offset_token_id')})"),
+        ("contrast", f"{manifest.get('pairs')} pairs × {manifest.get('shots')} shots, "
+                     f"{manifest.get('selection')} (seed {manifest.get('seed')})"),
+        ("precision", f"{manifest.get('precision')} (computed in {manifest.get('compute_dtype')})"),
+        ("vector hash", str(manifest.get("vector_hash"))),
+        ("plan hash", str(manifest.get("plan_hash"))),
+        ("created", f"{manifest.get('created')} by kvsl {manifest.get('kvsl_version')} "
+                    f"(format {manifest.get('format_version')})"),
+    ]
+    if stats:
+        rows.append(("extraction", f"{stats.get('seconds')} s, batch size {stats.get('batch_size')}, "
+                                   f"{stats.get('computed_tokens')} of {stats.get('prompt_tokens')} prompt tokens computed"))
+    for name, value in rows:
+        about.add_row(name, value)
+    console.print(about)
+    table = Table(title="per-layer steering vectors (L2 norm)", title_justify="left")
+    table.add_column("layer", justify="right")
+    table.add_column("‖S_k‖", justify="right")
+    table.add_column("‖S_v‖", justify="right")
+    table.add_column("c_k", justify="right")
+    table.add_column("c_v", justify="right")
+    for layer, (key_norm, value_norm) in norms.items():
+        ck, cv = coefficients.get(str(layer), (None, None))
+        table.add_row(
+            str(layer), f"{key_norm:.4f}", f"{value_norm:.4f}",
+            "-" if ck is None else f"{ck:g}", "-" if cv is None else f"{cv:g}",
+        )
+    console.print(table)

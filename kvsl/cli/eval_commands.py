@@ -1,5 +1,252 @@
-"""`kvsl` commands for the eval wing (registered on kvsl.cli.app)."""
+"""`kvsl eval`: cache steering against plain, CoT and CAA on a benchmark file.
+
+    kvsl eval SPEC --benchmark arc --data ARC-Challenge-Test.jsonl --dev ARC-Challenge-Dev.jsonl
+    kvsl eval SPEC --benchmark arc --dev ARC-Challenge-Dev.jsonl --sweep value=0,2,4,6,8
+
+With `--sweep` the command evaluates settings on the dev split and plots them instead of
+scoring the test file. Everything that needs torch is imported inside the command body.
+"""
 
 from __future__ import annotations
 
-from kvsl.cli import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kvsl.cli import app
+from kvsl.cli.errors import reported_errors
+from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.source import Span
+
+_CLI = Span.whole_file("<command line>")
+
+
+def _numbers(text: str | None, name: str, cast: type = float) -> tuple[Any, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(cast(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise KvslError(
+            [
+                Diagnostic(
+                    "KVS612",
+                    Severity.ERROR,
+                    f"`{name}` takes comma-separated numbers, got `{text}`",
+                    _CLI,
+                )
+            ],
+            ExitCode.USAGE,
+        ) from None
+
+
+@app.command("eval")
+def eval_command(
+    target: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A `.kvs` spec (built first if needed) or an artifact. Optional for plain,cot."
+        ),
+    ] = None,
+    benchmark: Annotated[
+        str | None,
+        typer.Option(
+            "--benchmark", "-b", help="gsm8k, arc, csqa, piqa or plain (default: detected)."
+        ),
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="The test file (native format).")
+    ] = None,
+    labels: Annotated[str | None, typer.Option("--labels", help="PIQA labels for --data.")] = None,
+    dev: Annotated[
+        str | None, typer.Option("--dev", help="Dev/train file: CAA choice and sweeps.")
+    ] = None,
+    dev_labels: Annotated[
+        str | None, typer.Option("--dev-labels", help="PIQA labels for --dev.")
+    ] = None,
+    methods: Annotated[
+        str, typer.Option("--methods", "-m", help="Comma-separated: plain,cot,cache,cache+cot,caa.")
+    ] = "plain,cot,cache,cache+cot,caa",
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model without a spec (plain,cot only).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="First N test examples.")] = None,
+    dev_limit: Annotated[
+        int | None, typer.Option("--dev-limit", help="First N dev examples.")
+    ] = 100,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per batch.")] = 8,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 256,
+    runs: Annotated[
+        int, typer.Option("--runs", help="Sampled runs (seeds seed..seed+runs-1).")
+    ] = 1,
+    sample: Annotated[
+        bool, typer.Option("--sample/--greedy", help="Sampling (implied by --runs > 1).")
+    ] = False,
+    temperature: Annotated[float, typer.Option("--temperature")] = 0.7,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.9,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    precision: Annotated[
+        str, typer.Option("--precision", help="fp32 or bf16 (model weights).")
+    ] = "fp32",
+    layers: Annotated[
+        str | None, typer.Option("--layers", help='Cache steering layers, e.g. "1..".')
+    ] = None,
+    key: Annotated[float | None, typer.Option("--key", help="c_k for cache steering.")] = None,
+    value: Annotated[float | None, typer.Option("--value", help="c_v for cache steering.")] = None,
+    caa_layer: Annotated[int | None, typer.Option("--caa-layer", help="Fix the CAA layer.")] = None,
+    caa_multiplier: Annotated[
+        float | None, typer.Option("--caa-multiplier", help="Fix the CAA multiplier.")
+    ] = None,
+    caa_layers: Annotated[
+        str | None, typer.Option("--caa-layers", help="CAA layers to try on --dev.")
+    ] = None,
+    caa_multipliers: Annotated[
+        str, typer.Option("--caa-multipliers", help="CAA multipliers to try on --dev.")
+    ] = "0.5,1,2,4",
+    export_caa: Annotated[
+        str | None,
+        typer.Option("--export-caa", help="Write the chosen CAA vector as a llama.cpp GGUF."),
+    ] = None,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep",
+            help="NAME=V1,V2,... on --dev (value, key, layers, shots, pairs, caa-layer, caa-multiplier); repeatable.",
+        ),
+    ] = None,
+    forced_choice: Annotated[
+        str,
+        typer.Option("--forced-choice", help="model (logits) or overlap, for unreadable answers."),
+    ] = "model",
+    out: Annotated[
+        str, typer.Option("--out", help="Results cache, reports and plots.")
+    ] = ".kvsl/eval",
+    format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    force: Annotated[bool, typer.Option("--force", help="Rebuild the spec's vectors.")] = False,
+) -> None:
+    """Compare cache steering with plain, chain-of-thought and activation steering (CAA)."""
+    with reported_errors(format="json" if format == "json" else "human"):
+        from kvsl.cli.run_commands import parse_layers
+        from kvsl.eval.methods import parse_methods
+        from kvsl.eval.pipeline import EvalRequest, parse_sweep
+        from kvsl.eval.runner import DecodeSettings
+
+        if format not in ("text", "json"):
+            raise KvslError(
+                [
+                    Diagnostic(
+                        "KVS612",
+                        Severity.ERROR,
+                        f"unknown format `{format}`",
+                        _CLI,
+                        help="use text or json",
+                    )
+                ],
+                ExitCode.USAGE,
+            )
+        if precision not in ("fp32", "bf16"):
+            raise KvslError(
+                [
+                    Diagnostic(
+                        "KVS612",
+                        Severity.ERROR,
+                        f"unknown precision `{precision}`",
+                        _CLI,
+                        help="use fp32 or bf16",
+                    )
+                ],
+                ExitCode.USAGE,
+            )
+        if forced_choice not in ("model", "overlap"):
+            raise KvslError(
+                [
+                    Diagnostic(
+                        "KVS612",
+                        Severity.ERROR,
+                        f"unknown forced choice `{forced_choice}`",
+                        _CLI,
+                        help="use model or overlap",
+                    )
+                ],
+                ExitCode.USAGE,
+            )
+        request = EvalRequest(
+            target=str(target) if target is not None else None,
+            benchmark=benchmark,
+            data=data,
+            labels=labels,
+            dev=dev,
+            dev_labels=dev_labels,
+            methods=parse_methods(methods),
+            model=model,
+            limit=limit,
+            dev_limit=dev_limit,
+            batch_size=batch_size,
+            decode=DecodeSettings(
+                max_new_tokens=max_new_tokens,
+                runs=runs,
+                sample=sample,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+            ),
+            precision=precision,
+            layers=parse_layers(layers) if layers else None,
+            key=key,
+            value=value,
+            caa_layer=caa_layer,
+            caa_multiplier=caa_multiplier,
+            caa_layers=_numbers(caa_layers, "--caa-layers", int),
+            caa_multipliers=_numbers(caa_multipliers, "--caa-multipliers") or (1.0,),
+            export_caa=export_caa,
+            sweeps=tuple(parse_sweep(s) for s in sweep or ()),
+            forced_choice=forced_choice,
+            out_dir=out,
+            force=force,
+        )
+        _run(request, format)
+
+
+def _run(request: Any, format: str) -> None:
+    from rich.console import Console
+
+    from kvsl.eval.pipeline import run_eval, run_sweep
+    from kvsl.eval.report import legend, rich_table, sweep_table
+
+    status = Console(stderr=True, highlight=False)
+    quiet = format == "json"
+    if request.sweeps:
+        report = run_sweep(request, console=status, quiet=quiet)
+        points = report.pop("_points")
+        if quiet:
+            typer.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+            return
+        out = Console(highlight=False)
+        for name, pts in points.items():
+            out.print(sweep_table(pts, title=f"sweep `{name}` on {request.dev}"))
+        out.print(f"best on dev: {report['best']}")
+        out.print(f"plot: {report['plot']}   report: {report['report_path']}")
+        return
+    report = run_eval(request, console=status, quiet=quiet)
+    summaries = report.pop("_summaries")
+    if quiet:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+        return
+    out = Console(highlight=False)
+    bench = report["benchmark"]
+    title = f"{bench['format']}: {bench['examples']} examples from {bench['data']}" + (
+        f" (first {bench['limit']})" if bench["limit"] is not None else ""
+    )
+    out.print(rich_table(summaries, title=title))
+    out.print(legend(), style="dim")
+    if report.get("caa"):
+        caa = report["caa"]
+        out.print(
+            f"CAA: layer {caa['layer']}, multiplier {caa['multiplier']:g} "
+            f"(chosen on {caa['chosen_on']})"
+        )
+    out.print(
+        f"report: {report['report_path']}  (generated {report['generated_now']} responses now)"
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -18,7 +18,7 @@ from kvsl.lang.diagnostics import Diagnostic, ExitCode, Severity
 from kvsl.lang.source import Span
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     human = "human"
     json = "json"
     github = "github"
@@ -36,9 +36,9 @@ PathsArgument = Annotated[
 
 
 def _color(stream: object) -> bool:
-    """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty()) and "NO_COLOR" not in os.environ
+    from kvsl.cli.check_fast import use_color
+
+    return use_color(stream)  # type: ignore[arg-type]
 
 
 def _emit(diagnostics: list[Diagnostic], format: OutputFormat, stream: object = None) -> None:
@@ -48,7 +48,7 @@ def _emit(diagnostics: list[Diagnostic], format: OutputFormat, stream: object = 
     if not diagnostics and format in (OutputFormat.human, OutputFormat.github):
         return
     text = render_diagnostics(diagnostics, format=format.value, color=_color(stream))
-    print(text, file=stream)  # type: ignore[call-overload]
+    print(text, file=stream)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -63,18 +63,9 @@ def check(
 
     Exit status: 0 clean, 1 errors found, 2 usage error.
     """
-    from kvsl.lang import check_paths, exit_code_for, spec_files
-    from kvsl.lang.render import summary
+    from kvsl.cli.check_fast import run_check
 
-    targets = paths or ["."]
-    diagnostics = check_paths(targets)
-    _emit(diagnostics, format)
-    if format is OutputFormat.human:
-        files, _ = spec_files(targets)
-        if diagnostics:
-            print()
-        print(summary(diagnostics, len(files)))
-    raise typer.Exit(int(exit_code_for(diagnostics, warnings_as_errors)))
+    raise typer.Exit(run_check(paths or [], format.value, warnings_as_errors))
 
 
 @app.command("fmt")
@@ -188,10 +179,11 @@ def explain(
     key = code.strip().upper()
     if key.isdigit():
         key = f"KVS{int(key):03d}"
-    entry = CODES.get(key)
-    if entry is None:
+    explained = CODES.get(key)
+    if explained is None:
         _emit([unknown_code_diagnostic(code)], OutputFormat.human, sys.stderr)
         raise typer.Exit(int(ExitCode.USAGE))
+    entry = explained
     print(f"{entry.code}: {entry.title} ({entry.severity.value})\n")
     print(entry.explanation + "\n")
     print("Example that triggers it:\n")

@@ -55,7 +55,11 @@ def parse_layers(text: str) -> tuple[LayerSpan, ...]:
     for raw in body.split(","):
         item = raw.strip().replace(" ", "")
         match = _LAYER_ITEM.match(item)
-        if not item or match is None or (match["start"] is None and match["stop"] is None):
+        if (
+            match is None
+            or (match["start"] is None and match["stop"] is None)
+            or (match["range"] is None and match["stop"] is not None)  # "1-3": two numbers
+        ):
             raise _usage(
                 "KVS450",
                 f"invalid layer selection `{text}`: cannot read `{raw.strip()}`",
@@ -218,7 +222,7 @@ def with_overrides(
             steer, value=value, overrides=tuple(replace(o, value=None) for o in steer.overrides)
         )
     generate = plan.generate
-    changes = {
+    changes: dict[str, Any] = {
         "max_new_tokens": max_new_tokens,
         "sample": sample,
         "temperature": temperature,
@@ -332,7 +336,7 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Rebuild the vectors of a spec.")] = False,
 ) -> None:
     """Generate with steering: `kvsl run specs/step_by_step.kvs --prompt "Why is the sky blue?"`."""
-    with reported_errors("human" if format == "text" else "json"):
+    with reported_errors("json" if format in ("json", "jsonl") else "human"):
         _check_options(format, max_new_tokens, temperature, top_p, batch_size)
         spans = parse_layers(layers) if layers is not None else None
         if not target.exists():
@@ -402,7 +406,9 @@ def _run(
     if is_spec:
         from kvsl.engine.build import build
 
-        result = build(plan, force=force, loaded=loaded, console=status)
+        # Reuse the model in memory unless extraction runs at another precision (bf16).
+        reuse = loaded if plan.extract.precision == "fp32" else None
+        result = build(plan, force=force, loaded=reuse, console=status)
         artifact = Path(result.path)
     else:
         artifact = target

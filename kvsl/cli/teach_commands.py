@@ -30,7 +30,8 @@ def teach_command(
         str | None,
         typer.Option(
             "--format",
-            help="gsm8k | arc | csqa | piqa | plain; default: the spec's, else detected.",
+            help="gsm8k | arc | csqa | piqa | plain; default: detected (or the spec's "
+            "`format` for the spec's own file).",
         ),
     ] = None,
     labels: Annotated[
@@ -74,13 +75,11 @@ def teach_command(
 ) -> None:
     """Ask a teacher model for reasoning traces and append them to the spec's trace file.
 
-    A rerun resumes: questions already in the trace file, or skipped for good, are never
-    asked again. The API key comes from OPENAI_API_KEY only.
+    A rerun resumes where the last one stopped. The key comes from OPENAI_API_KEY only.
     """
     from kvsl.lang import load_plan
-    from kvsl.teacher import TeachAborted, TeachOptions
+    from kvsl.teacher import TeachAborted, TeachOptions, teach
     from kvsl.teacher import dry_run as render_only
-    from kvsl.teacher import teach
 
     options = TeachOptions(
         questions=questions,

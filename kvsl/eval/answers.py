@@ -178,9 +178,9 @@ def _answer_is_text(text: str, choices: Sequence[Choice]) -> str | None:
     best: tuple[int, str] | None = None
     for choice in choices:
         wanted = _normalise(choice.text)
-        if wanted and any(tail.startswith(a + wanted) for a in ("", "the ", "a ", "an ")):
-            if best is None or len(wanted) > best[0]:
-                best = (len(wanted), choice.label)
+        starts = any(f"{tail} ".startswith(f"{a}{wanted} ") for a in ("", "the ", "a ", "an "))
+        if wanted and starts and (best is None or len(wanted) > best[0]):
+            best = (len(wanted), choice.label)
     return best[1] if best else None
 
 

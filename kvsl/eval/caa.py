@@ -55,7 +55,7 @@ class CaaVectors:
         return {layer: float(v.norm()) for layer, v in sorted(self.directions.items())}
 
 
-def decoder_layers(model: Any) -> Sequence[torch.nn.Module]:
+def decoder_layers(model: Any) -> torch.nn.ModuleList:
     """The decoder blocks of a causal LM (`model.model.layers` for Llama/Qwen/Phi-3).
 
     >>> # decoder_layers(model)[3]  → the 4th decoder layer module
@@ -178,9 +178,7 @@ def extract_caa(
 
 
 @contextmanager
-def caa_steering(
-    model: Any, vectors: CaaVectors, layer: int, multiplier: float
-) -> Iterator[None]:
+def caa_steering(model: Any, vectors: CaaVectors, layer: int, multiplier: float) -> Iterator[None]:
     """Add `multiplier · direction[layer]` to that layer's output inside the block.
 
     During a prefill (more than one position) only the last prompt position is steered;
@@ -260,7 +258,9 @@ def export_control_vector(
         os.close(fd)
     except OSError as err:
         raise _export_error(
-            "KVS615", f"cannot write the control vector: {err}", str(target),
+            "KVS615",
+            f"cannot write the control vector: {err}",
+            str(target),
             help="pass a path in a writable folder",
         ) from None
     try:
@@ -303,7 +303,9 @@ def caa_from_control_vector(path: str | os.PathLike[str], num_layers: int) -> Ca
     hint, directions = read_control_vector(path)
     if not directions:
         raise _export_error(
-            "KVS615", f"`{path}` holds no `direction.N` tensors", str(path),
+            "KVS615",
+            f"`{path}` holds no `direction.N` tensors",
+            str(path),
             help="export one with `kvsl eval ... --export-caa caa.gguf`",
         )
     hidden = next(iter(directions.values())).shape[0]

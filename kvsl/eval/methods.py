@@ -113,7 +113,9 @@ def cache_method(
 ) -> Method:
     """Cache steering with `{layer: (c_k, c_v)}` (optionally followed by the CoT prefix)."""
     kind = "cache+cot" if cot else "cache"
-    coeffs = tuple((int(layer), float(k), float(v)) for layer, (k, v) in sorted(coefficients.items()))
+    coeffs = tuple(
+        (int(layer), float(k), float(v)) for layer, (k, v) in sorted(coefficients.items())
+    )
     vid = vector_id or str(vectors.manifest.get("vector_hash", "")) or _tensor_id(vectors.values)
     return Method(name or kind, kind, cot, coeffs, vectors=vectors, vector_id=vid)
 
@@ -302,31 +304,40 @@ class Generator:
 
         For answers no extraction rule found: the prompt, the CoT prefix if the method
         used one, the response, then "\\nThe answer is"; the next-token logits of " A",
-        " B", ... (the first token of each) decide. None when labels share a first token.
+        " B", ... decide (or of "A", "B" after "The answer is " for tokenizers that split
+        the space off). None when the labels do not start with distinct tokens.
         """
+        from kvsl.engine.steer import position_ids
+
         prefix = COT_PREFIX if method.cot else ""
-        rows = [
-            self.prompt_ids(q) + encode_text(self.tokenizer, prefix + r + FORCED_CHOICE_CUE)
-            for q, r in zip(questions, responses, strict=True)
-        ]
+        rows: list[list[int]] = []
+        candidates: list[list[int] | None] = []
+        for question, response, options in zip(questions, responses, labels, strict=True):
+            chosen: tuple[str, list[int]] | None = None
+            for cue, lead in ((FORCED_CHOICE_CUE, " "), (FORCED_CHOICE_CUE + " ", "")):
+                firsts = [encode_text(self.tokenizer, lead + label)[:1] for label in options]
+                if all(firsts) and len({f[0] for f in firsts}) == len(firsts):
+                    chosen = (cue, [f[0] for f in firsts])
+                    break
+            cue = chosen[0] if chosen else FORCED_CHOICE_CUE
+            rows.append(
+                self.prompt_ids(question) + encode_text(self.tokenizer, prefix + response + cue)
+            )
+            candidates.append(chosen[1] if chosen else None)
         pad_id = pad_token_id(self.tokenizer, self.model)
         device = next(self.model.parameters()).device
         picks: list[str | None] = []
         for start in range(0, len(rows), max(1, self.batch_size)):
-            chunk = rows[start : start + self.batch_size]
-            ids, mask = left_pad(chunk, pad_id, device)
-            from kvsl.engine.steer import position_ids
-
+            ids, mask = left_pad(rows[start : start + self.batch_size], pad_id, device)
             with torch.inference_mode():
                 logits = self.model(
                     input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)
                 ).logits[:, -1, :]  # (batch, vocab)
             for offset, row_logits in enumerate(logits):
-                options = labels[start + offset]
-                firsts = [encode_text(self.tokenizer, " " + label)[:1] for label in options]
-                if any(not f for f in firsts) or len({f[0] for f in firsts}) != len(firsts):
+                options, tokens = labels[start + offset], candidates[start + offset]
+                if tokens is None:
                     picks.append(None)
                     continue
-                scores = [float(row_logits[f[0]]) for f in firsts]
+                scores = [float(row_logits[t]) for t in tokens]
                 picks.append(options[max(range(len(options)), key=scores.__getitem__)])
         return picks

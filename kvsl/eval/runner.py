@@ -61,7 +61,10 @@ class DecodeSettings:
         )
 
     def run_payload(self, run: int) -> dict[str, object]:
-        payload: dict[str, object] = {"max_new_tokens": self.max_new_tokens, "seed": self.seed + run}
+        payload: dict[str, object] = {
+            "max_new_tokens": self.max_new_tokens,
+            "seed": self.seed + run,
+        }
         payload["sample"] = self.sampling
         if self.sampling:
             payload |= {"temperature": self.temperature, "top_p": self.top_p}
@@ -225,7 +228,11 @@ def cache_key(method: Any, run_hash: str, run: int, example: Example) -> str:
 
 
 def method_run_hash(
-    method: Any, decode: DecodeSettings, run: int, identity: dict[str, object], system_prompt: str | None
+    method: Any,
+    decode: DecodeSettings,
+    run: int,
+    identity: dict[str, object],
+    system_prompt: str | None,
 ) -> str:
     from kvsl.eval.methods import COT_PREFIX, settings_hash
 
@@ -267,7 +274,9 @@ def evaluate(
         for method in methods:
             run_hash = method_run_hash(method, decode, run, identity, generator.system_prompt)
             pending = [e for e in examples if cache_key(method, run_hash, run, e) not in cache]
-            label = f"{method.name}" + (f" (run {run + 1}/{decode.runs})" if decode.runs > 1 else "")
+            label = f"{method.name}" + (
+                f" (run {run + 1}/{decode.runs})" if decode.runs > 1 else ""
+            )
             if progress is not None:
                 progress(label, len(examples) - len(pending), len(examples))
             # Shortest prompts first (less padding); chunks of one batch, saved as they finish.
@@ -295,7 +304,9 @@ def evaluate(
                 if progress is not None:
                     progress(label, len(chunk), len(examples))
     outcomes = {
-        method.name: collect_outcomes(method, examples, decode, cache, identity, generator.system_prompt)
+        method.name: collect_outcomes(
+            method, examples, decode, cache, identity, generator.system_prompt
+        )
         for method in methods
     }
     summaries = summarise(methods, outcomes, decode.runs, style=style, baseline=baseline)
@@ -347,7 +358,7 @@ def collect_outcomes(
             extracted = extract_answer(
                 example,
                 record["response"],
-                forced=(lambda label=forced_label: label) if forced_label else None,
+                forced=_constant(forced_label) if forced_label else None,
             )
             out.append(
                 Outcome(
@@ -361,6 +372,10 @@ def collect_outcomes(
                 )
             )
     return out
+
+
+def _constant(label: str) -> Callable[[], str | None]:
+    return lambda: label
 
 
 def summarise(
@@ -386,7 +401,11 @@ def summarise(
         versus = None
         if base is not None and method.name != baseline:
             base_by = {(o.example_id, o.run): o.correct for o in base}
-            pairs = [(base_by[(o.example_id, o.run)], o.correct) for o in rows if (o.example_id, o.run) in base_by]
+            pairs = [
+                (base_by[(o.example_id, o.run)], o.correct)
+                for o in rows
+                if (o.example_id, o.run) in base_by
+            ]
             if pairs:
                 versus = compare_paired([a for a, _ in pairs], [b for _, b in pairs])
         tokens = sum(o.tokens for o in rows)
@@ -460,8 +479,15 @@ def run_points(
     """Evaluate (value, method) points on `examples`; one `SweepPoint` per value."""
     methods = [m for _, m in points]
     result = evaluate(
-        generator, methods, examples, decode, cache=cache, identity=identity, style=style,
-        progress=progress, baseline="",
+        generator,
+        methods,
+        examples,
+        decode,
+        cache=cache,
+        identity=identity,
+        style=style,
+        progress=progress,
+        baseline="",
     )
     return [
         SweepPoint(parameter, float(value), m.name, s.accuracy, s.mean_chars, s.style)
@@ -494,9 +520,17 @@ def choose_caa(
 
     greedy = DecodeSettings(max_new_tokens=decode.max_new_tokens, seed=decode.seed)
     grid = [(layer, mult) for layer in layers for mult in multipliers]
-    methods = [caa_method(vectors, layer, mult, name=f"caa@{layer}x{mult:g}") for layer, mult in grid]
+    methods = [
+        caa_method(vectors, layer, mult, name=f"caa@{layer}x{mult:g}") for layer, mult in grid
+    ]
     result = evaluate(
-        generator, methods, dev, greedy, cache=cache, identity=identity, progress=progress,
+        generator,
+        methods,
+        dev,
+        greedy,
+        cache=cache,
+        identity=identity,
+        progress=progress,
         baseline="",
     )
     points = [

@@ -114,8 +114,8 @@ def paired_bootstrap(
     rng = random.Random(seed)
     samples = sorted(sum(rng.choices(deltas, k=n)) / n for _ in range(resamples))
     tail = (1 - confidence) / 2
-    low = samples[int(math.floor(tail * (resamples - 1)))]
-    high = samples[int(math.ceil((1 - tail) * (resamples - 1)))]
+    low = samples[math.floor(tail * (resamples - 1))]
+    high = samples[math.ceil((1 - tail) * (resamples - 1))]
     at_or_below = sum(1 for s in samples if s <= 0) / resamples
     at_or_above = sum(1 for s in samples if s >= 0) / resamples
     p = min(1.0, 2 * min(at_or_below, at_or_above))

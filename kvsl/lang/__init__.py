@@ -106,7 +106,7 @@ def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
     diagnostics: list[Diagnostic] = []
     for path in paths:
         if os.path.isdir(path):
-            found = []
+            found: list[str] = []
             for root, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(os.path.join(root, n) for n in names if n.endswith(".kvs"))

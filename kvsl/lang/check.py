@@ -411,22 +411,23 @@ def _override(block: Block, directory: str, diagnostics: list[Diagnostic]) -> Ov
             _unknown(key, span, "at", list(OVERRIDE_KEYS), diagnostics)
     if layers is None or header is None:
         return None
-    key = found.get("key")
-    value = found.get("value")
+    key_field = found.get("key")
+    value_field = found.get("value")
     return OverrideDecl(
         layers,
         header.span,
-        key if key is not None and key.value is not _INVALID else None,
-        value if value is not None and value.value is not _INVALID else None,
+        key_field if key_field is not None and key_field.value is not _INVALID else None,
+        value_field if value_field is not None and value_field.value is not _INVALID else None,
     )
 
 
 def _expected(spec: KeySpec) -> str:
+    if spec.kind == "choice":
+        return _joined(spec.choices)
     return {
         "string": "a string",
         "int": "an integer",
         "float": "a number",
-        "choice": _joined(spec.choices),
         "layers": "a layer list like `[1..]` or `all`",
         "strings": "a list of strings",
         "regexes": "a list of regular expressions (strings)",
@@ -492,9 +493,10 @@ def convert(
         items = (node,) if isinstance(node, String) else node.items if isinstance(node, ListValue) else None
         if items is None or not all(isinstance(item, String) for item in items):
             return wrong()
+        strings: list[String] = [item for item in items if isinstance(item, String)]
         if kind == "regexes":
             good = True
-            for item in items:
+            for item in strings:
                 try:
                     re.compile(item.value)
                 except re.error as err:
@@ -510,7 +512,7 @@ def convert(
                     )
             if not good:
                 return False, None
-        return True, tuple(item.value for item in items)
+        return True, tuple(item.value for item in strings)
     if kind == "layers":
         return _layers(key, node, diagnostics, wrong)
     raise AssertionError(kind)
@@ -567,9 +569,9 @@ def _layers(key: str, node: Any, diagnostics: list[Diagnostic], wrong: Any) -> t
 
 
 def _in_range(spec: KeySpec, number: float) -> bool:
-    if spec.minimum is not None:
-        if number < spec.minimum or (spec.minimum_exclusive and number == spec.minimum):
-            return False
+    low = spec.minimum
+    if low is not None and (number < low or (spec.minimum_exclusive and number == low)):
+        return False
     return not (spec.maximum is not None and number > spec.maximum)
 
 
@@ -663,7 +665,7 @@ class Session:
                 )
             )
             return replace(decl, incomplete=True), diagnostics
-        base, more = self.resolve(target, (*chain, (os.path.realpath(path), extends)))
+        base, more = self.resolve(_shown(target), (*chain, (os.path.realpath(path), extends)))
         diagnostics.extend(more)
         if base is None:
             return replace(decl, incomplete=True), diagnostics
@@ -685,11 +687,12 @@ def _merge(base: Decl, decl: Decl) -> Decl:
 
 
 def _shown(path: str) -> str:
-    """A path as shown in messages: relative to the working directory (stable output)."""
+    """A path as shown in messages: relative to the working directory when inside it."""
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:
         return path
+    return path if relative.startswith(os.pardir) else relative
 
 
 def _resolve_path(value: str, directory: str) -> str:
@@ -714,11 +717,13 @@ def check_resolved(decl: Decl, session: Session) -> tuple[Resolved, list[Diagnos
         diagnostics.append(
             _err(
                 "KVS110",
-                f"`shots` must be less than `pairs`: {shots.value} demos need at least "
-                f"{shots.value + 1} traces per prompt",
+                f"`shots` must be less than `pairs`: each prompt's {shots.value} demos come "
+                f"from the other pairs, so {shots.value} shots need at least "
+                f"{shots.value + 1} pairs",
                 shots.span,
                 labels=(Label(pairs.span, f"`pairs` is {pairs.value} here"),),
-                help=f"use at most {max(pairs.value - 1, 0)} shots, or more pairs",
+                help=f"use at most {max(pairs.value - 1, 0)} (`shots = {max(pairs.value - 1, 0)}`), "
+                "or more pairs",
             )
         )
 
@@ -890,7 +895,7 @@ def _check_template(
             )
         )
         return None, None
-    origin = TemplateOrigin(SourceFile(path, text), 0, found.span)
+    origin = TemplateOrigin(SourceFile(_shown(path), text), 0, found.span)
     diagnostics.extend(check_template(text, origin))
     return text, path
 
@@ -986,7 +991,13 @@ def _check_steer(decl: Decl, diagnostics: list[Diagnostic]) -> None:
                 )
     if layers is not None and layers.value is not _INVALID:
         if num_layers is not None:
-            steered = {i for s in layers.value for i in s.resolve(num_layers)}
+            # Out-of-range spans already have their error; only in-range ones count here.
+            steered = {
+                i
+                for s in layers.value
+                for i in s.resolve(num_layers)
+                if s.resolve(num_layers).start >= 0
+            }
             includes_zero = 0 in steered
         else:
             includes_zero = any(s.start == 0 for s in layers.value)

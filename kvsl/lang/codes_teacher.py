@@ -89,8 +89,10 @@ TEACHER_CODES: tuple[Code, ...] = (
         "teacher server keeps failing",
         Severity.ERROR,
         "Several requests in a row failed even after the client's own retries (rate limits, "
-        "5xx errors, timeouts). Rather than log every remaining question as skipped, the run "
-        "stops; traces already written stay and a rerun asks the failed questions again.",
+        "5xx errors, timeouts), or the server refused them (HTTP 400, for example a model "
+        "that rejects an option such as `max_tokens`). Rather than log every remaining "
+        "question as skipped, the run stops; traces already written stay and a rerun asks "
+        "the failed questions again.",
         "$ kvsl teach spec.kvs --concurrency 64 --timeout 5",
         "$ kvsl teach spec.kvs --concurrency 4 --timeout 120",
     ),

@@ -142,7 +142,7 @@ class _Printer:
             return
         comment = self.comments[self.next_comment]
         between = self.text[end : comment.span.start]
-        if comment.span.start >= end and not between.strip():
+        if comment.span.start >= end and "\n" not in between and not between.strip():
             self.out[-1] = f"{self.out[-1]}  {comment.text.rstrip()}"
             self.last_end = comment.span.end
             self.next_comment += 1

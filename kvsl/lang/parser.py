@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
+from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,9 +163,19 @@ def parse_text(text: str, path: str = "<text>") -> tuple[Spec | None, list[Diagn
 
 
 def parse_source(source: SourceFile) -> tuple[Spec | None, list[Diagnostic]]:
-    """SourceFile → syntax tree. Returns (None, diagnostics) on a syntax error."""
-    from lark.exceptions import UnexpectedInput
+    """SourceFile → syntax tree. Returns (None, diagnostics) on a syntax error.
 
+    Two parsers, one language: a hand-written recursive-descent parser over one `re`
+    scanner handles well-formed files (lark's LALR in pure Python is several times
+    slower, and `kvsl check` must stay fast in CI); on anything it does not accept, the
+    file is parsed again by the lark grammar (`grammar.lark`, the language's
+    definition), whose error becomes the diagnostic. tests/lang/test_parser.py checks
+    that both build identical trees, spans included.
+    """
+    try:
+        return _FastParser(source).parse()
+    except _NotAccepted:
+        pass
     deep, unclosed = _scan_brackets(source.text)
     if deep is not None:
         return None, [
@@ -175,6 +186,17 @@ def parse_source(source: SourceFile) -> tuple[Spec | None, list[Diagnostic]]:
                 help="a spec nests blocks three levels deep: style > steer > at",
             )
         ]
+    return parse_source_lark(source, unclosed)
+
+
+def parse_source_lark(
+    source: SourceFile, unclosed: list[int] | None = None
+) -> tuple[Spec | None, list[Diagnostic]]:
+    """Parse with the lark grammar (the reference parser, and the source of syntax errors)."""
+    from lark.exceptions import UnexpectedInput
+
+    if unclosed is None:
+        unclosed = _scan_brackets(source.text)[1]
     _comments.clear()
     try:
         tree = _parser().parse(source.text)
@@ -186,9 +208,197 @@ def parse_source(source: SourceFile) -> tuple[Spec | None, list[Diagnostic]]:
     )
     _comments.clear()
     builder = _Builder(source)
-    items = tuple(builder.item(child) for child in tree.children)
+    items = tuple(builder.item(child) for child in tree.children)  # type: ignore[arg-type]
     spec = Spec(source.path, items, comments, source.span(0, len(source.text)))
     return spec, builder.diagnostics
+
+
+# --- the fast path ---------------------------------------------------------------------
+
+# The terminals of grammar.lark as one scanner (the same regular expressions, in the same
+# order of preference: a long string before a string, a number before a name).
+# Each match is one token with the whitespace before it (group WS), which halves the
+# Python-level loop; a match of whitespace alone ends the file.
+_SCANNER = re.compile(
+    r"(?P<WS>[ \t\r\n\f\ufeff]*)(?:"
+    r"(?P<COMMENT>#[^\n]*)"
+    r'|(?P<LONG_STRING>"""(?:[^"]|"(?!""))*""")'
+    r'|(?P<STRING>"(?:[^"\\\n]|\\[^\n])*")'
+    r"|(?P<NUMBER>[+-]?(?:\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+))"
+    r"|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<DOTDOT>\.\.)"
+    r"|(?P<PUNCT>[{}\[\]=,])"
+    r"|\Z)"
+)
+
+
+class _NotAccepted(Exception):
+    """The fast parser gives up; the lark parser will explain why."""
+
+
+class _FastParser:
+    """Recursive descent over the scanner's tokens; raises _NotAccepted on any error."""
+
+    def __init__(self, source: SourceFile) -> None:
+        self.source = source
+        self.builder = _Builder(source)
+        kinds: list[str] = []
+        values: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        # 1-based (line, column) of each token's start and end, tracked while scanning
+        # (tokens come in order, so no search per span).
+        begin_at: list[tuple[int, int]] = []
+        end_at: list[tuple[int, int]] = []
+        comments: list[Comment] = []
+        text = source.text
+        path = source.path
+        position = 0
+        line, line_start = 1, 0
+        for match in _SCANNER.finditer(text):
+            if match.start() != position:
+                raise _NotAccepted
+            space = match.group(1)
+            if "\n" in space:
+                line += space.count("\n")
+                line_start = match.start() + space.rindex("\n") + 1
+            start = match.end(1)
+            position = match.end()
+            kind = match.lastgroup
+            if kind == "WS":  # only whitespace left: the end of the file
+                break
+            value = text[start:position]
+            begin = (line, start - line_start + 1)
+            if kind == "LONG_STRING" and "\n" in value:
+                line += value.count("\n")
+                line_start = start + value.rindex("\n") + 1
+            finish = (line, position - line_start + 1)
+            if kind == "COMMENT":
+                comments.append(Comment(value, Span(path, start, position, *begin, *finish)))
+                continue
+            kinds.append(value if kind == "PUNCT" else str(kind))
+            values.append(value)
+            starts.append(start)
+            ends.append(position)
+            begin_at.append(begin)
+            end_at.append(finish)
+        if position != len(text):
+            raise _NotAccepted
+        kinds.append("$END")
+        self.kinds, self.values, self.starts, self.ends = kinds, values, starts, ends
+        self.begin_at, self.end_at = begin_at, end_at
+        self.comments = tuple(comments)
+        self.whole = Span(path, 0, len(text), 1, 1, line, len(text) - line_start + 1)
+        self.i = 0
+        self.depth = 0
+
+    def parse(self) -> tuple[Spec | None, list[Diagnostic]]:
+        items = []
+        while self.kinds[self.i] != "$END":
+            items.append(self.item())
+        spec = Spec(self.source.path, tuple(items), self.comments, self.whole)
+        return spec, self.builder.diagnostics
+
+    def expect(self, kind: str) -> int:
+        if self.kinds[self.i] != kind:
+            raise _NotAccepted
+        self.i += 1
+        return self.i - 1
+
+    def span(self, first: int, last: int) -> Span:
+        return Span(
+            self.source.path, self.starts[first], self.ends[last],
+            *self.begin_at[first], *self.end_at[last],
+        )
+
+    def nest(self, step: int) -> None:
+        self.depth += step
+        if self.depth > MAX_NESTING:
+            raise _NotAccepted  # the fallback reports KVS007
+
+    def item(self) -> Item:
+        name = self.expect("NAME")
+        kind = self.kinds[self.i]
+        if kind == "=":
+            self.i += 1
+            value = self.value()
+            return Assignment(
+                self.values[name], self.span(name, name), value, self.span(name, self.i - 1)
+            )
+        header: String | ListValue | None = None
+        if kind in ("STRING", "LONG_STRING"):
+            header = self.string()
+        elif kind == "[":
+            header = self.list()
+        elif kind != "{":
+            raise _NotAccepted
+        lbrace = self.expect("{")
+        self.nest(1)
+        items = []
+        while self.kinds[self.i] != "}":
+            items.append(self.item())
+        rbrace = self.expect("}")
+        self.nest(-1)
+        return Block(
+            kind=self.values[name],
+            kind_span=self.span(name, name),
+            header=header,
+            items=tuple(items),
+            span=self.span(name, rbrace),
+            open_span=self.span(lbrace, lbrace),
+            close_span=self.span(rbrace, rbrace),
+        )
+
+    def value(self) -> Value:
+        kind = self.kinds[self.i]
+        if kind in ("STRING", "LONG_STRING"):
+            return self.string()
+        if kind == "NUMBER":
+            return self.number()
+        if kind == "NAME":
+            self.i += 1
+            return Ident(self.values[self.i - 1], self.span(self.i - 1, self.i - 1))
+        if kind == "[":
+            return self.list()
+        raise _NotAccepted
+
+    def string(self) -> String:
+        i = self.i
+        self.i += 1
+        raw = self.values[i]
+        if self.kinds[i] == "LONG_STRING":
+            return String(raw[3:-3], True, self.span(i, i))
+        if "\\" not in raw:
+            return String(raw[1:-1], False, self.span(i, i))
+        return self.builder.string_at(self.kinds[i], raw, self.starts[i], self.ends[i])
+
+    def number(self) -> Number:
+        i = self.i
+        self.i += 1
+        text = self.values[i]
+        value = int(text) if _INTEGER.fullmatch(text) else float(text)
+        return Number(value, text, self.span(i, i))
+
+    def list(self) -> ListValue:
+        first = self.expect("[")
+        self.nest(1)
+        items: list[String | Number | Ident | ListValue | Range] = []
+        while self.kinds[self.i] != "]":
+            if self.kinds[self.i] == "NUMBER" and self.kinds[self.i + 1] == "DOTDOT":
+                start_index = self.i
+                start = self.number()
+                self.i += 1
+                stop = self.number() if self.kinds[self.i] == "NUMBER" else None
+                items.append(Range(start, stop, self.span(start_index, self.i - 1)))
+            else:
+                items.append(self.value())
+            if self.kinds[self.i] == ",":
+                self.i += 1
+            elif self.kinds[self.i] != "]":
+                raise _NotAccepted
+        last = self.expect("]")
+        self.nest(-1)
+        return ListValue(tuple(items), self.span(first, last))
 
 
 # --- syntax errors ---------------------------------------------------------------------
@@ -210,30 +420,77 @@ _TOKEN_NAMES = {
 
 # Lark's match_examples labels the parser state of an error by the example that fails in
 # the same state; each label is the code reported for mistakes of that shape.
+def _contexts(mistake: str) -> list[str]:
+    """`mistake` in every context whose LALR stack differs (lark compares stack depth):
+    at the top level or 1-3 blocks deep, with or without an item before it at each level.
+    """
+    examples = []
+    for depth in range(4):
+        for before in product(("", "k = 1 "), repeat=depth + 1):
+            text = before[-1] + mistake
+            for level in range(depth - 1, -1, -1):
+                text = f"{before[level]}b {{ {text} }}"
+            examples.append(text)
+    return examples
+
+
+_LIST_MISTAKES = ("1 2", '"a" "b"', "a b", "1..2 3", "1.. 3", "[1] 2")
+
 _EXAMPLES: dict[str, list[str]] = {
     "KVS014": [  # missing `=`
-        "pairs 40",
-        "select random",
-        'style "a" { pairs 40 }',
-        'style "a" { contrast { pairs 40 } }',
-        'style "a" { mode greedy }',
-        'style "a" { steer { layers [1] } }',
+        *_contexts("pairs 40"),
+        *_contexts("select random"),
     ],
     "KVS016": [  # missing `,` between list items
-        'style "a" { x = [1 2] }',
-        'style "a" { x = ["a" "b"] }',
-        'style "a" { x = [a b] }',
-        'style "a" { x = [1..2 3] }',
-        'style "a" { x = [1.. 3] }',
-        'style "a" { x = [[1] 2] }',
+        *(
+            example
+            for items in _LIST_MISTAKES
+            for example in _contexts(f"x = [{items}]")
+        ),
     ],
     "KVS017": [  # missing value after `=`
-        'style "a" { x = }',
-        'style "a" { x = y = 1 }',
-        "x = }",
-        "x = y = 1",
+        *_contexts("x = }"),
+        *_contexts("x = y = 1"),
     ],
 }
+
+
+@lru_cache(maxsize=1)
+def _example_index() -> tuple[dict[tuple[object, ...], str], dict[tuple[object, ...], str]]:
+    """Lark's `UnexpectedInput.match_examples`, indexed once.
+
+    match_examples re-parses every example on every error (~0.3 s for these); the index
+    keys each example's error by what match_examples compares (parser state: stack depth
+    and position; the acceptable tokens) with and without the offending token's type.
+    """
+    from lark.exceptions import UnexpectedToken
+
+    exact: dict[tuple[object, ...], str] = {}
+    loose: dict[tuple[object, ...], str] = {}
+    for label, examples in _EXAMPLES.items():
+        for example in examples:
+            try:
+                _parser().parse(example)
+            except UnexpectedToken as err:
+                key = _state_key(err)
+                exact.setdefault((*key, err.token.type), label)
+                loose.setdefault(key, label)
+    return exact, loose
+
+
+def _state_key(err: Any) -> tuple[object, ...]:
+    state = err.state
+    return (len(state.state_stack), state.position, frozenset(err.accepts or ()))
+
+
+def _label(err: Any) -> str | None:
+    from lark.exceptions import UnexpectedToken
+
+    if not isinstance(err, UnexpectedToken) or err.state is None:
+        return None
+    exact, loose = _example_index()
+    key = _state_key(err)
+    return exact.get((*key, err.token.type)) or loose.get(key)
 
 
 def _describe(tokens: set[str] | frozenset[str]) -> list[str]:
@@ -291,7 +548,7 @@ def _syntax_diagnostic(source: SourceFile, err: Any, unclosed: list[int]) -> Dia
     end = token.end_pos if token is not None and token.end_pos is not None else start
     span = source.span(start, end)
     found = _found(token)
-    code = err.match_examples(_parser().parse, _EXAMPLES, use_accepts=True) or "KVS010"
+    code = _label(err) or "KVS010"
     before = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", text[:start])
     key = before.group(1) if before else "the key"
     if code == "KVS014":
@@ -363,6 +620,7 @@ def _scan_brackets(text: str) -> tuple[int | None, list[int]]:
 # --- lark tree → syntax dataclasses ----------------------------------------------------
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "0": "\0", "/": "/"}
+_INTEGER = re.compile(r"[+-]?\d+")
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)")
 
 
@@ -404,7 +662,7 @@ class _Builder:
             close_span=self.span(rbrace),
         )
 
-    def value(self, node: Tree) -> Value:
+    def value(self, node: Any) -> Value:
         kind = node.data
         if kind == "string":
             return self.string(node.children[0])
@@ -422,7 +680,7 @@ class _Builder:
             )
         raise AssertionError(f"unexpected tree node {kind}")  # grammar and builder disagree
 
-    def range(self, node: Tree) -> Range:
+    def range(self, node: Any) -> Range:
         start, *more = node.children
         stop = more[0] if more else None
         return Range(
@@ -430,40 +688,41 @@ class _Builder:
         )
 
     def number(self, token: Token) -> Number:
-        text = str(token)
-        value: int | float
-        if re.fullmatch(r"[+-]?\d+", text):
-            value = int(text)
-        else:
-            value = float(text)  # 1e999 becomes inf: the checker reports non-finite values
-        return Number(value, text, self.span(token))
+        return self.number_at(str(token), token.start_pos or 0, token.end_pos or 0)
+
+    def number_at(self, text: str, start: int, end: int) -> Number:
+        # 1e999 becomes inf: the checker reports non-finite values
+        value: int | float = int(text) if _INTEGER.fullmatch(text) else float(text)
+        return Number(value, text, self.source.span(start, end))
 
     def string(self, token: Token) -> String:
-        raw = str(token)
-        if token.type == "LONG_STRING":
-            return String(raw[3:-3], True, self.span(token))
+        return self.string_at(token.type, str(token), token.start_pos or 0, token.end_pos or 0)
+
+    def string_at(self, kind: str, raw: str, start: int, end: int) -> String:
+        if kind == "LONG_STRING":
+            return String(raw[3:-3], True, self.source.span(start, end))
         body = raw[1:-1]
-        base = (token.start_pos or 0) + 1
+        if "\\" not in body:
+            return String(body, False, self.source.span(start, end))
+        base = start + 1
 
         def decode(match: re.Match[str]) -> str:
             esc = match.group(1)
-            if esc[0] in "uU":
+            if len(esc) > 1:  # \uXXXX or \UXXXXXXXX (a bare `\u` falls through to the error)
                 code = int(esc[1:], 16)
                 if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
                     return chr(code)
             elif esc in _ESCAPES:
                 return _ESCAPES[esc]
-            start = base + match.start()
-            shown = esc if esc[0] not in "uU" else esc
             self.diagnostics.append(
                 _error(
                     "KVS015",
-                    f"invalid escape `\\{shown}` in string",
-                    self.source.span(start, base + match.end()),
-                    help=f"write `\\\\{shown[0]}` for a literal backslash; valid escapes are "
+                    f"invalid escape `\\{esc}` in string",
+                    self.source.span(base + match.start(), base + match.end()),
+                    help=f"write `\\\\{esc[0]}` for a literal backslash; valid escapes are "
                     '\\n \\t \\r \\0 \\\\ \\" \\/ \\uXXXX \\UXXXXXXXX',
                 )
             )
             return match.group(0)
 
-        return String(_ESCAPE.sub(decode, body), False, self.span(token))
+        return String(_ESCAPE.sub(decode, body), False, self.source.span(start, end))

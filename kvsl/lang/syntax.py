@@ -14,7 +14,6 @@ checker (`kvsl.lang.check`), so a misspelt key is a KVS104, not a syntax error.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Union
 
 from kvsl.lang.source import Span
 
@@ -58,11 +57,11 @@ class Range:
 class ListValue:
     """`[a, b, 1..3]`."""
 
-    items: tuple[Union[String, Number, Ident, ListValue, Range], ...]
+    items: tuple[String | Number | Ident | ListValue | Range, ...]
     span: Span
 
 
-Value = Union[String, Number, Ident, ListValue]
+Value = String | Number | Ident | ListValue
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class Block:
     close_span: Span  # the `}`
 
 
-Item = Union[Assignment, Block]
+Item = Assignment | Block
 
 
 @dataclass(frozen=True)
@@ -121,12 +120,7 @@ def without_spans(node: object) -> object:
     if isinstance(node, Spec):
         return ("Spec", without_spans(node.items))
     if is_dataclass(node) and not isinstance(node, type):
-        return (type(node).__name__,) + tuple(
-            without_spans(getattr(node, f.name))
-            for f in fields(node)
-            if not f.name.endswith("span") and f.name not in ("text",)
-            or (isinstance(node, Comment) and f.name == "text")
-        )
+        return (type(node).__name__, *tuple(without_spans(getattr(node, f.name)) for f in fields(node) if (not f.name.endswith("span") and f.name not in ("text",)) or (isinstance(node, Comment) and f.name == "text")))
     if isinstance(node, tuple | list):
         return tuple(without_spans(item) for item in node)
     return node

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kvsl.lang.diagnostics import Diagnostic, Label, Severity
@@ -72,6 +73,34 @@ class TemplateOrigin:
     spec_span: Span  # the spec's `template = ...` value, for a secondary label
 
 
+@dataclass(frozen=True)
+class TemplateFacts:
+    """What the static check learns from a template's text (cached per text)."""
+
+    error: str | None  # Jinja2's syntax error message, None when it parses
+    error_line: int
+    undeclared: tuple[tuple[str, int], ...]  # (variable, first line) it reads but never sets
+
+
+@lru_cache(maxsize=256)
+def template_facts(text: str) -> TemplateFacts:
+    """Parse a template once (specs often share a template file)."""
+    from jinja2 import TemplateSyntaxError, meta, nodes
+
+    try:
+        ast = make_environment().parse(text)
+    except TemplateSyntaxError as err:
+        return TemplateFacts(err.message or "invalid template", err.lineno or 1, ())
+    undeclared = meta.find_undeclared_variables(ast)
+    first_line: dict[str, int] = {}
+    for node in ast.find_all(nodes.Name):
+        if node.ctx == "load" and node.name in undeclared:
+            first_line.setdefault(node.name, node.lineno)
+    return TemplateFacts(
+        None, 0, tuple(sorted((name, first_line.get(name, 1)) for name in undeclared))
+    )
+
+
 def check_template(text: str, origin: TemplateOrigin) -> list[Diagnostic]:
     """Jinja2 syntax errors (KVS201), unprovided variables (KVS202), no `question` (KVS203).
 
@@ -81,31 +110,26 @@ def check_template(text: str, origin: TemplateOrigin) -> list[Diagnostic]:
     >>> [d.code for d in check_template(src.text, o)]
     ['KVS202', 'KVS203']
     """
-    from jinja2 import TemplateSyntaxError, meta, nodes
-
-    env = make_environment()
     inline = origin.source.path == origin.spec_span.path
     label = () if inline else (Label(origin.spec_span, "template used here"),)
-    try:
-        ast = env.parse(text)
-    except TemplateSyntaxError as err:
-        line = err.lineno or 1
+    facts = template_facts(text)
+    if facts.error is not None:
+        line = facts.error_line
         return [
             Diagnostic(
                 "KVS201",
-                f"template syntax error: {_lower_first(err.message or 'invalid template')}",
+                Severity.ERROR,
+                f"template syntax error: {_lower_first(facts.error)}",
                 _line_span(text, origin, line, None),
                 labels=label,
                 help=f"template line {line}; see https://jinja.palletsprojects.com/templates/",
             )
         ]
     diagnostics: list[Diagnostic] = []
-    undeclared = meta.find_undeclared_variables(ast)
-    first_line: dict[str, int] = {}
-    for node in ast.find_all(nodes.Name):
-        if node.ctx == "load" and node.name in undeclared:
-            first_line.setdefault(node.name, node.lineno)
-    for name in sorted(undeclared - set(TEMPLATE_VARIABLES)):
+    names = {name for name, _ in facts.undeclared}
+    for name, line in facts.undeclared:
+        if name in TEMPLATE_VARIABLES:
+            continue
         from difflib import get_close_matches
 
         close = get_close_matches(name, list(TEMPLATE_VARIABLES), n=1)
@@ -113,14 +137,15 @@ def check_template(text: str, origin: TemplateOrigin) -> list[Diagnostic]:
         diagnostics.append(
             Diagnostic(
                 "KVS202",
+                Severity.ERROR,
                 f"template variable `{name}` is not provided",
-                _line_span(text, origin, first_line.get(name, 1), name),
+                _line_span(text, origin, line, name),
                 labels=label,
                 help=(f"did you mean `{close[0]}`? " if close else "")
                 + f"templates receive {provided}",
             )
         )
-    if "question" not in undeclared:
+    if "question" not in names:
         diagnostics.append(
             Diagnostic(
                 "KVS203",

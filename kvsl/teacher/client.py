@@ -8,10 +8,9 @@ a failure that survived those retries means for the run:
 - fatal (`Fatal`): the server is unreachable, rejects the key, or has no such model or
   endpoint. Every later request would fail the same way, so the run stops (exit 3) and
   keeps everything already written.
-- permanent for this question (`permanent=True`): the server refused this one request
-  (400: prompt too long, content filter). Asking again would get the same answer.
-- transient (`permanent=False`): rate limits, server errors and timeouts that outlasted the
-  retries. The question is logged as skipped and asked again by the next run.
+- not fatal (`RequestFailed`): rate limits, server errors and timeouts that outlasted the
+  retries, and requests the server refused (400). The question is logged as skipped and
+  asked again by the next run; many in a row stop the run (KVS514).
 
 The API key is never put into a message: every text that leaves this module goes through
 `Redactor`, which also hides credentials written into a base URL (`http://user:pw@host`).
@@ -21,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # openai is imported lazily: `kvsl --help` must not pay for i
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 REDACTED = "[redacted]"
+MIN_SECRET_LENGTH = 8  # shorter keys are placeholders for servers that check none
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,10 @@ class Redactor:
         if "@" in netloc:
             userinfo = netloc.rsplit("@", 1)[0]
             secrets.extend([userinfo, *userinfo.split(":")])
-        # Longest first, so a secret that contains another is removed whole. Very short
-        # strings (a 1-char password) would shred ordinary text: keys are long anyway.
-        usable = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        # Longest first, so a secret that contains another is removed whole. Short values
+        # are placeholders, not secrets (`OPENAI_API_KEY=unused` for a local server), and
+        # scrubbing them would shred ordinary words in the traces.
+        usable = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
         return cls(tuple(usable))
 
     def scrub(self, text: str) -> str:
@@ -93,12 +95,29 @@ class Redactor:
         return text
 
 
+def choose_base_url(
+    cli_base_url: str | None, spec_base_url: str | None, environ: Mapping[str, str]
+) -> tuple[str, str]:
+    """(base URL, where it came from): the flag, the spec, OPENAI_BASE_URL, then OpenAI.
+
+    >>> choose_base_url(None, None, {})
+    ('https://api.openai.com/v1', 'the default')
+    """
+    if cli_base_url:
+        return cli_base_url, "--base-url"
+    if spec_base_url:
+        return spec_base_url, "the spec"
+    if environ.get("OPENAI_BASE_URL"):
+        return environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
+    return DEFAULT_BASE_URL, "the default"
+
+
 def resolve_endpoint(
     spec_path: str,
     *,
     cli_base_url: str | None,
     spec_base_url: str | None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Endpoint:
     """Pick the base URL (flag, then spec, then `OPENAI_BASE_URL`, then OpenAI) and the key.
 
@@ -109,14 +128,7 @@ def resolve_endpoint(
     'http://h:1/v1'
     """
     env = os.environ if environ is None else environ
-    if cli_base_url:
-        base_url, origin = cli_base_url, "--base-url"
-    elif spec_base_url:
-        base_url, origin = spec_base_url, "the spec"
-    elif env.get("OPENAI_BASE_URL"):
-        base_url, origin = env["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
-    else:
-        base_url, origin = DEFAULT_BASE_URL, "the default"
+    base_url, origin = choose_base_url(cli_base_url, spec_base_url, env)
     key = env.get("OPENAI_API_KEY", "").strip()
     if not key:
         raise KvslError(
@@ -214,8 +226,11 @@ def classify_error(
         status = error.status_code
         if status >= 500 or status in (408, 409):
             return RequestFailed("server_error", f"HTTP {status}: {detail}", False)
-        return RequestFailed("bad_request", f"HTTP {status}: {detail}", True)
-    if isinstance(error, openai.APIResponseValidationError | openai.APIError):
+        # Not permanent: a 400 is as often about the request options (a model that rejects
+        # `max_tokens` or `temperature`) as about the question, and then every question
+        # fails alike; the consecutive-failure limit stops such a run (KVS514).
+        return RequestFailed("bad_request", f"HTTP {status}: {detail}", False)
+    if isinstance(error, openai.APIError):  # e.g. a reply that is not chat-completions JSON
         return RequestFailed("bad_response", detail, False)
     raise error  # a programming error: let it surface
 
@@ -232,5 +247,6 @@ def _message(error: BaseException) -> str:
                 message = inner["message"]
             elif isinstance(inner, str):
                 message = inner
-    message = re.sub(r"\s+", " ", message).strip()
+    # Diagnostics have no trailing period; server messages usually do.
+    message = re.sub(r"\s+", " ", message).strip().rstrip(".")
     return message[:300]

@@ -6,19 +6,25 @@ trace to the spec's trace file (`kvsl.traces.append_trace`: one full line, flush
 fsynced, so a kill loses nothing) or append a skip record to the skip log next to it
 (`traces/x.jsonl` → `traces/x.skipped.jsonl`).
 
-A rerun resumes: questions whose id (or exact question text) is already in the trace file
-are never asked again, nor are questions skipped for a permanent reason (no tags, wrong
-answer, refused request) unless `retry_skipped` is set. Transient failures (timeouts, rate
-limits, 5xx that outlasted the client's retries) are logged and asked again next time.
+A rerun resumes: questions already in the trace file are never asked again, nor are
+questions skipped for a permanent reason (no tags, wrong answer, truncated) unless
+`retry_skipped` is set. Failures of the request itself (timeouts, rate limits, 5xx that
+outlasted the client's retries, refusals) are logged and asked again next time.
+
+A question is identified by its id *and* its text: ids made from line numbers
+(`train-12`) repeat across benchmark files, so a GSM8K `train-12` is never taken for a
+PIQA `train-12`. A trace whose id is already used by another question in the file gets
+the source's name as a prefix (`piqa-train-12`), so trace ids stay unique.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +37,7 @@ from kvsl.teacher.client import (
     Fatal,
     Redactor,
     RequestFailed,
+    choose_base_url,
     classify_error,
     display_url,
     make_client,
@@ -87,6 +94,7 @@ class SkipRecord:
     got: str | None = None
     reply: str | None = None  # the start of the teacher's reply, for debugging templates
     model: str | None = None
+    question_hash: str | None = None  # `question_hash(question)`: ids alone can repeat
 
     def to_json(self) -> str:
         record: dict[str, object] = {
@@ -95,7 +103,7 @@ class SkipRecord:
             "permanent": self.permanent,
             "detail": self.detail,
         }
-        for key in ("expected", "got", "reply", "model"):
+        for key in ("expected", "got", "reply", "model", "question_hash"):
             value = getattr(self, key)
             if value is not None:
                 record[key] = value
@@ -136,6 +144,15 @@ class TeachAborted(KvslError):
         self.report = report
 
 
+def question_hash(question: str) -> str:
+    """A short, stable fingerprint of a question's text (16 hex digits).
+
+    >>> question_hash("What is 2 + 2?") == question_hash("  What is 2 + 2?\\n")
+    True
+    """
+    return hashlib.sha256(question.strip().encode("utf-8")).hexdigest()[:16]
+
+
 def skip_log_path(traces_path: str | os.PathLike[str]) -> Path:
     """The skip log that sits next to a trace file.
 
@@ -151,29 +168,30 @@ def skip_log_path(traces_path: str | os.PathLike[str]) -> Path:
 
 @dataclass(frozen=True)
 class _Progress:
-    done_ids: frozenset[str]
-    done_questions: frozenset[str]
-    skipped_ids: frozenset[str]  # permanently skipped
+    done: frozenset[str]  # question hashes of the traces in the file
+    used_ids: frozenset[str]  # trace ids in the file
+    skipped: frozenset[tuple[str, str]]  # (id, question hash) skipped for good
 
 
 def _already_done(traces_path: Path, skip_path: Path) -> _Progress:
-    ids: set[str] = set()
-    questions: set[str] = set()
+    done: set[str] = set()
+    used_ids: set[str] = set()
     if traces_path.exists():
         # A trace file with bad lines is reported (KVS50x at file:line) before anything is
         # asked: appending to it would only hide the damage from `kvsl build`.
         for trace in load_traces(traces_path):
+            done.add(question_hash(trace.question))
             if trace.id is not None:
-                ids.add(trace.id)
-            questions.add(trace.question.strip())
-    skipped: dict[str, bool] = {}
+                used_ids.add(trace.id)
+    latest: dict[tuple[str, str], bool] = {}
     for record in iter_skip_log(skip_path):
-        if isinstance(record.get("id"), str):
-            skipped[str(record["id"])] = bool(record.get("permanent"))  # the latest wins
+        if isinstance(record.get("id"), str) and isinstance(record.get("question_hash"), str):
+            key = (str(record["id"]), str(record["question_hash"]))
+            latest[key] = bool(record.get("permanent"))  # the latest record wins
     return _Progress(
-        frozenset(ids),
-        frozenset(questions),
-        frozenset(i for i, permanent in skipped.items() if permanent),
+        frozenset(done),
+        frozenset(used_ids),
+        frozenset(key for key, permanent in latest.items() if permanent),
     )
 
 
@@ -198,6 +216,7 @@ class _Work:
     todo: list[Example]
     already_done: int
     previously_skipped: int
+    used_ids: frozenset[str]
 
 
 def _prepare(plan: Plan, options: TeachOptions) -> _Work:
@@ -217,7 +236,9 @@ def _prepare(plan: Plan, options: TeachOptions) -> _Work:
             ],
             ExitCode.USAGE,
         )
-    fmt = options.question_format or teacher.question_format
+    # The spec's `format` describes the spec's own question file; a file given on the
+    # command line is read with `--format`, or its format is detected from its first record.
+    fmt = options.question_format or (None if options.questions else teacher.question_format)
     examples = load_questions(source, fmt, labels_path=options.labels, limit=options.limit)
     traces_path = Path(teacher.traces)
     skip_path = skip_log_path(traces_path)
@@ -225,9 +246,10 @@ def _prepare(plan: Plan, options: TeachOptions) -> _Work:
     todo: list[Example] = []
     already = previously_skipped = 0
     for example in examples:
-        if example.id in done.done_ids or example.question.strip() in done.done_questions:
+        fingerprint = question_hash(example.question)
+        if fingerprint in done.done:
             already += 1
-        elif example.id in done.skipped_ids and not options.retry_skipped:
+        elif (example.id, fingerprint) in done.skipped and not options.retry_skipped:
             previously_skipped += 1
         else:
             todo.append(example)
@@ -240,6 +262,7 @@ def _prepare(plan: Plan, options: TeachOptions) -> _Work:
         todo=todo,
         already_done=already,
         previously_skipped=previously_skipped,
+        used_ids=done.used_ids,
     )
 
 
@@ -252,10 +275,10 @@ def dry_run(plan: Plan, options: TeachOptions = TeachOptions()) -> TeachReport:
     work = _prepare(plan, options)
     template = compile_template(plan)
     prompts = tuple(RenderedPrompt(e.id, render_prompt(plan, template, e)) for e in work.todo)
-    base_url = options.base_url or work.teacher.base_url or os.environ.get("OPENAI_BASE_URL")
+    base_url, _ = choose_base_url(options.base_url, work.teacher.base_url, os.environ)
     return TeachReport(
         model=work.model,
-        base_url=display_url(base_url) if base_url else "https://api.openai.com/v1",
+        base_url=display_url(base_url),
         traces_path=str(work.traces_path),
         skip_log_path=str(work.skip_path),
         total=len(work.examples),
@@ -270,7 +293,7 @@ def teach(
     plan: Plan,
     options: TeachOptions = TeachOptions(),
     *,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> TeachReport:
     """Fill the spec's trace file from its teacher; resumes where an earlier run stopped.
 
@@ -286,16 +309,11 @@ def teach(
     template = compile_template(plan)
     # Render everything first: a template error stops the run before the first request.
     prompts = [(e, render_prompt(plan, template, e)) for e in work.todo]
-    endpoint = resolve_endpoint(
-        plan.spec_path,
-        cli_base_url=options.base_url,
-        spec_base_url=work.teacher.base_url,
-        environ=environ,
-    )
-    concurrency = max(1, options.concurrency or work.teacher.concurrency)
+    env = os.environ if environ is None else environ
+    base_url, _ = choose_base_url(options.base_url, work.teacher.base_url, env)
     report = TeachReport(
         model=work.model,
-        base_url=display_url(endpoint.base_url),
+        base_url=display_url(base_url),
         traces_path=str(work.traces_path),
         skip_log_path=str(work.skip_path),
         total=len(work.examples),
@@ -304,7 +322,14 @@ def teach(
         asked=len(prompts),
     )
     if not prompts:
-        return report
+        return report  # nothing to ask: no key needed
+    endpoint = resolve_endpoint(
+        plan.spec_path,
+        cli_base_url=options.base_url,
+        spec_base_url=work.teacher.base_url,
+        environ=env,
+    )
+    concurrency = max(1, options.concurrency or work.teacher.concurrency)
     run = _Run(plan, work, options, endpoint, concurrency, report)
     return asyncio.run(run.execute(prompts))
 
@@ -336,6 +361,7 @@ class _Run:
         self.usage = Usage()
         self.consecutive_failures = 0
         self.fatal: Diagnostic | None = None
+        self.used_ids = set(work.used_ids)
         self.advance: Callable[[], None] = lambda: None
 
     def _partial(self) -> TeachReport:
@@ -366,8 +392,8 @@ class _Run:
         if self.fatal is not None:
             partial = self._partial()
             kept = (
-                f"; the {partial.written} traces written before the failure are kept in "
-                f"`{partial.traces_path}` and a rerun resumes after them"
+                f"; `{partial.traces_path}` keeps every trace written so far "
+                f"({partial.written} by this run) and a rerun resumes after them"
             )
             fatal = replace(self.fatal, help=(self.fatal.help or "") + kept)
             raise TeachAborted([fatal], partial)
@@ -406,8 +432,8 @@ class _Run:
         raise _Stop
 
     def _failed(self, example: Example, outcome: RequestFailed) -> None:
-        self._skip(SkipRecord(example.id, outcome.reason, outcome.permanent, outcome.detail,
-                              model=self.work.model))
+        self._skip(example, SkipRecord(example.id, outcome.reason, outcome.permanent,
+                                       outcome.detail))
         if outcome.permanent:
             return
         self.consecutive_failures += 1
@@ -417,11 +443,12 @@ class _Run:
                     "KVS514",
                     Severity.ERROR,
                     f"the teacher server at `{display_url(self.endpoint.base_url)}` failed "
-                    f"{self.consecutive_failures} requests in a row after retrying each "
+                    f"{self.consecutive_failures} requests in a row "
                     f"(last: {outcome.reason}: {outcome.detail})",
                     Span.whole_file(self.plan.spec_path),
-                    help="wait and rerun (it resumes), lower `--concurrency`, or raise "
-                    "`--timeout` for a slow local server",
+                    help="if the server is overloaded or down, wait and rerun (it resumes), "
+                    "lower `--concurrency`, or raise `--timeout` for a slow local server; if "
+                    "it refuses the request (HTTP 400), fix what its message names",
                 )
             )
 
@@ -461,13 +488,13 @@ class _Run:
             if finish == "length" and reject.reason != "wrong_answer":
                 reject = replace(reject, reason="truncated",
                                  detail=reject.detail + "; the reply hit max_tokens")
-            self._skip(replace(reject, model=self.work.model))
+            self._skip(example, reject)
             return
         trace = Trace(
             question=example.question,
             steps=parsed.steps,
             answer=example.answer,
-            id=example.id,
+            id=self._fresh_id(example),
             domain=domain_of(example),
             extra={"teacher": self.work.model},
         )
@@ -475,7 +502,17 @@ class _Run:
         self.written += 1
         self.advance()
 
-    def _skip(self, record: SkipRecord) -> None:
+    def _fresh_id(self, example: Example) -> str:
+        """The example's id, or a prefixed one if another question in the file has it."""
+        candidate, n = example.id, 1
+        while candidate in self.used_ids:
+            n += 1
+            candidate = f"{example.source}-{example.id}" + (f"-{n - 1}" if n > 2 else "")
+        self.used_ids.add(candidate)
+        return candidate
+
+    def _skip(self, example: Example, record: SkipRecord) -> None:
+        record = replace(record, model=self.work.model, question_hash=question_hash(example.question))
         _append_line(self.work.skip_path, self.redact.scrub(record.to_json()))
         self.skipped.append(record)
         self.advance()

@@ -81,8 +81,14 @@ def random_vectors(model, seed: int = 1, scale: float = 1.0):
     cfg = model.config
     kv_heads, head_dim = cfg.num_key_value_heads, cfg.hidden_size // cfg.num_attention_heads
     gen = torch.Generator().manual_seed(seed)
-    keys = {i: scale * torch.randn(kv_heads, head_dim, generator=gen) for i in range(cfg.num_hidden_layers)}
-    values = {i: scale * torch.randn(kv_heads, head_dim, generator=gen) for i in range(cfg.num_hidden_layers)}
+    keys = {
+        i: scale * torch.randn(kv_heads, head_dim, generator=gen)
+        for i in range(cfg.num_hidden_layers)
+    }
+    values = {
+        i: scale * torch.randn(kv_heads, head_dim, generator=gen)
+        for i in range(cfg.num_hidden_layers)
+    }
     return SteeringVectors(keys, values, "\n", {"vector_hash": f"random-{seed}-{scale}"})
 
 

@@ -142,7 +142,7 @@ def test_labels_outside_the_choices_are_ignored() -> None:
 def test_five_choices() -> None:
     choices = tuple(
         Choice(label, text)
-        for label, text in zip("ABCDE", "coal oil gas wind uranium".split(), strict=True)
+        for label, text in zip("ABCDE", ["coal", "oil", "gas", "wind", "uranium"], strict=True)
     )
     assert extract_choice("The answer is E", choices).answer == "E"
     assert extract_choice("Wind is renewable.", choices).answer == "D"

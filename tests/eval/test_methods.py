@@ -29,7 +29,11 @@ from kvsl.eval.methods import (
 )
 from kvsl.lang.diagnostics import KvslError
 
-QUESTIONS = ["What is 2 + 3?", "Is ice cold? Answer yes or no.", "Pick one.\n\nChoices:\nA: x\nB: y"]
+QUESTIONS = [
+    "What is 2 + 3?",
+    "Is ice cold? Answer yes or no.",
+    "Pick one.\n\nChoices:\nA: x\nB: y",
+]
 GREEDY = GenerationSettings(max_new_tokens=12)
 
 
@@ -52,7 +56,13 @@ def _text(tokenizer, ids: list[int]) -> str:
 
 
 def test_parse_methods() -> None:
-    assert parse_methods("plain,cot,cache,cache+cot,caa") == ("plain", "cot", "cache", "cache+cot", "caa")
+    assert parse_methods("plain,cot,cache,cache+cot,caa") == (
+        "plain",
+        "cot",
+        "cache",
+        "cache+cot",
+        "caa",
+    )
     with pytest.raises(KvslError) as err:
         parse_methods("plain,steer")
     assert err.value.diagnostics[0].code == "KVS610"
@@ -131,8 +141,12 @@ def test_extract_caa_matches_hidden_states(tiny) -> None:
         for layer in (0, 1):
             diffs = []
             for pos, neg in pairs:
-                hp = model(torch.tensor([pos]), output_hidden_states=True).hidden_states[layer + 1][0, -1]
-                hn = model(torch.tensor([neg]), output_hidden_states=True).hidden_states[layer + 1][0, -1]
+                hp = model(torch.tensor([pos]), output_hidden_states=True).hidden_states[layer + 1][
+                    0, -1
+                ]
+                hn = model(torch.tensor([neg]), output_hidden_states=True).hidden_states[layer + 1][
+                    0, -1
+                ]
                 diffs.append(hp - hn)
             expected = torch.stack(diffs).mean(0)
             torch.testing.assert_close(vectors.directions[layer], expected, rtol=1e-4, atol=1e-5)
@@ -144,13 +158,20 @@ def test_extract_caa_batched_equals_single(tiny) -> None:
     one = extract_caa(model, pairs, batch_size=1)
     four = extract_caa(model, pairs, batch_size=4)
     for layer in range(3):
-        torch.testing.assert_close(one.directions[layer], four.directions[layer], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            one.directions[layer], four.directions[layer], rtol=1e-4, atol=1e-5
+        )
+
+
+def _hook_counts(model) -> list[int]:
+    return [len(layer._forward_hooks) for layer in model.model.layers]
 
 
 def test_caa_hook_is_scoped_and_multiplier_zero_is_plain(tiny) -> None:
     model, tokenizer = tiny
     vectors = extract_caa(model, _pairs(tokenizer))
     ids, mask = left_pad([chat_prompt(tokenizer, q) for q in QUESTIONS], 0)
+    hooks = _hook_counts(model)
     with torch.inference_mode():
         before = model(input_ids=ids, attention_mask=mask).logits
         with caa_steering(model, vectors, layer=1, multiplier=50.0):
@@ -158,7 +179,7 @@ def test_caa_hook_is_scoped_and_multiplier_zero_is_plain(tiny) -> None:
         after = model(input_ids=ids, attention_mask=mask).logits
     assert not torch.equal(before, during)
     assert torch.equal(before, after)
-    assert all(not layer._forward_hooks for layer in model.model.layers)
+    assert _hook_counts(model) == hooks
 
     gen = Generator(model, tokenizer, batch_size=3)
     plain = gen.generate(plain_method(), QUESTIONS, GREEDY)
@@ -166,15 +187,17 @@ def test_caa_hook_is_scoped_and_multiplier_zero_is_plain(tiny) -> None:
     strong = gen.generate(caa_method(vectors, 1, 50.0), QUESTIONS, GREEDY)
     assert [g.text for g in zero] == [g.text for g in plain]
     assert [g.text for g in strong] != [g.text for g in plain]
-    assert all(not layer._forward_hooks for layer in model.model.layers)
+    assert _hook_counts(model) == hooks
 
 
 def test_caa_hook_removed_after_an_error(tiny) -> None:
-    model, tokenizer = tiny
+    model, _tokenizer = tiny
     vectors = CaaVectors({i: torch.ones(64) for i in range(3)})
+    hooks = _hook_counts(model)
     with pytest.raises(RuntimeError), caa_steering(model, vectors, layer=-1, multiplier=1.0):
+        assert _hook_counts(model) != hooks
         raise RuntimeError("boom")
-    assert all(not layer._forward_hooks for layer in model.model.layers)
+    assert _hook_counts(model) == hooks
 
 
 def test_caa_layer_outside_model(tiny) -> None:

@@ -225,6 +225,31 @@ def test_user_style_is_scored_by_its_markers() -> None:
     assert isinstance(scorer_for(plan), MarkerScorer)
 
 
+def test_real_plans_from_spec_files(tmp_path: Path) -> None:
+    from kvsl.lang import compile_spec
+
+    builtin, diagnostics = compile_spec(REPO / "specs" / "analogical.kvs")
+    assert builtin is not None, diagnostics
+    text = EXAMPLES["analogical"][1]
+    assert score(text, builtin) == score(text, "analogical")
+
+    (tmp_path / "t.jsonl").write_text(
+        '{"question": "1+1?", "steps": ["Answer: 1 + 1 = 2"], "answer": "2"}\n', encoding="utf-8"
+    )
+    (tmp_path / "terse.kvs").write_text(
+        'style "terse-math" {\n'
+        '  description = "One equation, then the number."\n'
+        '  contrast { traces = "t.jsonl" pairs = 1 shots = 0 }\n'
+        '  markers = ["(?i)^answer:", "="]\n'
+        "}\n",
+        encoding="utf-8",
+    )
+    user, diagnostics = compile_spec(tmp_path / "terse.kvs")
+    assert user is not None, diagnostics
+    assert score("Answer: 1 + 1 = 2", user) == 1.0
+    assert score("two", user) == 0.0
+
+
 def test_markers_match_at_every_line_start() -> None:
     plan = _plan("numbered", r"^\s*2\.")
     assert score("1. a\n2. b", plan) == 1.0
@@ -265,6 +290,12 @@ def test_validate_marker(pattern: str, problem: str | None) -> None:
 def test_doctests() -> None:
     failures, tried = doctest.testmod(kvsl.styles)
     assert tried > 15 and failures == 0
+
+
+def test_docs_examples() -> None:
+    # docs/styles.md quotes scores; this keeps the numbers in it true.
+    failures, tried = doctest.testfile(str(REPO / "docs" / "styles.md"), module_relative=False)
+    assert tried >= 4 and failures == 0
 
 
 # ---------------------------------------------------------------- bundled traces

@@ -79,3 +79,15 @@ def test_prices_match_dated_snapshots_and_longest_names() -> None:
     assert estimate_cost("gpt-4o-mini", usage) == pytest.approx(2 * 0.15 + 0.60)
     assert "unknown" in describe_cost("qwen2.5:7b", usage)
     assert "$0.9000" in describe_cost("gpt-4o-mini", usage)
+
+
+def test_redactor_scrubs_keys_and_url_credentials_but_not_placeholders() -> None:
+    from kvsl.teacher.client import Endpoint, Redactor, display_url
+
+    endpoint = Endpoint("http://bob:pa55word-long@127.0.0.1:8000/v1", "sk-abcdefgh12345", "the spec")
+    redact = Redactor.for_endpoint(endpoint)
+    assert redact.scrub("key sk-abcdefgh12345 and pa55word-long") == "key [redacted] and [redacted]"
+    assert "sk-abc" not in repr(endpoint) and "pa55" not in repr(endpoint)
+    assert display_url(endpoint.base_url) == "http://[redacted]@127.0.0.1:8000/v1"
+    placeholder = Redactor.for_endpoint(Endpoint("http://127.0.0.1:8000/v1", "unused", "the spec"))
+    assert placeholder.scrub("the unused tiles") == "the unused tiles"

@@ -71,10 +71,10 @@ def test_slow_responses_beyond_the_timeout_are_retried(
     tmp_path: Path, stub: StubServer, make_plan: MakePlan
 ) -> None:
     questions = write_jsonl(tmp_path / "q.jsonl", plain_questions(1))
-    stub.script("[q1]", Reply(content="<step>late</step><answer>2</answer>", delay=1.5))
+    stub.script("[q1]", Reply(content="<step>late</step><answer>2</answer>", delay=2.5))
     plan = make_plan(questions=questions, base_url=stub.url)
 
-    report = teach(plan, options(timeout=0.4), environ=ENV)
+    report = teach(plan, options(timeout=1.0), environ=ENV)
 
     assert report.written == 1 and stub.count("[q1]") == 2
     assert load_traces(plan.teacher.traces)[0].steps == ("First, read the question.", "Then solve it.")  # type: ignore[union-attr]
@@ -85,10 +85,10 @@ def test_failures_that_outlast_the_retries_are_logged_and_asked_again_next_run(
 ) -> None:
     questions = write_jsonl(tmp_path / "q.jsonl", plain_questions(3))
     stub.script("[q1]", *[error_reply(500, retry_after="0.05")] * 3)  # 1 try + 2 retries
-    stub.script("[q2]", *[Reply(content="slow", delay=1.0)] * 3)
+    stub.script("[q2]", *[Reply(content="slow", delay=2.0)] * 3)
     plan = make_plan(questions=questions, base_url=stub.url)
 
-    report = teach(plan, options(max_retries=2, timeout=0.3), environ=ENV)
+    report = teach(plan, options(max_retries=2, timeout=0.8), environ=ENV)
 
     assert report.written == 1 and report.skip_reasons == {"server_error": 1, "timeout": 1}
     assert stub.count("[q1]") == 3 and stub.count("[q2]") == 3
@@ -161,7 +161,7 @@ def test_a_server_that_dies_mid_run_leaves_a_valid_trace_file_and_the_rerun_comp
     assert caught.value.exit_code == ExitCode.ENVIRONMENT
     assert caught.value.diagnostics[0].code == "KVS514"
     assert caught.value.report.written == 3
-    assert "3 traces written before the failure are kept" in (caught.value.diagnostics[0].help or "")
+    assert "keeps every trace written so far (3 by this run)" in (caught.value.diagnostics[0].help or "")
     assert trace_ids(plan.teacher.traces) == ["q1", "q2", "q3"]  # type: ignore[union-attr]
 
     stub.fail_after = None
@@ -363,3 +363,53 @@ def test_the_key_is_scrubbed_even_from_replies_that_echo_it(
     for path in (tmp_path / "traces").iterdir():
         text = path.read_text()
         assert FAKE_KEY not in text and "[redacted]" in text
+
+
+def test_progress_bar_run(tmp_path: Path, stub: StubServer, make_plan: MakePlan,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    questions = write_jsonl(tmp_path / "q.jsonl", plain_questions(3))
+    stub.script("[q2]", Reply(content="no tags"))
+    report = teach(make_plan(questions=questions, base_url=stub.url), options(progress=True), environ=ENV)
+    assert report.written == 2
+    assert "3/3" in capsys.readouterr().err
+
+
+def test_a_refused_request_is_skipped_without_retry_and_asked_again_later(
+    tmp_path: Path, stub: StubServer, make_plan: MakePlan
+) -> None:
+    questions = write_jsonl(tmp_path / "q.jsonl", plain_questions(2))
+    stub.script("[q1]", error_reply(400, "This model's maximum context length is 8 tokens."))
+    plan = make_plan(questions=questions, base_url=stub.url)
+    report = teach(plan, FAST, environ=ENV)
+    assert [(r.id, r.reason, r.permanent) for r in report.skipped] == [("q1", "bad_request", False)]
+    assert "maximum context length is 8 tokens" in report.skipped[0].detail
+    assert stub.count("[q1]") == 1  # 400 is not retried by the client
+    # The rerun asks q1 again; with nothing left to ask, no key is even needed.
+    assert teach(plan, FAST, environ=ENV).written == 1
+    assert teach(plan, FAST, environ={}).asked == 0
+
+
+def test_questions_are_known_by_text_and_ids_never_collide(
+    tmp_path: Path, stub: StubServer, make_plan: MakePlan
+) -> None:
+    # Line-number ids repeat across files: `q1` of this file is not the `q1` already taught.
+    questions = write_jsonl(tmp_path / "q.jsonl", plain_questions(3))
+    plan = make_plan(questions=questions, base_url=stub.url)
+    traces = Path(plan.teacher.traces)  # type: ignore[union-attr]
+    traces.parent.mkdir(parents=True)
+    traces.write_text(
+        json.dumps({"id": "q1", "question": "Another file's first question", "steps": ["s"], "answer": "x"}) + "\n"
+        + json.dumps({"id": "old-7", "question": "What is 2 + 2? [q2]", "steps": ["s"], "answer": "4"}) + "\n"
+    )
+    skip_log_path(traces).write_text(
+        json.dumps({"id": "q3", "reason": "wrong_answer", "permanent": True,
+                    "question_hash": "0123456789abcdef"}) + "\n"
+    )
+
+    report = teach(plan, FAST, environ=ENV)
+
+    assert (report.already_done, report.previously_skipped, report.asked) == (1, 0, 2)
+    assert stub.count("[q2]") == 0  # the same question under another id is already taught
+    assert trace_ids(traces) == ["q1", "old-7", "plain-q1", "q3"] or trace_ids(traces) == [
+        "q1", "old-7", "q3", "plain-q1"]
+    assert teach(plan, FAST, environ=ENV).asked == 0

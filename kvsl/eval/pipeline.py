@@ -1,0 +1,456 @@
+"""The whole of `kvsl eval` as two functions: `run_eval` (test split) and `run_sweep` (dev).
+
+An `EvalRequest` holds every setting; the report dicts they return hold every setting
+too (plus hashes of the inputs), so a JSON report is enough to reproduce a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kvsl.eval.datasets import Example, canonical_format, load_benchmark
+from kvsl.eval.runner import (
+    DecodeSettings,
+    EvalResult,
+    ResultsCache,
+    SweepPoint,
+    check_settings,
+    choose_caa,
+    evaluate,
+    run_points,
+)
+from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.plan import LayerSpan
+from kvsl.lang.source import Span
+
+SWEEP_PARAMETERS = ("value", "key", "layers", "shots", "pairs", "caa-layer", "caa-multiplier")
+_CLI = Span.whole_file("<command line>")
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """Every setting of one `kvsl eval` invocation."""
+
+    target: str | None  # a .kvs spec or an artifact; None: plain/cot on `model`
+    benchmark: str | None  # format name; None: detected from the file
+    data: str | None  # the test file (None in sweep mode)
+    labels: str | None = None
+    dev: str | None = None
+    dev_labels: str | None = None
+    methods: tuple[str, ...] = ("plain", "cot", "cache", "cache+cot", "caa")
+    model: str | None = None
+    limit: int | None = None
+    dev_limit: int | None = None
+    batch_size: int = 8
+    decode: DecodeSettings = field(default_factory=DecodeSettings)
+    precision: str = "fp32"
+    layers: tuple[LayerSpan, ...] | None = None  # cache steering overrides
+    key: float | None = None
+    value: float | None = None
+    caa_layer: int | None = None
+    caa_multiplier: float | None = None
+    caa_layers: tuple[int, ...] | None = None  # the dev grid (None: a default spread)
+    caa_multipliers: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+    export_caa: str | None = None
+    sweeps: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    forced_choice: str = "model"
+    out_dir: str = ".kvsl/eval"
+    force: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["layers"] = [asdict(s) for s in self.layers] if self.layers else None
+        return data
+
+
+def _usage(code: str, message: str, help: str | None = None) -> KvslError:
+    return KvslError([Diagnostic(code, Severity.ERROR, message, _CLI, help=help)], ExitCode.USAGE)
+
+
+def _file_sha256(path: str | None) -> str | None:
+    if path is None or not Path(path).exists():
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _load(path: str, benchmark: str | None, labels: str | None, limit: int | None) -> list[Example]:
+    fmt = canonical_format(benchmark) if benchmark else None
+    return load_benchmark(path, fmt, labels_path=labels, limit=limit)
+
+
+def _progress(console: Any, quiet: bool) -> tuple[Any, Any]:
+    """A rich progress display with ETA, and the (label, advance, total) callback for it."""
+    if quiet or console is None:
+        return None, None
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    display = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(label: str, advance: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = display.add_task(label, total=total, completed=advance)
+        else:
+            display.advance(tasks[label], advance)
+
+    return display, update
+
+
+def _default_caa_layers(num_layers: int) -> tuple[int, ...]:
+    """A spread over the middle of the network, where CAA usually works best."""
+    picks = {max(1, round(num_layers * f)) for f in (0.25, 0.4, 0.5, 0.6, 0.75)}
+    return tuple(sorted(layer for layer in picks if layer < num_layers))
+
+
+def _caa_choice(
+    request: EvalRequest, ctx: Any, caa: Any, cache: ResultsCache, progress: Any
+) -> tuple[int, float, dict[str, object]]:
+    """The CAA layer and multiplier: fixed on the command line, else chosen on dev."""
+    if request.caa_layer is not None and request.caa_multiplier is not None:
+        return request.caa_layer, request.caa_multiplier, {"chosen_on": "command line"}
+    if request.dev is None:
+        raise KvslError(
+            [
+                Diagnostic(
+                    "KVS616",
+                    Severity.ERROR,
+                    "CAA needs `--dev` to choose its layer and multiplier, or both "
+                    "`--caa-layer` and `--caa-multiplier`",
+                    _CLI,
+                    help="hyperparameters are chosen on a dev split, never on the test set",
+                )
+            ],
+            ExitCode.USAGE,
+        )
+    dev = _load(request.dev, request.benchmark, request.dev_labels, request.dev_limit)
+    layers = (
+        (request.caa_layer,)
+        if request.caa_layer is not None
+        else request.caa_layers or _default_caa_layers(ctx.num_layers)
+    )
+    multipliers = (
+        (request.caa_multiplier,) if request.caa_multiplier is not None else request.caa_multipliers
+    )
+    layer, multiplier, points = choose_caa(
+        ctx.generator,
+        caa,
+        layers,
+        multipliers,
+        dev,
+        request.decode,
+        cache=cache,
+        identity=ctx.identity,
+        progress=progress,
+    )
+    return (
+        layer,
+        multiplier,
+        {
+            "chosen_on": request.dev,
+            "dev_examples": len(dev),
+            "grid": [p.to_dict() for p in points],
+        },
+    )
+
+
+def _context(request: EvalRequest, console: Any, need_vectors: bool) -> Any:
+    from kvsl.eval.session import open_context
+
+    return open_context(
+        Path(request.target) if request.target else None,
+        model=request.model,
+        out_dir=Path(request.out_dir),
+        batch_size=request.batch_size,
+        precision=request.precision,
+        force=request.force,
+        need_vectors=need_vectors,
+        console=console,
+    )
+
+
+def run_eval(request: EvalRequest, *, console: Any = None, quiet: bool = False) -> dict[str, Any]:
+    """Evaluate every requested method on the test file; returns the JSON-ready report.
+
+    Also writes `<out>/results.jsonl` (the per-example cache) and
+    `<out>/eval-<benchmark>-<data stem>.json` (the report).
+    """
+    from kvsl.eval.session import caa_vectors, coefficients, make_methods
+
+    check_settings(request.decode, request.batch_size, request.limit)
+    if request.data is None:
+        raise _usage("KVS612", "`--data` is required", "give the test file with `--data PATH`")
+    started = time.perf_counter()
+    examples = _load(request.data, request.benchmark, request.labels, request.limit)
+    if request.target is None and any(m not in ("plain", "cot") for m in request.methods):
+        from kvsl.eval.session import _needs_spec
+
+        raise _needs_spec(next(m for m in request.methods if m not in ("plain", "cot")))
+    need_vectors = any(m.startswith("cache") for m in request.methods)
+    ctx = _context(request, console, need_vectors)
+    out_dir = Path(request.out_dir)
+    cache = ResultsCache(out_dir / "results.jsonl")
+    if console is not None:
+        for warning in cache.warnings:
+            console.print(f"warning[{warning.code}]: {warning.message}")
+    display, progress = _progress(console, quiet)
+    coeffs = (
+        coefficients(ctx, layers=request.layers, key=request.key, value=request.value)
+        if need_vectors
+        else None
+    )
+    caa = caa_info = None
+    layer = multiplier = None
+    with display if display is not None else _nothing():
+        if "caa" in request.methods:
+            caa = caa_vectors(ctx, batch_size=1)
+            layer, multiplier, caa_info = _caa_choice(request, ctx, caa, cache, progress)
+        methods = make_methods(
+            ctx,
+            request.methods,
+            coefficients_=coeffs,
+            caa=caa,
+            caa_layer=layer,
+            caa_multiplier=multiplier,
+        )
+        style = ctx.plan if ctx.plan is not None else None
+        result = evaluate(
+            ctx.generator,
+            methods,
+            examples,
+            request.decode,
+            cache=cache,
+            identity=ctx.identity,
+            forced=request.forced_choice,
+            style=style,
+            progress=progress,
+        )
+    exported = None
+    if request.export_caa and caa is not None and layer is not None and multiplier is not None:
+        from kvsl.eval.caa import export_control_vector
+
+        exported = str(
+            export_control_vector(caa, request.export_caa, layers=[layer], multiplier=multiplier)
+        )
+    report = _report(request, ctx, examples, result, started)
+    report["caa"] = (
+        {"layer": layer, "multiplier": multiplier, "export": exported, **(caa_info or {})}
+        if caa is not None
+        else None
+    )
+    report["coefficients"] = {str(k): list(v) for k, v in coeffs.items()} if coeffs else None
+    path = out_dir / f"eval-{examples[0].source}-{Path(request.data).stem}.json"
+    _write_json(path, report)
+    report["report_path"] = str(path)
+    report["_summaries"] = result.summaries  # for tables; dropped before JSON output
+    return report
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _report(
+    request: EvalRequest, ctx: Any, examples: Sequence[Example], result: EvalResult, started: float
+) -> dict[str, Any]:
+    from kvsl import __version__
+
+    plan = ctx.plan
+    return {
+        "kvsl_version": __version__,
+        "command": sys.argv,
+        "request": request.to_dict(),
+        "model": ctx.identity,
+        "plan": {
+            "style": plan.style,
+            "spec_path": plan.spec_path,
+            "plan_hash": plan.plan_hash,
+            "vector_hash": plan.vector_hash,
+            "contrast": asdict(plan.contrast),
+        }
+        if plan is not None
+        else None,
+        "benchmark": {
+            "format": examples[0].source if examples else request.benchmark,
+            "data": request.data,
+            "data_sha256": _file_sha256(request.data),
+            "labels": request.labels,
+            "examples": len(examples),
+            "limit": request.limit,
+            "first_id": examples[0].id if examples else None,
+            "last_id": examples[-1].id if examples else None,
+        },
+        "generated_now": result.generated,
+        "seconds": round(time.perf_counter() - started, 1),
+        "methods": [s.to_dict() for s in result.summaries],
+    }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(
+        json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
+    tmp.replace(path)
+
+
+def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
+    """`"value=0,2,4"` → `("value", (0.0, 2.0, 4.0))`; KVS612 when malformed.
+
+    >>> parse_sweep("shots=0,1,2")
+    ('shots', (0.0, 1.0, 2.0))
+    """
+    name, _, values = text.partition("=")
+    name = name.strip().lower().replace("_", "-")
+    if name == "multiplier":
+        name = "caa-multiplier"
+    try:
+        numbers = tuple(float(v) for v in values.split(",") if v.strip())
+    except ValueError:
+        numbers = ()
+    if name not in SWEEP_PARAMETERS or not numbers:
+        raise _usage(
+            "KVS612",
+            f"cannot read the sweep `{text}`",
+            f"write `--sweep NAME=V1,V2,...` with NAME one of {', '.join(SWEEP_PARAMETERS)}",
+        )
+    if name in ("layers", "shots", "pairs", "caa-layer") and any(v != int(v) for v in numbers):
+        raise _usage("KVS612", f"sweep `{name}` takes whole numbers, got `{values}`")
+    return name, numbers
+
+
+def run_sweep(request: EvalRequest, *, console: Any = None, quiet: bool = False) -> dict[str, Any]:
+    """Evaluate each swept setting on the dev split; writes a PNG plot and a JSON report."""
+    from kvsl.eval.methods import caa_method, cache_method
+    from kvsl.eval.plot import plot_sweeps
+    from kvsl.eval.session import caa_vectors, coefficients, vectors_for_contrast
+
+    check_settings(request.decode, request.batch_size, request.dev_limit)
+    if request.dev is None:
+        raise KvslError(
+            [
+                Diagnostic(
+                    "KVS616",
+                    Severity.ERROR,
+                    "sweeps run on a dev split: `--dev` is required",
+                    _CLI,
+                    help="pass the benchmark's train or dev file with `--dev`",
+                )
+            ],
+            ExitCode.USAGE,
+        )
+    if request.target is None:
+        from kvsl.eval.session import _needs_spec
+
+        raise _needs_spec("cache")
+    started = time.perf_counter()
+    dev = _load(request.dev, request.benchmark, request.dev_labels, request.dev_limit)
+    names = {name for name, _ in request.sweeps}
+    ctx = _context(request, console, need_vectors=bool(names - {"caa-layer", "caa-multiplier"}))
+    out_dir = Path(request.out_dir)
+    cache = ResultsCache(out_dir / "results.jsonl")
+    display, progress = _progress(console, quiet)
+    cot = "cache+cot" in request.methods and "cache" not in request.methods
+    kind = "cache+cot" if cot else "cache"
+    sweeps: dict[str, list[SweepPoint]] = {}
+    with display if display is not None else _nothing():
+        for name, values in request.sweeps:
+            points: list[tuple[float, Any]] = []
+            for v in values:
+                if name in ("value", "key", "layers"):
+                    coeffs = coefficients(
+                        ctx,
+                        layers=(LayerSpan(int(v), None),) if name == "layers" else request.layers,
+                        key=v if name == "key" else request.key,
+                        value=v if name == "value" else request.value,
+                    )
+                    method = cache_method(ctx.vectors, coeffs, cot=cot, name=f"{kind} {name}={v:g}")
+                elif name in ("shots", "pairs"):
+                    vectors = vectors_for_contrast(ctx, **{name: int(v)})
+                    coeffs = coefficients(
+                        ctx, layers=request.layers, key=request.key, value=request.value
+                    )
+                    method = cache_method(vectors, coeffs, cot=cot, name=f"{kind} {name}={v:g}")
+                else:
+                    caa = caa_vectors(ctx)
+                    layer = int(v) if name == "caa-layer" else request.caa_layer
+                    if layer is None:
+                        layer = ctx.num_layers // 2
+                    mult = v if name == "caa-multiplier" else request.caa_multiplier
+                    mult = 1.0 if mult is None else mult
+                    method = caa_method(caa, layer, mult, name=f"caa@{layer}x{mult:g}")
+                points.append((v, method))
+            sweeps[name] = run_points(
+                ctx.generator,
+                name,
+                points,
+                dev,
+                request.decode,
+                cache=cache,
+                identity=ctx.identity,
+                style=ctx.plan,
+                progress=progress,
+            )
+    choices = {len(e.choices) for e in dev}
+    chance = 1 / choices.pop() if len(choices) == 1 and 0 not in choices else None
+    stem = f"sweep-{dev[0].source}-{Path(request.dev).stem}"
+    plot = plot_sweeps(
+        sweeps,
+        out_dir / f"{stem}.png",
+        title=f"{ctx.plan.style if ctx.plan else ''} on {Path(request.dev).name} ({len(dev)} questions)",
+        chance=chance,
+    )
+    from kvsl import __version__
+
+    report = {
+        "kvsl_version": __version__,
+        "command": sys.argv,
+        "request": request.to_dict(),
+        "model": ctx.identity,
+        "plan_hash": ctx.plan.plan_hash if ctx.plan else None,
+        "dev": {
+            "data": request.dev,
+            "data_sha256": _file_sha256(request.dev),
+            "examples": len(dev),
+        },
+        "sweeps": {name: [p.to_dict() for p in pts] for name, pts in sweeps.items()},
+        "best": {
+            name: max(pts, key=lambda p: (p.accuracy.rate, -abs(p.value))).value
+            for name, pts in sweeps.items()
+        },
+        "plot": str(plot),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    path = out_dir / f"{stem}.json"
+    _write_json(path, report)
+    report["report_path"] = str(path)
+    report["_points"] = sweeps  # for the terminal table; dropped before JSON output
+    return report

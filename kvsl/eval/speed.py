@@ -1,0 +1,62 @@
+"""Side-by-side speed of methods: ms per generated token, measured in one run.
+
+Every method generates exactly `tokens` new tokens for the same prompts (min = max new
+tokens), and the methods take turns, repeat after repeat, so that a slow moment of a
+shared machine hits all of them alike; the median over repeats is reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Speed:
+    method: str
+    ms_per_token: float  # median over repeats
+    spread: tuple[float, float]  # (min, max) over repeats
+    tokens: int  # generated per repeat (all prompts)
+
+    def ratio_to(self, other: Speed) -> float:
+        return self.ms_per_token / other.ms_per_token
+
+
+def time_methods(
+    generator: Any,
+    methods: Sequence[Any],
+    questions: Sequence[str],
+    *,
+    tokens: int = 64,
+    repeats: int = 3,
+) -> list[Speed]:
+    """Median ms/token of each method on the same prompts, methods interleaved.
+
+    >>> # time_methods(gen, [plain, cache, caa], questions[:8], tokens=64)
+    """
+    from kvsl.engine.generate import GenerationSettings
+
+    settings = GenerationSettings(max_new_tokens=tokens, min_new_tokens=tokens)
+    generator.generate(methods[0], questions[:1], GenerationSettings(max_new_tokens=2))  # warm-up
+    samples: dict[str, list[float]] = {m.name: [] for m in methods}
+    counts: dict[str, int] = {}
+    for _ in range(repeats):
+        for method in methods:
+            began = time.perf_counter()
+            out = generator.generate(method, questions, settings)
+            elapsed = time.perf_counter() - began
+            count = sum(g.tokens for g in out)
+            counts[method.name] = count
+            samples[method.name].append(1000 * elapsed / max(1, count))
+    return [
+        Speed(
+            m.name,
+            statistics.median(samples[m.name]),
+            (min(samples[m.name]), max(samples[m.name])),
+            counts[m.name],
+        )
+        for m in methods
+    ]

@@ -1,0 +1,174 @@
+"""Artifacts: round trip, manifest, tamper and truncation detection, foreign models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tiny_models import make_plan
+
+from kvsl.engine.artifact import (
+    FORMAT_VERSION,
+    MANIFEST_KEY,
+    check_compatible,
+    load_artifact,
+    read_manifest,
+    save_artifact,
+)
+from kvsl.engine.extract import extract_vectors
+from kvsl.engine.vectors import SteeringVectors
+from kvsl.lang.diagnostics import KvslError
+from kvsl.lang.plan import Plan
+
+
+@pytest.fixture(scope="module")
+def vectors(tiny_loaded_llama, tmp_path_factory):
+    from tiny_models import TINY_TRACES
+
+    folder = tmp_path_factory.mktemp("traces")
+    traces = folder / "traces.jsonl"
+    traces.write_text("".join(json.dumps(t) + "\n" for t in TINY_TRACES), encoding="utf-8")
+    return extract_vectors(tiny_loaded_llama, make_plan(traces, pairs=3), progress=False)
+
+
+def code_of(call) -> str:
+    with pytest.raises(KvslError) as caught:
+        call()
+    return caught.value.diagnostics[0].code
+
+
+def test_round_trip(vectors, tmp_path):
+    path = save_artifact(vectors, tmp_path / "a.safetensors")
+    loaded = load_artifact(path)
+    assert sorted(loaded.keys) == sorted(vectors.keys)
+    for layer in vectors.keys:
+        assert torch.equal(loaded.keys[layer], vectors.keys[layer])
+        assert torch.equal(loaded.values[layer], vectors.values[layer])
+    assert loaded.offset_token == "\n"
+    manifest = loaded.manifest
+    assert manifest["format_version"] == FORMAT_VERSION
+    for key in ("kvsl_version", "created", "model", "geometry", "position", "layers", "pairs",
+                "shots", "vector_hash", "plan_hash", "steer", "coefficients", "precision", "plan"):
+        assert key in manifest, key
+    assert Plan.from_dict(manifest["plan"]).vector_hash == vectors.manifest["vector_hash"]
+    assert read_manifest(path)["vector_hash"] == vectors.manifest["vector_hash"]
+    assert not list(tmp_path.glob(".*tmp"))  # no temp file left behind
+
+
+def test_tensor_layout(vectors, tmp_path):
+    from safetensors import safe_open
+
+    path = save_artifact(vectors, tmp_path / "a.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        assert sorted(handle.keys()) == ["keys.0", "keys.1", "values.0", "values.1"]
+        assert handle.get_tensor("keys.1").dtype == torch.float32
+        assert json.loads(handle.metadata()[MANIFEST_KEY])["geometry"]["kv_heads"] == 2
+
+
+def test_missing_file_is_kvs400(tmp_path):
+    assert code_of(lambda: load_artifact(tmp_path / "nope.safetensors")) == "KVS400"
+
+
+def test_foreign_safetensors_is_kvs401(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"weight": torch.zeros(2, 2)}, tmp_path / "model.safetensors")
+    assert code_of(lambda: load_artifact(tmp_path / "model.safetensors")) == "KVS401"
+
+
+def test_not_safetensors_is_kvs402(tmp_path):
+    (tmp_path / "x.safetensors").write_text("hello, not a tensor file")
+    assert code_of(lambda: load_artifact(tmp_path / "x.safetensors")) == "KVS402"
+
+
+def test_truncated_is_kvs402(vectors, tmp_path):
+    path = save_artifact(vectors, tmp_path / "a.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])
+    assert code_of(lambda: load_artifact(path)) == "KVS402"
+
+
+def test_tampered_tensor_is_kvs402(vectors, tmp_path):
+    path = save_artifact(vectors, tmp_path / "a.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x40  # flip a bit in the last tensor's bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(KvslError) as caught:
+        load_artifact(path)
+    assert caught.value.diagnostics[0].code == "KVS402"
+    assert "checksum" in caught.value.diagnostics[0].message
+
+
+def test_missing_layer_is_kvs402(vectors, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = save_artifact(vectors, tmp_path / "a.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {k: handle.get_tensor(k) for k in handle.keys() if k != "values.1"}
+    save_file(tensors, path, metadata=metadata)
+    assert code_of(lambda: load_artifact(path)) == "KVS402"
+
+
+def test_newer_format_is_kvs403(vectors, tmp_path):
+    future = SteeringVectors(
+        vectors.keys, vectors.values, "\n", {**vectors.manifest, "format_version": FORMAT_VERSION + 1}
+    )
+    path = save_artifact(future, tmp_path / "a.safetensors")
+    assert code_of(lambda: load_artifact(path)) == "KVS403"
+
+
+def test_compatible_with_its_own_model(vectors, tiny_loaded_llama, tmp_path):
+    check_compatible(load_artifact(save_artifact(vectors, tmp_path / "a.safetensors")), tiny_loaded_llama)
+
+
+def test_other_architecture_is_refused(vectors, tiny_loaded_qwen2):
+    # same geometry (2 layers, 2 KV heads × 16), different model: refused by identity
+    assert code_of(lambda: check_compatible(vectors, tiny_loaded_qwen2)) == "KVS404"
+
+
+def test_other_geometry_is_refused_not_a_shape_error(vectors, tiny_llama):
+    from tiny_models import make_tokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from kvsl.engine.models import loaded_from_objects
+    from kvsl.lang.plan import ModelRef
+
+    tokenizer = make_tokenizer()
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=4,
+    ))
+    other = loaded_from_objects(model, tokenizer, ModelRef("three", "directory", "/three"))
+    with pytest.raises(KvslError) as caught:
+        check_compatible(vectors, other)
+    diagnostic = caught.value.diagnostics[0]
+    assert diagnostic.code == "KVS404"
+    assert "2 layers" in diagnostic.message and "3 layers" in diagnostic.message
+
+
+def test_other_tokenizer_or_template_is_kvs405(vectors, tiny_llama):
+    import copy
+
+    from kvsl.engine.models import loaded_from_objects
+    from kvsl.lang.plan import ModelRef
+
+    model, tokenizer = tiny_llama
+    other = copy.deepcopy(tokenizer)
+    other.chat_template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+    loaded = loaded_from_objects(model, other, ModelRef("tiny-llama", "directory", "/t"))
+    assert code_of(lambda: check_compatible(vectors, loaded)) == "KVS405"
+
+
+def test_interrupted_save_leaves_nothing(vectors, tmp_path, monkeypatch):
+    import safetensors.torch
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_file", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_artifact(vectors, tmp_path / "a.safetensors")
+    assert list(tmp_path.iterdir()) == []

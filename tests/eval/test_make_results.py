@@ -1,0 +1,93 @@
+"""scripts/make_results.py end to end on a tiny model and fixture benchmark files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+from conftest import FIXTURES, TINY_TRACES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "make_results", ROOT / "scripts" / "make_results.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _data_root(tmp_path: Path) -> Path:
+    root = tmp_path / "benchmarks"
+    files = {
+        "arc_challenge/ARC-Challenge-Test.jsonl": "arc.jsonl",
+        "arc_challenge/ARC-Challenge-Dev.jsonl": "arc.jsonl",
+        "piqa/valid.jsonl": "piqa.jsonl",
+        "piqa/valid-labels.lst": "piqa-labels.lst",
+        "piqa/train.jsonl": "piqa.jsonl",
+        "piqa/train-labels.lst": "piqa-labels.lst",
+    }
+    for target, source in files.items():
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIXTURES / source, root / target)
+    return root
+
+
+def test_make_results_writes_the_document(tmp_path: Path, tiny) -> None:
+    model, tokenizer = tiny
+    model_dir = tmp_path / "model"
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    (tmp_path / "traces.jsonl").write_text("".join(json.dumps(t) + "\n" for t in TINY_TRACES))
+    spec = tmp_path / "tiny.kvs"
+    spec.write_text(
+        f'style "step-by-step" {{\n  description = "tiny"\n  model = "{model_dir}"\n'
+        '  contrast {\n    traces = "traces.jsonl"\n    pairs = 3\n    shots = 1\n  }\n}\n'
+    )
+    doc = tmp_path / "results.md"
+    code = _script().main(
+        [
+            "--data-root",
+            str(_data_root(tmp_path)),
+            "--spec",
+            str(spec),
+            "--benchmarks",
+            "arc,piqa",
+            "--limit",
+            "3",
+            "--dev-limit",
+            "2",
+            "--max-new-tokens",
+            "3",
+            "--batch-size",
+            "4",
+            "--caa-layers",
+            "1,2",
+            "--caa-multipliers",
+            "1",
+            "--speed-prompts",
+            "2",
+            "--speed-tokens",
+            "3",
+            "--speed-repeats",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+            "--doc",
+            str(doc),
+        ]
+    )
+    assert code == 0
+    text = doc.read_text()
+    assert "ARC-Challenge: first 3 test questions" in text
+    assert "PIQA: first 3 valid (as test) questions" in text
+    assert "| ARC-Challenge | 24.32 | 27.13 |" in text
+    assert "## Speed: ms per generated token" in text
+    for method in ("plain", "cot", "cache", "caa"):
+        assert f"| {method} |" in text
+    assert (tmp_path / "out" / "results-summary.json").exists()

@@ -1,0 +1,206 @@
+"""`kvsl check`, `fmt`, `plan`, `explain` through Typer's CliRunner (and the fast path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lang_support import ROOT, VALID, write_spec
+from typer.testing import CliRunner
+
+from kvsl.cli import app
+from kvsl.cli.check_fast import fast_check
+from kvsl.lang.codes import CODES
+
+runner = CliRunner()
+BROKEN = VALID.replace("pairs = 4", "pairz = 4").replace("shots = 1", "shots = 1\n    select = randm")
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_check_clean(tmp_path: Path) -> None:
+    write_spec(tmp_path)
+    result = invoke("check", str(tmp_path))
+    assert result.exit_code == 0
+    assert result.output == "all checks passed (1 file)\n"
+
+
+def test_check_errors_human(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, BROKEN)
+    result = invoke("check", str(path))
+    assert result.exit_code == 1
+    out = result.output
+    assert f"error[KVS104]: unknown key `pairz` in `contrast`\n --> {path}:5:5\n" in out
+    assert "5 |     pairz = 4\n  |     ^^^^^\n" in out
+    assert "  = help: did you mean `pairs`?" in out
+    assert "error[KVS108]" in out and "error[KVS106]" in out
+    assert out.rstrip().endswith("found 3 errors in 1 file")
+    assert "\033[" not in out  # no colour off a terminal
+
+
+def test_check_json_is_sorted_and_stable(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, BROKEN)
+    first = invoke("check", "--format", "json", str(path))
+    second = invoke("check", "-f", "json", str(path))
+    assert first.exit_code == 1 and first.output == second.output
+    data = json.loads(first.output)
+    assert [d["code"] for d in data] == ["KVS106", "KVS104", "KVS108"]
+    assert list(data[0]) == sorted(data[0])
+    assert first.output.strip() == json.dumps(data, indent=2, sort_keys=True)
+
+
+def test_check_github(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, BROKEN)
+    result = invoke("check", "--format", "github", str(path))
+    assert result.exit_code == 1
+    lines = result.output.strip().split("\n")
+    assert lines[1] == (
+        f"::error file={path},line=5,col=5,endLine=5,endColumn=10,title=KVS104::"
+        "unknown key `pairz` in `contrast` (help%3A did you mean `pairs`?)".replace("%3A", ":")
+    )
+
+
+def test_check_sarif(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, BROKEN)
+    result = invoke("check", "--format", "sarif", str(path))
+    assert result.exit_code == 1
+    log = json.loads(result.output)
+    assert log["version"] == "2.1.0"
+    run = log["runs"][0]
+    rules = [rule["id"] for rule in run["tool"]["driver"]["rules"]]
+    assert rules == ["KVS104", "KVS106", "KVS108"]
+    first = run["results"][0]
+    assert first["ruleId"] == "KVS106" and first["level"] == "error"
+    region = run["results"][1]["locations"][0]["physicalLocation"]["region"]
+    assert region == {"startLine": 5, "startColumn": 5, "endLine": 5, "endColumn": 10}
+
+
+def test_warnings_as_errors(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, VALID.replace("\n}\n", "\n  steer { key = 1 }\n}\n"))
+    result = invoke("check", str(path))
+    assert result.exit_code == 0 and "warning[KVS123]" in result.output
+    assert invoke("check", "--warnings-as-errors", str(path)).exit_code == 1
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    result = invoke("check", str(tmp_path / "missing.kvs"))
+    assert result.exit_code == 2 and "error[KVS008]" in result.output
+    assert invoke("check", "--format", "xml", str(tmp_path)).exit_code == 2
+    assert invoke("check", "--bogus").exit_code == 2
+
+
+def test_check_default_is_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_spec(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("check")
+    assert result.exit_code == 0 and "(1 file)" in result.output
+
+
+def test_fast_path_matches_typer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_spec(tmp_path, BROKEN)
+    for args in ([str(path)], ["--format", "json", str(path)], ["--format=github", str(path)]):
+        code = fast_check(args)
+        fast = capsys.readouterr().out
+        result = invoke("check", *args)
+        assert (code, fast) == (result.exit_code, result.output)
+    assert fast_check(["--help"]) is None
+    assert fast_check(["--format", "xml"]) is None
+
+
+def test_fmt_check_and_write(tmp_path: Path) -> None:
+    messy = write_spec(tmp_path, VALID.replace("  description", "description"), "messy.kvs")
+    tidy = write_spec(tmp_path, VALID.replace('"tiny"', '"tidy"'), "tidy.kvs")
+    result = invoke("fmt", "--check", str(tmp_path))
+    assert result.exit_code == 1
+    assert f"would reformat {messy}" in result.output and str(tidy) not in result.output
+    assert messy.read_text(encoding="utf-8") != VALID
+    result = invoke("fmt", str(tmp_path))
+    assert result.exit_code == 0 and f"reformatted {messy}" in result.output
+    assert messy.read_text(encoding="utf-8") == VALID
+    assert invoke("fmt", "--check", str(tmp_path)).exit_code == 0
+
+
+def test_fmt_reports_syntax_errors(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, 'style "s" {\n')
+    result = invoke("fmt", str(path))
+    assert result.exit_code == 1 and "error[KVS013]" in result.output
+    assert path.read_text(encoding="utf-8") == 'style "s" {\n'
+
+
+def test_plan_prints_sorted_json_with_hashes(tmp_path: Path) -> None:
+    result = invoke("plan", str(write_spec(tmp_path)))
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert len(data["vector_hash"]) == 64 and len(data["plan_hash"]) == 64
+    assert result.output.strip() == json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def test_plan_errors(tmp_path: Path) -> None:
+    result = invoke("plan", str(write_spec(tmp_path, BROKEN)))
+    assert result.exit_code == 1 and "error[KVS104]" in result.output
+    result = invoke("plan", str(tmp_path))
+    assert result.exit_code == 1 and "error[KVS002]" in result.output
+    assert invoke("plan", str(tmp_path / "missing.kvs")).exit_code == 2
+
+
+@pytest.mark.parametrize("code", list(CODES))
+def test_explain_every_code(code: str) -> None:
+    result = invoke("explain", code)
+    assert result.exit_code == 0
+    entry = CODES[code]
+    assert result.output.startswith(f"{code}: {entry.title}")
+    assert entry.explanation in result.output
+    assert "Example that triggers it:" in result.output and "Fixed:" in result.output
+
+
+def test_explain_accepts_lowercase_and_digits() -> None:
+    assert invoke("explain", "kvs104").output == invoke("explain", "104").output
+
+
+def test_explain_unknown_code() -> None:
+    result = invoke("explain", "KVS999")
+    assert result.exit_code == 2 and "error[KVS018]: unknown diagnostic code `KVS999`" in result.output
+
+
+def test_explain_list() -> None:
+    result = invoke("explain", "--list")
+    assert result.exit_code == 0 and len(result.output.strip().split("\n")) == len(CODES)
+
+
+def test_check_does_not_import_heavy_modules(tmp_path: Path) -> None:
+    write_spec(tmp_path, VALID.replace(
+        "  contrast {", '  teacher {\n    model = "m"\n    template = """{{ question }}"""\n  }\n  contrast {'
+    ))
+    script = (
+        "import sys\n"
+        f"sys.argv = ['kvsl', 'check', {str(tmp_path)!r}]\n"
+        "from kvsl.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'openai', 'typer', 'pydantic', 'rich', 'lark')"
+        " if m in sys.modules)\n"
+        "print('HEAVY', heavy, code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1"}, check=False, timeout=120,
+    )
+    assert "HEAVY [] 0" in done.stdout, done.stdout + done.stderr
+
+
+def test_cli_typer_path_does_not_import_torch(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from typer.testing import CliRunner\nfrom kvsl.cli import app\n"
+        f"r = CliRunner().invoke(app, ['check', '--format', 'json', {str(tmp_path)!r}])\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'transformers', 'openai') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False, timeout=120
+    )
+    assert "HEAVY []" in done.stdout, done.stdout + done.stderr

@@ -1,0 +1,121 @@
+"""Regenerate the golden diagnostics: `python tests/regen_golden.py` (from the repo root).
+
+For every front-end code KVSnnn there is a fixture under tests/fixtures/diagnostics/:
+
+- `KVSnnn.kvs` (a file, or for KVS002 a directory): compiled with `compile_spec`;
+- `KVSnnn/` with a `command` file: `check PATH...` (check_paths), `compile PATH`
+  (compile_spec) or `explain CODE` (the `kvsl explain` usage error), paths relative to
+  that directory; without a `command` file the directory is checked as a whole.
+
+Two codes need a condition a committed file cannot hold: KVS001 (unreadable: reading is
+made to fail with EACCES, since root can read any file) and KVS005 (too large: the limit
+is lowered to 64 bytes instead of committing a megabyte).
+
+The outputs are tests/golden/KVSnnn.txt (human, no colour) and KVSnnn.json. The golden
+test (tests/lang/test_golden.py) calls `produce` and compares; golden files are never
+edited by hand.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path("tests/fixtures/diagnostics")
+GOLDEN = Path("tests/golden")
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from kvsl.lang import check_paths, compile_spec  # noqa: E402
+from kvsl.lang.codes import CODES  # noqa: E402
+from kvsl.lang.diagnostics import Diagnostic  # noqa: E402
+from kvsl.lang.render import render_diagnostics  # noqa: E402
+
+
+def frontend_codes() -> list[str]:
+    """The codes that come from a spec (KVS0xx-KVS2xx): each has a fixture."""
+    return [code for code in CODES if code[3] in "012"]
+
+
+@contextmanager
+def _condition(code: str, path: Path) -> Iterator[None]:
+    if code == "KVS001":
+        real = Path.read_bytes
+
+        def unreadable(self: Path) -> bytes:
+            if os.path.samefile(self, path):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+            return real(self)
+
+        with mock.patch.object(Path, "read_bytes", unreadable):
+            yield
+    elif code == "KVS005":
+        with mock.patch("kvsl.lang.parser.MAX_SPEC_BYTES", 64):
+            yield
+    else:
+        yield
+
+
+def fixture_path(code: str) -> Path:
+    for candidate in (FIXTURES / f"{code}.kvs", FIXTURES / code):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"no fixture for {code} in {FIXTURES}")
+
+
+def produce(code: str) -> list[Diagnostic]:
+    """The diagnostics of one code's fixture (run from the repository root)."""
+    path = fixture_path(code)
+    with _condition(code, path):
+        if path.suffix == ".kvs":
+            return compile_spec(str(path))[1]
+        command = path / "command"
+        if not command.exists():
+            return check_paths([str(path)])
+        verb, *args = command.read_text(encoding="utf-8").split()
+        if verb == "check":
+            return check_paths([str(path / arg) for arg in args])
+        if verb == "compile":
+            return compile_spec(str(path / args[0]))[1]
+        if verb == "explain":
+            from kvsl.cli.lang_commands import unknown_code_diagnostic
+
+            return [unknown_code_diagnostic(args[0])]
+        raise ValueError(f"{command}: unknown verb {verb!r}")
+
+
+def render_pair(code: str) -> tuple[str, str]:
+    """(human, json) golden text of one code."""
+    diagnostics = produce(code)
+    human = render_diagnostics(diagnostics, format="human", color=False) + "\n"
+    data = render_diagnostics(diagnostics, format="json") + "\n"
+    return human, data
+
+
+def main() -> None:
+    os.chdir(ROOT)
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    expected = set()
+    for code in frontend_codes():
+        human, data = render_pair(code)
+        for suffix, text in ((".txt", human), (".json", data)):
+            target = GOLDEN / f"{code}{suffix}"
+            expected.add(target)
+            if not target.exists() or target.read_text(encoding="utf-8") != text:
+                target.write_text(text, encoding="utf-8")
+                print(f"wrote {target}")
+    for stale in sorted(set(GOLDEN.glob("KVS*")) - expected):
+        if stale.suffix in (".txt", ".json") and stale.stem[3] in "012":
+            stale.unlink()
+            print(f"removed {stale}")
+
+
+if __name__ == "__main__":
+    main()
