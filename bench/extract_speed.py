@@ -79,7 +79,8 @@ def bare_forward(loaded, tokenized) -> float:
     with torch.inference_mode():
         for pair in tokenized:
             for ids in (pair.positive, pair.negative):
-                base(input_ids=torch.tensor([list(ids)]), use_cache=True)
+                base(input_ids=torch.tensor([list(ids)], device=loaded.device), use_cache=True)
+    _sync(loaded)
     return time.perf_counter() - started
 
 
@@ -98,11 +99,17 @@ def paper_loop(loaded, tokenized) -> tuple[float, dict[int, torch.Tensor]]:
             last = []
             for ids in (pair.positive, pair.negative):
                 cache = DynamicCache(config=model.config)
-                model(torch.tensor([list(ids)]), use_cache=True, **{kwarg: cache})
+                model(torch.tensor([list(ids)], device=loaded.device), use_cache=True, **{kwarg: cache})
                 last.append([layer.values[0, :, -1].float() for layer in cache.layers])
             for layer, (p, n) in enumerate(zip(*last, strict=True)):
-                values[layer] = values.get(layer, 0) + (p - n) / len(tokenized)  # type: ignore[operator]
+                values[layer] = values.get(layer, 0) + (p - n).cpu() / len(tokenized)  # type: ignore[operator]
+    _sync(loaded)
     return time.perf_counter() - started, values
+
+
+def _sync(loaded) -> None:
+    if loaded.device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -112,8 +119,12 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--model", default="smollm2-135m", help="embedded name, directory or hub id")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--device", default=None, help="cpu (default) or cuda")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from kvsl.engine.contrast import build_contrast_pairs, tokenize_pairs
     from kvsl.engine.extract import extract_vectors, layer_cosines
@@ -123,8 +134,8 @@ def main() -> None:
     traces = kvsl_trace_file(args.traces, folder)
     plan32 = make_plan(traces, args.pairs, args.shots, args.seed, args.model, "fp32")
     plan16 = make_plan(traces, args.pairs, args.shots, args.seed, args.model, "bf16")
-    fp32 = load_model(resolve_ref(args.model), dtype=torch.float32)
-    bf16 = load_model(resolve_ref(args.model), dtype=torch.bfloat16)
+    fp32 = load_model(resolve_ref(args.model), dtype=torch.float32, device=args.device)
+    bf16 = load_model(resolve_ref(args.model), dtype=torch.bfloat16, device=args.device)
     pairs = build_contrast_pairs(plan32)
     tokenized = tokenize_pairs(pairs, fp32.tokenizer)
     tokens = sum(len(p.positive) + len(p.negative) for p in tokenized)
@@ -132,7 +143,7 @@ def main() -> None:
     print(
         f"model {args.model}: {fp32.geometry}; {len(tokenized)} pairs × {args.shots} shots, "
         f"{tokens} prompt tokens (mean {tokens / (2 * len(tokenized)):.0f} per prompt), "
-        f"{shared} shared-prefix tokens; torch threads {torch.get_num_threads()}",
+        f"{shared} shared-prefix tokens; device {fp32.device}, torch threads {torch.get_num_threads()}",
         flush=True,
     )
     times: dict[str, list[float]] = {"bare": [], "paper": [], "kvsl_fp32": [], "kvsl_bf16": []}

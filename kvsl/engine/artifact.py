@@ -272,13 +272,13 @@ def check_compatible(vectors: SteeringVectors, loaded: LoadedModel) -> None:
     built = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
     assert isinstance(built, dict)
     here = loaded.identity
-    where = manifest.get("artifact_path") or "<artifact>"
+    where = str(manifest.get("artifact_path") or "<artifact>")
     rebuild = "rebuild the vectors for this model with `kvsl build SPEC --force` (the spec's `model =` names it)"
     geometry = loaded.geometry
     shapes = {tuple(t.shape) for t in [*vectors.keys.values(), *vectors.values.values()]}
-    stored = manifest.get("geometry") or {
-        "num_layers": vectors.num_layers, "kv_heads": None, "head_dim": None,
-    }
+    stored = manifest.get("geometry")
+    if not isinstance(stored, dict):
+        stored = {"num_layers": vectors.num_layers, "kv_heads": None, "head_dim": None}
     if (
         vectors.num_layers != geometry.num_layers
         or shapes != {(geometry.kv_heads, geometry.head_dim)}

@@ -128,7 +128,9 @@ def build(
 
     if loaded is None:
         console.print(f"loading model `{plan.model.name}` ({plan.extract.precision})")
-        loaded = load_model(plan.model, dtype=precision_dtype(plan.extract.precision))
+        loaded = load_model(
+            plan.model, dtype=precision_dtype(plan.extract.precision), device="auto"
+        )
 
     def warn(diagnostic: Diagnostic) -> None:
         console.print(render_diagnostics([diagnostic], format="human", color=False))

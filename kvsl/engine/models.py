@@ -424,13 +424,13 @@ def _load_gguf(path: Path, ref: ModelRef, dtype: torch.dtype, notes: list[str]) 
     model.eval()
     # The weights are dequantised to fp32 by the conversion; drop the GGUF "quantizer" so
     # save_pretrained writes them as plain safetensors.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     _write_cache_entry(entry, model, tokenizer, {"revision": revision, "source": str(path)}, notes)
     _say(f"converted in {time.perf_counter() - started:.0f} s; later loads use the cache", notes)
     if dtype != torch.float32:
-        model = model.to(dtype)
+        model = model.to(dtype)  # type: ignore[arg-type]
     return model, tokenizer, revision
 
 
@@ -456,8 +456,12 @@ def _write_cache_entry(entry: Path, model: Any, tokenizer: Any, info: dict[str, 
         raise
 
 
-def load_model(ref: ModelRef, *, dtype: torch.dtype = torch.float32) -> LoadedModel:
+def load_model(
+    ref: ModelRef, *, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None
+) -> LoadedModel:
     """Load the model a plan names, with its tokenizer, identity and KV geometry.
+
+    `device` None keeps the model on the CPU; `"auto"` picks CUDA when available.
 
     >>> loaded = load_model(resolve_ref("smollm2-135m"))  # doctest: +SKIP
     >>> loaded.geometry                                    # doctest: +SKIP
@@ -489,6 +493,10 @@ def load_model(ref: ModelRef, *, dtype: torch.dtype = torch.float32) -> LoadedMo
     else:
         model, tokenizer = _load_pretrained(ref.location or ref.name, dtype, ref)
         revision = str(getattr(model.config, "_commit_hash", None) or "")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else None
+    if device is not None:
+        model = model.to(device)
     return loaded_from_objects(model, tokenizer, ref, revision=revision, started=started, notes=notes)
 
 

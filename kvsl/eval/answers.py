@@ -69,7 +69,9 @@ _HASHES_RE = re.compile(r"####\s*" + _NUMBER)
 _BOXED_RE = re.compile(r"\\boxed\{\s*(?:\\text\{)?\s*" + _NUMBER)
 _ANSWER_IS_RE = re.compile(
     r"(?:answer|result|total)\s*(?:is|=|:|would be|will be|should be)?\s*[:=]?\s*"
-    r"(?:\*\*|approximately |about |\$\s?)*" + _NUMBER,
+    r"(?:\*\*|approximately |about |\$\s?)*" + _NUMBER
+    # "the total is 5 + 3 = 8": a number that starts a calculation is not the answer
+    + r"(?!\s*[-+*/×x÷]\s*\d)",
     re.IGNORECASE,
 )
 

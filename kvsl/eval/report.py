@@ -14,12 +14,12 @@ from kvsl.eval.runner import MethodSummary, SweepPoint
 COLUMNS = (
     "method",
     "accuracy [95% CI]",
-    "Δ vs plain",
-    "p (McNemar)",
+    "Δ",
+    "p",
     "chars",
     "tokens",
     "style",
-    "ms/token",
+    "ms/tok",
     "forced",
 )
 
@@ -101,8 +101,8 @@ def sweep_table(points: Sequence[SweepPoint], title: str = "") -> Any:
 def legend() -> str:
     """What the columns mean (printed under the table and in docs/eval.md)."""
     return (
-        "accuracy: Wilson 95% interval; Δ vs plain: accuracy difference in points, paired on "
-        "the same examples; p: exact McNemar test against plain; chars/tokens: mean response "
-        "length; style: mean style-adherence score (0-1); ms/token: wall time per generated "
-        "token, prefill included; forced: answers no extraction rule could read (forced choice)"
+        "accuracy: Wilson 95% interval; Δ: accuracy minus plain's, in points, on the same "
+        "questions; p: exact McNemar test against plain; chars/tokens: mean response length; "
+        "style: mean style-adherence score (0-1); ms/tok: wall time per generated token, "
+        "prefill included; forced: answers no extraction rule could read (forced choice)"
     )

@@ -64,7 +64,7 @@ EVAL_CODES: tuple[Code, ...] = (
     ),
     Code(
         "KVS605",
-        "PIQA labels file missing or misaligned",
+        "labels file missing or misaligned",
         Severity.ERROR,
         "PIQA keeps its answers in a separate file (`valid-labels.lst` next to "
         "`valid.jsonl`), one 0 or 1 per line, aligned with the data. kvsl needs that file "
@@ -74,7 +74,7 @@ EVAL_CODES: tuple[Code, ...] = (
     ),
     Code(
         "KVS606",
-        "GSM8K answer without a final number",
+        "solution without a final number",
         Severity.ERROR,
         "A GSM8K solution ends with a line `#### N`, the number the model's answer is "
         "compared with. A record without it cannot be scored.",
@@ -139,7 +139,7 @@ EVAL_CODES: tuple[Code, ...] = (
     ),
     Code(
         "KVS614",
-        "CAA layer outside the model",
+        "activation-steering layer outside the model",
         Severity.ERROR,
         "Activation steering adds its vector to the residual stream after one decoder "
         "layer; that layer must exist in the model (negative indices count from the end).",

@@ -43,6 +43,9 @@ from kvsl.eval.datasets import Choice, Example
         ("The difference is 3-4 hours", "4", "last-number"),  # a range, not minus four
         ("The answer is 20 apples, not 15.", "20", "answer-is"),
         ("Result = 64", "64", "answer-is"),
+        ("The total is 5 + 3 = 8 apples.", "8", "last-number"),
+        ("The answer is 4 x 3 = 12. The answer is 12.", "12", "answer-is"),
+        ("Option C is correct, so the answer is 7", "7", "answer-is"),
         ("Version 2.0.1 has 5 bugs", "5", "last-number"),
         ("Temperature fell to -4.", "-4", "last-number"),
         ("It is 12,5 maybe", "5", "last-number"),  # not a thousands group: "5" is the last number
@@ -101,6 +104,10 @@ ARC = (
         ("Final answer: [D]", "D", "answer-is"),
         ("The best option is C because oil is slippery.", "C", "answer-is"),
         ("I would choose B.", "B", "answer-is"),
+        ("Option C is correct.", "C", "answer-is"),
+        ("The correct answer is C: palms covered with oil.", "C", "answer-is"),
+        ("The answer is 'D'", "D", "answer-is"),
+        ("C. palms covered with oil", "C", "label"),
         ("A seems wrong. The answer is D: palms covered with lotion.", "D", "answer-is"),
         ("The answer is A, dry palms.", "A", "answer-is"),
         # Two statements: the last one is the final answer.
