@@ -239,13 +239,14 @@ def _trust(strength: float) -> float:
 
 
 def _execution(text: str) -> float:
-    """An execution part after the strategy: a label (1), a phrase (0.8), or later steps."""
+    """After the strategy: an execution label or 2+ marked steps (1), a phrase (0.8), or more text."""
     found = _strategy_position(text)
     if found is None:
         return 0.0
     strength, start = found
     rest = text[start:]
-    if _EXECUTION_LABEL.search(rest):
+    marked = sum(1 for s in segments(rest) if _ENUMERATOR.match(s) or _SEQUENCE_WORD.match(s))
+    if _EXECUTION_LABEL.search(rest) or marked >= 2:
         value = 1.0
     elif _EXECUTION_PHRASE.search(rest):
         value = 0.8
@@ -269,8 +270,8 @@ STRATEGY_EXECUTE = StyleScorer(
         Feature("strategy_statement", 0.45, _strategy_statement,
                 '"Strategy:" or "Plan:" label (1), "my plan is ..." (0.75), the bare word (0.35)'),
         Feature("execution", 0.35, _execution,
-                'after the strategy, an "Execution:" label (1), "carrying out the plan" (0.8), '
-                "or further steps"),
+                'after the strategy, an "Execution:" label or 2+ marked steps like "Step 1:" (1), '
+                '"carrying out the plan" (0.8), or further sentences (up to 0.6)'),
         Feature("plan_first", 0.2, _plan_first,
                 "the strategy opens the text and at least two segments carry it out"),
     ),

@@ -8,12 +8,15 @@ tests do not depend on another test package's helpers.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# `KVSL_TEST_DEVICE=cuda` runs the model tests on a GPU (the identities must hold there too).
+DEVICE = os.environ.get("KVSL_TEST_DEVICE", "cpu")
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
@@ -70,8 +73,9 @@ def make_tiny_llama(seed: int = 0):
 
 @pytest.fixture(scope="session")
 def tiny():
-    """(model, tokenizer): a 3-layer random Llama (GQA 4/2, hidden 64)."""
-    return make_tiny_llama()
+    """(model, tokenizer): a 3-layer random Llama (GQA 4/2, hidden 64), on `DEVICE`."""
+    model, tokenizer = make_tiny_llama()
+    return model.to(DEVICE), tokenizer
 
 
 def random_vectors(model, seed: int = 1, scale: float = 1.0):

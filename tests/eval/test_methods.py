@@ -41,8 +41,8 @@ def _reference(model, tokenizer, ids: list[int], max_new_tokens: int = 12) -> li
     """Plain greedy `generate` on one unpadded prompt: the ground truth."""
     with torch.inference_mode():
         out = model.generate(
-            input_ids=torch.tensor([ids]),
-            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            input_ids=torch.tensor([ids], device=model.device),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=model.device),
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=0,
@@ -141,13 +141,11 @@ def test_extract_caa_matches_hidden_states(tiny) -> None:
         for layer in (0, 1):
             diffs = []
             for pos, neg in pairs:
-                hp = model(torch.tensor([pos]), output_hidden_states=True).hidden_states[layer + 1][
-                    0, -1
-                ]
-                hn = model(torch.tensor([neg]), output_hidden_states=True).hidden_states[layer + 1][
-                    0, -1
-                ]
-                diffs.append(hp - hn)
+                hp = model(torch.tensor([pos], device=model.device), output_hidden_states=True)
+                hn = model(torch.tensor([neg], device=model.device), output_hidden_states=True)
+                diffs.append(
+                    (hp.hidden_states[layer + 1][0, -1] - hn.hidden_states[layer + 1][0, -1]).cpu()
+                )
             expected = torch.stack(diffs).mean(0)
             torch.testing.assert_close(vectors.directions[layer], expected, rtol=1e-4, atol=1e-5)
 
@@ -170,7 +168,7 @@ def _hook_counts(model) -> list[int]:
 def test_caa_hook_is_scoped_and_multiplier_zero_is_plain(tiny) -> None:
     model, tokenizer = tiny
     vectors = extract_caa(model, _pairs(tokenizer))
-    ids, mask = left_pad([chat_prompt(tokenizer, q) for q in QUESTIONS], 0)
+    ids, mask = left_pad([chat_prompt(tokenizer, q) for q in QUESTIONS], 0, model.device)
     hooks = _hook_counts(model)
     with torch.inference_mode():
         before = model(input_ids=ids, attention_mask=mask).logits
