@@ -384,32 +384,7 @@ TEMPLATE_CONTEXTS = {
         "domain": "science",
     },
 }
-# Templates that do not yet ask for the tags the teacher parses (kvsl.teacher.parsing):
-# every reply would be rejected. Strict, so the entry must go once the template is fixed.
-UNTAGGED_TEMPLATES = {
-    "example.j2": "asks for `The answer is X.` instead of <step>/<answer> tags",
-}
-
-
-def _template_params() -> list[object]:
-    return [
-        pytest.param(
-            path,
-            id=path.name,
-            marks=pytest.mark.xfail(reason=UNTAGGED_TEMPLATES[path.name], strict=True),
-        )
-        if path.name in UNTAGGED_TEMPLATES
-        else pytest.param(path, id=path.name)
-        for path in TEMPLATE_FILES
-    ]
-
-
-def test_there_are_templates_for_the_bundled_styles() -> None:
-    names = {path.stem for path in TEMPLATE_FILES}
-    assert {"step_by_step", "strategy_execute", "causal_chain"} <= names
-
-
-@pytest.mark.parametrize("path", _template_params())
+@pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda path: path.name)
 @pytest.mark.parametrize("case", sorted(TEMPLATE_CONTEXTS))
 def test_template_renders_in_the_sandbox(path: Path, case: str) -> None:
     from jinja2 import StrictUndefined, meta
