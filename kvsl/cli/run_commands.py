@@ -347,23 +347,28 @@ def run(
                 Span.whole_file(str(target)),
             )
         prompts = _read_prompts(list(prompt or []), file)
-        _run(
-            target,
-            prompts,
-            spans=spans,
-            key=key,
-            value=value,
-            max_new_tokens=max_new_tokens,
-            sample=sample,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            batch_size=batch_size,
-            compare=compare,
-            format=format,
-            score=score,
-            force=force,
-        )
+        try:
+            _run(
+                target,
+                prompts,
+                spans=spans,
+                key=key,
+                value=value,
+                max_new_tokens=max_new_tokens,
+                sample=sample,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+                batch_size=batch_size,
+                compare=compare,
+                format=format,
+                score=score,
+                force=force,
+            )
+        except KeyboardInterrupt:
+            # Nothing half-written is left behind: artifacts are written atomically.
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
 
 
 def _run(

@@ -148,19 +148,22 @@ def extract_caa(
         return hook
 
     handles = [layer.register_forward_hook(recorder(i)) for i, layer in enumerate(layers)]
+    inner = getattr(model, getattr(model, "base_model_prefix", "model"), None)
+    decoder = inner if isinstance(inner, torch.nn.Module) and inner is not model else model
     device = next(model.parameters()).device
     try:
         with torch.inference_mode():
             for start in range(0, len(prompts), max(1, batch_size)):
                 chunk = prompts[start : start + batch_size]
                 ids, mask = left_pad(chunk, pad_id, device)  # (batch, seq)
-                kwargs: dict[str, Any] = {
-                    "input_ids": ids,
-                    "attention_mask": mask,
-                    "position_ids": position_ids(mask),
-                    "use_cache": False,
-                }
-                model(**kwargs)
+                # The decoder alone: the hooks read layer outputs, no logits are needed
+                # (the LM head over a 49k vocabulary at every position is most of the cost).
+                decoder(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=position_ids(mask),
+                    use_cache=False,
+                )
                 for i in last:
                     last[i].append(current[i].cpu())
                 if progress is not None:

@@ -162,8 +162,8 @@ EVAL_CODES: tuple[Code, ...] = (
         "Sweeps and the CAA layer/multiplier search choose hyperparameters on a dev split, "
         "never on the test set. Give one with `--dev`, or fix CAA's layer and multiplier "
         "with `--caa-layer` and `--caa-multiplier`.",
-        "kvsl eval sweep style.kvs --benchmark arc --data ARC-Challenge-Test.jsonl",
-        "kvsl eval sweep style.kvs --benchmark arc --dev ARC-Challenge-Dev.jsonl",
+        "kvsl eval style.kvs --benchmark arc --data ARC-Challenge-Test.jsonl --sweep value=0,2,4",
+        "kvsl eval style.kvs --benchmark arc --dev ARC-Challenge-Dev.jsonl --sweep value=0,2,4",
     ),
     Code(
         "KVS617",

@@ -35,7 +35,7 @@ SPEC = """style "tiny-step-by-step" {{
     value = 6
   }}
   generate {{
-    max_new_tokens = 24
+    max_new_tokens = 20
     mode = greedy
   }}
 }}
@@ -55,7 +55,10 @@ def embedded_available():
 def test_a_tiny_spec_builds_and_steering_changes_the_output(embedded_available, tmp_path):
     spec = tmp_path / "tiny.kvs"
     spec.write_text(SPEC.format(traces=TRACES), encoding="utf-8")
-    prompt = "A train travels 60 km in 1.5 hours. What is its average speed?"
+    # A multiple-choice question: the plain model answers in one line ("A: Oxygen is ..."),
+    # steered it starts reasoning (numbered steps with these vectors).
+    prompt = ("Which gas do plants absorb from the air? "
+              "A: oxygen B: nitrogen C: carbon dioxide D: helium")
     result = CliRunner().invoke(
         app, ["run", str(spec), "--prompt", prompt, "--compare", "--format", "json"]
     )

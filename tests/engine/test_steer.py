@@ -196,3 +196,36 @@ def test_sampling_is_reproducible_with_a_seed_and_leaves_global_rng_alone(tok):
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_a_cache_without_key_value_tensors_is_refused_with_a_code():
+    class RecurrentCache:  # what a state-space model would hand back
+        layers = (object(),)
+
+    with pytest.raises(KvslError) as err:
+        apply_edit(RecurrentCache(), resolve_edit(tiny.vectors(), {0: (0.0, 1.0)}))
+    assert err.value.diagnostics[0].code == "KVS459"
+
+
+def test_steered_generation_without_a_cache_is_refused(model, tok):
+    ids = torch.tensor([[*chat_prompt(tok, "w1"), OFFSET]])
+    with pytest.raises(KvslError) as err, steered(model, tiny.vectors(), {1: (0.0, 1.0)}):
+        model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=2,
+                       use_cache=False, pad_token_id=0)
+    assert err.value.diagnostics[0].code == "KVS462"
+
+
+def test_every_run_code_is_documented_and_asserted_by_an_engine_test():
+    from pathlib import Path
+
+    from kvsl.lang.codes import CODES
+    from kvsl.lang.codes_run import RUN_CODES
+
+    tests = "".join(p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("test_*.py"))
+    assert [c.code for c in RUN_CODES] == sorted(c.code for c in RUN_CODES)
+    for entry in RUN_CODES:
+        assert CODES[entry.code] is entry
+        assert 450 <= int(entry.code[3:]) <= 499
+        assert entry.title[0].islower() and not entry.title.endswith(".")
+        assert entry.explanation.strip() and entry.bad != entry.good
+        assert f'"{entry.code}"' in tests or f"[{entry.code}]" in tests, entry.code
