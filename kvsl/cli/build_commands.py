@@ -5,7 +5,7 @@ torch, transformers and safetensors are imported inside the command bodies only.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +15,7 @@ from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 
 
-class PrecisionChoice(str, Enum):
+class PrecisionChoice(StrEnum):
     fp32 = "fp32"
     bf16 = "bf16"
 

@@ -125,6 +125,10 @@ def eval_command(
     ] = ".kvsl/eval",
     format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
     force: Annotated[bool, typer.Option("--force", help="Rebuild the spec's vectors.")] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", help="CPU threads for torch (1 is fastest on a busy CPU)."),
+    ] = None,
 ) -> None:
     """Compare cache steering with plain, chain-of-thought and activation steering (CAA)."""
     with reported_errors(format="json" if format == "json" else "human"):
@@ -157,6 +161,11 @@ def eval_command(
                         help="use fp32 or bf16",
                     )
                 ],
+                ExitCode.USAGE,
+            )
+        if threads is not None and threads < 1:
+            raise KvslError(
+                [Diagnostic("KVS612", Severity.ERROR, "`--threads` must be at least 1", _CLI)],
                 ExitCode.USAGE,
             )
         if forced_choice not in ("model", "overlap"):
@@ -205,6 +214,7 @@ def eval_command(
             forced_choice=forced_choice,
             out_dir=out,
             force=force,
+            threads=threads,
         )
         _run(request, format)
 

@@ -91,7 +91,7 @@ def _too_few(plan: Plan, available: int) -> KvslError:
             Diagnostic(
                 "KVS306",
                 Severity.ERROR,
-                f"{contrast.pairs} pairs with {contrast.shots} shots need at least {need} "
+                f"a contrast set of {contrast.pairs} pairs with {contrast.shots} shots needs at least {need} "
                 f"traces, `{contrast.traces}` has {available}",
                 Span.whole_file(plan.spec_path),
                 help=f"lower `pairs` to at most {available} and `shots` to at most "

@@ -409,14 +409,14 @@ def _load_gguf(path: Path, ref: ModelRef, dtype: torch.dtype, notes: list[str]) 
         except ImportError as err:
             raise _model_error(
                 "KVS302",
-                f"loading `{path.name}` needs a package that is missing: {err}",
+                f"loading `{path.name}` needs a package that is missing ({err})",
                 ref,
                 "install the GGUF reader with `pip install gguf accelerate`",
             ) from None
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             raise _model_error(
                 "KVS303",
-                f"GGUF file `{path.name}` could not be converted: {str(err).splitlines()[0]}",
+                f"the GGUF file `{path.name}` could not be converted: {str(err).splitlines()[0]}",
                 ref,
                 "transformers converts GGUF files of Llama, Qwen2/3, Phi-3, Mistral, ... models; "
                 "use one of those, or the original Hugging Face checkpoint",
@@ -477,7 +477,7 @@ def load_model(
             path = Path(ref.location).expanduser()
             if not path.is_file():
                 raise _model_error(
-                    "KVS301", f"GGUF file `{ref.location}` does not exist", ref,
+                    "KVS301", f"the GGUF file `{ref.location}` does not exist", ref,
                     "fix the `model =` path in the spec (relative paths are relative to the spec file)",
                 )
         model, tokenizer, revision = _load_gguf(path, ref, dtype, notes)

@@ -69,7 +69,8 @@ _HASHES_RE = re.compile(r"####\s*" + _NUMBER)
 _BOXED_RE = re.compile(r"\\boxed\{\s*(?:\\text\{)?\s*" + _NUMBER)
 _ANSWER_IS_RE = re.compile(
     r"(?:answer|result|total)\s*(?:is|=|:|would be|will be|should be)?\s*[:=]?\s*"
-    r"(?:\*\*|approximately |about |\$\s?)*" + _NUMBER
+    r"(?:\*\*|approximately |about |\$\s?)*"
+    + _NUMBER
     # "the total is 5 + 3 = 8": a number that starts a calculation is not the answer
     + r"(?!\s*[-+*/×x÷]\s*\d)",
     re.IGNORECASE,
@@ -253,6 +254,34 @@ def _hash_choice(text: str, labels: Sequence[str]) -> str:
     return labels[int.from_bytes(digest[:8], "big") % len(labels)]
 
 
+def strip_echoed_choices(text: str, choices: Sequence[Choice]) -> str:
+    """The response without an echoed choices block (two or more `X: <choice text>` lines).
+
+    Small models often repeat the whole `A: ... B: ...` list; those lines mention every
+    choice and would make the last one look chosen. A single such line is an answer and
+    is kept.
+
+    >>> cs = [Choice("A", "fog"), Choice("B", "rain")]
+    >>> strip_echoed_choices("A: fog\\nB: rain\\nFog forms at night.", cs)
+    'Fog forms at night.'
+    """
+    by_label = {c.label: _normalise(c.text) for c in choices}
+    lines = text.split("\n")
+    echoed = []
+    for i, line in enumerate(lines):
+        match = re.match(r"\s*\(?([A-Za-z0-9]{1,3})\)?\s*[:.)]\s*(.*)$", line)
+        if (
+            match
+            and match.group(1) in by_label
+            and _normalise(match.group(2)) == by_label[match.group(1)]
+        ):
+            echoed.append(i)
+    if len(echoed) < 2:
+        return text
+    drop = set(echoed)
+    return "\n".join(line for i, line in enumerate(lines) if i not in drop).strip()
+
+
 ForcedChoice = Callable[[], str | None]
 
 
@@ -276,6 +305,7 @@ def extract_choice(
     labels = [c.label for c in choices]
     if not labels:
         raise ValueError("extract_choice needs at least one choice")
+    text = strip_echoed_choices(text, choices)
     steps: tuple[tuple[str, Callable[[], str | None]], ...] = (
         ("answer-is", lambda: _answer_is_label(text, labels)),
         ("answer-is-text", lambda: _answer_is_text(text, choices)),

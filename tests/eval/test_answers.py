@@ -137,7 +137,14 @@ def test_extract_choice(text: str, expected: str, how: str) -> None:
 def test_echoed_choice_block_is_not_a_stated_label() -> None:
     echoed = "A: dry palms\nB: wet palms\nC: palms covered with oil\nD: palms covered with lotion"
     got = extract_choice(echoed, ARC)
-    assert got.how != "label"
+    assert got.how.startswith("forced")
+    # The echo does not make the last choice look chosen; what follows it still counts.
+    got = extract_choice("\n\n" + echoed + "\nWet palms feel cooler.", ARC)
+    assert (got.answer, got.how) == ("B", "text")
+    got = extract_choice(echoed + "\nThe answer is C.", ARC)
+    assert (got.answer, got.how) == ("C", "answer-is")
+    # One such line is an answer, not an echo.
+    assert extract_choice("A: dry palms.", ARC).answer == "A"
 
 
 def test_labels_outside_the_choices_are_ignored() -> None:
