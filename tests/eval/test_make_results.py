@@ -50,7 +50,19 @@ def test_make_results_writes_the_document(tmp_path: Path, tiny) -> None:
         '  contrast {\n    traces = "traces.jsonl"\n    pairs = 3\n    shots = 1\n  }\n}\n'
     )
     doc = tmp_path / "results.md"
-    code = _script().main(
+    import torch
+
+    threads = torch.get_num_threads()  # the script sets torch's global thread count
+    try:
+        code = _run_script(tmp_path, spec, doc)
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    _check(doc, tmp_path)
+
+
+def _run_script(tmp_path: Path, spec: Path, doc: Path) -> int:
+    return _script().main(
         [
             "--data-root",
             str(_data_root(tmp_path)),
@@ -82,7 +94,9 @@ def test_make_results_writes_the_document(tmp_path: Path, tiny) -> None:
             str(doc),
         ]
     )
-    assert code == 0
+
+
+def _check(doc: Path, tmp_path: Path) -> None:
     text = doc.read_text()
     assert "ARC-Challenge: first 3 test questions" in text
     assert "PIQA: first 3 valid (as test) questions" in text

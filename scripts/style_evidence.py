@@ -1,0 +1,463 @@
+#!/usr/bin/env python
+"""Write docs/style_evidence.md: style adherence of plain vs steered output, per built-in style.
+
+    python scripts/style_evidence.py                       # 20 questions, 5 styles (CPU: minutes)
+    python scripts/style_evidence.py --per-benchmark 1 --max-new-tokens 32 --styles step-by-step
+
+On the embedded model (the specs' `model = "smollm2-135m"`, loaded once and reused for
+every build and generation), for each built-in spec in `specs/`:
+
+1. build its vectors (`kvsl.engine.build.build`; an up-to-date artifact is reused);
+2. generate greedily for held-out questions: the first `--per-benchmark` items of each
+   dev/validation split (ARC-Challenge-Dev, CommonsenseQA dev, PIQA valid, GSM8K train;
+   never a test split), formatted as kvsl formats benchmark questions (`Example.question`),
+   skipping any whose question text a bundled trace was written for;
+3. plain once (`T + [o]` without the edit, as `kvsl run --compare` does; it is the same for
+   every style whose spec has the same system prompt and offset token) and steered with
+   the spec's own coefficients;
+4. score every output with every style's scorer (`kvsl.styles.score`).
+
+The markdown reports, per style, mean adherence plain vs steered with a 95% paired
+bootstrap interval of the difference, mean response length, a cross-scoring matrix, and
+example outputs. `--sensitivity STYLE=V1,V2` adds runs at other value coefficients
+(c_v on every steered layer; c_k as in the spec), without touching the specs.
+
+This is an evidence script, not a test: it needs the benchmark files under `--data-dir`
+and the embedded model, and the test suite never runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import platform
+import random
+import re
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import kvsl  # noqa: E402
+from kvsl.styles import score  # noqa: E402
+
+# Built-in style → its spec file, in the order docs/styles.md lists them.
+STYLE_SPECS: dict[str, str] = {
+    "step-by-step": "step_by_step.kvs",
+    "strategy-and-execute": "strategy_execute.kvs",
+    "causal-chain": "causal_chain.kvs",
+    "annotated-deduction": "annotated_deduction.kvs",
+    "analogical": "analogical.kvs",
+}
+
+# (label, path under --data-dir): dev/validation splits only, never a test split.
+BENCHMARKS: tuple[tuple[str, str], ...] = (
+    ("ARC-Challenge dev", "arc_challenge/ARC-Challenge-Dev.jsonl"),
+    ("CommonsenseQA dev", "csqa/dev_rand_split.jsonl"),
+    ("PIQA valid", "piqa/valid.jsonl"),
+    ("GSM8K train", "gsm8k/train.jsonl"),
+)
+
+RESAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class Question:
+    """One held-out prompt: where it comes from and the user turn the model sees."""
+
+    benchmark: str
+    id: str
+    prompt: str
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Steered minus plain over the same questions: mean difference and its 95% interval."""
+
+    difference: float
+    low: float
+    high: float
+    better: int
+    same: int
+    worse: int
+
+
+def paired_bootstrap(plain: Sequence[float], steered: Sequence[float], seed: int = 0) -> Paired:
+    """Mean of `steered − plain` with a 95% percentile bootstrap interval over questions.
+
+    >>> p = paired_bootstrap([0.0, 0.0, 0.5], [1.0, 1.0, 0.5])
+    >>> round(p.difference, 3), (p.better, p.same, p.worse)
+    (0.667, (2, 1, 0))
+    """
+    deltas = [s - p for p, s in zip(plain, steered, strict=True)]
+    n = len(deltas)
+    counts = (
+        sum(d > 1e-9 for d in deltas),
+        sum(abs(d) <= 1e-9 for d in deltas),
+        sum(d < -1e-9 for d in deltas),
+    )
+    if n == 0:
+        return Paired(math.nan, math.nan, math.nan, *counts)
+    observed = statistics.fmean(deltas)
+    rng = random.Random(seed)
+    samples = sorted(statistics.fmean(rng.choices(deltas, k=n)) for _ in range(RESAMPLES))
+    low = samples[math.floor(0.025 * (RESAMPLES - 1))]
+    high = samples[math.ceil(0.975 * (RESAMPLES - 1))]
+    return Paired(observed, low, high, *counts)
+
+
+def mean_sd(values: Sequence[float]) -> str:
+    """`"0.42 ± 0.13"` (sample sd; 0 for a single value)."""
+    if not values:
+        return "n/a"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.2f} ± {sd:.2f}"
+
+
+def repetitive(text: str, n: int = 4, times: int = 3) -> bool:
+    """Whether some run of `n` words occurs `times` or more: degenerate looping output.
+
+    >>> repetitive("a b c d " * 3), repetitive("one two three four five six")
+    (True, False)
+    """
+    words = text.split()
+    grams: dict[tuple[str, ...], int] = {}
+    for i in range(len(words) - n + 1):
+        gram = tuple(words[i : i + n])
+        grams[gram] = grams.get(gram, 0) + 1
+        if grams[gram] >= times:
+            return True
+    return False
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
+def trace_questions(specs_dir: Path) -> set[str]:
+    """Normalized question text of every bundled trace (so that none is used as held-out)."""
+    seen: set[str] = set()
+    for path in sorted((specs_dir / "traces").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                if isinstance(record.get("question"), str):
+                    seen.add(_normal(record["question"]))
+    return seen
+
+
+def held_out_questions(data_dir: Path, per_benchmark: int, exclude: set[str]) -> list[Question]:
+    """The first `per_benchmark` items of each dev split whose stem no trace was written for."""
+    from kvsl.eval.datasets import load_benchmark
+
+    questions: list[Question] = []
+    for label, relative in BENCHMARKS:
+        path = data_dir / relative
+        if not path.is_file():
+            sys.exit(f"error: benchmark file `{path}` is missing (set --data-dir)")
+        # A few spare items in case a trace question has to be skipped.
+        examples = load_benchmark(path, limit=per_benchmark + 20)
+        kept = [e for e in examples if _normal(e.stem) not in exclude][:per_benchmark]
+        if len(kept) < per_benchmark:
+            sys.exit(f"error: only {len(kept)} held-out questions in `{path}`")
+        questions += [Question(label, e.id, e.question) for e in kept]
+    return questions
+
+
+def parse_sensitivity(items: Sequence[str]) -> dict[str, list[float]]:
+    """`["step-by-step=3,10"]` → `{"step-by-step": [3.0, 10.0]}`.
+
+    >>> parse_sensitivity(["analogical=3,10"])
+    {'analogical': [3.0, 10.0]}
+    """
+    extra: dict[str, list[float]] = {}
+    for item in items:
+        style, _, values = item.partition("=")
+        if style not in STYLE_SPECS or not values:
+            sys.exit(f"error: --sensitivity wants STYLE=V1,V2 with a built-in style, got `{item}`")
+        extra[style] = [float(v) for v in values.split(",") if v.strip()]
+    return extra
+
+
+def _cell(text: str, limit: int = 200) -> str:
+    """Text for one markdown table cell: first `limit` characters, newlines shown as ⏎."""
+    short = text[:limit] + ("…" if len(text) > limit else "")
+    return short.replace("|", "\\|").replace("\n", " ⏎ ").strip()
+
+
+def _describe(coefficients: dict[int, tuple[float, float]]) -> str:
+    layers = sorted(coefficients)
+    pairs = sorted(set(coefficients.values()))
+    where = f"layers {layers[0]}..{layers[-1]}" if layers else "no layers"
+    return f"{where}, " + "; ".join(f"c_k = {k:g}, c_v = {v:g}" for k, v in pairs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "benchmarks")
+    parser.add_argument("--per-benchmark", type=int, default=5)
+    parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--styles",
+        default=",".join(STYLE_SPECS),
+        help="comma-separated built-in styles (default: all five)",
+    )
+    parser.add_argument(
+        "--sensitivity",
+        action="append",
+        default=[],
+        metavar="STYLE=V1,V2",
+        help="also steer STYLE with these value coefficients (c_v on every steered layer)",
+    )
+    parser.add_argument("--specs-dir", type=Path, default=ROOT / "specs")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "style_evidence.md")
+    parser.add_argument("--raw", type=Path, default=None, help="also write every output as JSON lines")
+    args = parser.parse_args(argv)
+
+    styles = [s.strip() for s in args.styles.split(",") if s.strip()]
+    unknown = [s for s in styles if s not in STYLE_SPECS]
+    if unknown:
+        parser.error(f"unknown style(s) {unknown}; choose from {list(STYLE_SPECS)}")
+    sensitivity = parse_sensitivity(args.sensitivity)
+    for style in sensitivity:
+        if style not in styles:
+            parser.error(f"--sensitivity names `{style}`, which is not in --styles")
+
+    import torch
+    from rich.console import Console
+
+    from kvsl.engine.artifact import check_compatible, load_artifact
+    from kvsl.engine.build import build
+    from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_texts
+    from kvsl.engine.models import load_model
+    from kvsl.engine.prompting import offset_token_id
+    from kvsl.engine.steer import model_geometry, resolve_edit
+    from kvsl.lang import load_plan
+
+    console = Console(stderr=True, highlight=False)
+    started = time.perf_counter()
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    questions = held_out_questions(args.data_dir, args.per_benchmark, trace_questions(args.specs_dir))
+    console.print(f"{len(questions)} held-out questions, styles {styles}")
+
+    plans = {style: load_plan(args.specs_dir / STYLE_SPECS[style]) for style in styles}
+    for style, plan in plans.items():
+        if plan.style != style:
+            sys.exit(f"error: `{STYLE_SPECS[style]}` declares style `{plan.style}`, not `{style}`")
+    models = {plan.model.name for plan in plans.values()}
+    if len(models) != 1:
+        sys.exit(f"error: the specs name several models {sorted(models)}; this script loads one")
+    first = next(iter(plans.values()))
+    loaded = load_model(first.model, dtype=torch.float32)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    geometry = model_geometry(model)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)  # greedy, no stop strings
+    num_layers = loaded.geometry.num_layers
+
+    def run(ids: list[list[int]], offset: int, edit: Any, what: str) -> tuple[list[str], float]:
+        began = time.perf_counter()
+        texts = generate_texts(
+            model, tokenizer, ids, settings=settings, offset_id=offset, edit=edit,
+            batch_size=args.batch_size,
+        )
+        seconds = time.perf_counter() - began
+        console.print(f"  {what}: {len(ids)} generations in {seconds:.0f} s")
+        return texts, seconds
+
+    # Plain outputs depend only on (system prompt, offset token): generate each once.
+    plain_cache: dict[tuple[str | None, str], list[str]] = {}
+    conditions: list[dict[str, Any]] = []  # one per steered run
+    build_seconds: dict[str, float] = {}
+    for style, plan in plans.items():
+        precision = None if plan.extract.precision == "fp32" else "fp32"  # reuse the fp32 model
+        result = build(plan, loaded=loaded, console=console, precision=precision, progress=False)
+        build_seconds[style] = result.seconds
+        vectors = load_artifact(result.path)
+        check_compatible(vectors, loaded)
+        system = plan.contrast.system_prompt
+        offset = offset_token_id(tokenizer, vectors.offset_token)
+        ids = [chat_prompt(tokenizer, q.prompt, system) for q in questions]
+        key = (system, vectors.offset_token)
+        if key not in plain_cache:
+            plain_cache[key], _ = run(ids, offset, None, "plain")
+        spec_coefficients = plan.steer.coefficients(num_layers)
+        values = [None, *sensitivity.get(style, [])]
+        for value in values:
+            coefficients = (
+                spec_coefficients
+                if value is None
+                else {layer: (k, float(value)) for layer, (k, _) in spec_coefficients.items()}
+            )
+            edit = resolve_edit(vectors, coefficients, geometry)
+            label = "spec" if value is None else f"c_v = {value:g}"
+            texts, seconds = run(ids, offset, None if edit.is_empty else edit, f"{style} ({label})")
+            conditions.append(
+                {
+                    "style": style,
+                    "label": label,
+                    "coefficients": _describe(coefficients),
+                    "plain": plain_cache[key],
+                    "steered": texts,
+                    "seconds": seconds,
+                    "shots": plan.contrast.shots,
+                    "pairs": vectors.manifest.get("pairs"),
+                    "artifact": result.path.name,
+                }
+            )
+    wall = time.perf_counter() - started
+
+    scorers = list(plans)
+    if args.raw is not None:
+        with args.raw.open("w", encoding="utf-8") as handle:
+            for cond in conditions:
+                for q, p, s in zip(questions, cond["plain"], cond["steered"], strict=True):
+                    row = {"style": cond["style"], "setting": cond["label"], "benchmark": q.benchmark,
+                           "id": q.id, "plain": p, "steered": s,
+                           "plain_score": score(p, cond["style"]), "steered_score": score(s, cond["style"])}
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    text = render(args, questions, conditions, scorers, build_seconds, wall, date)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    console.print(f"wrote {args.out} ({wall:.0f} s)")
+    print(main_table(conditions))
+    return 0
+
+
+def main_table(conditions: list[dict[str, Any]]) -> str:
+    """The headline table: per style (and setting), plain vs steered adherence and length."""
+    rows = [
+        "| style | setting | adherence plain | adherence steered | steered − plain [95% CI] "
+        "| better / same / worse | chars plain | chars steered | looping plain / steered |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for cond in conditions:
+        style = cond["style"]
+        plain = [score(t, style) for t in cond["plain"]]
+        steered = [score(t, style) for t in cond["steered"]]
+        paired = paired_bootstrap(plain, steered)
+        n = len(plain)
+        rows.append(
+            f"| {style} | {cond['label']} | {mean_sd(plain)} | {mean_sd(steered)} "
+            f"| {paired.difference:+.2f} [{paired.low:+.2f}, {paired.high:+.2f}] "
+            f"| {paired.better} / {paired.same} / {paired.worse} "
+            f"| {mean_sd([len(t) for t in cond['plain']]).replace('.00', '')} "
+            f"| {mean_sd([len(t) for t in cond['steered']]).replace('.00', '')} "
+            f"| {sum(map(repetitive, cond['plain']))}/{n} / {sum(map(repetitive, cond['steered']))}/{n} |"
+        )
+    return "\n".join(rows)
+
+
+def render(
+    args: argparse.Namespace,
+    questions: list[Question],
+    conditions: list[dict[str, Any]],
+    scorers: list[str],
+    build_seconds: dict[str, float],
+    wall: float,
+    date: str,
+) -> str:
+    """The whole markdown page."""
+    n = len(questions)
+    spec_runs = [c for c in conditions if c["label"] == "spec"]
+    out: list[str] = [
+        "# Style adherence: plain vs steered on the embedded model",
+        "",
+        "Written by `scripts/style_evidence.py` (do not edit by hand; rerun the script). "
+        f"Command: `python scripts/style_evidence.py --per-benchmark {args.per_benchmark} "
+        f"--max-new-tokens {args.max_new_tokens} --batch-size {args.batch_size} "
+        f"--styles {','.join(scorers)}"
+        + "".join(f" --sensitivity {s}" for s in args.sensitivity)
+        + "`.",
+        "",
+        f"For each built-in style, {n} held-out questions are answered greedily by the embedded "
+        "model twice: plain (the chat prompt plus the offset token, no edit, as `kvsl run "
+        "--compare` does) and steered with the spec's own coefficients. Each output is scored "
+        "with the style's adherence scorer (`kvsl.styles.score`, 0–1, surface markers only; "
+        "see docs/styles.md). Adherence is mean ± sd over the questions; the difference is "
+        "paired (same question), with a 95% percentile bootstrap interval "
+        f"({RESAMPLES} resamples). *Looping* counts outputs in which some 4-word run occurs "
+        "3 or more times (degenerate repetition).",
+        "",
+        "## Adherence and length",
+        "",
+        main_table(conditions),
+        "",
+        "## Cross-scoring",
+        "",
+        "Mean score of each set of outputs (rows) under each style's scorer (columns): "
+        "steering should raise its own style's score (the diagonal) more than the others.",
+        "",
+        "| outputs | " + " | ".join(scorers) + " |",
+        "|---|" + "---|" * len(scorers),
+    ]
+    if spec_runs:
+        plain = spec_runs[0]["plain"]
+        out.append(
+            "| plain | " + " | ".join(f"{statistics.fmean(score(t, s) for t in plain):.2f}" for s in scorers) + " |"
+        )
+    for cond in spec_runs:
+        cells = []
+        for s in scorers:
+            value = f"{statistics.fmean(score(t, s) for t in cond['steered']):.2f}"
+            cells.append(f"**{value}**" if s == cond["style"] else value)
+        out.append(f"| steered {cond['style']} | " + " | ".join(cells) + " |")
+    out += ["", "## Examples (first ~200 characters; ⏎ is a line break)", ""]
+    for cond in conditions:
+        style = cond["style"]
+        deltas = [
+            score(s, style) - score(p, style) for p, s in zip(cond["plain"], cond["steered"], strict=True)
+        ]
+        # The question steering moved most, and the first question (not cherry-picked).
+        picks = sorted({max(range(n), key=lambda i: deltas[i]), 0})
+        out.append(f"### {style} ({cond['label']})")
+        out.append("")
+        out.append("| question | plain (score) | steered (score) |")
+        out.append("|---|---|---|")
+        for i in picks:
+            p, s = cond["plain"][i], cond["steered"][i]
+            out.append(
+                f"| {questions[i].benchmark} `{questions[i].id}` "
+                f"| {_cell(p)} ({score(p, style):.2f}) | {_cell(s)} ({score(s, style):.2f}) |"
+            )
+        out.append("")
+    out += [
+        "## Settings",
+        "",
+        f"- model: `{spec_runs[0]['artifact'] if spec_runs else ''}` family — the specs' "
+        "`model = \"smollm2-135m\"` (embedded SmolLM2-135M-Instruct GGUF), fp32, CPU",
+        f"- kvsl {kvsl.__version__}, Python {platform.python_version()}, date {date}",
+        f"- questions: N = {n} ({args.per_benchmark} per benchmark, the first items of each "
+        "dev/validation split whose question no bundled trace was written for): "
+        + ", ".join(f"{q.benchmark} `{q.id}`" for q in questions),
+        "- prompts: `Example.question` from `kvsl.eval.datasets.load_benchmark` (multiple "
+        "choice with its `Choices:` block), as the user turn of the chat template",
+        f"- decoding: greedy, max_new_tokens = {args.max_new_tokens}, no stop strings, "
+        f"batch size {args.batch_size}",
+    ]
+    for cond in conditions:
+        out.append(
+            f"- {cond['style']} ({cond['label']}): {cond['coefficients']}; vectors from "
+            f"{cond['pairs']} pairs × {cond['shots']} shots (`{cond['artifact']}`); "
+            f"steered generation {cond['seconds']:.0f} s"
+        )
+    out.append(
+        "- build time (0 when an up-to-date artifact was reused): "
+        + ", ".join(f"{s} {sec:.0f} s" for s, sec in build_seconds.items())
+    )
+    out.append(f"- wall time: {wall:.0f} s ({wall / 60:.1f} min) for the whole run")
+    out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
