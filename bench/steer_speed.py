@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -38,7 +39,6 @@ PROMPTS = [
 
 def _load(args: argparse.Namespace):
     if args.tiny:
-        import sys
         from pathlib import Path
 
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "engine"))
@@ -62,8 +62,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--value", type=float, default=6.0, help="c_v on layers 1 and up")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_texts
     from kvsl.engine.prompting import offset_token_id
@@ -103,6 +106,8 @@ def main() -> None:
         order = (False, True) if rep % 2 == 0 else (True, False)
         for steer in order:
             times["steered" if steer else "plain"].append(timed(steer))
+        print(f"rep {rep + 1}/{args.reps}: plain {times['plain'][-1]:.2f}s, "
+              f"steered {times['steered'][-1]:.2f}s", file=sys.stderr, flush=True)
 
     plain, steered = sum(times["plain"]), sum(times["steered"])
     ratios = [s / p for p, s in zip(times["plain"], times["steered"], strict=True)]

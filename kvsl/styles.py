@@ -171,12 +171,21 @@ def _several_steps(text: str) -> float:
 STEP_BY_STEP = StyleScorer(
     "step-by-step",
     (
-        Feature("marked_steps", 0.6, _marked_steps,
-                "segments opening with 1. / Step 2: / First / Then / Finally (1: 0.5, 2: 0.8, 3: 1)"),
-        Feature("ordered_numbering", 0.2, _ordered_numbering,
-                "explicit step numbers that count up"),
-        Feature("several_steps", 0.2, _several_steps,
-                "the text is spread over several lines or sentences (3 is full)"),
+        Feature(
+            "marked_steps",
+            0.6,
+            _marked_steps,
+            "segments opening with 1. / Step 2: / First / Then / Finally (1: 0.5, 2: 0.8, 3: 1)",
+        ),
+        Feature(
+            "ordered_numbering", 0.2, _ordered_numbering, "explicit step numbers that count up"
+        ),
+        Feature(
+            "several_steps",
+            0.2,
+            _several_steps,
+            "the text is spread over several lines or sentences (3 is full)",
+        ),
     ),
 )
 _EXAMPLES["STEP_BY_STEP"] = """Numbered or ordered steps.
@@ -195,7 +204,8 @@ _EXAMPLES["STEP_BY_STEP"] = """Numbered or ordered steps.
 # ---- strategy and execute --------------------------------------------------------------
 
 _STRATEGY_LABEL = re.compile(
-    r"^[\s*#>-]*(?:my |the |our )?(?:strategy|plan|approach|game plan)\s*:", re.IGNORECASE | re.MULTILINE
+    r"^[\s*#>-]*(?:my |the |our )?(?:strategy|plan|approach|game plan)\s*:",
+    re.IGNORECASE | re.MULTILINE,
 )
 _STRATEGY_PHRASE = re.compile(
     r"\b(?:(?:my|the|our|a good) (?:strategy|plan|approach) (?:is|will be|here is)|"
@@ -218,8 +228,11 @@ _EXECUTION_PHRASE = re.compile(
 
 def _strategy_position(text: str) -> tuple[float, int] | None:
     """(strength, character offset) of the first strategy statement, if any."""
-    for pattern, strength in ((_STRATEGY_LABEL, 1.0), (_STRATEGY_PHRASE, 0.75),
-                              (_STRATEGY_WORD, 0.35)):
+    for pattern, strength in (
+        (_STRATEGY_LABEL, 1.0),
+        (_STRATEGY_PHRASE, 0.75),
+        (_STRATEGY_WORD, 0.35),
+    ):
         m = pattern.search(text)
         if m:
             return strength, m.start()
@@ -267,13 +280,25 @@ def _plan_first(text: str) -> float:
 STRATEGY_EXECUTE = StyleScorer(
     "strategy-and-execute",
     (
-        Feature("strategy_statement", 0.45, _strategy_statement,
-                '"Strategy:" or "Plan:" label (1), "my plan is ..." (0.75), the bare word (0.35)'),
-        Feature("execution", 0.35, _execution,
-                'after the strategy, an "Execution:" label or 2+ marked steps like "Step 1:" (1), '
-                '"carrying out the plan" (0.8), or further sentences (up to 0.6)'),
-        Feature("plan_first", 0.2, _plan_first,
-                "the strategy opens the text and at least two segments carry it out"),
+        Feature(
+            "strategy_statement",
+            0.45,
+            _strategy_statement,
+            '"Strategy:" or "Plan:" label (1), "my plan is ..." (0.75), the bare word (0.35)',
+        ),
+        Feature(
+            "execution",
+            0.35,
+            _execution,
+            'after the strategy, an "Execution:" label or 2+ marked steps like "Step 1:" (1), '
+            '"carrying out the plan" (0.8), or further sentences (up to 0.6)',
+        ),
+        Feature(
+            "plan_first",
+            0.2,
+            _plan_first,
+            "the strategy opens the text and at least two segments carry it out",
+        ),
     ),
 )
 _EXAMPLES["STRATEGY_EXECUTE"] = """A strategy first, then its execution.
@@ -323,12 +348,24 @@ def _linked_segments(text: str) -> float:
 CAUSAL_CHAIN = StyleScorer(
     "causal-chain",
     (
-        Feature("causal_links", 0.5, _causal_links,
-                "because / since / so / therefore / leads to / as a result (3 is full)"),
-        Feature("conditionals", 0.25, _conditionals,
-                'an "if ... then" link (1) or two bare if/when (0.5 each)'),
-        Feature("linked_segments", 0.25, _linked_segments,
-                "share of sentences after the first that carry a link, so the links chain"),
+        Feature(
+            "causal_links",
+            0.5,
+            _causal_links,
+            "because / since / so / therefore / leads to / as a result (3 is full)",
+        ),
+        Feature(
+            "conditionals",
+            0.25,
+            _conditionals,
+            'an "if ... then" link (1) or two bare if/when (0.5 each)',
+        ),
+        Feature(
+            "linked_segments",
+            0.25,
+            _linked_segments,
+            "share of sentences after the first that carry a link, so the links chain",
+        ),
     ),
 )
 _EXAMPLES["CAUSAL_CHAIN"] = """Cause-and-effect links chained to the answer.
@@ -346,9 +383,7 @@ _EXAMPLES["CAUSAL_CHAIN"] = """Cause-and-effect links chained to the answer.
 
 _ARROW = r"(?:→|->|=>|⇒|⟹|⟶)"
 _BRACKET_LABEL = re.compile(r"\[[A-Za-z][A-Za-z0-9 '/-]{0,40}\]")
-_ANNOTATED_STEP = re.compile(
-    rf"\[[^\]\n]{{1,40}}\][^\n]*?{_ARROW}\s*\[[^\]\n]{{1,40}}\]"
-)
+_ANNOTATED_STEP = re.compile(rf"\[[^\]\n]{{1,40}}\][^\n]*?{_ARROW}\s*\[[^\]\n]{{1,40}}\]")
 
 
 def _arrow_inferences(text: str) -> float:
@@ -372,12 +407,24 @@ def _annotated_steps(text: str) -> float:
 ANNOTATED_DEDUCTION = StyleScorer(
     "annotated-deduction",
     (
-        Feature("arrow_inferences", 0.5, _arrow_inferences,
-                "inference arrows → -> => with text on both sides (2 is full)"),
-        Feature("bracket_labels", 0.3, _bracket_labels,
-                "bracketed annotations like [Premise] [Fact] [Conclusion] (4 is full)"),
-        Feature("annotated_steps", 0.2, _annotated_steps,
-                'complete "[X] ... → [Y] ..." inferences (2 is full)'),
+        Feature(
+            "arrow_inferences",
+            0.5,
+            _arrow_inferences,
+            "inference arrows → -> => with text on both sides (2 is full)",
+        ),
+        Feature(
+            "bracket_labels",
+            0.3,
+            _bracket_labels,
+            "bracketed annotations like [Premise] [Fact] [Conclusion] (4 is full)",
+        ),
+        Feature(
+            "annotated_steps",
+            0.2,
+            _annotated_steps,
+            'complete "[X] ... → [Y] ..." inferences (2 is full)',
+        ),
     ),
 )
 _EXAMPLES["ANNOTATED_DEDUCTION"] = """Labelled premises and conclusions joined by arrows.
@@ -440,12 +487,24 @@ def _opens_with_analogy(text: str) -> float:
 ANALOGICAL = StyleScorer(
     "analogical",
     (
-        Feature("analogy_phrases", 0.5, _analogy_phrases,
-                "just like / similar to / is like / analogous / in the same way (2 is full)"),
-        Feature("maps_back", 0.3, _maps_back,
-                'the analogy is mapped back: "here", "in this case", "likewise", or invoked again later'),
-        Feature("opens_with_analogy", 0.2, _opens_with_analogy,
-                "the familiar situation comes first, in the first two sentences"),
+        Feature(
+            "analogy_phrases",
+            0.5,
+            _analogy_phrases,
+            "just like / similar to / is like / analogous / in the same way (2 is full)",
+        ),
+        Feature(
+            "maps_back",
+            0.3,
+            _maps_back,
+            'the analogy is mapped back: "here", "in this case", "likewise", or invoked again later',
+        ),
+        Feature(
+            "opens_with_analogy",
+            0.2,
+            _opens_with_analogy,
+            "the familiar situation comes first, in the first two sentences",
+        ),
     ),
 )
 _EXAMPLES["ANALOGICAL"] = """Reasoning by analogy to a familiar situation.
@@ -544,21 +603,36 @@ class StyleInfo:
 BUILTIN_STYLES: dict[str, StyleInfo] = {
     info.name: info
     for info in (
-        StyleInfo("step-by-step", "Numbered steps, one idea each, then the answer.",
-                  STEP_BY_STEP, "step_by_step.kvs"),
-        StyleInfo("strategy-and-execute",
-                  "State a strategy for the problem first, then carry it out step by step.",
-                  STRATEGY_EXECUTE, "strategy_execute.kvs"),
-        StyleInfo("causal-chain",
-                  "A chain of cause and effect (because, so, therefore) leading to the answer.",
-                  CAUSAL_CHAIN, "causal_chain.kvs"),
-        StyleInfo("annotated-deduction",
-                  "Labelled premises and conclusions joined by arrows: [Premise] ... → "
-                  "[Conclusion] ...",
-                  ANNOTATED_DEDUCTION, "annotated_deduction.kvs"),
-        StyleInfo("analogical",
-                  "Reason by analogy to a familiar situation, then map it back to the question.",
-                  ANALOGICAL, "analogical.kvs"),
+        StyleInfo(
+            "step-by-step",
+            "Numbered steps, one idea each, then the answer.",
+            STEP_BY_STEP,
+            "step_by_step.kvs",
+        ),
+        StyleInfo(
+            "strategy-and-execute",
+            "State a strategy for the problem first, then carry it out step by step.",
+            STRATEGY_EXECUTE,
+            "strategy_execute.kvs",
+        ),
+        StyleInfo(
+            "causal-chain",
+            "A chain of cause and effect (because, so, therefore) leading to the answer.",
+            CAUSAL_CHAIN,
+            "causal_chain.kvs",
+        ),
+        StyleInfo(
+            "annotated-deduction",
+            "Labelled premises and conclusions joined by arrows: [Premise] ... → [Conclusion] ...",
+            ANNOTATED_DEDUCTION,
+            "annotated_deduction.kvs",
+        ),
+        StyleInfo(
+            "analogical",
+            "Reason by analogy to a familiar situation, then map it back to the question.",
+            ANALOGICAL,
+            "analogical.kvs",
+        ),
     )
 }
 

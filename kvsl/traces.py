@@ -69,8 +69,10 @@ def parse_trace_line(line: str, span: Span) -> Trace | Diagnostic:
         steps = [s for s in steps.split("\n") if s.strip()]
     if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
         return _error(
-            "KVS502", "trace has no `steps` (a non-empty list of strings)", span,
-            help="write the reasoning as `\"steps\": [\"first step\", \"second step\"]`",
+            "KVS502",
+            "trace has no `steps` (a non-empty list of strings)",
+            span,
+            help='write the reasoning as `"steps": ["first step", "second step"]`',
         )
     if isinstance(answer, int | float) and not isinstance(answer, bool):
         answer = str(answer)
@@ -99,14 +101,16 @@ def iter_trace_file(path: str | os.PathLike[str]) -> Iterator[Trace | Diagnostic
         if not line.strip():
             continue
         item = parse_trace_line(line, span)
-        if isinstance(item, Trace) and item.id is not None:
-            if item.id in seen_ids:
+        trace_id = item.id if isinstance(item, Trace) else None
+        if trace_id is not None:
+            if trace_id in seen_ids:
                 item = _error(
-                    "KVS503", f"duplicate trace id `{item.id}` (first on line {seen_ids[item.id]})",
+                    "KVS503",
+                    f"duplicate trace id `{trace_id}` (first on line {seen_ids[trace_id]})",
                     span,
                 )
             else:
-                seen_ids[item.id] = line_no
+                seen_ids[trace_id] = line_no
         yield item
 
 
@@ -116,12 +120,22 @@ def read_trace_text(path: str | os.PathLike[str]) -> str:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise KvslError(
-            [_error("KVS500", f"trace file `{path}` does not exist", Span.whole_file(str(path)),
-                    help="write traces with `kvsl teach SPEC`, or fix the path in the spec")],
+            [
+                _error(
+                    "KVS500",
+                    f"trace file `{path}` does not exist",
+                    Span.whole_file(str(path)),
+                    help="write traces with `kvsl teach SPEC`, or fix the path in the spec",
+                )
+            ],
             ExitCode.ERRORS,
         ) from None
     except (OSError, UnicodeDecodeError) as err:
-        reason = "is not UTF-8 text" if isinstance(err, UnicodeDecodeError) else f"cannot be read ({err.strerror})"
+        reason = (
+            "is not UTF-8 text"
+            if isinstance(err, UnicodeDecodeError)
+            else f"cannot be read ({err.strerror})"
+        )
         raise KvslError(
             [_error("KVS500", f"trace file `{path}` {reason}", Span.whole_file(str(path)))],
             ExitCode.ERRORS,

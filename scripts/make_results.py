@@ -72,6 +72,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--benchmarks", default="arc,csqa,piqa,gsm8k")
     parser.add_argument("--methods", default="plain,cot,cache,caa")
     parser.add_argument("--limit", type=int, default=None, help="test questions per benchmark")
+    parser.add_argument("--limits", default="", help="per benchmark, e.g. gsm8k=10,arc=40")
     parser.add_argument(
         "--dev-limit", type=int, default=20, help="dev questions for the CAA choice"
     )
@@ -106,7 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.data_root)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     decode = DecodeSettings(max_new_tokens=args.max_new_tokens)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    limits = _limits(args)
     sections: dict[str, dict[str, Any]] = {}
+    # Speed first (short), then one benchmark at a time; the document is rewritten after
+    # each, so a run stopped part-way still leaves every finished benchmark on disk.
+    speed = _speed(args, console) if args.speed_prompts > 0 else None
     for name in [b.strip() for b in args.benchmarks.split(",") if b.strip()]:
         test, labels, dev, dev_labels, default_n, _ = BENCHMARKS[name]
         request = EvalRequest(
@@ -117,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             dev=str(root / dev),
             dev_labels=str(root / dev_labels) if dev_labels else None,
             methods=methods,
-            limit=args.limit if args.limit is not None else default_n,
+            limit=limits.get(name, default_n),
             dev_limit=args.dev_limit,
             batch_size=args.batch_size,
             decode=decode,
@@ -127,15 +135,28 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
         )
         console.rule(f"{name}: first {request.limit} {TEST_SPLIT[name]} questions")
-        report = run_eval(request, console=console)
-        sections[name] = report
-    speed = _speed(args, console) if args.speed_prompts > 0 else None
+        sections[name] = run_eval(request, console=console)
+        _write(args, sections, speed)
+    console.print(f"wrote {args.doc}")
+    return 0
+
+
+def _limits(args: argparse.Namespace) -> dict[str, int]:
+    """Per-benchmark test sizes: `--limit` for all, `--limits gsm8k=10,...` per benchmark."""
+    limits = {name: args.limit for name in BENCHMARKS} if args.limit is not None else {}
+    for item in (args.limits or "").split(","):
+        if item.strip():
+            name, _, value = item.partition("=")
+            limits[name.strip()] = int(value)
+    return limits
+
+
+def _write(args: argparse.Namespace, sections: dict[str, dict[str, Any]], speed: Any) -> None:
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
     Path(args.doc).write_text(_markdown(args, sections, speed), encoding="utf-8")
     raw = {k: {kk: vv for kk, vv in v.items() if kk != "_summaries"} for k, v in sections.items()}
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "results-summary.json").write_text(json.dumps(raw, indent=2, default=str))
-    console.print(f"wrote {args.doc}")
-    return 0
 
 
 def _speed(args: argparse.Namespace, console: Any) -> dict[str, Any]:

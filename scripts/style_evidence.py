@@ -202,7 +202,9 @@ def _describe(coefficients: dict[int, tuple[float, float]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "benchmarks")
+    parser.add_argument(
+        "--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "benchmarks"
+    )
     parser.add_argument("--per-benchmark", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=160)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -218,9 +220,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="STYLE=V1,V2",
         help="also steer STYLE with these value coefficients (c_v on every steered layer)",
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's own)"
+    )
     parser.add_argument("--specs-dir", type=Path, default=ROOT / "specs")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "style_evidence.md")
-    parser.add_argument("--raw", type=Path, default=None, help="also write every output as JSON lines")
+    parser.add_argument(
+        "--raw", type=Path, default=None, help="also write every output as JSON lines"
+    )
     args = parser.parse_args(argv)
 
     styles = [s.strip() for s in args.styles.split(",") if s.strip()]
@@ -243,10 +250,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kvsl.engine.steer import model_geometry, resolve_edit
     from kvsl.lang import load_plan
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     console = Console(stderr=True, highlight=False)
     started = time.perf_counter()
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    questions = held_out_questions(args.data_dir, args.per_benchmark, trace_questions(args.specs_dir))
+    questions = held_out_questions(
+        args.data_dir, args.per_benchmark, trace_questions(args.specs_dir)
+    )
     console.print(f"{len(questions)} held-out questions, styles {styles}")
 
     plans = {style: load_plan(args.specs_dir / STYLE_SPECS[style]) for style in styles}
@@ -259,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = next(iter(plans.values()))
     loaded = load_model(first.model, dtype=torch.float32)
     model, tokenizer = loaded.model, loaded.tokenizer
+    args.model_name, args.device = first.model.name, str(loaded.device)
     geometry = model_geometry(model)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)  # greedy, no stop strings
     num_layers = loaded.geometry.num_layers
@@ -266,7 +278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run(ids: list[list[int]], offset: int, edit: Any, what: str) -> tuple[list[str], float]:
         began = time.perf_counter()
         texts = generate_texts(
-            model, tokenizer, ids, settings=settings, offset_id=offset, edit=edit,
+            model,
+            tokenizer,
+            ids,
+            settings=settings,
+            offset_id=offset,
+            edit=edit,
             batch_size=args.batch_size,
         )
         seconds = time.perf_counter() - began
@@ -277,6 +294,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     plain_cache: dict[tuple[str | None, str], list[str]] = {}
     conditions: list[dict[str, Any]] = []  # one per steered run
     build_seconds: dict[str, float] = {}
+    scorers = list(plans)
+    prepared: dict[str, tuple[Any, list[list[int]], int, tuple[str | None, str], Any]] = {}
+
+    def steer(style: str, value: float | None) -> None:
+        plan = plans[style]
+        vectors, ids, offset, key, result = prepared[style]
+        spec_coefficients = plan.steer.coefficients(num_layers)
+        coefficients = (
+            spec_coefficients
+            if value is None
+            else {layer: (k, float(value)) for layer, (k, _) in spec_coefficients.items()}
+        )
+        edit = resolve_edit(vectors, coefficients, geometry)
+        label = "spec" if value is None else f"c_v = {value:g}"
+        texts, seconds = run(ids, offset, None if edit.is_empty else edit, f"{style} ({label})")
+        conditions.append(
+            {
+                "style": style,
+                "label": label,
+                "coefficients": _describe(coefficients),
+                "plain": plain_cache[key],
+                "steered": texts,
+                "seconds": seconds,
+                "shots": plan.contrast.shots,
+                "pairs": vectors.manifest.get("pairs"),
+                "artifact": result.path.name,
+            }
+        )
+        # Written after every run, so that an interrupted run still leaves its figures.
+        write(args, questions, conditions, scorers, build_seconds, time.perf_counter() - started, date)
+
     for style, plan in plans.items():
         precision = None if plan.extract.precision == "fp32" else "fp32"  # reuse the fp32 model
         result = build(plan, loaded=loaded, console=console, precision=precision, progress=False)
@@ -289,33 +337,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         key = (system, vectors.offset_token)
         if key not in plain_cache:
             plain_cache[key], _ = run(ids, offset, None, "plain")
-        spec_coefficients = plan.steer.coefficients(num_layers)
-        values = [None, *sensitivity.get(style, [])]
+        prepared[style] = (vectors, ids, offset, key, result)
+        steer(style, None)
+    # Other coefficients last: the spec runs are the headline figures.
+    for style, values in sensitivity.items():
         for value in values:
-            coefficients = (
-                spec_coefficients
-                if value is None
-                else {layer: (k, float(value)) for layer, (k, _) in spec_coefficients.items()}
-            )
-            edit = resolve_edit(vectors, coefficients, geometry)
-            label = "spec" if value is None else f"c_v = {value:g}"
-            texts, seconds = run(ids, offset, None if edit.is_empty else edit, f"{style} ({label})")
-            conditions.append(
-                {
-                    "style": style,
-                    "label": label,
-                    "coefficients": _describe(coefficients),
-                    "plain": plain_cache[key],
-                    "steered": texts,
-                    "seconds": seconds,
-                    "shots": plan.contrast.shots,
-                    "pairs": vectors.manifest.get("pairs"),
-                    "artifact": result.path.name,
-                }
-            )
+            steer(style, value)
     wall = time.perf_counter() - started
+    write(args, questions, conditions, scorers, build_seconds, wall, date)
+    console.print(f"wrote {args.out} ({wall:.0f} s)")
+    print(main_table(conditions))
+    return 0
 
-    scorers = list(plans)
+
+def write(
+    args: argparse.Namespace,
+    questions: list[Question],
+    conditions: list[dict[str, Any]],
+    scorers: list[str],
+    build_seconds: dict[str, float],
+    wall: float,
+    date: str,
+) -> None:
+    """Write the markdown page (and the raw outputs when `--raw` is given)."""
     if args.raw is not None:
         with args.raw.open("w", encoding="utf-8") as handle:
             for cond in conditions:
@@ -324,13 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "id": q.id, "plain": p, "steered": s,
                            "plain_score": score(p, cond["style"]), "steered_score": score(s, cond["style"])}
                     handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
     text = render(args, questions, conditions, scorers, build_seconds, wall, date)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
-    console.print(f"wrote {args.out} ({wall:.0f} s)")
-    print(main_table(conditions))
-    return 0
 
 
 def main_table(conditions: list[dict[str, Any]]) -> str:
@@ -376,6 +416,7 @@ def render(
         f"Command: `python scripts/style_evidence.py --per-benchmark {args.per_benchmark} "
         f"--max-new-tokens {args.max_new_tokens} --batch-size {args.batch_size} "
         f"--styles {','.join(scorers)}"
+        + (f" --threads {args.threads}" if args.threads else "")
         + "".join(f" --sensitivity {s}" for s in args.sensitivity)
         + "`.",
         "",
@@ -403,7 +444,9 @@ def render(
     if spec_runs:
         plain = spec_runs[0]["plain"]
         out.append(
-            "| plain | " + " | ".join(f"{statistics.fmean(score(t, s) for t in plain):.2f}" for s in scorers) + " |"
+            "| plain | "
+            + " | ".join(f"{statistics.fmean(score(t, s) for t in plain):.2f}" for s in scorers)
+            + " |"
         )
     for cond in spec_runs:
         cells = []
@@ -415,7 +458,8 @@ def render(
     for cond in conditions:
         style = cond["style"]
         deltas = [
-            score(s, style) - score(p, style) for p, s in zip(cond["plain"], cond["steered"], strict=True)
+            score(s, style) - score(p, style)
+            for p, s in zip(cond["plain"], cond["steered"], strict=True)
         ]
         # The question steering moved most, and the first question (not cherry-picked).
         picks = sorted({max(range(n), key=lambda i: deltas[i]), 0})
@@ -433,8 +477,8 @@ def render(
     out += [
         "## Settings",
         "",
-        f"- model: `{spec_runs[0]['artifact'] if spec_runs else ''}` family — the specs' "
-        "`model = \"smollm2-135m\"` (embedded SmolLM2-135M-Instruct GGUF), fp32, CPU",
+        f"- model: `{args.model_name}` (the specs' `model =`; embedded SmolLM2-135M-Instruct "
+        f"GGUF), fp32, {args.device}",
         f"- kvsl {kvsl.__version__}, Python {platform.python_version()}, date {date}",
         f"- questions: N = {n} ({args.per_benchmark} per benchmark, the first items of each "
         "dev/validation split whose question no bundled trace was written for): "
@@ -442,7 +486,7 @@ def render(
         "- prompts: `Example.question` from `kvsl.eval.datasets.load_benchmark` (multiple "
         "choice with its `Choices:` block), as the user turn of the chat template",
         f"- decoding: greedy, max_new_tokens = {args.max_new_tokens}, no stop strings, "
-        f"batch size {args.batch_size}",
+        f"batch size {args.batch_size}, torch threads {args.threads or 'default'}",
     ]
     for cond in conditions:
         out.append(
@@ -451,7 +495,7 @@ def render(
             f"steered generation {cond['seconds']:.0f} s"
         )
     out.append(
-        "- build time (0 when an up-to-date artifact was reused): "
+        "- build time (about 0 when an up-to-date artifact was reused): "
         + ", ".join(f"{s} {sec:.0f} s" for s, sec in build_seconds.items())
     )
     out.append(f"- wall time: {wall:.0f} s ({wall / 60:.1f} min) for the whole run")

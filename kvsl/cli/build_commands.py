@@ -23,14 +23,21 @@ class PrecisionChoice(StrEnum):
 @app.command("build")
 def build_command(
     spec: Annotated[Path, typer.Argument(help="The `.kvs` spec to build steering vectors for.")],
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even if an up-to-date artifact exists.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even if an up-to-date artifact exists.")
+    ] = False,
     precision: Annotated[
         PrecisionChoice | None,
-        typer.Option("--precision", help="Extraction precision, overriding the spec's (bf16 is faster on CPUs with avx512_bf16)."),
+        typer.Option(
+            "--precision",
+            help="Extraction precision, overriding the spec's (bf16 is faster on CPUs with avx512_bf16).",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Folder for the artifact (default: .kvsl/artifacts/ next to the spec)."),
+        typer.Option(
+            "--out", help="Folder for the artifact (default: .kvsl/artifacts/ next to the spec)."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -59,8 +66,12 @@ def build_command(
 
 @app.command("inspect")
 def inspect_command(
-    artifact: Annotated[Path, typer.Argument(help="A `.safetensors` artifact written by `kvsl build`.")],
-    json_output: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON (with norms).")] = False,
+    artifact: Annotated[
+        Path, typer.Argument(help="A `.safetensors` artifact written by `kvsl build`.")
+    ],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the manifest as JSON (with norms).")
+    ] = False,
 ) -> None:
     """Show an artifact's manifest and per-layer key/value norms."""
     with reported_errors():
@@ -75,13 +86,17 @@ def inspect_command(
             import json
 
             manifest = {k: v for k, v in vectors.manifest.items() if k != "artifact_path"}
-            manifest["norms"] = {str(layer): {"key": k, "value": v} for layer, (k, v) in norms.items()}
+            manifest["norms"] = {
+                str(layer): {"key": k, "value": v} for layer, (k, v) in norms.items()
+            }
             print(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False))
             return
         _print_inspection(artifact, vectors.manifest, norms)
 
 
-def _print_inspection(path: Path, manifest: dict[str, Any], norms: dict[int, tuple[float, float]]) -> None:
+def _print_inspection(
+    path: Path, manifest: dict[str, Any], norms: dict[int, tuple[float, float]]
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -99,24 +114,42 @@ def _print_inspection(path: Path, manifest: dict[str, Any], norms: dict[int, tup
         ("style", f"{manifest.get('style')}  {manifest.get('description') or ''}".rstrip()),
         ("model", f"{model.get('name')} ({model.get('architecture')}, {model.get('kind')})"),
         ("revision", model.get("revision") or "-"),
-        ("config / tokenizer / template",
-         f"{str(model.get('config_sha256'))[:12]} / {str(model.get('tokenizer_sha256'))[:12]} / "
-         f"{str(model.get('chat_template_sha256'))[:12]}"),
-        ("KV geometry",
-         f"{geometry.get('num_layers')} layers × {geometry.get('kv_heads')} KV heads × head_dim {geometry.get('head_dim')}"),
-        ("position", f"{position.get('convention')}, offset token {position.get('offset_token')!r} "
-                     f"(id {position.get('offset_token_id')})"),
-        ("contrast", f"{manifest.get('pairs')} pairs × {manifest.get('shots')} shots, "
-                     f"{manifest.get('selection')} (seed {manifest.get('seed')})"),
+        (
+            "config / tokenizer / template",
+            f"{str(model.get('config_sha256'))[:12]} / {str(model.get('tokenizer_sha256'))[:12]} / "
+            f"{str(model.get('chat_template_sha256'))[:12]}",
+        ),
+        (
+            "KV geometry",
+            f"{geometry.get('num_layers')} layers × {geometry.get('kv_heads')} KV heads × head_dim {geometry.get('head_dim')}",
+        ),
+        (
+            "position",
+            f"{position.get('convention')}, offset token {position.get('offset_token')!r} "
+            f"(id {position.get('offset_token_id')})",
+        ),
+        (
+            "contrast",
+            f"{manifest.get('pairs')} pairs × {manifest.get('shots')} shots, "
+            f"{manifest.get('selection')} (seed {manifest.get('seed')})",
+        ),
         ("precision", f"{manifest.get('precision')} (computed in {manifest.get('compute_dtype')})"),
         ("vector hash", str(manifest.get("vector_hash"))),
         ("plan hash", str(manifest.get("plan_hash"))),
-        ("created", f"{manifest.get('created')} by kvsl {manifest.get('kvsl_version')} "
-                    f"(format {manifest.get('format_version')})"),
+        (
+            "created",
+            f"{manifest.get('created')} by kvsl {manifest.get('kvsl_version')} "
+            f"(format {manifest.get('format_version')})",
+        ),
     ]
     if stats:
-        rows.append(("extraction", f"{stats.get('seconds')} s, batch size {stats.get('batch_size')}, "
-                                   f"{stats.get('computed_tokens')} of {stats.get('prompt_tokens')} prompt tokens computed"))
+        rows.append(
+            (
+                "extraction",
+                f"{stats.get('seconds')} s, batch size {stats.get('batch_size')}, "
+                f"{stats.get('computed_tokens')} of {stats.get('prompt_tokens')} prompt tokens computed",
+            )
+        )
     for name, value in rows:
         about.add_row(name, value)
     console.print(about)
@@ -129,7 +162,10 @@ def _print_inspection(path: Path, manifest: dict[str, Any], norms: dict[int, tup
     for layer, (key_norm, value_norm) in norms.items():
         ck, cv = coefficients.get(str(layer), (None, None))
         table.add_row(
-            str(layer), f"{key_norm:.4f}", f"{value_norm:.4f}",
-            "-" if ck is None else f"{ck:g}", "-" if cv is None else f"{cv:g}",
+            str(layer),
+            f"{key_norm:.4f}",
+            f"{value_norm:.4f}",
+            "-" if ck is None else f"{ck:g}",
+            "-" if cv is None else f"{cv:g}",
         )
     console.print(table)

@@ -75,7 +75,7 @@ def eval_command(
     limit: Annotated[int | None, typer.Option("--limit", help="First N test examples.")] = None,
     dev_limit: Annotated[
         int | None, typer.Option("--dev-limit", help="First N dev examples.")
-    ] = 100,
+    ] = 50,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per batch.")] = 8,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 256,
     runs: Annotated[
@@ -104,7 +104,7 @@ def eval_command(
     ] = None,
     caa_multipliers: Annotated[
         str, typer.Option("--caa-multipliers", help="CAA multipliers to try on --dev.")
-    ] = "0.5,1,2,4",
+    ] = "1,2,4",
     export_caa: Annotated[
         str | None,
         typer.Option("--export-caa", help="Write the chosen CAA vector as a llama.cpp GGUF."),

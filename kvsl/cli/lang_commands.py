@@ -31,7 +31,9 @@ FormatOption = Annotated[
 ]
 PathsArgument = Annotated[
     list[str] | None,
-    typer.Argument(help="Spec files or directories (searched recursively for *.kvs).", show_default="."),
+    typer.Argument(
+        help="Spec files or directories (searched recursively for *.kvs).", show_default="."
+    ),
 ]
 
 

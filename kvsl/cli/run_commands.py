@@ -70,7 +70,9 @@ def parse_layers(text: str) -> tuple[LayerSpan, ...]:
         if match["range"] is None:
             spans.append(LayerSpan(start, start))
         else:
-            spans.append(LayerSpan(start, int(match["stop"]) if match["stop"] is not None else None))
+            spans.append(
+                LayerSpan(start, int(match["stop"]) if match["stop"] is not None else None)
+            )
     return tuple(spans)
 
 
@@ -135,21 +137,22 @@ def parse_prompt_lines(text: str, source: str, *, jsonl: bool) -> list[tuple[str
     return prompts
 
 
-def _read_prompts(
-    prompts: list[str], file: Path | None
-) -> list[tuple[str, dict[str, Any]]]:
+def _read_prompts(prompts: list[str], file: Path | None) -> list[tuple[str, dict[str, Any]]]:
     if prompts:
         return [(p, {}) for p in prompts]
     if file is not None:
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
-            reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else (
-                err.strerror or str(err))
+            reason = (
+                "not UTF-8 text"
+                if isinstance(err, UnicodeDecodeError)
+                else (err.strerror or str(err))
+            )
             raise _usage(
                 "KVS453",
                 f"cannot read prompt file `{file}`: {reason}",
-                "pass a UTF-8 JSON-lines file: one `{\"prompt\": ...}` per line",
+                'pass a UTF-8 JSON-lines file: one `{"prompt": ...}` per line',
                 Span.whole_file(str(file)),
             ) from None
         found = parse_prompt_lines(text, str(file), jsonl=True)
@@ -187,8 +190,13 @@ def _check_options(
     if problems:
         raise KvslError(
             [
-                Diagnostic("KVS457", Severity.ERROR, problem, _CLI,
-                           help="see `kvsl run --help` for each option's range")
+                Diagnostic(
+                    "KVS457",
+                    Severity.ERROR,
+                    problem,
+                    _CLI,
+                    help="see `kvsl run --help` for each option's range",
+                )
                 for problem in problems
             ],
             ExitCode.USAGE,
@@ -216,7 +224,9 @@ def with_overrides(
     if layers is not None:
         steer = replace(steer, layers=layers)
     if key is not None:
-        steer = replace(steer, key=key, overrides=tuple(replace(o, key=None) for o in steer.overrides))
+        steer = replace(
+            steer, key=key, overrides=tuple(replace(o, key=None) for o in steer.overrides)
+        )
     if value is not None:
         steer = replace(
             steer, value=value, overrides=tuple(replace(o, value=None) for o in steer.overrides)
@@ -298,29 +308,36 @@ def _describe_steer(coefficients: dict[int, tuple[float, float]]) -> str:
         else "layers " + ",".join(map(str, layers))
     )
     if len(values) == 1:
-        (c_k, c_v), = values
+        ((c_k, c_v),) = values
         return f"{where}, c_k={c_k:g}, c_v={c_v:g}"
     return f"{where}, per-layer coefficients"
 
 
 @app.command()
 def run(
-    target: Annotated[Path, typer.Argument(help="A `.kvs` spec (built first if needed) or an artifact.")],
+    target: Annotated[
+        Path, typer.Argument(help="A `.kvs` spec (built first if needed) or an artifact.")
+    ],
     prompt: Annotated[
         list[str] | None, typer.Option("--prompt", "-p", help="A prompt (repeatable).")
     ] = None,
     file: Annotated[
         Path | None,
-        typer.Option("--file", help='JSON lines: {"prompt": ...} objects or strings. Default: stdin.'),
+        typer.Option(
+            "--file", help='JSON lines: {"prompt": ...} objects or strings. Default: stdin.'
+        ),
     ] = None,
-    value: Annotated[float | None, typer.Option("--value", help="c_v for every steered layer.")] = None,
+    value: Annotated[
+        float | None, typer.Option("--value", help="c_v for every steered layer.")
+    ] = None,
     key: Annotated[float | None, typer.Option("--key", help="c_k for every steered layer.")] = None,
     layers: Annotated[
         str | None, typer.Option("--layers", help='Steered layers, e.g. "1..", "1..8,-3", "all".')
     ] = None,
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens")] = None,
     sample: Annotated[
-        bool | None, typer.Option("--sample/--greedy", help="Sampling or greedy (the spec's by default).")
+        bool | None,
+        typer.Option("--sample/--greedy", help="Sampling or greedy (the spec's by default)."),
     ] = None,
     temperature: Annotated[float | None, typer.Option("--temperature")] = None,
     top_p: Annotated[float | None, typer.Option("--top-p")] = None,
@@ -431,7 +448,9 @@ def _run(
         top_p=top_p,
         seed=seed,
     )
-    coefficients = _coefficients(plan, loaded.geometry.num_layers, _CLI if spans else Span.whole_file(plan.spec_path))
+    coefficients = _coefficients(
+        plan, loaded.geometry.num_layers, _CLI if spans else Span.whole_file(plan.spec_path)
+    )
     settings = GenerationSettings.from_plan(plan.generate)
     model, tokenizer = loaded.model, loaded.tokenizer
     offset = offset_token_id(tokenizer, vectors.offset_token)
@@ -518,8 +537,12 @@ def _with_progress(
     )
 
     with Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=status, transient=True,
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=status,
+        transient=True,
     ) as progress:
         task = progress.add_task(label, total=total)
         return work(steer, lambda done: progress.advance(task, done))
@@ -533,8 +556,11 @@ def _print_text(records: list[dict[str, Any]], compare: bool) -> None:
     out = Console(highlight=False, soft_wrap=not compare)
     for i, record in enumerate(records, start=1):
         scores = record.get("scores", {})
-        title = Text(f"[{i}/{len(records)}] {record['prompt']}") if len(records) > 1 else Text(
-            record["prompt"])
+        title = (
+            Text(f"[{i}/{len(records)}] {record['prompt']}")
+            if len(records) > 1
+            else Text(record["prompt"])
+        )
         if not compare:
             if len(records) > 1:
                 out.rule(title, align="left")

@@ -131,7 +131,9 @@ def _summary(report: TeachReport, *, dry_run: bool = False, stopped: bool = Fals
         return "\n".join(lines)
     done = f"wrote {report.written} traces, skipped {len(report.skipped)}"
     if stopped:
-        lines.append(f"stopped after {report.written + len(report.skipped)} of {report.asked}: {done}")
+        lines.append(
+            f"stopped after {report.written + len(report.skipped)} of {report.asked}: {done}"
+        )
     else:
         lines.append(f"asked {report.asked}: {done}")
     if report.skipped:

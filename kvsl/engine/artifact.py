@@ -46,8 +46,13 @@ FORMAT_KEY = "kvsl.format"
 MANIFEST_KEY = "kvsl.manifest"
 
 
-def _error(code: str, message: str, path: str | os.PathLike[str], help: str | None = None,
-           exit_code: ExitCode = ExitCode.ERRORS) -> KvslError:
+def _error(
+    code: str,
+    message: str,
+    path: str | os.PathLike[str],
+    help: str | None = None,
+    exit_code: ExitCode = ExitCode.ERRORS,
+) -> KvslError:
     return KvslError(
         [Diagnostic(code, Severity.ERROR, message, Span.whole_file(str(path)), help=help)],
         exit_code,
@@ -108,7 +113,9 @@ def _tensors(vectors: SteeringVectors) -> dict[str, torch.Tensor]:
     tensors: dict[str, torch.Tensor] = {}
     for layer in sorted(vectors.keys):
         tensors[f"keys.{layer}"] = vectors.keys[layer].detach().to(torch.float32).cpu().contiguous()
-        tensors[f"values.{layer}"] = vectors.values[layer].detach().to(torch.float32).cpu().contiguous()
+        tensors[f"values.{layer}"] = (
+            vectors.values[layer].detach().to(torch.float32).cpu().contiguous()
+        )
     return tensors
 
 
@@ -137,8 +144,13 @@ def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Pat
     manifest.pop("artifact_path", None)
     manifest.setdefault("format_version", FORMAT_VERSION)
     manifest.setdefault("position", {"offset_token": vectors.offset_token})
-    metadata = {FORMAT_KEY: str(FORMAT_VERSION), MANIFEST_KEY: json.dumps(manifest, ensure_ascii=False)}
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    metadata = {
+        FORMAT_KEY: str(FORMAT_VERSION),
+        MANIFEST_KEY: json.dumps(manifest, ensure_ascii=False),
+    }
+    handle, temp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+    )
     os.close(handle)
     try:
         save_file(tensors, temp_name, metadata=metadata)
@@ -148,8 +160,11 @@ def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Pat
     except OSError as err:
         _unlink(temp_name)
         raise _error(
-            "KVS406", f"cannot write artifact `{target}`: {err.strerror or err}", target,
-            "choose a writable folder with `--out DIR`", ExitCode.ENVIRONMENT,
+            "KVS406",
+            f"cannot write artifact `{target}`: {err.strerror or err}",
+            target,
+            "choose a writable folder with `--out DIR`",
+            ExitCode.ENVIRONMENT,
         ) from None
     except BaseException:  # Ctrl-C included: never leave the temp file behind
         _unlink(temp_name)
@@ -172,7 +187,9 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
 
     if not path.is_file():
         raise _error(
-            "KVS400", f"artifact `{path}` does not exist", path,
+            "KVS400",
+            f"artifact `{path}` does not exist",
+            path,
             "build it with `kvsl build SPEC`, or check the path",
         )
     try:
@@ -181,16 +198,20 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             names = list(handle.keys())
             if MANIFEST_KEY not in metadata:
                 raise _error(
-                    "KVS401", f"`{path}` is a safetensors file but not a kvsl artifact (no manifest)",
-                    path, "pass an artifact written by `kvsl build`",
+                    "KVS401",
+                    f"`{path}` is a safetensors file but not a kvsl artifact (no manifest)",
+                    path,
+                    "pass an artifact written by `kvsl build`",
                 )
             tensors = {name: handle.get_tensor(name) for name in names}
     except KvslError:
         raise
     except Exception as err:  # safetensors raises its own error types for bad headers
         raise _error(
-            "KVS402", f"artifact `{path}` is corrupt or truncated ({str(err).splitlines()[0]})",
-            path, "delete it and rebuild with `kvsl build SPEC --force`",
+            "KVS402",
+            f"artifact `{path}` is corrupt or truncated ({str(err).splitlines()[0]})",
+            path,
+            "delete it and rebuild with `kvsl build SPEC --force`",
         ) from None
     try:
         manifest = json.loads(metadata[MANIFEST_KEY])
@@ -198,7 +219,9 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             raise ValueError("the manifest is not a JSON object")
     except ValueError as err:
         raise _error(
-            "KVS402", f"artifact `{path}` has an unreadable manifest ({err})", path,
+            "KVS402",
+            f"artifact `{path}` has an unreadable manifest ({err})",
+            path,
             "delete it and rebuild with `kvsl build SPEC --force`",
         ) from None
     return manifest, tensors
@@ -221,7 +244,8 @@ def load_artifact(path: str | os.PathLike[str]) -> SteeringVectors:
             "KVS403",
             f"artifact `{target}` has format version {version!r}, this kvsl "
             f"({kvsl.__version__}) reads version {FORMAT_VERSION}",
-            target, "upgrade kvsl, or rebuild the artifact with this version: `kvsl build SPEC --force`",
+            target,
+            "upgrade kvsl, or rebuild the artifact with this version: `kvsl build SPEC --force`",
         )
     layers = manifest.get("layers")
     geometry = manifest.get("geometry") or {}
@@ -247,7 +271,9 @@ def load_artifact(path: str | os.PathLike[str]) -> SteeringVectors:
         problem = "its tensors do not match the checksum in its manifest (modified after build?)"
     if problem:
         raise _error(
-            "KVS402", f"artifact `{target}` is corrupt: {problem}", target,
+            "KVS402",
+            f"artifact `{target}` is corrupt: {problem}",
+            target,
             "delete it and rebuild with `kvsl build SPEC --force`",
         )
     assert isinstance(layers, list)
@@ -288,7 +314,9 @@ def check_compatible(vectors: SteeringVectors, loaded: LoadedModel) -> None:
             "KVS404",
             f"these vectors were built for `{built.get('name', 'another model')}` ({_describe(stored)}), "
             f"`{here.get('name')}` has {_describe(geometry)}",
-            where, rebuild, ExitCode.ENVIRONMENT,
+            where,
+            rebuild,
+            ExitCode.ENVIRONMENT,
         )
     if not built:
         return  # in-memory vectors without a manifest: the shapes are all we can check
@@ -298,7 +326,9 @@ def check_compatible(vectors: SteeringVectors, loaded: LoadedModel) -> None:
                 "KVS404",
                 f"these vectors were built for `{built.get('name')}`, whose {what} differs from "
                 f"`{here.get('name')}`",
-                where, rebuild, ExitCode.ENVIRONMENT,
+                where,
+                rebuild,
+                ExitCode.ENVIRONMENT,
             )
     for key, what in (("tokenizer_sha256", "tokenizer"), ("chat_template_sha256", "chat template")):
         if built.get(key) and here.get(key) and built.get(key) != here.get(key):

@@ -76,7 +76,9 @@ class _KVReader:
         values = torch.stack([layer.values[row, :, -1, :] for layer in cache.layers]).float()
         return keys, values  # (layers, kv_heads, head_dim) or (layers, batch, kv_heads, head_dim)
 
-    def pair_difference(self, pair: TokenizedPair, share_prefix: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair_difference(
+        self, pair: TokenizedPair, share_prefix: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(positive − negative) keys and values of one pair, each (layers, kv_heads, head_dim)."""
         positive, negative = pair.positive, pair.negative
         # Each continuation needs at least its last token, which is read from the cache.
@@ -94,7 +96,9 @@ class _KVReader:
         neg_k, neg_v = self.last(cache)
         return pos_k - neg_k, pos_v - neg_v
 
-    def batch_last(self, prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_last(
+        self, prompts: Sequence[Sequence[int]], pad_id: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded batch → (batch, layers, kv_heads, head_dim) keys/values at each last token."""
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
@@ -217,7 +221,9 @@ def extract_vectors(
                 value_sum += keys_by_prompt[index][1] - keys_by_prompt[index + 1][1]
     count = len(tokenized)
     keys = {layer: (key_sum[layer] / count).contiguous() for layer in range(geometry.num_layers)}
-    values = {layer: (value_sum[layer] / count).contiguous() for layer in range(geometry.num_layers)}
+    values = {
+        layer: (value_sum[layer] / count).contiguous() for layer in range(geometry.num_layers)
+    }
     seconds = time.perf_counter() - started
     manifest = make_manifest(
         plan,

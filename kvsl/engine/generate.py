@@ -115,7 +115,10 @@ def _stop_criteria(tokenizer: Any, stop: Sequence[str], prompt_width: int) -> An
 
         def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
             done = [
-                any(s in tokenizer.decode(row[prompt_width:], skip_special_tokens=True) for s in stop)
+                any(
+                    s in tokenizer.decode(row[prompt_width:], skip_special_tokens=True)
+                    for s in stop
+                )
                 for row in input_ids.tolist()
             ]
             return torch.tensor(done, dtype=torch.bool, device=input_ids.device)

@@ -342,7 +342,9 @@ def _say(message: str, notes: list[str]) -> None:
     print(f"kvsl: {message}", file=sys.stderr, flush=True)
 
 
-def _load_pretrained(source: str, dtype: torch.dtype, ref: ModelRef, **kwargs: Any) -> tuple[Any, Any]:
+def _load_pretrained(
+    source: str, dtype: torch.dtype, ref: ModelRef, **kwargs: Any
+) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with quiet_transformers():
@@ -377,7 +379,9 @@ def _load_pretrained(source: str, dtype: torch.dtype, ref: ModelRef, **kwargs: A
     return model, tokenizer
 
 
-def _load_gguf(path: Path, ref: ModelRef, dtype: torch.dtype, notes: list[str]) -> tuple[Any, Any, str]:
+def _load_gguf(
+    path: Path, ref: ModelRef, dtype: torch.dtype, notes: list[str]
+) -> tuple[Any, Any, str]:
     """Load a GGUF file through its converted cache entry, converting on first use."""
     digest = file_sha256(path)
     revision = f"gguf-sha256:{digest}"
@@ -434,7 +438,9 @@ def _load_gguf(path: Path, ref: ModelRef, dtype: torch.dtype, notes: list[str]) 
     return model, tokenizer, revision
 
 
-def _write_cache_entry(entry: Path, model: Any, tokenizer: Any, info: dict[str, str], notes: list[str]) -> None:
+def _write_cache_entry(
+    entry: Path, model: Any, tokenizer: Any, info: dict[str, str], notes: list[str]
+) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     try:
@@ -450,7 +456,10 @@ def _write_cache_entry(entry: Path, model: Any, tokenizer: Any, info: dict[str, 
         os.replace(staging, entry)
     except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
-        _say(f"could not cache the converted model ({err.strerror}); the next load converts again", notes)
+        _say(
+            f"could not cache the converted model ({err.strerror}); the next load converts again",
+            notes,
+        )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -477,16 +486,22 @@ def load_model(
             path = Path(ref.location).expanduser()
             if not path.is_file():
                 raise _model_error(
-                    "KVS301", f"the GGUF file `{ref.location}` does not exist", ref,
+                    "KVS301",
+                    f"the GGUF file `{ref.location}` does not exist",
+                    ref,
                     "fix the `model =` path in the spec (relative paths are relative to the spec file)",
                 )
         model, tokenizer, revision = _load_gguf(path, ref, dtype, notes)
     elif ref.kind == "directory":
         path = Path(ref.location).expanduser()
         if not path.is_dir() or not (path / "config.json").is_file():
-            what = "is not a model directory (no config.json)" if path.is_dir() else "does not exist"
+            what = (
+                "is not a model directory (no config.json)" if path.is_dir() else "does not exist"
+            )
             raise _model_error(
-                "KVS301", f"model directory `{ref.location}` {what}", ref,
+                "KVS301",
+                f"model directory `{ref.location}` {what}",
+                ref,
                 "fix the `model =` path in the spec, or save a model there with `save_pretrained`",
             )
         model, tokenizer = _load_pretrained(str(path), dtype, ref, local_files_only=True)
@@ -497,7 +512,9 @@ def load_model(
         device = "cuda" if torch.cuda.is_available() else None
     if device is not None:
         model = model.to(device)
-    return loaded_from_objects(model, tokenizer, ref, revision=revision, started=started, notes=notes)
+    return loaded_from_objects(
+        model, tokenizer, ref, revision=revision, started=started, notes=notes
+    )
 
 
 def loaded_from_objects(

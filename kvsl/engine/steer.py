@@ -303,8 +303,10 @@ def steered(
                 "leave `use_cache` on: the edit is made in the cache",
                 ExitCode.USAGE,
             )
-        if offset_token_id is not None and ids is not None and bool(
-            (ids[:, -1] != offset_token_id).any()
+        if (
+            offset_token_id is not None
+            and ids is not None
+            and bool((ids[:, -1] != offset_token_id).any())
         ):
             raise _error(
                 "KVS460",

@@ -56,7 +56,7 @@ class EvalRequest:
     caa_layer: int | None = None
     caa_multiplier: float | None = None
     caa_layers: tuple[int, ...] | None = None  # the dev grid (None: a default spread)
-    caa_multipliers: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+    caa_multipliers: tuple[float, ...] = (1.0, 2.0, 4.0)
     export_caa: str | None = None
     sweeps: tuple[tuple[str, tuple[float, ...]], ...] = ()
     forced_choice: str = "model"
@@ -121,7 +121,7 @@ def _progress(console: Any, quiet: bool) -> tuple[Any, Any]:
 
 def _default_caa_layers(num_layers: int) -> tuple[int, ...]:
     """A spread over the middle of the network, where CAA usually works best."""
-    picks = {max(1, round(num_layers * f)) for f in (0.25, 0.4, 0.5, 0.6, 0.75)}
+    picks = {max(1, round(num_layers * f)) for f in (1 / 3, 1 / 2, 2 / 3)}
     return tuple(sorted(layer for layer in picks if layer < num_layers))
 
 

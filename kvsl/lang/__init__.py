@@ -124,7 +124,9 @@ def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
             files.append(path)
         else:
             diagnostics.append(
-                Diagnostic("KVS008", Severity.ERROR, f"no such file: `{path}`", Span.whole_file(path))
+                Diagnostic(
+                    "KVS008", Severity.ERROR, f"no such file: `{path}`", Span.whole_file(path)
+                )
             )
     return list(dict.fromkeys(files)), diagnostics
 

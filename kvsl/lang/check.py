@@ -54,8 +54,12 @@ class KeySpec:
 
 STYLE_KEYS: dict[str, KeySpec] = {
     "description": KeySpec("string", "one sentence: what the style's reasoning looks like"),
-    "extends": KeySpec("string", "another spec (path relative to this one) whose values are defaults"),
-    "model": KeySpec("string", "embedded short name, Hugging Face id, local directory or .gguf file"),
+    "extends": KeySpec(
+        "string", "another spec (path relative to this one) whose values are defaults"
+    ),
+    "model": KeySpec(
+        "string", "embedded short name, Hugging Face id, local directory or .gguf file"
+    ),
     "markers": KeySpec("regexes", "regular expressions that mark the style in a generation"),
 }
 
@@ -66,7 +70,9 @@ BLOCK_KEYS: dict[str, dict[str, KeySpec]] = {
         "traces": KeySpec("string", "the JSONL trace file the teacher fills"),
         "base_url": KeySpec("string", "an OpenAI-compatible endpoint (default: OpenAI's)"),
         "questions": KeySpec("string", "question source for `kvsl teach` (JSONL)"),
-        "format": KeySpec("choice", "how questions are read", ("gsm8k", "arc", "csqa", "piqa", "plain")),
+        "format": KeySpec(
+            "choice", "how questions are read", ("gsm8k", "arc", "csqa", "piqa", "plain")
+        ),
         "temperature": KeySpec("float", "teacher sampling temperature", minimum=0),
         "max_tokens": KeySpec("int", "longest teacher answer in tokens", minimum=1),
         "concurrency": KeySpec("int", "requests in flight", minimum=1),
@@ -94,7 +100,9 @@ BLOCK_KEYS: dict[str, dict[str, KeySpec]] = {
         "max_new_tokens": KeySpec("int", "longest generation in tokens", minimum=1),
         "mode": KeySpec("choice", "greedy or sampling", ("greedy", "sample")),
         "temperature": KeySpec("float", "sampling temperature", minimum=0),
-        "top_p": KeySpec("float", "nucleus sampling mass", minimum=0, minimum_exclusive=True, maximum=1),
+        "top_p": KeySpec(
+            "float", "nucleus sampling mass", minimum=0, minimum_exclusive=True, maximum=1
+        ),
         "seed": KeySpec("int", "sampling seed", minimum=0),
         "stop": KeySpec("strings", "stop strings"),
     },
@@ -239,7 +247,9 @@ def analyze(spec: Spec) -> tuple[Decl | None, list[Diagnostic]]:
                     )
                 )
             else:
-                _unknown(item.key, item.key_span, None, list(STYLE_KEYS) + list(BLOCK_KEYS), diagnostics)
+                _unknown(
+                    item.key, item.key_span, None, list(STYLE_KEYS) + list(BLOCK_KEYS), diagnostics
+                )
             continue
         if item.kind in BLOCK_KEYS:
             if item.kind in blocks:
@@ -286,10 +296,19 @@ def analyze(spec: Spec) -> tuple[Decl | None, list[Diagnostic]]:
                         )
                     )
                 else:
-                    help = "`at [layers] { ... }` blocks belong in `steer`" if inner.kind == "at" else None
+                    help = (
+                        "`at [layers] { ... }` blocks belong in `steer`"
+                        if inner.kind == "at"
+                        else None
+                    )
                     _unknown(
-                        inner.kind, inner.kind_span, item.kind, list(BLOCK_KEYS[item.kind]),
-                        diagnostics, help=help, noun="block",
+                        inner.kind,
+                        inner.kind_span,
+                        item.kind,
+                        list(BLOCK_KEYS[item.kind]),
+                        diagnostics,
+                        help=help,
+                        noun="block",
                     )
         elif item.kind in STYLE_KEYS:
             diagnostics.append(
@@ -302,7 +321,15 @@ def analyze(spec: Spec) -> tuple[Decl | None, list[Diagnostic]]:
             )
         else:
             help = "`at [layers] { ... }` blocks belong in `steer`" if item.kind == "at" else None
-            _unknown(item.kind, item.kind_span, None, list(BLOCK_KEYS), diagnostics, help=help, noun="block")
+            _unknown(
+                item.kind,
+                item.kind_span,
+                None,
+                list(BLOCK_KEYS),
+                diagnostics,
+                help=help,
+                noun="block",
+            )
     decl = Decl(
         path=spec.path,
         kind=block.kind,
@@ -434,9 +461,7 @@ def _expected(spec: KeySpec) -> str:
     }[spec.kind]
 
 
-def convert(
-    spec: KeySpec, key: str, node: Any, diagnostics: list[Diagnostic]
-) -> tuple[bool, Any]:
+def convert(spec: KeySpec, key: str, node: Any, diagnostics: list[Diagnostic]) -> tuple[bool, Any]:
     """Check one value against its KeySpec; (True, python value) or (False, None)."""
     from kvsl.lang.syntax import value_kind
 
@@ -479,18 +504,28 @@ def convert(
             return False, None
         return True, number
     if kind == "choice":
-        word = node.name if isinstance(node, Ident) else node.value if isinstance(node, String) else None
+        word = (
+            node.name
+            if isinstance(node, Ident)
+            else node.value
+            if isinstance(node, String)
+            else None
+        )
         if word is None:
             return wrong()
         if word not in spec.choices:
             help = _suggest(word, list(spec.choices)) or f"choose {_joined(spec.choices)}"
-            diagnostics.append(
-                _err("KVS108", f"`{key}` cannot be `{word}`", node.span, help=help)
-            )
+            diagnostics.append(_err("KVS108", f"`{key}` cannot be `{word}`", node.span, help=help))
             return False, None
         return True, word
     if kind in ("strings", "regexes"):
-        items = (node,) if isinstance(node, String) else node.items if isinstance(node, ListValue) else None
+        items = (
+            (node,)
+            if isinstance(node, String)
+            else node.items
+            if isinstance(node, ListValue)
+            else None
+        )
         if items is None or not all(isinstance(item, String) for item in items):
             return wrong()
         strings: list[String] = [item for item in items if isinstance(item, String)]
@@ -506,7 +541,7 @@ def convert(
                             "KVS126",
                             f"invalid regular expression: {err.msg}",
                             item.span,
-                            help="markers are Python regular expressions; in a `\"...\"` "
+                            help='markers are Python regular expressions; in a `"..."` '
                             "string a backslash is written `\\\\`",
                         )
                     )
@@ -539,8 +574,10 @@ def _layers(key: str, node: Any, diagnostics: list[Diagnostic], wrong: Any) -> t
     for item in node.items:
         if isinstance(item, Number) and isinstance(item.value, int):
             spans.append(LayerSpan(item.value, item.value))
-        elif isinstance(item, Range) and isinstance(item.start.value, int) and (
-            item.stop is None or isinstance(item.stop.value, int)
+        elif (
+            isinstance(item, Range)
+            and isinstance(item.start.value, int)
+            and (item.stop is None or isinstance(item.stop.value, int))
         ):
             start = item.start.value
             stop = None if item.stop is None else item.stop.value
@@ -577,7 +614,7 @@ def _in_range(spec: KeySpec, number: float) -> bool:
 
 def _range_text(spec: KeySpec) -> str:
     low, high = spec.minimum, spec.maximum
-    fmt = (lambda x: str(int(x)) if float(x).is_integer() else str(x))  # noqa: E731
+    fmt = lambda x: str(int(x)) if float(x).is_integer() else str(x)  # noqa: E731
     if low is not None and high is not None:
         left = "(" if spec.minimum_exclusive else "["
         return f"in {left}{fmt(low)}, {fmt(high)}]"
@@ -640,8 +677,8 @@ class Session:
         real = os.path.realpath(target)
         seen = [*(p for p, _ in chain), os.path.realpath(path)]
         if real in seen:
-            links = [*(f for _, f in chain), extends][seen.index(real):]
-            names = [os.path.basename(p) for p in seen[seen.index(real):]] + [
+            links = [*(f for _, f in chain), extends][seen.index(real) :]
+            names = [os.path.basename(p) for p in seen[seen.index(real) :]] + [
                 os.path.basename(real)
             ]
             diagnostics.append(
@@ -733,7 +770,9 @@ def check_resolved(decl: Decl, session: Session) -> tuple[Resolved, list[Diagnos
         assert traces is not None
         path = _resolve_path(traces.value, traces.directory)
         if os.path.isdir(path):
-            diagnostics.append(_err("KVS115", f"trace file `{traces.value}` is a directory", traces.span))
+            diagnostics.append(
+                _err("KVS115", f"trace file `{traces.value}` is a directory", traces.span)
+            )
         elif not os.path.exists(path):
             if teacher:
                 diagnostics.append(
@@ -834,7 +873,8 @@ def _require(decl: Decl, diagnostics: list[Diagnostic]) -> None:
             missing("shots", "contrast", "add `shots = 2` (k demos per prompt, fewer than N)")
         if decl.get("contrast", "traces") is None and decl.get("teacher", "traces") is None:
             missing(
-                "traces", "contrast",
+                "traces",
+                "contrast",
                 'add `traces = "traces/my_style.jsonl"` here or in `teacher`',
             )
     if "teacher" in decl.blocks:
@@ -927,13 +967,21 @@ def _check_model(decl: Decl, diagnostics: list[Diagnostic]) -> None:
     kind, location = model_kind(found.value, found.directory)
     if kind == "gguf" and not os.path.isfile(location):
         diagnostics.append(
-            _err("KVS120", f"model file `{found.value}` does not exist", found.span,
-                 help=f"the path is relative to the spec: {_shown(location)}")
+            _err(
+                "KVS120",
+                f"model file `{found.value}` does not exist",
+                found.span,
+                help=f"the path is relative to the spec: {_shown(location)}",
+            )
         )
     elif kind == "directory" and not os.path.isdir(location):
         diagnostics.append(
-            _err("KVS120", f"model directory `{found.value}` does not exist", found.span,
-                 help=f"the path is relative to the spec: {_shown(location)}")
+            _err(
+                "KVS120",
+                f"model directory `{found.value}` does not exist",
+                found.span,
+                help=f"the path is relative to the spec: {_shown(location)}",
+            )
         )
     elif kind == "hub" and "/" not in found.value:
         close = get_close_matches(found.value, list(EMBEDDED_MODELS), n=1, cutoff=0.7)

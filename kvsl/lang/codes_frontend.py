@@ -11,26 +11,30 @@ from kvsl.lang.diagnostics import Severity
 
 E, W = Severity.ERROR, Severity.WARNING
 
-_STYLE_OK = '''style "step-by-step" {
+_STYLE_OK = """style "step-by-step" {
   description = "Numbered steps, then the answer."
   contrast {
     traces = "traces/step_by_step.jsonl"
     pairs = 40
     shots = 2
   }
-}'''
+}"""
 
 FRONTEND_CODES: tuple[Code, ...] = (
     # --- KVS0xx: reading and parsing ---------------------------------------------------
     Code(
-        "KVS001", "cannot read file", E,
+        "KVS001",
+        "cannot read file",
+        E,
         "The file exists but could not be read (permissions, an I/O error). kvsl reads "
         "every spec whole before parsing it.",
         "chmod 000 specs/step_by_step.kvs && kvsl check specs/step_by_step.kvs",
         "chmod 644 specs/step_by_step.kvs && kvsl check specs/step_by_step.kvs",
     ),
     Code(
-        "KVS002", "directory passed as a spec file", E,
+        "KVS002",
+        "directory passed as a spec file",
+        E,
         "A command that takes one spec file was given a directory. `kvsl check` and "
         "`kvsl fmt` accept directories (they look for `*.kvs` inside); `kvsl plan` and "
         "`kvsl build` need a file.",
@@ -38,35 +42,45 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "kvsl plan specs/step_by_step.kvs",
     ),
     Code(
-        "KVS003", "file is not valid UTF-8", E,
+        "KVS003",
+        "file is not valid UTF-8",
+        E,
         "Specs are UTF-8 text. The diagnostic points at the first byte that is not part "
         "of a valid UTF-8 sequence (often a file saved as Latin-1).",
         'description = "caf\\xe9"   (the byte 0xe9 alone, saved as Latin-1)',
         'description = "café"      (saved as UTF-8)',
     ),
     Code(
-        "KVS004", "binary file", E,
+        "KVS004",
+        "binary file",
+        E,
         "The file contains a NUL byte, so it is not text: usually a model, an archive or "
         "an artifact passed by mistake.",
         "kvsl check vectors/step_by_step.safetensors",
         "kvsl check specs/step_by_step.kvs",
     ),
     Code(
-        "KVS005", "file is too large", E,
+        "KVS005",
+        "file is too large",
+        E,
         "A spec is a page of settings; files over 1 MB are refused before parsing, since "
         "they are almost certainly the wrong file (a trace file or a dataset).",
         "kvsl check data/gsm8k.jsonl",
         "kvsl check specs/step_by_step.kvs",
     ),
     Code(
-        "KVS006", "empty spec", E,
+        "KVS006",
+        "empty spec",
+        E,
         "The file holds no items at all (it is empty or only has comments). Every spec "
         "declares one `style` block.",
         "# TODO",
         _STYLE_OK,
     ),
     Code(
-        "KVS007", "nesting is too deep", E,
+        "KVS007",
+        "nesting is too deep",
+        E,
         "Braces and brackets nest more than 32 levels deep. Specs nest three levels "
         "(style > steer > at); deeper nesting is refused before parsing so that no input "
         "can exhaust the parser's stack.",
@@ -74,55 +88,71 @@ FRONTEND_CODES: tuple[Code, ...] = (
         'style "s" { steer { at [1..4] { value = 2 } } }',
     ),
     Code(
-        "KVS008", "no such file", E,
+        "KVS008",
+        "no such file",
+        E,
         "A path on the command line does not exist. This is a usage error: the command "
         "exits with status 2.",
         "kvsl check specs/step-by-step.kvs",
         "kvsl check specs/step_by_step.kvs",
     ),
     Code(
-        "KVS009", "no spec files in directory", W,
+        "KVS009",
+        "no spec files in directory",
+        W,
         "A directory given to `kvsl check` or `kvsl fmt` contains no `*.kvs` file "
         "(searched recursively, hidden directories skipped), so nothing was checked.",
         "kvsl check templates/",
         "kvsl check specs/",
     ),
     Code(
-        "KVS010", "unexpected token", E,
+        "KVS010",
+        "unexpected token",
+        E,
         "The parser found a token where the grammar does not allow it. The message lists "
         "what it expected when there are only a few possibilities.",
         'style "s" {\n  contrast { pairs = 4 } }\n}',
         'style "s" {\n  contrast { pairs = 4 }\n}',
     ),
     Code(
-        "KVS011", "unexpected character", E,
+        "KVS011",
+        "unexpected character",
+        E,
         "A character that starts no token of the language, such as `:` or `;`. Keys take "
         "their value with `=`, and items need no separator.",
         'style "s" { contrast { pairs: 4 } }',
         'style "s" { contrast { pairs = 4 } }',
     ),
     Code(
-        "KVS012", "unterminated string", E,
+        "KVS012",
+        "unterminated string",
+        E,
         'A `"` string must close on the same line. Text that spans lines (an inline '
         'template) goes in a triple-quoted `"""..."""` block.',
         'style "s" { description = "numbered steps }',
         'style "s" { description = "numbered steps" }',
     ),
     Code(
-        "KVS013", "unexpected end of file", E,
+        "KVS013",
+        "unexpected end of file",
+        E,
         "The file ended inside a block or a list: a `}` or `]` is missing. A label points "
         "at the `{` or `[` that is never closed.",
         'style "s" {\n  steer { value = 6 }\n',
         'style "s" {\n  steer { value = 6 }\n}\n',
     ),
     Code(
-        "KVS014", "missing `=`", E,
+        "KVS014",
+        "missing `=`",
+        E,
         "A key is followed by a value without `=` between them.",
         'style "s" { contrast { pairs 40 } }',
         'style "s" { contrast { pairs = 40 } }',
     ),
     Code(
-        "KVS015", "invalid escape in string", E,
+        "KVS015",
+        "invalid escape in string",
+        E,
         'Inside `"..."` a backslash starts an escape: \\n \\t \\r \\0 \\\\ \\" \\/ \\uXXXX '
         "\\UXXXXXXXX. Any other escape is an error, so that a regular expression like "
         '`"\\d"` is written `"\\\\d"` on purpose rather than by accident.',
@@ -130,19 +160,25 @@ FRONTEND_CODES: tuple[Code, ...] = (
         'style "s" { markers = ["^\\\\d+\\\\."] }',
     ),
     Code(
-        "KVS016", "missing `,` in list", E,
+        "KVS016",
+        "missing `,` in list",
+        E,
         "Two list items follow each other without a comma.",
         'style "s" { steer { layers = [1 2] } }',
         'style "s" { steer { layers = [1, 2] } }',
     ),
     Code(
-        "KVS017", "missing value", E,
+        "KVS017",
+        "missing value",
+        E,
         "A key and `=` are not followed by a value (a string, a number, a name or a list).",
         'style "s" { contrast { pairs = } }',
         'style "s" { contrast { pairs = 40 } }',
     ),
     Code(
-        "KVS018", "unknown diagnostic code", E,
+        "KVS018",
+        "unknown diagnostic code",
+        E,
         "`kvsl explain` was given a code that is not registered. Codes are `KVS` and three "
         "digits; `kvsl explain --list` lists them. This is a usage error (exit status 2).",
         "kvsl explain KVS999",
@@ -150,49 +186,63 @@ FRONTEND_CODES: tuple[Code, ...] = (
     ),
     # --- KVS1xx: meaning ---------------------------------------------------------------
     Code(
-        "KVS100", "top-level item is not a style", E,
+        "KVS100",
+        "top-level item is not a style",
+        E,
         "At the top level a spec holds only its `style` block (or a `base` block); every "
         "setting goes inside it.",
         'model = "smollm2-135m"\nstyle "s" { ... }',
         'style "s" {\n  model = "smollm2-135m"\n  ...\n}',
     ),
     Code(
-        "KVS101", "more than one style in one file", E,
+        "KVS101",
+        "more than one style in one file",
+        E,
         "One spec declares one style, so that a file name identifies a style and its "
         "vectors. Put each style in its own file; share settings with `extends`.",
         'style "a" { ... }\nstyle "b" { ... }',
         'style "a" { ... }        (and style "b" in b.kvs)',
     ),
     Code(
-        "KVS102", "style without a name", E,
+        "KVS102",
+        "style without a name",
+        E,
         "A `style` (or `base`) block needs its name as a quoted string: the name labels "
         "artifacts, runs and evaluation rows.",
         "style {\n  ...\n}",
         'style "step-by-step" {\n  ...\n}',
     ),
     Code(
-        "KVS103", "invalid style name", E,
+        "KVS103",
+        "invalid style name",
+        E,
         "Style names are used in file names and tables: letters, digits, `-`, `_` and "
         "`.`, starting with a letter or a digit, at most 64 characters.",
         'style "step by step!" { ... }',
         'style "step-by-step" { ... }',
     ),
     Code(
-        "KVS104", "unknown key", E,
+        "KVS104",
+        "unknown key",
+        E,
         "The key (or block) does not exist where it is written. The help suggests the "
         "closest known key, or lists the keys this block accepts.",
         'style "s" {\n  contrast { pairz = 40 }\n}',
         'style "s" {\n  contrast { pairs = 40 }\n}',
     ),
     Code(
-        "KVS105", "duplicate key", E,
+        "KVS105",
+        "duplicate key",
+        E,
         "A key (or block) is set twice in the same place. kvsl does not let the last one "
         "win silently; a label points at the first.",
-        'contrast {\n  pairs = 40\n  pairs = 20\n}',
+        "contrast {\n  pairs = 40\n  pairs = 20\n}",
         "contrast {\n  pairs = 40\n}",
     ),
     Code(
-        "KVS106", "missing key", E,
+        "KVS106",
+        "missing key",
+        E,
         "A required key or block is absent (after merging `extends`). A style needs a "
         "`description`, and a `contrast` block with `pairs`, `shots` and a trace file "
         "(`contrast.traces` or `teacher.traces`); a `teacher` needs `model` and "
@@ -201,42 +251,54 @@ FRONTEND_CODES: tuple[Code, ...] = (
         'style "s" {\n  description = "..."\n  contrast { pairs = 40  shots = 2  traces = "t.jsonl" }\n}',
     ),
     Code(
-        "KVS107", "wrong type", E,
+        "KVS107",
+        "wrong type",
+        E,
         "The value has the wrong type for its key: a string where a number is expected, a "
         "block where a value is expected, a float where an integer is expected, ...",
         'contrast { pairs = "40" }',
         "contrast { pairs = 40 }",
     ),
     Code(
-        "KVS108", "invalid value", E,
+        "KVS108",
+        "invalid value",
+        E,
         "The value is not one of those the key accepts (e.g. `select` is `random` or "
         "`nearest`), or is not of the right form (a `base_url` must be an http(s) URL).",
         "contrast { select = randm }",
         "contrast { select = random }",
     ),
     Code(
-        "KVS109", "value out of range", E,
+        "KVS109",
+        "value out of range",
+        E,
         "A number is outside its allowed range: pairs >= 1, shots >= 0, seeds >= 0, "
         "max_new_tokens >= 1, temperature >= 0, 0 < top_p <= 1, batch_size >= 1, ...",
         "generate { top_p = 1.5 }",
         "generate { top_p = 0.9 }",
     ),
     Code(
-        "KVS110", "`shots` not less than `pairs`", E,
+        "KVS110",
+        "`shots` not less than `pairs`",
+        E,
         "Each prompt shows k demos taken from the other traces, so k must be at most "
         "N - 1 (0 <= shots <= pairs - 1).",
         "contrast { pairs = 2  shots = 2 }",
         "contrast { pairs = 40  shots = 2 }",
     ),
     Code(
-        "KVS111", "number is not finite", E,
+        "KVS111",
+        "number is not finite",
+        E,
         "A number overflows a 64-bit float (e.g. `1e999`) and would become infinity; a "
         "coefficient must be a finite number.",
         "steer { value = 1e999 }",
         "steer { value = 6 }",
     ),
     Code(
-        "KVS112", "empty layer selection", E,
+        "KVS112",
+        "empty layer selection",
+        E,
         "A layer list selects no layer: `[]`, or a range that counts down like `[5..2]` "
         "(ranges are inclusive and count up). For a known model, ranges are also resolved "
         "against its number of layers.",
@@ -244,7 +306,9 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "steer { layers = [2..5] }",
     ),
     Code(
-        "KVS113", "layer outside the model", E,
+        "KVS113",
+        "layer outside the model",
+        E,
         "A layer index is beyond the model's layers. Checked for models whose size kvsl "
         "knows without loading them (the embedded SmolLM2-135M has 30 layers: 0..29, or "
         "-30..-1 counted from the end). Other models are checked by `kvsl build`.",
@@ -252,77 +316,98 @@ FRONTEND_CODES: tuple[Code, ...] = (
         'model = "smollm2-135m"\nsteer { layers = [1..] }',
     ),
     Code(
-        "KVS114", "question file does not exist", E,
+        "KVS114",
+        "question file does not exist",
+        E,
         "`teacher.questions` names a file (relative to the spec) that does not exist, so "
         "`kvsl teach` would have nothing to ask.",
         'teacher { questions = "questions.jsonl" }   (no such file)',
         'teacher { questions = "../data/questions.jsonl" }',
     ),
     Code(
-        "KVS115", "trace file does not exist", E,
+        "KVS115",
+        "trace file does not exist",
+        E,
         "The trace file (relative to the spec) does not exist and the spec has no "
         "`teacher` block that could create it, so no contrast pairs can be built.",
         'contrast { traces = "traces/missing.jsonl"  pairs = 40  shots = 2 }',
         'contrast { traces = "traces/step_by_step.jsonl"  pairs = 40  shots = 2 }',
     ),
     Code(
-        "KVS116", "trace file does not exist yet", W,
+        "KVS116",
+        "trace file does not exist yet",
+        W,
         "The trace file does not exist, but the spec has a `teacher` block: `kvsl teach "
         "SPEC` will create it. `kvsl build` needs it.",
         'teacher { ... traces = "traces/new_style.jsonl" }   (file not written yet)',
         "kvsl teach specs/new_style.kvs   (then the file exists)",
     ),
     Code(
-        "KVS117", "extended spec not found", E,
-        "`extends` names a spec (relative to this one) that does not exist or is a "
-        "directory.",
+        "KVS117",
+        "extended spec not found",
+        E,
+        "`extends` names a spec (relative to this one) that does not exist or is a directory.",
         'extends = "bsae.kvs"',
         'extends = "base.kvs"',
     ),
     Code(
-        "KVS118", "`extends` cycle", E,
+        "KVS118",
+        "`extends` cycle",
+        E,
         "Specs extend each other in a loop, so no spec in it has defaults to start from. "
         "Labels show every `extends` in the cycle.",
         'a.kvs: extends = "b.kvs"\nb.kvs: extends = "a.kvs"',
         'a.kvs: extends = "base.kvs"\nb.kvs: extends = "base.kvs"',
     ),
     Code(
-        "KVS119", "duplicate style name", E,
+        "KVS119",
+        "duplicate style name",
+        E,
         "Two files checked together declare the same style name. Names select vector "
         "artifacts and label evaluation rows, so they must be unique.",
         'a.kvs: style "steps" { ... }\nb.kvs: style "steps" { ... }',
         'a.kvs: style "steps" { ... }\nb.kvs: style "steps-long" { ... }',
     ),
     Code(
-        "KVS120", "model path does not exist", E,
+        "KVS120",
+        "model path does not exist",
+        E,
         "`model` is a local path (a `.gguf` file, or a path starting with `./`, `../`, "
         "`/` or `~`), relative to the spec, and it does not exist.",
         'model = "../models/tiny.gguf"   (no such file)',
         'model = "smollm2-135m"',
     ),
     Code(
-        "KVS121", "model name looks like a misspelt embedded model", W,
+        "KVS121",
+        "model name looks like a misspelt embedded model",
+        W,
         "The name is not an embedded model, so it will be treated as a Hugging Face hub "
         "id, but it is very close to an embedded model's name.",
         'model = "smollm2-135"',
         'model = "smollm2-135m"',
     ),
     Code(
-        "KVS122", "base spec has no plan", E,
+        "KVS122",
+        "base spec has no plan",
+        E,
         "A `base` block declares defaults for specs that `extends` it; it is not a style "
         "and cannot be planned or built itself.",
         "kvsl plan specs/_base.kvs",
         "kvsl plan specs/step_by_step.kvs   (which extends it)",
     ),
     Code(
-        "KVS123", "non-zero key coefficient", W,
+        "KVS123",
+        "non-zero key coefficient",
+        W,
         "Keys are cached after rotary position embedding, so a key steering vector mixes "
         "positions; the reference method steers values only (`key = 0`).",
         "steer { key = 1.5  value = 6 }",
         "steer { key = 0  value = 6 }",
     ),
     Code(
-        "KVS124", "steering layer 0", W,
+        "KVS124",
+        "steering layer 0",
+        W,
         "At layer 0 the cached value of the last token depends only on that token, which "
         "is the same offset token in the positive and the negative prompt: the value "
         "vector there is exactly zero. The reference steers layers 1 and up.",
@@ -330,22 +415,28 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "steer { layers = [1..] }",
     ),
     Code(
-        "KVS125", "sampling setting with greedy decoding", W,
+        "KVS125",
+        "sampling setting with greedy decoding",
+        W,
         "`temperature` or `top_p` is set in `generate` but `mode` is `greedy` (the "
         "default), so the setting is ignored.",
         "generate { temperature = 0.7 }",
         "generate { mode = sample  temperature = 0.7 }",
     ),
     Code(
-        "KVS126", "invalid regular expression", E,
-        "A `markers` entry is not a valid Python regular expression. In a `\"...\"` "
+        "KVS126",
+        "invalid regular expression",
+        E,
+        'A `markers` entry is not a valid Python regular expression. In a `"..."` '
         "string a backslash is written `\\\\`.",
         'markers = ["(?i)the answer is ("]',
         'markers = ["(?i)the answer is"]',
     ),
     # --- KVS2xx: templates -------------------------------------------------------------
     Code(
-        "KVS200", "template file cannot be read", E,
+        "KVS200",
+        "template file cannot be read",
+        E,
         "`teacher.template` is a file path (relative to the spec) that does not exist, is "
         'not UTF-8, or is not a file. A `"..."` string is always a path; an inline '
         'template is a `"""..."""` block.',
@@ -353,7 +444,9 @@ FRONTEND_CODES: tuple[Code, ...] = (
         'teacher { template = "../templates/step_by_step.j2" }',
     ),
     Code(
-        "KVS201", "template syntax error", E,
+        "KVS201",
+        "template syntax error",
+        E,
         "Jinja2 cannot parse the template. The diagnostic points at the template's own "
         "line (in the template file, or inside the spec for an inline block), with a "
         "label at the spec's `template =`.",
@@ -361,7 +454,9 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "Solve {{ question }}\n",
     ),
     Code(
-        "KVS202", "template variable not provided", E,
+        "KVS202",
+        "template variable not provided",
+        E,
         "The template uses a variable the teacher does not pass. Templates receive "
         "exactly: question, answer, choices (a list of {label, text}), style, "
         "description, domain (may be None); undefined variables are errors at render "
@@ -370,7 +465,9 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "Solve {{ question }}\n",
     ),
     Code(
-        "KVS203", "template never uses `question`", W,
+        "KVS203",
+        "template never uses `question`",
+        W,
         "The teacher sends the template once per question; a template without "
         "`{{ question }}` asks the same thing every time.",
         "Explain your reasoning step by step.\n",

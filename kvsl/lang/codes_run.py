@@ -50,7 +50,7 @@ RUN_CODES: tuple[Code, ...] = (
         "invalid prompt line",
         Severity.ERROR,
         'Each non-empty line of a prompt file is either a JSON object with a string `"prompt"` '
-        'field (other fields are kept in JSON output) or a JSON string. A line that is not '
+        "field (other fields are kept in JSON output) or a JSON string. A line that is not "
         "JSON, or an object without a string `prompt`, is reported with its line number.",
         '{"question": "Why is the sky blue?"}',
         '{"prompt": "Why is the sky blue?"}',

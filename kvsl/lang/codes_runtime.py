@@ -155,7 +155,7 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "manifest names a different model than the one loaded, so kvsl refuses to apply it "
         "rather than fail with a shape error or silently steer with meaningless vectors.",
         "kvsl run smollm2-vectors.safetensors --model Qwen/Qwen2.5-0.5B-Instruct --prompt 'Hi'",
-        "kvsl build specs/step_by_step.kvs   # with model = \"Qwen/Qwen2.5-0.5B-Instruct\"",
+        'kvsl build specs/step_by_step.kvs   # with model = "Qwen/Qwen2.5-0.5B-Instruct"',
     ),
     Code(
         "KVS405",

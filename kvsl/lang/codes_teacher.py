@@ -29,7 +29,7 @@ TEACHER_CODES: tuple[Code, ...] = (
         "trace record is missing a field",
         Severity.ERROR,
         "A trace needs a non-empty `question` string, a non-empty `steps` list of strings "
-        "and an `answer` string: the positive demo is the steps then \"The answer is X.\", "
+        'and an `answer` string: the positive demo is the steps then "The answer is X.", '
         "the negative demo is the answer alone.",
         '{"question": "1+1?", "answer": "2"}',
         '{"question": "1+1?", "steps": ["1 plus 1 is 2."], "answer": "2"}',
@@ -103,9 +103,9 @@ TEACHER_CODES: tuple[Code, ...] = (
         "The template compiled but raised an error when rendered for a real question, for "
         "example an undefined variable, or `choices[0]` on an open question whose choices "
         "are empty. Nothing is sent until every prompt renders.",
-        "teacher { template = \"\"\"{{ question }} First option: {{ choices[0].text }}\"\"\" }",
-        "teacher { template = \"\"\"{{ question }}{% if choices %} First option: "
-        "{{ choices[0].text }}{% endif %}\"\"\" }",
+        'teacher { template = """{{ question }} First option: {{ choices[0].text }}""" }',
+        'teacher { template = """{{ question }}{% if choices %} First option: '
+        '{{ choices[0].text }}{% endif %}""" }',
     ),
     Code(
         "KVS516",

@@ -9,7 +9,7 @@ with the matching `ExitCode` instead of showing a traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 from kvsl.lang.source import Span
 
@@ -21,7 +21,7 @@ class ExitCode(IntEnum):
     ENVIRONMENT = 3  # environment or run-time failure (model missing, server down, ...)
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
     NOTE = "note"

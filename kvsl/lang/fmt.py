@@ -121,7 +121,9 @@ class _Printer:
     # comments and blank lines
 
     def _gap(self, start: int) -> None:
-        if not self.fresh and _BLANK_LINE.search(self.text, self.last_end, max(start, self.last_end)):
+        if not self.fresh and _BLANK_LINE.search(
+            self.text, self.last_end, max(start, self.last_end)
+        ):
             self.out.append("")
 
     def flush_before(self, offset: int, indent: str) -> None:
@@ -192,8 +194,10 @@ class _Printer:
             self.last_end = block.span.end
             self.trailing(block.span.end)
             return
-        if block.kind == "at" and not has_inner_comment and all(
-            isinstance(item, Assignment) for item in block.items
+        if (
+            block.kind == "at"
+            and not has_inner_comment
+            and all(isinstance(item, Assignment) for item in block.items)
         ):
             body = "  ".join(
                 f"{item.key} = {value_text(item.value)}"  # type: ignore[union-attr]

@@ -203,8 +203,7 @@ def parse_source_lark(
     except UnexpectedInput as err:
         return None, [_syntax_diagnostic(source, err, unclosed)]
     comments = tuple(
-        Comment(tok.value, source.span(tok.start_pos or 0, tok.end_pos or 0))
-        for tok in _comments
+        Comment(tok.value, source.span(tok.start_pos or 0, tok.end_pos or 0)) for tok in _comments
     )
     _comments.clear()
     builder = _Builder(source)
@@ -307,8 +306,11 @@ class _FastParser:
 
     def span(self, first: int, last: int) -> Span:
         return Span(
-            self.source.path, self.starts[first], self.ends[last],
-            *self.begin_at[first], *self.end_at[last],
+            self.source.path,
+            self.starts[first],
+            self.ends[last],
+            *self.begin_at[first],
+            *self.end_at[last],
         )
 
     def nest(self, step: int) -> None:
@@ -418,6 +420,7 @@ _TOKEN_NAMES = {
     "$END": "end of file",
 }
 
+
 # Lark's match_examples labels the parser state of an error by the example that fails in
 # the same state; each label is the code reported for mistakes of that shape.
 def _contexts(mistake: str) -> list[str]:
@@ -442,11 +445,7 @@ _EXAMPLES: dict[str, list[str]] = {
         *_contexts("select random"),
     ],
     "KVS016": [  # missing `,` between list items
-        *(
-            example
-            for items in _LIST_MISTAKES
-            for example in _contexts(f"x = [{items}]")
-        ),
+        *(example for items in _LIST_MISTAKES for example in _contexts(f"x = [{items}]")),
     ],
     "KVS017": [  # missing value after `=`
         *_contexts("x = }"),
@@ -534,7 +533,9 @@ def _syntax_diagnostic(source: SourceFile, err: Any, unclosed: list[int]) -> Dia
         if unclosed:
             opener = unclosed[-1]
             what = "`}`" if text[opener] == "{" else "`]`"
-            labels = (Label(source.span(opener, opener + 1), f"this `{text[opener]}` is never closed"),)
+            labels = (
+                Label(source.span(opener, opener + 1), f"this `{text[opener]}` is never closed"),
+            )
         return _error(
             "KVS013",
             f"unexpected end of file: expected {what}",
@@ -556,8 +557,7 @@ def _syntax_diagnostic(source: SourceFile, err: Any, unclosed: list[int]) -> Dia
             "KVS014",
             f"expected `=` after `{key}`, found {found}",
             span,
-            help=f"write `{key} = {token}`" if token is not None and token.type != "$END"
-            else None,
+            help=f"write `{key} = {token}`" if token is not None and token.type != "$END" else None,
         )
     if code == "KVS016":
         return _error(

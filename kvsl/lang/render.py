@@ -131,8 +131,17 @@ def _human(d: Diagnostic, lines_of: _LineCache, paint: Callable[[str, object], s
     out = [header, f"{' ' * width}{paint('-->', 'gutter')} {span.path}:{span.line}:{span.column}"]
     empty = paint(" " * width + " |", "gutter")
     snippet = _snippet(
-        span.path, span.line, span.column, span.end_line, span.end_column,
-        lines_of, width, "^", "", paint, d.severity,
+        span.path,
+        span.line,
+        span.column,
+        span.end_line,
+        span.end_column,
+        lines_of,
+        width,
+        "^",
+        "",
+        paint,
+        d.severity,
     )
     same_file_labels = [label for label in d.labels if label.span.path == span.path]
     other_labels = [label for label in d.labels if label.span.path != span.path]
@@ -144,8 +153,17 @@ def _human(d: Diagnostic, lines_of: _LineCache, paint: Callable[[str, object], s
         if ls.path != span.path or snippet is None:
             out.append(f"{' ' * width}{paint(':::', 'gutter')} {ls.path}:{ls.line}:{ls.column}")
         labelled = _snippet(
-            ls.path, ls.line, ls.column, ls.end_line, ls.end_column,
-            lines_of, width, "-", label.message, paint, "gutter",
+            ls.path,
+            ls.line,
+            ls.column,
+            ls.end_line,
+            ls.end_column,
+            lines_of,
+            width,
+            "-",
+            label.message,
+            paint,
+            "gutter",
         )
         if labelled is not None:
             out.append(empty)
@@ -231,7 +249,9 @@ def render_sarif(diagnostics: list[Diagnostic]) -> str:
                     "name": entry.title,
                     "shortDescription": {"text": entry.title},
                     "fullDescription": {"text": entry.explanation},
-                    "help": {"text": f"{entry.explanation}\n\nBad:\n{entry.bad}\n\nGood:\n{entry.good}"},
+                    "help": {
+                        "text": f"{entry.explanation}\n\nBad:\n{entry.bad}\n\nGood:\n{entry.good}"
+                    },
                     "defaultConfiguration": {"level": level[entry.severity]},
                 }
             )
@@ -257,8 +277,11 @@ def render_sarif(diagnostics: list[Diagnostic]) -> str:
         if d.labels:
             result["relatedLocations"] = [
                 location(
-                    label.span.path, label.span.line, label.span.column,
-                    label.span.end_line, label.span.end_column,
+                    label.span.path,
+                    label.span.line,
+                    label.span.column,
+                    label.span.end_line,
+                    label.span.end_column,
                 )
                 | {"id": i, "message": {"text": label.message}}
                 for i, label in enumerate(d.labels)

@@ -120,7 +120,15 @@ def without_spans(node: object) -> object:
     if isinstance(node, Spec):
         return ("Spec", without_spans(node.items))
     if is_dataclass(node) and not isinstance(node, type):
-        return (type(node).__name__, *tuple(without_spans(getattr(node, f.name)) for f in fields(node) if (not f.name.endswith("span") and f.name not in ("text",)) or (isinstance(node, Comment) and f.name == "text")))
+        return (
+            type(node).__name__,
+            *tuple(
+                without_spans(getattr(node, f.name))
+                for f in fields(node)
+                if (not f.name.endswith("span") and f.name not in ("text",))
+                or (isinstance(node, Comment) and f.name == "text")
+            ),
+        )
     if isinstance(node, tuple | list):
         return tuple(without_spans(item) for item in node)
     return node

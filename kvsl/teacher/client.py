@@ -191,8 +191,9 @@ def classify_error(
     detail = redact.scrub(_message(error))
 
     def fatal(code: str, message: str, help: str) -> Fatal:
-        return Fatal(Diagnostic(code, Severity.ERROR, redact.scrub(message), span,
-                                help=redact.scrub(help)))
+        return Fatal(
+            Diagnostic(code, Severity.ERROR, redact.scrub(message), span, help=redact.scrub(help))
+        )
 
     if isinstance(error, openai.APITimeoutError):
         return RequestFailed("timeout", "the request timed out after every retry", False)

@@ -96,8 +96,12 @@ def normalize_label(text: str, labels: Sequence[str]) -> str | None:
 
 def _strip_decoration(text: str) -> str:
     cleaned = text.strip().strip("*_`\"'").strip()
-    cleaned = re.sub(r"^(?:the\s+)?(?:final\s+)?(?:answer|option|choice)\s*(?:is)?\s*:?\s*", "",
-                     cleaned, flags=re.IGNORECASE)
+    cleaned = re.sub(
+        r"^(?:the\s+)?(?:final\s+)?(?:answer|option|choice)\s*(?:is)?\s*:?\s*",
+        "",
+        cleaned,
+        flags=re.IGNORECASE,
+    )
     return cleaned.rstrip(".").strip()
 
 
@@ -143,10 +147,14 @@ def answers_agree(got: str, expected: str, choices: Sequence[object] = ()) -> bo
         label = normalize_label(got, labels)
         if label is not None:
             return label == expected.strip().upper()
-        texts = {str(getattr(c, "label", "")).strip().upper(): str(getattr(c, "text", ""))
-                 for c in choices}
+        texts = {
+            str(getattr(c, "label", "")).strip().upper(): str(getattr(c, "text", ""))
+            for c in choices
+        }
         gold_text = texts.get(expected.strip().upper())
-        return gold_text is not None and _plain_text(_strip_decoration(got)) == _plain_text(gold_text)
+        return gold_text is not None and _plain_text(_strip_decoration(got)) == _plain_text(
+            gold_text
+        )
     gold_number = parse_number(expected) if _looks_numeric(expected) else None
     if gold_number is not None:
         got_number = parse_number(got)

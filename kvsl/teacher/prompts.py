@@ -119,8 +119,9 @@ def _template_error(plan: Plan, err: Exception, question_id: str | None) -> Kvsl
     line = getattr(err, "lineno", None) or _template_line(err) or 1
     path = teacher.template_path or plan.spec_path
     # An inline template's line numbers count from the start of the block, not the spec.
-    span = Span(path, 0, 0, line if teacher.template_path else 1, 1,
-                line if teacher.template_path else 1, 1)
+    span = Span(
+        path, 0, 0, line if teacher.template_path else 1, 1, line if teacher.template_path else 1, 1
+    )
     where = f" for question `{question_id}`" if question_id else ""
     inline = "" if teacher.template_path else f" (line {line} of the inline template)"
     return KvslError(

@@ -230,7 +230,7 @@ def _prepare(plan: Plan, options: TeachOptions) -> _Work:
                     Severity.ERROR,
                     "no question source for the teacher",
                     Span.whole_file(plan.spec_path),
-                    help="pass `--questions FILE.jsonl`, or set `questions = \"...\"` in the "
+                    help='pass `--questions FILE.jsonl`, or set `questions = "..."` in the '
                     "spec's teacher block",
                 )
             ],
@@ -432,8 +432,9 @@ class _Run:
         raise _Stop
 
     def _failed(self, example: Example, outcome: RequestFailed) -> None:
-        self._skip(example, SkipRecord(example.id, outcome.reason, outcome.permanent,
-                                       outcome.detail))
+        self._skip(
+            example, SkipRecord(example.id, outcome.reason, outcome.permanent, outcome.detail)
+        )
         if outcome.permanent:
             return
         self.consecutive_failures += 1
@@ -472,22 +473,43 @@ class _Run:
         reject: SkipRecord | None = None
         if not content.strip():
             permanent = finish == "content_filter"
-            reject = SkipRecord(example.id, "empty_reply", permanent,
-                                f"the reply was empty (finish_reason={finish})")
+            reject = SkipRecord(
+                example.id,
+                "empty_reply",
+                permanent,
+                f"the reply was empty (finish_reason={finish})",
+            )
         elif not parsed.steps:
-            reject = SkipRecord(example.id, "no_steps", True,
-                                "the reply has no <step>...</step> tags", reply=excerpt)
+            reject = SkipRecord(
+                example.id,
+                "no_steps",
+                True,
+                "the reply has no <step>...</step> tags",
+                reply=excerpt,
+            )
         elif parsed.answer is None:
-            reject = SkipRecord(example.id, "no_answer", True,
-                                "the reply has no <answer>...</answer> tag", reply=excerpt)
+            reject = SkipRecord(
+                example.id,
+                "no_answer",
+                True,
+                "the reply has no <answer>...</answer> tag",
+                reply=excerpt,
+            )
         elif not answers_agree(parsed.answer, example.answer, example.choices):
-            reject = SkipRecord(example.id, "wrong_answer", True,
-                                "the teacher's answer differs from the known answer",
-                                expected=example.answer, got=parsed.answer, reply=excerpt)
+            reject = SkipRecord(
+                example.id,
+                "wrong_answer",
+                True,
+                "the teacher's answer differs from the known answer",
+                expected=example.answer,
+                got=parsed.answer,
+                reply=excerpt,
+            )
         if reject is not None:
             if finish == "length" and reject.reason != "wrong_answer":
-                reject = replace(reject, reason="truncated",
-                                 detail=reject.detail + "; the reply hit max_tokens")
+                reject = replace(
+                    reject, reason="truncated", detail=reject.detail + "; the reply hit max_tokens"
+                )
             self._skip(example, reject)
             return
         trace = Trace(
@@ -512,7 +534,9 @@ class _Run:
         return candidate
 
     def _skip(self, example: Example, record: SkipRecord) -> None:
-        record = replace(record, model=self.work.model, question_hash=question_hash(example.question))
+        record = replace(
+            record, model=self.work.model, question_hash=question_hash(example.question)
+        )
         _append_line(self.work.skip_path, self.redact.scrub(record.to_json()))
         self.skipped.append(record)
         self.advance()
@@ -548,8 +572,9 @@ class _ProgressBar:
             TextColumn("teaching"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("[green]{task.fields[written]} written[/] "
-                       "[yellow]{task.fields[skipped]} skipped[/]"),
+            TextColumn(
+                "[green]{task.fields[written]} written[/] [yellow]{task.fields[skipped]} skipped[/]"
+            ),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
