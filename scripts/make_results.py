@@ -211,6 +211,11 @@ def _markdown(
         else str(coeffs)
     )
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    from kvsl.eval.stats import accuracy
+
+    n_small = min(int(r["benchmark"]["examples"]) for r in sections.values())
+    wide = accuracy(n_small // 2, max(1, n_small))
+    half_width = 100 * (wide.high - wide.low) / 2
     command = "python scripts/make_results.py " + " ".join(args.argv)
     model = any_report["model"]
     model_name = str(model.get("name"))
@@ -240,9 +245,10 @@ def _markdown(
         f"its layer and multiplier chosen on the first {args.dev_limit} questions of each "
         "benchmark's dev/train split (grid below).",
         '- CoT: "Let\'s think step by step." as the start of the assistant turn.',
-        "- **Subset sizes are small** (see each table): with n = 20 a 95% interval is about "
-        "±20 points wide, so differences of a few points are noise. The p column is an "
-        "exact McNemar test against plain on the same questions.",
+        f"- **Subset sizes are small** (see each table): with n = {n_small} and accuracy near "
+        f"50% a 95% interval is about ±{half_width:.0f} points wide, so differences of a few "
+        "points are noise. The p column is an exact McNemar test against plain on the same "
+        "questions.",
         "",
         "## The paper's figures (SmolLM2-360M-Instruct, full test sets, greedy)",
         "",
