@@ -69,12 +69,13 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_texts
+    from kvsl.engine.models import kv_geometry
     from kvsl.engine.prompting import offset_token_id
-    from kvsl.engine.steer import model_geometry, resolve_edit
+    from kvsl.engine.steer import resolve_edit
     from kvsl.engine.vectors import SteeringVectors
 
     model, tokenizer, label = _load(args)
-    geometry = model_geometry(model)
+    geometry = kv_geometry(model)
     if args.artifact:
         from kvsl.engine.artifact import load_artifact
 

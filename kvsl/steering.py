@@ -92,7 +92,8 @@ def generate(
     >>> # ['To find 7 * 8, ...']
     """
     from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_texts
-    from kvsl.engine.steer import coefficients_from_manifest, model_geometry, resolve_edit
+    from kvsl.engine.models import kv_geometry
+    from kvsl.engine.steer import coefficients_from_manifest, resolve_edit
 
     texts = [prompts] if isinstance(prompts, str) else list(prompts)
     system = _system_prompt(vectors, system_prompt)
@@ -111,7 +112,7 @@ def generate(
         offset_id = _offset_id(tokenizer, vectors)
         if coefficients is None:
             coefficients = coefficients_from_manifest(vectors)
-        edit = resolve_edit(vectors, coefficients, model_geometry(model))
+        edit = resolve_edit(vectors, coefficients, kv_geometry(model))
         if edit.is_empty:
             edit = None  # plain generation from T + [o]: identical, one forward pass cheaper
     return generate_texts(

@@ -245,9 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kvsl.engine.artifact import check_compatible, load_artifact
     from kvsl.engine.build import build
     from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_texts
-    from kvsl.engine.models import load_model
+    from kvsl.engine.models import kv_geometry, load_model
     from kvsl.engine.prompting import offset_token_id
-    from kvsl.engine.steer import model_geometry, resolve_edit
+    from kvsl.engine.steer import resolve_edit
     from kvsl.lang import load_plan
 
     if args.threads:
@@ -271,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = load_model(first.model, dtype=torch.float32)
     model, tokenizer = loaded.model, loaded.tokenizer
     args.model_name, args.device = first.model.name, str(loaded.device)
-    geometry = model_geometry(model)
+    geometry = kv_geometry(model)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)  # greedy, no stop strings
     num_layers = loaded.geometry.num_layers
 

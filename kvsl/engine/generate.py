@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
+from kvsl.engine.models import cache_kwarg
 from kvsl.engine.prompting import chat_messages, prompt_ids
-from kvsl.engine.steer import CacheEdit, apply_edit, cache_argument, prefill
+from kvsl.engine.steer import CacheEdit, apply_edit, prefill
 from kvsl.lang.plan import GeneratePlan
 
 
@@ -240,7 +241,7 @@ def generate_batch(
             # Prefill T (all but the offset column); every row's last T token is at index -1.
             cache = prefill(model, input_ids[:, :-1], attention_mask[:, :-1])
             apply_edit(cache, edit)
-            kwargs[cache_argument(model)] = cache
+            kwargs[cache_kwarg(model)] = cache
         output = model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from kvsl.engine.models import KVGeometry, cache_kwarg, kv_geometry
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.source import Span
@@ -34,42 +35,6 @@ _API = Span.whole_file("<python>")
 
 def _error(code: str, message: str, help: str, exit_code: ExitCode = ExitCode.ERRORS) -> KvslError:
     return KvslError([Diagnostic(code, Severity.ERROR, message, _API, help=help)], exit_code)
-
-
-@dataclass(frozen=True)
-class KVGeometry:
-    """What a cache looks like per layer: `num_layers` × (kv_heads, head_dim)."""
-
-    num_layers: int
-    kv_heads: int
-    head_dim: int
-
-
-def model_geometry(model: Any) -> KVGeometry:
-    """The KV geometry a model's config declares (grouped-query attention aware).
-
-    >>> from transformers import LlamaConfig
-    >>> cfg = LlamaConfig(hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
-    ...                   num_hidden_layers=3)
-    >>> model_geometry(type("M", (), {"config": cfg})())
-    KVGeometry(num_layers=3, kv_heads=2, head_dim=16)
-    """
-    config = model.config
-    config = getattr(config, "text_config", None) or config  # multimodal wrappers
-    heads = config.num_attention_heads
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return KVGeometry(config.num_hidden_layers, kv_heads, head_dim)
-
-
-def cache_argument(model: Any) -> str:
-    """The keyword a model's forward and `generate` take the cache by.
-
-    transformers 5.24 renamed `past_key_values` to `cache` (the old name is deprecated);
-    earlier versions only know `past_key_values`.
-    """
-    parameters = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def new_cache(model: Any) -> Any:
@@ -214,7 +179,7 @@ def prefill(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -
         "attention_mask": attention_mask,
         "position_ids": position_ids(attention_mask),
         "use_cache": True,
-        cache_argument(model): cache,
+        cache_kwarg(model): cache,
     }
     if "logits_to_keep" in inspect.signature(model.forward).parameters:
         kwargs["logits_to_keep"] = 1  # the prefill needs the cache, not the logits
@@ -277,9 +242,9 @@ def steered(
     """
     if coefficients is None:
         coefficients = coefficients_from_manifest(vectors)
-    edit = resolve_edit(vectors, coefficients, model_geometry(model))
+    edit = resolve_edit(vectors, coefficients, kv_geometry(model))
     original = model.forward
-    cache_name = cache_argument(model)
+    cache_name = cache_kwarg(model)
 
     @functools.wraps(original)  # keeps the signature `generate` inspects (position_ids, ...)
     def forward(*args: Any, **kwargs: Any) -> Any:

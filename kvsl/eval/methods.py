@@ -30,7 +30,8 @@ from typing import Any
 import torch
 
 from kvsl.engine.generate import GenerationSettings, chat_prompt, left_pad, pad_token_id
-from kvsl.engine.steer import apply_edit, cache_argument, model_geometry, prefill, resolve_edit
+from kvsl.engine.models import cache_kwarg, kv_geometry
+from kvsl.engine.steer import apply_edit, prefill, resolve_edit
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.eval.caa import CaaVectors, caa_steering
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
@@ -227,7 +228,7 @@ class Generator:
                 raise ValueError("cache steering needs vectors")
             offset_id = offset_token_id(self.tokenizer, method.vectors.offset_token)
             coefficients = {layer: (k, v) for layer, k, v in method.coefficients}
-            edit = resolve_edit(method.vectors, coefficients, model_geometry(self.model))
+            edit = resolve_edit(method.vectors, coefficients, kv_geometry(self.model))
         prompts = [self.prompt_ids(q) for q in questions]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Generation | None] = [None] * len(prompts)
@@ -278,7 +279,7 @@ class Generator:
                 cut = input_ids.shape[1] - len(tail)
                 cache = prefill(model, input_ids[:, :cut], attention_mask[:, :cut])
                 apply_edit(cache, edit)  # at T's last position (index -1 of the cache)
-                kwargs[cache_argument(model)] = cache
+                kwargs[cache_kwarg(model)] = cache
             output = model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,

@@ -18,9 +18,9 @@ from kvsl.engine.generate import (
     generate_batch,
     left_pad,
 )
+from kvsl.engine.models import kv_geometry
 from kvsl.engine.steer import (
     apply_edit,
-    model_geometry,
     prefill,
     resolve_edit,
     steered,
@@ -80,7 +80,7 @@ def test_edit_changes_only_the_chosen_layers_at_the_last_position_by_exactly_c_s
     with torch.inference_mode():
         cache = prefill(model, ids, mask)
         before = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
-        apply_edit(cache, resolve_edit(vectors, coefficients, model_geometry(model)))
+        apply_edit(cache, resolve_edit(vectors, coefficients, kv_geometry(model)))
     for index, layer in enumerate(cache.layers):
         for kind, after, old, table in (
             ("keys", layer.keys, before[index][0], vectors.keys),
@@ -151,10 +151,10 @@ def test_context_manager_restores_the_model_after_an_error(model, tok):
 
 def test_vectors_for_another_geometry_are_refused_with_a_code(model):
     with pytest.raises(KvslError) as err:
-        resolve_edit(tiny.vectors(kv_heads=4), {1: (0.0, 1.0)}, model_geometry(model))
+        resolve_edit(tiny.vectors(kv_heads=4), {1: (0.0, 1.0)}, kv_geometry(model))
     assert err.value.diagnostics[0].code == "KVS458"
     with pytest.raises(KvslError) as err:
-        resolve_edit(tiny.vectors(num_layers=2), {1: (0.0, 1.0)}, model_geometry(model))
+        resolve_edit(tiny.vectors(num_layers=2), {1: (0.0, 1.0)}, kv_geometry(model))
     assert err.value.diagnostics[0].code == "KVS458"
     with pytest.raises(KvslError) as err:
         resolve_edit(tiny.vectors(num_layers=2), {5: (0.0, 1.0)})
