@@ -41,7 +41,7 @@ def _load(args: argparse.Namespace):
     if args.tiny:
         from pathlib import Path
 
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "engine"))
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
         from tiny_models import make_tiny_model
 
         model, tokenizer = make_tiny_model("llama")

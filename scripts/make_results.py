@@ -360,8 +360,9 @@ def _observations(sections: dict[str, dict[str, Any]], speed: dict[str, Any] | N
         if "plain" in s and "cache" in s and "caa" in s:
             out.append(
                 f"- Speed: cache steering ran at {s['cache'].ratio_to(s['plain']):.3f}× and CAA at "
-                f"{s['caa'].ratio_to(s['plain']):.3f}× plain's time per token (one edit before "
-                "decoding vs a hook at every decoding step)."
+                f"{s['caa'].ratio_to(s['plain']):.3f}× plain's time per token (cache steering "
+                "makes one edit before decoding; CAA runs a hook at every decoding step). On a "
+                "CPU shared with other work these timings are noisy: compare the min–max columns."
             )
     return out
 

@@ -1,8 +1,9 @@
 """Side-by-side speed of methods: ms per generated token, measured in one run.
 
 Every method generates exactly `tokens` new tokens for the same prompts (min = max new
-tokens), and the methods take turns, repeat after repeat, so that a slow moment of a
-shared machine hits all of them alike; the median over repeats is reported.
+tokens); each is warmed up once, then the methods take turns in a rotating order, repeat
+after repeat, so that a slow moment of a shared machine hits all of them alike; the median
+over repeats is reported with the min and max.
 """
 
 from __future__ import annotations
@@ -40,11 +41,15 @@ def time_methods(
     from kvsl.engine.generate import GenerationSettings
 
     settings = GenerationSettings(max_new_tokens=tokens, min_new_tokens=tokens)
-    generator.generate(methods[0], questions[:1], GenerationSettings(max_new_tokens=2))  # warm-up
+    warm = GenerationSettings(max_new_tokens=2)
+    for method in methods:  # first calls pay one-off costs (allocations, caches)
+        generator.generate(method, questions[:1], warm)
     samples: dict[str, list[float]] = {m.name: [] for m in methods}
     counts: dict[str, int] = {}
-    for _ in range(repeats):
-        for method in methods:
+    for repeat in range(repeats):
+        # Rotate the order every repeat, so no method is always first after a pause.
+        shift = repeat % len(methods)
+        for method in [*methods[shift:], *methods[:shift]]:
             began = time.perf_counter()
             out = generator.generate(method, questions, settings)
             elapsed = time.perf_counter() - began

@@ -8,11 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-
-try:
-    import _steer_tiny as tiny
-except ImportError:  # collected as a package
-    from tests.engine import _steer_tiny as tiny
+import word_models as tiny
 
 import kvsl
 from kvsl.engine.generate import TokenStreamer, chat_prompt

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-try:
-    import _steer_tiny as tiny
-except ImportError:  # collected as a package
-    from tests.engine import _steer_tiny as tiny
+import word_models as tiny
 
 from kvsl.engine.generate import (
     GenerationSettings,

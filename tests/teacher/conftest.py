@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from teacher_stub import StubServer
+from teacher_support import MakePlan
 
 from kvsl.lang.plan import (
     ContrastPlan,
@@ -18,9 +18,6 @@ from kvsl.lang.plan import (
     SteerPlan,
     TeacherPlan,
 )
-
-# A recognisable fake key: no test output or file may ever contain it.
-FAKE_KEY = "sk-kvsl-FAKE-KEY-0123456789abcdef-LEAKCHECK"
 
 TEMPLATE = (
     "Explain in the {{ style }} style.\n"
@@ -45,22 +42,6 @@ def _clean_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # The developer's own key or base URL must never leak into (or steer) a test.
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
-
-
-def plain_questions(n: int) -> list[dict]:
-    """`n` plain arithmetic questions with ids q1..qn; question k has answer 2k."""
-    return [
-        {"id": f"q{k}", "question": f"What is {k} + {k}? [q{k}]", "answer": str(2 * k)}
-        for k in range(1, n + 1)
-    ]
-
-
-MakePlan = Callable[..., Plan]
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_KEY, MakePlan, plain_questions, write_jsonl
 from teacher_stub import Reply, StubServer, error_reply, trace_reply
+from teacher_support import FAKE_KEY, MakePlan, plain_questions, write_jsonl
 
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.teacher import TeachAborted, TeachOptions, dry_run, iter_skip_log, skip_log_path, teach

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_KEY, plain_questions, write_jsonl
 from teacher_stub import Reply, StubServer, error_reply, trace_reply
+from teacher_support import FAKE_KEY, plain_questions, write_jsonl
 from typer.testing import CliRunner
 
 from kvsl.cli import app

@@ -1,4 +1,7 @@
-"""Tiny random Llama / Qwen2 models and an offline word-level chat tokenizer for steering tests.
+"""Tiny random Llama / Qwen2 models with an offline word-level chat tokenizer.
+
+Used by the steering tests, where readable prompts ("w1 w2 w3") make cache positions easy to
+reason about; `tiny_models` has the byte-level kit the extraction tests use.
 
 Hidden size 64, 3 layers, grouped-query attention (4 query heads, 2 KV heads): fast on CPU,
 and every shape the method touches is non-trivial.
