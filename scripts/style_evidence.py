@@ -114,12 +114,16 @@ def paired_bootstrap(plain: Sequence[float], steered: Sequence[float], seed: int
     return Paired(observed, low, high, *counts)
 
 
-def mean_sd(values: Sequence[float]) -> str:
-    """`"0.42 ± 0.13"` (sample sd; 0 for a single value)."""
+def mean_sd(values: Sequence[float], digits: int = 2) -> str:
+    """`"0.42 ± 0.13"` (sample sd; 0 for a single value).
+
+    >>> mean_sd([0.5, 0.3]), mean_sd([280, 300], digits=0)
+    ('0.40 ± 0.14', '290 ± 14')
+    """
     if not values:
         return "n/a"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.2f} ± {sd:.2f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
 def repetitive(text: str, n: int = 4, times: int = 3) -> bool:
@@ -390,10 +394,25 @@ def main_table(conditions: list[dict[str, Any]]) -> str:
             f"| {style} | {cond['label']} | {mean_sd(plain)} | {mean_sd(steered)} "
             f"| {paired.difference:+.2f} [{paired.low:+.2f}, {paired.high:+.2f}] "
             f"| {paired.better} / {paired.same} / {paired.worse} "
-            f"| {mean_sd([len(t) for t in cond['plain']]).replace('.00', '')} "
-            f"| {mean_sd([len(t) for t in cond['steered']]).replace('.00', '')} "
+            f"| {mean_sd([len(t) for t in cond['plain']], digits=0)} "
+            f"| {mean_sd([len(t) for t in cond['steered']], digits=0)} "
             f"| {sum(map(repetitive, cond['plain']))}/{n} / {sum(map(repetitive, cond['steered']))}/{n} |"
         )
+    return "\n".join(rows)
+
+
+def by_benchmark(questions: list[Question], conditions: list[dict[str, Any]]) -> str:
+    """Per style and setting, mean adherence plain → steered within each benchmark."""
+    names = list(dict.fromkeys(q.benchmark for q in questions))
+    rows = ["| style | setting | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for cond in conditions:
+        cells = []
+        for name in names:
+            picked = [i for i, q in enumerate(questions) if q.benchmark == name]
+            plain = statistics.fmean(score(cond["plain"][i], cond["style"]) for i in picked)
+            steered = statistics.fmean(score(cond["steered"][i], cond["style"]) for i in picked)
+            cells.append(f"{plain:.2f} → {steered:.2f}")
+        rows.append(f"| {cond['style']} | {cond['label']} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -432,6 +451,13 @@ def render(
         "## Adherence and length",
         "",
         main_table(conditions),
+        "",
+        "## By benchmark",
+        "",
+        "Mean adherence to the steered style, plain → steered, over the questions of each "
+        "benchmark.",
+        "",
+        by_benchmark(questions, conditions),
         "",
         "## Cross-scoring",
         "",
