@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, TINY_TRACES
+from tiny_models import TINY_TRACES as SHARED_TRACES
 from typer.testing import CliRunner
 
 from kvsl.cli import app
 
 runner = CliRunner()
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY_TRACES = SHARED_TRACES[:6]  # as in conftest.py
 
 
 @pytest.fixture(scope="module")

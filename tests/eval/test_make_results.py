@@ -7,9 +7,12 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import FIXTURES, TINY_TRACES
+from tiny_models import TINY_TRACES as SHARED_TRACES
 
 ROOT = Path(__file__).resolve().parents[2]
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY_TRACES = SHARED_TRACES[:6]  # as in conftest.py
 
 
 def _script():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import random_vectors
+from tiny_models import random_vectors
 
 from kvsl.engine.generate import GenerationSettings, chat_prompt, left_pad
 from kvsl.eval.caa import (

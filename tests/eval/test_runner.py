@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, random_vectors
+from tiny_models import random_vectors
 
 from kvsl.eval.caa import extract_caa
 from kvsl.eval.datasets import load_benchmark
@@ -23,6 +23,8 @@ from kvsl.eval.runner import (
 from kvsl.lang.diagnostics import KvslError
 
 DECODE = DecodeSettings(max_new_tokens=6)
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture

@@ -42,12 +42,12 @@ def make_tokenizer():
     return tokenizer
 
 
-def _config_kwargs(vocab_size: int) -> dict:
+def _config_kwargs(vocab_size: int, num_layers: int) -> dict:
     return dict(
         vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,
-        num_hidden_layers=2,
+        num_hidden_layers=num_layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=2048,
@@ -58,20 +58,33 @@ def _config_kwargs(vocab_size: int) -> dict:
     )
 
 
-def make_tiny_model(arch: str, seed: int = 0):
+def make_tiny_model(arch: str, seed: int = 0, num_layers: int = 2):
     """A tiny random causal LM ("llama" or "qwen2") in eval mode, with its tokenizer."""
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     tokenizer = make_tokenizer()
     torch.manual_seed(seed)
     if arch == "llama":
-        model = LlamaForCausalLM(LlamaConfig(**_config_kwargs(len(tokenizer))))
+        model = LlamaForCausalLM(LlamaConfig(**_config_kwargs(len(tokenizer), num_layers)))
     elif arch == "qwen2":
-        model = Qwen2ForCausalLM(Qwen2Config(**_config_kwargs(len(tokenizer))))
+        model = Qwen2ForCausalLM(Qwen2Config(**_config_kwargs(len(tokenizer), num_layers)))
     else:
         raise ValueError(arch)
     model.eval()
     return model, tokenizer
+
+
+def random_vectors(model, seed: int = 1, scale: float = 1.0):
+    """Random `SteeringVectors` with the model's KV geometry (all layers), offset "\\n"."""
+    from kvsl.engine.models import kv_geometry
+    from kvsl.engine.vectors import SteeringVectors
+
+    geometry = kv_geometry(model)
+    gen = torch.Generator().manual_seed(seed)
+    shape = (geometry.kv_heads, geometry.head_dim)
+    keys = {i: scale * torch.randn(shape, generator=gen) for i in range(geometry.num_layers)}
+    values = {i: scale * torch.randn(shape, generator=gen) for i in range(geometry.num_layers)}
+    return SteeringVectors(keys, values, "\n", {"vector_hash": f"random-{seed}-{scale}"})
 
 
 TINY_TRACES = [
