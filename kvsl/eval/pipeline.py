@@ -89,25 +89,9 @@ def _progress(console: Any, quiet: bool) -> tuple[Any, Any]:
     """A rich progress display with ETA, and the (label, advance, total) callback for it."""
     if quiet or console is None:
         return None, None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from kvsl.progress import progress_display
 
-    display = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
+    display = progress_display(console)
     tasks: dict[str, Any] = {}
 
     def update(label: str, advance: int, total: int) -> None:

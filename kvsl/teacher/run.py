@@ -558,29 +558,14 @@ class _ProgressBar:
     def __enter__(self) -> Callable[[], None]:
         if not self.enabled:
             return lambda: None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from kvsl.progress import progress_display
 
-        self._progress = Progress(
-            TextColumn("teaching"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn(
-                "[green]{task.fields[written]} written[/] [yellow]{task.fields[skipped]} skipped[/]"
-            ),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
+        self._progress = progress_display(
+            None,
+            "[green]{task.fields[written]} written[/] [yellow]{task.fields[skipped]} skipped[/]",
         )
         self._progress.start()
-        task = self._progress.add_task("teach", total=self.total, written=0, skipped=0)
+        task = self._progress.add_task("teaching", total=self.total, written=0, skipped=0)
         run = self.run
 
         def advance() -> None:
