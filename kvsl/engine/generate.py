@@ -211,8 +211,13 @@ def generate_batch(
     offset_id: int | None = None,
     edit: CacheEdit | None = None,
     streamer: Any = None,
+    suffix: Sequence[int] = (),
 ) -> list[list[int]]:
     """Generate for one batch of prompt ids `T`; returns the new token ids of each row.
+
+    `suffix` is fed after `T` (and the offset token), before anything is generated: an
+    assistant prefix such as chain-of-thought's "Let's think step by step.". Every row ends
+    with the same tail, so `T`'s last token sits at one index in every left-padded row.
 
     - `edit is None, offset_id is None`: plain generation from `T`.
     - `edit is None`, `offset_id` set: plain generation from `T + [o]` (what `--compare`
@@ -224,7 +229,8 @@ def generate_batch(
         raise ValueError("steered generation needs the offset token id")
     device = model.device
     pad_id = pad_token_id(tokenizer, model)
-    rows = [list(p) + ([offset_id] if offset_id is not None else []) for p in prompts]
+    tail = ([offset_id] if offset_id is not None else []) + list(suffix)
+    rows = [list(p) + tail for p in prompts]
     input_ids, attention_mask = left_pad(rows, pad_id, device)  # (batch, seq)
     config = _generation_config(model, settings, pad_id)
     kwargs: dict[str, Any] = {}
@@ -238,8 +244,9 @@ def generate_batch(
     with torch.inference_mode(), torch.random.fork_rng(devices=devices):
         torch.manual_seed(settings.seed)  # sampling is reproducible and leaves global RNG alone
         if edit is not None:
-            # Prefill T (all but the offset column); every row's last T token is at index -1.
-            cache = prefill(model, input_ids[:, :-1], attention_mask[:, :-1])
+            # Prefill T (all but the tail); every row's last T token is then at index -1.
+            cut = input_ids.shape[1] - len(tail)
+            cache = prefill(model, input_ids[:, :cut], attention_mask[:, :cut])
             apply_edit(cache, edit)
             kwargs[cache_kwarg(model)] = cache
         output = model.generate(

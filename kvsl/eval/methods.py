@@ -29,9 +29,15 @@ from typing import Any
 
 import torch
 
-from kvsl.engine.generate import GenerationSettings, chat_prompt, left_pad, pad_token_id
-from kvsl.engine.models import cache_kwarg, kv_geometry
-from kvsl.engine.steer import apply_edit, prefill, resolve_edit
+from kvsl.engine.generate import (
+    GenerationSettings,
+    chat_prompt,
+    generate_batch,
+    left_pad,
+    pad_token_id,
+)
+from kvsl.engine.models import kv_geometry
+from kvsl.engine.steer import resolve_edit
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.eval.caa import CaaVectors, caa_steering
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
@@ -159,30 +165,6 @@ class Generation:
     seconds: float
 
 
-def _generation_config(model: Any, settings: GenerationSettings, pad_id: int) -> Any:
-    import copy
-
-    config = copy.deepcopy(model.generation_config)
-    config.max_new_tokens = settings.max_new_tokens
-    config.min_new_tokens = settings.min_new_tokens
-    config.pad_token_id = pad_id
-    config.num_beams = 1
-    config.do_sample = settings.sample
-    config.temperature = settings.temperature if settings.sample else None
-    config.top_p = settings.top_p if settings.sample else None
-    config.top_k = None
-    return config
-
-
-def _eos_ids(tokenizer: Any, model: Any) -> set[int]:
-    eos = model.generation_config.eos_token_id
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    if eos is None:
-        return set()
-    return {int(e) for e in (eos if isinstance(eos, list | tuple) else [eos])}
-
-
 def encode_text(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False))
 
@@ -259,40 +241,16 @@ class Generator:
         suffix: list[int],
         edit: Any,
     ) -> list[list[int]]:
-        """New token ids for one batch of prompt ids `T`.
-
-        Rows are `T (+ [o]) (+ CoT prefix)`, left-padded; every row ends with the same
-        tokens, so `T`'s last token sits at one index in every row and one cache edit
-        covers the batch.
-        """
-        model = self.model
-        pad_id = pad_token_id(self.tokenizer, model)
-        tail = ([offset_id] if offset_id is not None else []) + suffix
-        rows = [list(p) + tail for p in prompts]
-        device = next(model.parameters()).device
-        input_ids, attention_mask = left_pad(rows, pad_id, device)  # (batch, seq)
-        kwargs: dict[str, Any] = {}
-        devices = [device] if device.type == "cuda" else []
-        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(settings.seed)
-            if edit is not None and offset_id is not None:
-                cut = input_ids.shape[1] - len(tail)
-                cache = prefill(model, input_ids[:, :cut], attention_mask[:, :cut])
-                apply_edit(cache, edit)  # at T's last position (index -1 of the cache)
-                kwargs[cache_kwarg(model)] = cache
-            output = model.generate(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                generation_config=_generation_config(model, settings, pad_id),
-                **kwargs,
-            )
-        eos = _eos_ids(self.tokenizer, model)
-        new: list[list[int]] = []
-        for row in output[:, input_ids.shape[1] :].tolist():
-            # Rows that finished early are padded after their end-of-sequence token.
-            cut_at = next((i for i, t in enumerate(row) if t in eos), len(row))
-            new.append(row[:cut_at])
-        return new
+        """New token ids for one batch of prompt ids `T`: rows are `T (+ [o]) (+ CoT prefix)`."""
+        return generate_batch(
+            self.model,
+            self.tokenizer,
+            prompts,
+            settings=settings,
+            offset_id=offset_id,
+            edit=edit,
+            suffix=suffix,
+        )
 
     def forced_choices(
         self,
