@@ -243,31 +243,6 @@ def with_overrides(
     return replace(plan, steer=steer, generate=generate)
 
 
-def _plan_of_artifact(path: Path) -> Plan:
-    from kvsl.engine.artifact import read_manifest
-    from kvsl.lang.plan import Plan
-
-    manifest = read_manifest(path)
-    data = manifest.get("plan")
-    try:
-        if not isinstance(data, dict):
-            raise TypeError("no plan")
-        return Plan.from_dict(data)
-    except (KeyError, TypeError, ValueError):
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS456",
-                    Severity.ERROR,
-                    f"artifact `{path}` does not record the plan it was built from",
-                    Span.whole_file(str(path)),
-                    help="run the spec instead: `kvsl run SPEC.kvs`, which rebuilds the artifact",
-                )
-            ],
-            ExitCode.ERRORS,
-        ) from None
-
-
 def _coefficients(plan: Plan, num_layers: int, span: Span) -> dict[int, tuple[float, float]]:
     try:
         return plan.steer.coefficients(num_layers)
@@ -423,7 +398,9 @@ def _run(
 
         plan = load_plan(target)
     else:
-        plan = _plan_of_artifact(target)
+        from kvsl.engine.artifact import plan_of_artifact
+
+        plan = plan_of_artifact(target, instead="kvsl run SPEC.kvs")
     loaded = load_model(plan.model, dtype=torch.float32)
     if is_spec:
         from kvsl.engine.build import build

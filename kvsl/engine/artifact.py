@@ -182,6 +182,32 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return _open(Path(path))[0]
 
 
+def plan_of_artifact(path: str | os.PathLike[str], *, instead: str) -> Plan:
+    """The plan an artifact was built from, read from its manifest.
+
+    Raises KVS456 when the manifest records none (or an unreadable one); `instead` is the
+    command to suggest, e.g. "kvsl run SPEC.kvs".
+    """
+    data = read_manifest(path).get("plan")
+    try:
+        if not isinstance(data, dict):
+            raise TypeError("no plan")
+        return Plan.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        raise KvslError(
+            [
+                Diagnostic(
+                    "KVS456",
+                    Severity.ERROR,
+                    f"artifact `{path}` does not record the plan it was built from",
+                    Span.whole_file(str(path)),
+                    help=f"use the spec instead: `{instead}`",
+                )
+            ],
+            ExitCode.ERRORS,
+        ) from None
+
+
 def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     from safetensors import safe_open
 

@@ -69,26 +69,9 @@ def plan_of_target(target: Path) -> Plan:
         from kvsl.lang import load_plan
 
         return load_plan(target)
-    from kvsl.engine.artifact import read_manifest
+    from kvsl.engine.artifact import plan_of_artifact
 
-    data = read_manifest(target).get("plan")
-    try:
-        if not isinstance(data, dict):
-            raise TypeError("no plan")
-        return Plan.from_dict(data)
-    except (KeyError, TypeError, ValueError):
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS456",
-                    Severity.ERROR,
-                    f"artifact `{target}` does not record the plan it was built from",
-                    Span.whole_file(str(target)),
-                    help="evaluate the spec instead: `kvsl eval SPEC.kvs ...`",
-                )
-            ],
-            ExitCode.ERRORS,
-        ) from None
+    return plan_of_artifact(target, instead="kvsl eval SPEC.kvs ...")
 
 
 def open_context(
