@@ -23,23 +23,25 @@ from kvsl.lang.source import Span
 _CLI = Span.whole_file("<command line>")
 
 
+def _bad_flag(message: str, help: str | None = None) -> KvslError:
+    """A KVS612 usage error located on the command line (exit 2)."""
+    return KvslError(
+        [Diagnostic("KVS612", Severity.ERROR, message, _CLI, help=help)], ExitCode.USAGE
+    )
+
+
+def _check_choice(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise _bad_flag(f"unknown {what} `{value}`", help="use " + " or ".join(allowed))
+
+
 def _numbers(text: str | None, name: str, cast: type = float) -> tuple[Any, ...] | None:
     if text is None:
         return None
     try:
         return tuple(cast(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS612",
-                    Severity.ERROR,
-                    f"`{name}` takes comma-separated numbers, got `{text}`",
-                    _CLI,
-                )
-            ],
-            ExitCode.USAGE,
-        ) from None
+        raise _bad_flag(f"`{name}` takes comma-separated numbers, got `{text}`") from None
 
 
 @app.command("eval")
@@ -137,50 +139,11 @@ def eval_command(
         from kvsl.eval.pipeline import EvalRequest, parse_sweep
         from kvsl.eval.runner import DecodeSettings
 
-        if format not in ("text", "json"):
-            raise KvslError(
-                [
-                    Diagnostic(
-                        "KVS612",
-                        Severity.ERROR,
-                        f"unknown format `{format}`",
-                        _CLI,
-                        help="use text or json",
-                    )
-                ],
-                ExitCode.USAGE,
-            )
-        if precision not in ("fp32", "bf16"):
-            raise KvslError(
-                [
-                    Diagnostic(
-                        "KVS612",
-                        Severity.ERROR,
-                        f"unknown precision `{precision}`",
-                        _CLI,
-                        help="use fp32 or bf16",
-                    )
-                ],
-                ExitCode.USAGE,
-            )
+        _check_choice(format, ("text", "json"), "format")
+        _check_choice(precision, ("fp32", "bf16"), "precision")
+        _check_choice(forced_choice, ("model", "overlap"), "forced choice")
         if threads is not None and threads < 1:
-            raise KvslError(
-                [Diagnostic("KVS612", Severity.ERROR, "`--threads` must be at least 1", _CLI)],
-                ExitCode.USAGE,
-            )
-        if forced_choice not in ("model", "overlap"):
-            raise KvslError(
-                [
-                    Diagnostic(
-                        "KVS612",
-                        Severity.ERROR,
-                        f"unknown forced choice `{forced_choice}`",
-                        _CLI,
-                        help="use model or overlap",
-                    )
-                ],
-                ExitCode.USAGE,
-            )
+            raise _bad_flag("`--threads` must be at least 1")
         request = EvalRequest(
             target=str(target) if target is not None else None,
             benchmark=benchmark,
