@@ -266,6 +266,23 @@ def _prepare(plan: Plan, options: TeachOptions) -> _Work:
     )
 
 
+def _report(
+    work: _Work, base_url: str, *, asked: int, prompts: tuple[RenderedPrompt, ...] = ()
+) -> TeachReport:
+    """The report of a run (or dry run) before anything is asked."""
+    return TeachReport(
+        model=work.model,
+        base_url=display_url(base_url),
+        traces_path=str(work.traces_path),
+        skip_log_path=str(work.skip_path),
+        total=len(work.examples),
+        already_done=work.already_done,
+        previously_skipped=work.previously_skipped,
+        asked=asked,
+        prompts=prompts,
+    )
+
+
 def dry_run(plan: Plan, options: TeachOptions = TeachOptions()) -> TeachReport:
     """Render the prompts a run would send, without a key and without any request.
 
@@ -276,17 +293,7 @@ def dry_run(plan: Plan, options: TeachOptions = TeachOptions()) -> TeachReport:
     template = compile_template(plan)
     prompts = tuple(RenderedPrompt(e.id, render_prompt(plan, template, e)) for e in work.todo)
     base_url, _ = choose_base_url(options.base_url, work.teacher.base_url, os.environ)
-    return TeachReport(
-        model=work.model,
-        base_url=display_url(base_url),
-        traces_path=str(work.traces_path),
-        skip_log_path=str(work.skip_path),
-        total=len(work.examples),
-        already_done=work.already_done,
-        previously_skipped=work.previously_skipped,
-        asked=len(prompts),
-        prompts=prompts,
-    )
+    return _report(work, base_url, asked=len(prompts), prompts=prompts)
 
 
 def teach(
@@ -311,16 +318,7 @@ def teach(
     prompts = [(e, render_prompt(plan, template, e)) for e in work.todo]
     env = os.environ if environ is None else environ
     base_url, _ = choose_base_url(options.base_url, work.teacher.base_url, env)
-    report = TeachReport(
-        model=work.model,
-        base_url=display_url(base_url),
-        traces_path=str(work.traces_path),
-        skip_log_path=str(work.skip_path),
-        total=len(work.examples),
-        already_done=work.already_done,
-        previously_skipped=work.previously_skipped,
-        asked=len(prompts),
-    )
+    report = _report(work, base_url, asked=len(prompts))
     if not prompts:
         return report  # nothing to ask: no key needed
     endpoint = resolve_endpoint(
