@@ -29,8 +29,10 @@ from typing import Any
 import torch
 
 from kvsl.engine.contrast import ContrastPair, TokenizedPair, build_contrast_pairs, tokenize_pairs
+from kvsl.engine.generate import left_pad, pad_token_id
 from kvsl.engine.models import LoadedModel, base_model, cache_kwarg
 from kvsl.engine.prompting import offset_token_id
+from kvsl.engine.steer import position_ids
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.lang.diagnostics import Diagnostic
 from kvsl.lang.plan import Plan
@@ -100,19 +102,13 @@ class _KVReader:
         self, prompts: Sequence[Sequence[int]], pad_id: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded batch → (batch, layers, kv_heads, head_dim) keys/values at each last token."""
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            ids[row, width - len(prompt) :] = torch.tensor(list(prompt))
-            mask[row, width - len(prompt) :] = 1
-        # Positions count real tokens only, so RoPE sees what it sees one-by-one.
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask = left_pad(prompts, pad_id, self.device)  # (batch, seq)
         cache = self.new_cache()
         self.base(
-            input_ids=ids.to(self.device),
-            attention_mask=mask.to(self.device),
-            position_ids=positions.to(self.device),
+            input_ids=ids,
+            attention_mask=mask,
+            # Positions count real tokens only, so RoPE sees what it sees one-by-one.
+            position_ids=position_ids(mask),
             use_cache=True,
             **{self.kwarg: cache},
         )
@@ -182,7 +178,7 @@ def extract_vectors(
                 if bar is not None:
                     bar.advance(task)
         else:
-            pad_id = _pad_id(loaded.tokenizer)
+            pad_id = pad_token_id(loaded.tokenizer, loaded.model)
             prompts = [p for pair in tokenized for p in (pair.positive, pair.negative)]
             # Similar lengths together waste less padding; results go back by index.
             order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -221,13 +217,6 @@ def extract_vectors(
         },
     )
     return SteeringVectors(keys, values, plan.extract.offset_token, manifest)
-
-
-def _pad_id(tokenizer: Any) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if candidate is not None:
-            return int(candidate)
-    return 0
 
 
 def layer_cosines(a: SteeringVectors, b: SteeringVectors) -> dict[int, tuple[float, float]]:
