@@ -132,6 +132,7 @@ def extract_caa(
     >>> # vectors.directions[5].shape  → (hidden,)
     """
     from kvsl.engine.generate import left_pad
+    from kvsl.engine.models import base_model
     from kvsl.engine.steer import position_ids
 
     if not pairs:
@@ -148,8 +149,7 @@ def extract_caa(
         return hook
 
     handles = [layer.register_forward_hook(recorder(i)) for i, layer in enumerate(layers)]
-    inner = getattr(model, getattr(model, "base_model_prefix", "model"), None)
-    decoder = inner if isinstance(inner, torch.nn.Module) and inner is not model else model
+    decoder = base_model(model)
     device = next(model.parameters()).device
     try:
         with torch.inference_mode():
