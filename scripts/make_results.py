@@ -89,6 +89,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="torch CPU threads (1: on a shared CPU, 2 threads waiting on each other were 5x slower)",
     )
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N"
+    )
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--out", default=str(ROOT / ".kvsl" / "results"))
     parser.add_argument("--doc", default=str(ROOT / "docs" / "results.md"))
     return parser.parse_args(argv)
@@ -133,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             caa_multipliers=tuple(float(v) for v in args.caa_multipliers.split(",")),
             out_dir=args.out,
             threads=args.threads,
+            device=args.device,
+            precision=args.precision,
         )
         console.rule(f"{name}: first {request.limit} {TEST_SPLIT[name]} questions")
         sections[name] = run_eval(request, console=console)
@@ -168,7 +174,12 @@ def _speed(args: argparse.Namespace, console: Any) -> dict[str, Any]:
 
     root = Path(args.data_root)
     ctx = open_context(
-        Path(args.spec), out_dir=Path(args.out), batch_size=args.batch_size, console=console
+        Path(args.spec),
+        out_dir=Path(args.out),
+        batch_size=args.speed_prompts,  # all prompts in one batch
+        precision=args.precision,
+        device=args.device,
+        console=console,
     )
     questions = [
         e.question
@@ -193,6 +204,7 @@ def _speed(args: argparse.Namespace, console: Any) -> dict[str, Any]:
         "tokens": args.speed_tokens,
         "repeats": args.speed_repeats,
         "batch": args.batch_size,
+        "device": ctx.device_name,
     }
 
 
@@ -234,8 +246,8 @@ def _markdown(
         "",
         f"    {command}",
         "",
-        f"- Measured {now} on {platform.machine()} CPU, {_cpus()} cores shared with other work, "
-        f"Python {platform.python_version()}.",
+        f"- Measured {now} on {_where(any_report)}, Python {platform.python_version()}, "
+        f"torch {_version('torch')}, transformers {_version('transformers')}.",
         f"- Model: `{model_name}`{described}, {dtype}, greedy decoding, at most {args.max_new_tokens} new tokens, batch {args.batch_size}.",
         f"- Style: `{plan.get('style')}` from `{spec_shown}` with the project's own "
         f"bundled traces: N = {contrast.get('pairs')} pairs, k = {contrast.get('shots')} shots "
@@ -300,7 +312,7 @@ def _markdown(
         lines += [
             "## Speed: ms per generated token, measured in one run",
             "",
-            f"The same {speed['prompts']} ARC prompts, batch {speed['batch']}, exactly "
+            f"The same {speed['prompts']} ARC prompts in one batch, exactly "
             f"{speed['tokens']} new tokens each, methods interleaved, median of "
             f"{speed['repeats']} repeats (prefill included).",
             "",
@@ -361,16 +373,35 @@ def _observations(sections: dict[str, dict[str, Any]], speed: dict[str, Any] | N
             out.append(
                 f"- Speed: cache steering ran at {s['cache'].ratio_to(s['plain']):.3f}× and CAA at "
                 f"{s['caa'].ratio_to(s['plain']):.3f}× plain's time per token (cache steering "
-                "makes one edit before decoding; CAA runs a hook at every decoding step). On a "
-                "CPU shared with other work these timings are noisy: compare the min–max columns."
+                "makes one edit before decoding; CAA runs a hook at every decoding step)."
+                + (
+                    " On a CPU shared with other work these timings are noisy: compare the "
+                    "min–max columns."
+                    if not str(speed.get("device", "cpu")).startswith("cuda")
+                    else f" Timed on {speed['device']}, where a 135M model's decoding step is "
+                    "bound by kernel launches, not arithmetic."
+                )
             )
     return out
 
 
-def _cpus() -> str:
+def _where(report: dict[str, Any]) -> str:
+    """The machine the numbers come from: a GPU by name, else the CPU and its cores."""
     import os
 
-    return str(os.cpu_count() or "?")
+    device = str(report.get("device") or "cpu")
+    if device.startswith("cuda"):
+        return f"one GPU, {device}, with {os.cpu_count() or '?'} CPU cores"
+    return f"{platform.machine()} CPU, {os.cpu_count() or '?'} cores shared with other work"
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
 
 
 if __name__ == "__main__":

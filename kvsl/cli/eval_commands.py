@@ -92,6 +92,10 @@ def eval_command(
     precision: Annotated[
         str, typer.Option("--precision", help="fp32 or bf16 (model weights).")
     ] = "fp32",
+    device: Annotated[
+        str,
+        typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N."),
+    ] = "auto",
     layers: Annotated[
         str | None, typer.Option("--layers", help='Cache steering layers, e.g. "1..".')
     ] = None,
@@ -165,6 +169,7 @@ def eval_command(
                 seed=seed,
             ),
             precision=precision,
+            device=device,
             layers=parse_layers(layers) if layers else None,
             key=key,
             value=value,

@@ -175,6 +175,7 @@ def _check_options(
     temperature: float | None,
     top_p: float | None,
     batch_size: int,
+    precision: str = "fp32",
 ) -> None:
     problems = []
     if format not in FORMATS:
@@ -187,6 +188,8 @@ def _check_options(
         problems.append(f"`--temperature {temperature}` must be greater than 0")
     if top_p is not None and not 0 < top_p <= 1:
         problems.append(f"`--top-p {top_p}` must be in (0, 1]")
+    if precision not in ("fp32", "bf16"):
+        problems.append(f"`--precision {precision}` is not one of fp32, bf16")
     if problems:
         raise KvslError(
             [
@@ -326,10 +329,20 @@ def run(
         bool, typer.Option("--score", help="Score outputs for the style (kvsl.styles).")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Rebuild the vectors of a spec.")] = False,
+    device: Annotated[
+        str,
+        typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N."),
+    ] = "auto",
+    precision: Annotated[
+        str, typer.Option("--precision", help="fp32 or bf16 (model weights while generating).")
+    ] = "fp32",
 ) -> None:
     """Generate with steering: `kvsl run specs/step_by_step.kvs --prompt "Why is the sky blue?"`."""
     with reported_errors("json" if format in ("json", "jsonl") else "human"):
-        _check_options(format, max_new_tokens, temperature, top_p, batch_size)
+        _check_options(format, max_new_tokens, temperature, top_p, batch_size, precision)
+        from kvsl.engine.models import resolve_device
+
+        where = resolve_device(device)  # KVS309 before anything is loaded
         spans = parse_layers(layers) if layers is not None else None
         if not target.exists():
             raise _usage(
@@ -356,6 +369,8 @@ def run(
                 format=format,
                 score=score,
                 force=force,
+                device=where,
+                precision=precision,
             )
         except KeyboardInterrupt:
             # Nothing half-written is left behind: artifacts are written atomically.
@@ -380,6 +395,8 @@ def _run(
     format: str,
     score: bool,
     force: bool,
+    device: str | None = None,
+    precision: str = "fp32",
 ) -> None:
     import torch
     from rich.console import Console
@@ -401,12 +418,14 @@ def _run(
         from kvsl.engine.artifact import plan_of_artifact
 
         plan = plan_of_artifact(target, instead="kvsl run SPEC.kvs")
-    loaded = load_model(plan.model, dtype=torch.float32)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    loaded = load_model(plan.model, dtype=dtype, device=device)
     if is_spec:
         from kvsl.engine.build import build
 
-        # Reuse the model in memory unless extraction runs at another precision (bf16).
-        reuse = loaded if plan.extract.precision == "fp32" else None
+        # Reuse the fp32 model in memory only for an fp32 extraction: vectors are named by
+        # the plan, so they must not depend on this run's `--precision`.
+        reuse = loaded if precision == plan.extract.precision == "fp32" else None
         result = build(plan, force=force, loaded=reuse, console=status)
         artifact = Path(result.path)
     else:

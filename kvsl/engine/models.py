@@ -508,13 +508,57 @@ def load_model(
     else:
         model, tokenizer = _load_pretrained(ref.location or ref.name, dtype, ref)
         revision = str(getattr(model.config, "_commit_hash", None) or "")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else None
+    device = resolve_device(device)
     if device is not None:
         model = model.to(device)
     return loaded_from_objects(
         model, tokenizer, ref, revision=revision, started=started, notes=notes
     )
+
+
+def resolve_device(device: str | torch.device | None, where: str = "<command line>") -> str | None:
+    """The torch device a `--device` value names, checked here (KVS309), None for the CPU.
+
+    `auto` picks CUDA when available. Checked before loading, so a typo costs no load.
+
+    >>> resolve_device("cpu") is None
+    True
+    """
+    if device is None:
+        return None
+    text = str(device).strip().lower()
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else None
+    try:
+        parsed = torch.device(text)
+    except (RuntimeError, ValueError):
+        parsed = None
+    if parsed is not None and parsed.type == "cpu":
+        return None
+    available = parsed is not None and (
+        (parsed.type == "cuda" and torch.cuda.is_available()
+         and (parsed.index or 0) < torch.cuda.device_count())
+        or (parsed.type == "mps" and torch.backends.mps.is_available())
+    )
+    if not available:
+        found = (
+            f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+            if torch.cuda.is_available()
+            else "this machine has no CUDA device"
+        )
+        raise KvslError(
+            [
+                Diagnostic(
+                    "KVS309",
+                    Severity.ERROR,
+                    f"device `{device}` is not available",
+                    Span.whole_file(where),
+                    help=f"use `auto`, `cpu`, `cuda` or `cuda:N`; {found}",
+                )
+            ],
+            ExitCode.USAGE,
+        )
+    return str(parsed)
 
 
 def loaded_from_objects(

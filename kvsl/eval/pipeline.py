@@ -50,6 +50,7 @@ class EvalRequest:
     batch_size: int = 8
     decode: DecodeSettings = field(default_factory=DecodeSettings)
     precision: str = "fp32"
+    device: str | None = None  # None: the CPU; "auto": CUDA when available
     layers: tuple[LayerSpan, ...] | None = None  # cache steering overrides
     key: float | None = None
     value: float | None = None
@@ -176,6 +177,7 @@ def _context(request: EvalRequest, console: Any, need_vectors: bool) -> Any:
         out_dir=Path(request.out_dir),
         batch_size=request.batch_size,
         precision=request.precision,
+        device=request.device,
         force=request.force,
         need_vectors=need_vectors,
         console=console,
@@ -278,6 +280,7 @@ def _report(
         "command": sys.argv,
         "request": request.to_dict(),
         "model": ctx.identity,
+        "device": ctx.device_name,
         "plan": {
             "style": plan.style,
             "spec_path": plan.spec_path,

@@ -43,6 +43,16 @@ class EvalContext:
         return {**self.loaded.identity, "dtype": str(self.loaded.dtype)}
 
     @property
+    def device_name(self) -> str:
+        """Where the model runs, for reports: `cpu` or e.g. `cuda (NVIDIA H200)`."""
+        device = self.loaded.device
+        if device.type == "cuda":
+            import torch
+
+            return f"cuda ({torch.cuda.get_device_name(device)})"
+        return str(device.type)
+
+    @property
     def num_layers(self) -> int:
         return int(self.loaded.geometry.num_layers)
 
@@ -81,14 +91,20 @@ def open_context(
     out_dir: Path,
     batch_size: int = 8,
     precision: str = "fp32",
+    device: str | None = None,
     force: bool = False,
     need_vectors: bool = True,
     console: Any = None,
 ) -> EvalContext:
-    """Load the plan (if any), the model and (if needed) the cache-steering vectors."""
+    """Load the plan (if any), the model and (if needed) the cache-steering vectors.
+
+    `device` is checked (KVS309) before anything is loaded.
+    """
     import torch
 
-    from kvsl.engine.models import load_model, resolve_ref
+    from kvsl.engine.models import load_model, resolve_device, resolve_ref
+
+    where = resolve_device(device)
 
     plan = plan_of_target(target) if target is not None else None
     if plan is not None:
@@ -100,7 +116,7 @@ def open_context(
 
         ref = resolve_ref(DEFAULT_MODEL)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    loaded = load_model(ref, dtype=dtype)
+    loaded = load_model(ref, dtype=dtype, device=where)
     vectors = None
     if plan is not None and need_vectors and target is not None:
         vectors = _vectors(target, plan, loaded, force=force, console=console)

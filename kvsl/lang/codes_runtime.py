@@ -106,6 +106,16 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "kvsl teach specs/s.kvs && kvsl build specs/s.kvs",
     ),
     Code(
+        "KVS309",
+        "device not available",
+        Severity.ERROR,
+        "`--device` names where the model runs: `auto` (CUDA when this machine has a GPU, "
+        "else the CPU), `cpu`, `cuda`, `cuda:N` or `mps`. The device named is not one torch "
+        "knows, or this machine (or this torch build) does not have it.",
+        "kvsl run specs/step_by_step.kvs --device gpu --prompt 'Why is the sky blue?'",
+        "kvsl run specs/step_by_step.kvs --device auto --prompt 'Why is the sky blue?'",
+    ),
+    Code(
         "KVS400",
         "artifact not found",
         Severity.ERROR,
