@@ -119,16 +119,11 @@ def read_trace_text(path: str | os.PathLike[str]) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise KvslError(
-            [
-                _error(
-                    "KVS500",
-                    f"trace file `{path}` does not exist",
-                    Span.whole_file(str(path)),
-                    help="write traces with `kvsl teach SPEC`, or fix the path in the spec",
-                )
-            ],
-            ExitCode.ERRORS,
+        raise KvslError.one(
+            "KVS500",
+            f"trace file `{path}` does not exist",
+            Span.whole_file(str(path)),
+            help="write traces with `kvsl teach SPEC`, or fix the path in the spec",
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         reason = (
@@ -136,9 +131,8 @@ def read_trace_text(path: str | os.PathLike[str]) -> str:
             if isinstance(err, UnicodeDecodeError)
             else f"cannot be read ({err.strerror})"
         )
-        raise KvslError(
-            [_error("KVS500", f"trace file `{path}` {reason}", Span.whole_file(str(path)))],
-            ExitCode.ERRORS,
+        raise KvslError.one(
+            "KVS500", f"trace file `{path}` {reason}", Span.whole_file(str(path))
         ) from None
 
 

@@ -37,26 +37,13 @@ import torch
 import kvsl
 from kvsl.engine.models import KVGeometry, LoadedModel
 from kvsl.engine.vectors import SteeringVectors
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.plan import Plan
 from kvsl.lang.source import Span
 
 FORMAT_VERSION = 1
 FORMAT_KEY = "kvsl.format"
 MANIFEST_KEY = "kvsl.manifest"
-
-
-def _error(
-    code: str,
-    message: str,
-    path: str | os.PathLike[str],
-    help: str | None = None,
-    exit_code: ExitCode = ExitCode.ERRORS,
-) -> KvslError:
-    return KvslError(
-        [Diagnostic(code, Severity.ERROR, message, Span.whole_file(str(path)), help=help)],
-        exit_code,
-    )
 
 
 def make_manifest(
@@ -159,12 +146,12 @@ def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Pat
         os.replace(temp_name, target)
     except OSError as err:
         _unlink(temp_name)
-        raise _error(
+        raise KvslError.one(
             "KVS406",
             f"cannot write artifact `{target}`: {err.strerror or err}",
-            target,
-            "choose a writable folder with `--out DIR`",
-            ExitCode.ENVIRONMENT,
+            Span.whole_file(str(target)),
+            help="choose a writable folder with `--out DIR`",
+            exit_code=ExitCode.ENVIRONMENT,
         ) from None
     except BaseException:  # Ctrl-C included: never leave the temp file behind
         _unlink(temp_name)
@@ -194,17 +181,11 @@ def plan_of_artifact(path: str | os.PathLike[str], *, instead: str) -> Plan:
             raise TypeError("no plan")
         return Plan.from_dict(data)
     except (KeyError, TypeError, ValueError):
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS456",
-                    Severity.ERROR,
-                    f"artifact `{path}` does not record the plan it was built from",
-                    Span.whole_file(str(path)),
-                    help=f"use the spec instead: `{instead}`",
-                )
-            ],
-            ExitCode.ERRORS,
+        raise KvslError.one(
+            "KVS456",
+            f"artifact `{path}` does not record the plan it was built from",
+            Span.whole_file(str(path)),
+            help=f"use the spec instead: `{instead}`",
         ) from None
 
 
@@ -212,43 +193,43 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     from safetensors import safe_open
 
     if not path.is_file():
-        raise _error(
+        raise KvslError.one(
             "KVS400",
             f"artifact `{path}` does not exist",
-            path,
-            "build it with `kvsl build SPEC`, or check the path",
+            Span.whole_file(str(path)),
+            help="build it with `kvsl build SPEC`, or check the path",
         )
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
             names = list(handle.keys())
             if MANIFEST_KEY not in metadata:
-                raise _error(
+                raise KvslError.one(
                     "KVS401",
                     f"`{path}` is a safetensors file but not a kvsl artifact (no manifest)",
-                    path,
-                    "pass an artifact written by `kvsl build`",
+                    Span.whole_file(str(path)),
+                    help="pass an artifact written by `kvsl build`",
                 )
             tensors = {name: handle.get_tensor(name) for name in names}
     except KvslError:
         raise
     except Exception as err:  # safetensors raises its own error types for bad headers
-        raise _error(
+        raise KvslError.one(
             "KVS402",
             f"artifact `{path}` is corrupt or truncated ({str(err).splitlines()[0]})",
-            path,
-            "delete it and rebuild with `kvsl build SPEC --force`",
+            Span.whole_file(str(path)),
+            help="delete it and rebuild with `kvsl build SPEC --force`",
         ) from None
     try:
         manifest = json.loads(metadata[MANIFEST_KEY])
         if not isinstance(manifest, dict):
             raise ValueError("the manifest is not a JSON object")
     except ValueError as err:
-        raise _error(
+        raise KvslError.one(
             "KVS402",
             f"artifact `{path}` has an unreadable manifest ({err})",
-            path,
-            "delete it and rebuild with `kvsl build SPEC --force`",
+            Span.whole_file(str(path)),
+            help="delete it and rebuild with `kvsl build SPEC --force`",
         ) from None
     return manifest, tensors
 
@@ -266,12 +247,12 @@ def load_artifact(path: str | os.PathLike[str]) -> SteeringVectors:
     manifest, tensors = _open(target)
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
-        raise _error(
+        raise KvslError.one(
             "KVS403",
             f"artifact `{target}` has format version {version!r}, this kvsl "
             f"({kvsl.__version__}) reads version {FORMAT_VERSION}",
-            target,
-            "upgrade kvsl, or rebuild the artifact with this version: `kvsl build SPEC --force`",
+            Span.whole_file(str(target)),
+            help="upgrade kvsl, or rebuild the artifact with this version: `kvsl build SPEC --force`",
         )
     layers = manifest.get("layers")
     geometry = manifest.get("geometry") or {}
@@ -296,11 +277,11 @@ def load_artifact(path: str | os.PathLike[str]) -> SteeringVectors:
     if problem is None and manifest.get("tensors_sha256") != tensors_sha256(tensors):
         problem = "its tensors do not match the checksum in its manifest (modified after build?)"
     if problem:
-        raise _error(
+        raise KvslError.one(
             "KVS402",
             f"artifact `{target}` is corrupt: {problem}",
-            target,
-            "delete it and rebuild with `kvsl build SPEC --force`",
+            Span.whole_file(str(target)),
+            help="delete it and rebuild with `kvsl build SPEC --force`",
         )
     assert isinstance(layers, list)
     keys = {int(layer): tensors[f"keys.{layer}"].float() for layer in layers}
@@ -336,32 +317,32 @@ def check_compatible(vectors: SteeringVectors, loaded: LoadedModel) -> None:
         or shapes != {(geometry.kv_heads, geometry.head_dim)}
         or any(layer not in vectors.keys for layer in range(geometry.num_layers))
     ):
-        raise _error(
+        raise KvslError.one(
             "KVS404",
             f"these vectors were built for `{built.get('name', 'another model')}` ({_describe(stored)}), "
             f"`{here.get('name')}` has {_describe(geometry)}",
-            where,
-            rebuild,
-            ExitCode.ENVIRONMENT,
+            Span.whole_file(where),
+            help=rebuild,
+            exit_code=ExitCode.ENVIRONMENT,
         )
     if not built:
         return  # in-memory vectors without a manifest: the shapes are all we can check
     for key, what in (("config_sha256", "configuration"), ("revision", "weights")):
         if built.get(key) and here.get(key) and built.get(key) != here.get(key):
-            raise _error(
+            raise KvslError.one(
                 "KVS404",
                 f"these vectors were built for `{built.get('name')}`, whose {what} differs from "
                 f"`{here.get('name')}`",
-                where,
-                rebuild,
-                ExitCode.ENVIRONMENT,
+                Span.whole_file(where),
+                help=rebuild,
+                exit_code=ExitCode.ENVIRONMENT,
             )
     for key, what in (("tokenizer_sha256", "tokenizer"), ("chat_template_sha256", "chat template")):
         if built.get(key) and here.get(key) and built.get(key) != here.get(key):
-            raise _error(
+            raise KvslError.one(
                 "KVS405",
                 f"these vectors were built with another {what} than `{here.get('name')}` uses",
-                where,
-                "prompts would be tokenized differently from extraction; " + rebuild,
-                ExitCode.ENVIRONMENT,
+                Span.whole_file(where),
+                help="prompts would be tokenized differently from extraction; " + rebuild,
+                exit_code=ExitCode.ENVIRONMENT,
             )

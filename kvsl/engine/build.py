@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import Diagnostic, KvslError
 from kvsl.lang.plan import Plan
 from kvsl.lang.source import Span
 
@@ -65,17 +65,11 @@ def check_traces_unchanged(plan: Plan) -> None:
         return  # a missing file is reported by load_traces (KVS500) with its own help
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != plan.contrast.traces_sha256:
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS308",
-                    Severity.ERROR,
-                    f"trace file `{path}` changed after the plan was made",
-                    Span.whole_file(plan.spec_path),
-                    help="run the command again: the plan is recomputed from the current file",
-                )
-            ],
-            ExitCode.ERRORS,
+        raise KvslError.one(
+            "KVS308",
+            f"trace file `{path}` changed after the plan was made",
+            Span.whole_file(plan.spec_path),
+            help="run the command again: the plan is recomputed from the current file",
         )
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kvsl.engine.prompting import Message, chat_messages, prompt_ids
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import Diagnostic, KvslError, Severity
 from kvsl.lang.plan import Plan
 from kvsl.lang.source import Span
 from kvsl.traces import Trace, load_traces
@@ -86,19 +86,13 @@ def negative_demo(trace: Trace) -> str:
 def _too_few(plan: Plan, available: int) -> KvslError:
     contrast = plan.contrast
     need = max(contrast.pairs, contrast.shots + 1)
-    return KvslError(
-        [
-            Diagnostic(
-                "KVS306",
-                Severity.ERROR,
-                f"a contrast set of {contrast.pairs} pairs with {contrast.shots} shots needs at least {need} "
-                f"traces, `{contrast.traces}` has {available}",
-                Span.whole_file(plan.spec_path),
-                help=f"lower `pairs` to at most {available} and `shots` to at most "
-                f"{max(0, available - 1)}, or add traces with `kvsl teach`",
-            )
-        ],
-        ExitCode.ERRORS,
+    return KvslError.one(
+        "KVS306",
+        f"a contrast set of {contrast.pairs} pairs with {contrast.shots} shots needs at least {need} "
+        f"traces, `{contrast.traces}` has {available}",
+        Span.whole_file(plan.spec_path),
+        help=f"lower `pairs` to at most {available} and `shots` to at most "
+        f"{max(0, available - 1)}, or add traces with `kvsl teach`",
     )
 
 

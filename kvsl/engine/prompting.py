@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.source import Span
 
 
@@ -59,17 +59,11 @@ def offset_token_id(tokenizer, offset_token: str, span: Span | None = None) -> i
     """The single token id of the offset token; a KVS3xx diagnostic if it is not one token."""
     ids = tokenizer.encode(offset_token, add_special_tokens=False)
     if len(ids) != 1:
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS305",
-                    Severity.ERROR,
-                    f"offset token {offset_token!r} is {len(ids)} tokens for this tokenizer, "
-                    "it must be exactly one",
-                    span or Span.whole_file("<model>"),
-                    help='use a single-token string such as "\\n" or " "',
-                )
-            ],
-            ExitCode.ERRORS,
+        raise KvslError.one(
+            "KVS305",
+            f"offset token {offset_token!r} is {len(ids)} tokens for this tokenizer, "
+            "it must be exactly one",
+            span or Span.whole_file("<model>"),
+            help='use a single-token string such as "\\n" or " "',
         )
     return int(ids[0])

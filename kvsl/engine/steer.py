@@ -25,16 +25,12 @@ import torch
 
 from kvsl.engine.models import KVGeometry, cache_kwarg, kv_geometry
 from kvsl.engine.vectors import SteeringVectors
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
 Coefficients = Mapping[int, tuple[float, float]]  # layer → (c_k, c_v)
 
 _API = Span.whole_file("<python>")
-
-
-def _error(code: str, message: str, help: str, exit_code: ExitCode = ExitCode.ERRORS) -> KvslError:
-    return KvslError([Diagnostic(code, Severity.ERROR, message, _API, help=help)], exit_code)
 
 
 def new_cache(model: Any) -> Any:
@@ -52,12 +48,13 @@ def _cache_layers(cache: Any) -> list[Any]:
         and layer.keys.dim() == 4
         for layer in layers
     ):
-        raise _error(
+        raise KvslError.one(
             "KVS459",
             f"the cache of this model (`{type(cache).__name__}`) has no per-layer key and "
             "value tensors to edit",
-            "steer a transformer with a standard KV cache (Llama, Qwen2/3, Phi-3, ...)",
-            ExitCode.ENVIRONMENT,
+            _API,
+            help="steer a transformer with a standard KV cache (Llama, Qwen2/3, Phi-3, ...)",
+            exit_code=ExitCode.ENVIRONMENT,
         )
     return list(layers)
 
@@ -96,22 +93,24 @@ def resolve_edit(
         vectors.num_layers != geometry.num_layers
         or vectors.geometry != (geometry.kv_heads, geometry.head_dim)
     ):
-        raise _error(
+        raise KvslError.one(
             "KVS458",
             f"the vectors have {vectors.num_layers} layers of {vectors.geometry} "
             f"(kv_heads, head_dim), the model has {geometry.num_layers} layers of "
             f"({geometry.kv_heads}, {geometry.head_dim})",
-            "use vectors built for this model (`kvsl build` with the spec's model)",
+            _API,
+            help="use vectors built for this model (`kvsl build` with the spec's model)",
         )
     keys: dict[int, torch.Tensor] = {}
     values: dict[int, torch.Tensor] = {}
     for layer, (c_k, c_v) in sorted(coefficients.items()):
         if layer not in vectors.keys or layer not in vectors.values:
-            raise _error(
+            raise KvslError.one(
                 "KVS451",
                 f"layer {layer} is not in the vectors (layers 0..{vectors.num_layers - 1})",
-                "steer layers the vectors were extracted for",
-                ExitCode.USAGE,
+                _API,
+                help="steer layers the vectors were extracted for",
+                exit_code=ExitCode.USAGE,
             )
         # Multiply in float32 once, here: the cache then receives exactly c·S (cast to its dtype).
         if c_k != 0:
@@ -136,11 +135,12 @@ def apply_edit(cache: Any, edit: CacheEdit, position: int = -1) -> None:
     layers = _cache_layers(cache)
     for layer in edit.layers:
         if layer >= len(layers):
-            raise _error(
+            raise KvslError.one(
                 "KVS451",
                 f"layer {layer} is outside a cache with {len(layers)} layers",
-                "steer layers that exist in the model",
-                ExitCode.USAGE,
+                _API,
+                help="steer layers that exist in the model",
+                exit_code=ExitCode.USAGE,
             )
         entry = layers[layer]
         for cached, deltas in ((entry.keys, edit.keys), (entry.values, edit.values)):
@@ -148,11 +148,12 @@ def apply_edit(cache: Any, edit: CacheEdit, position: int = -1) -> None:
                 continue
             delta = deltas[layer]  # (kv_heads, head_dim)
             if cached.shape[1] != delta.shape[0] or cached.shape[3] != delta.shape[1]:
-                raise _error(
+                raise KvslError.one(
                     "KVS458",
                     f"layer {layer} of the cache is (kv_heads, head_dim) = "
                     f"{(cached.shape[1], cached.shape[3])}, the vector is {tuple(delta.shape)}",
-                    "use vectors built for this model (`kvsl build` with the spec's model)",
+                    _API,
+                    help="use vectors built for this model (`kvsl build` with the spec's model)",
                 )
             # cached: (batch, kv_heads, seq, head_dim); the view [:, :, position] is written in place.
             cached[:, :, position, :] += delta.to(device=cached.device, dtype=cached.dtype)
@@ -201,11 +202,12 @@ def coefficients_from_manifest(vectors: SteeringVectors) -> dict[int, tuple[floa
             return Plan.from_dict(dict(plan)).steer.coefficients(vectors.num_layers)
         except (KeyError, TypeError, ValueError):
             pass
-    raise _error(
+    raise KvslError.one(
         "KVS461",
         "no coefficients given and the vectors' manifest records none",
-        "pass `coefficients={layer: (c_k, c_v), ...}`, e.g. `{1: (0.0, 6.0)}`",
-        ExitCode.USAGE,
+        _API,
+        help="pass `coefficients={layer: (c_k, c_v), ...}`, e.g. `{1: (0.0, 6.0)}`",
+        exit_code=ExitCode.USAGE,
     )
 
 
@@ -262,23 +264,25 @@ def steered(
         if not is_prefill:
             return original(*args, **kwargs)
         if kwargs.get("use_cache") is False:
-            raise _error(
+            raise KvslError.one(
                 "KVS462",
                 "a steered forward pass was called with `use_cache=False`",
-                "leave `use_cache` on: the edit is made in the cache",
-                ExitCode.USAGE,
+                _API,
+                help="leave `use_cache` on: the edit is made in the cache",
+                exit_code=ExitCode.USAGE,
             )
         if (
             offset_token_id is not None
             and ids is not None
             and bool((ids[:, -1] != offset_token_id).any())
         ):
-            raise _error(
+            raise KvslError.one(
                 "KVS460",
                 f"a steered prompt ends with token {int(ids[0, -1])}, not the offset token "
                 f"{offset_token_id}",
-                "build the inputs with `kvsl.steering_inputs(tokenizer, prompts, vectors)`",
-                ExitCode.USAGE,
+                _API,
+                help="build the inputs with `kvsl.steering_inputs(tokenizer, prompts, vectors)`",
+                exit_code=ExitCode.USAGE,
             )
         if cache is None:
             cache = new_cache(model)

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
 _API = Span.whole_file("<caa>")
@@ -74,18 +74,13 @@ def decoder_layers(model: Any) -> torch.nn.ModuleList:
                 break
         if isinstance(module, torch.nn.ModuleList):
             return module
-    raise KvslError(
-        [
-            Diagnostic(
-                "KVS614",
-                Severity.ERROR,
-                f"cannot find the decoder layers of `{type(model).__name__}` to steer",
-                _API,
-                help="CAA supports decoder-only models with `model.layers` "
-                "(Llama, Qwen2/3, Phi-3, Mistral, ...)",
-            )
-        ],
-        ExitCode.ENVIRONMENT,
+    raise KvslError.one(
+        "KVS614",
+        f"cannot find the decoder layers of `{type(model).__name__}` to steer",
+        _API,
+        help="CAA supports decoder-only models with `model.layers` "
+        "(Llama, Qwen2/3, Phi-3, Mistral, ...)",
+        exit_code=ExitCode.ENVIRONMENT,
     )
 
 
@@ -94,17 +89,12 @@ def resolve_layer(model: Any, layer: int) -> int:
     count = len(decoder_layers(model))
     resolved = layer + count if layer < 0 else layer
     if not 0 <= resolved < count:
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS614",
-                    Severity.ERROR,
-                    f"CAA layer {layer} is outside a model with {count} layers",
-                    Span.whole_file("<command line>"),
-                    help=f"choose a layer in 0..{count - 1} (or -{count}..-1 from the end)",
-                )
-            ],
-            ExitCode.USAGE,
+        raise KvslError.one(
+            "KVS614",
+            f"CAA layer {layer} is outside a model with {count} layers",
+            Span.whole_file("<command line>"),
+            help=f"choose a layer in 0..{count - 1} (or -{count}..-1 from the end)",
+            exit_code=ExitCode.USAGE,
         )
     return resolved
 
@@ -217,13 +207,6 @@ def caa_steering(model: Any, vectors: CaaVectors, layer: int, multiplier: float)
 # --- llama.cpp control vectors -------------------------------------------------------------
 
 
-def _export_error(code: str, message: str, path: str, help: str) -> KvslError:
-    return KvslError(
-        [Diagnostic(code, Severity.ERROR, message, Span.whole_file(path), help=help)],
-        ExitCode.USAGE,
-    )
-
-
 def export_control_vector(
     vectors: CaaVectors,
     path: str | os.PathLike[str],
@@ -242,29 +225,32 @@ def export_control_vector(
 
     target = Path(path)
     if 0 in layers:
-        raise _export_error(
+        raise KvslError.one(
             "KVS617",
             "layer 0 cannot be exported as a llama.cpp control vector",
-            str(target),
+            Span.whole_file(str(target)),
             help="llama.cpp steers layers 1 and up; choose a CAA layer >= 1",
+            exit_code=ExitCode.USAGE,
         )
     if not target.parent.is_dir():
-        raise _export_error(
+        raise KvslError.one(
             "KVS615",
             f"cannot write the control vector: folder `{target.parent}` does not exist",
-            str(target),
+            Span.whole_file(str(target)),
             help="create the folder first or pass another path",
+            exit_code=ExitCode.USAGE,
         )
     arch = "controlvector"
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=".caa-", suffix=".gguf", dir=target.parent)
         os.close(fd)
     except OSError as err:
-        raise _export_error(
+        raise KvslError.one(
             "KVS615",
             f"cannot write the control vector: {err}",
-            str(target),
+            Span.whole_file(str(target)),
             help="pass a path in a writable folder",
+            exit_code=ExitCode.USAGE,
         ) from None
     try:
         writer = gguf.GGUFWriter(tmp_name, arch)
@@ -305,11 +291,12 @@ def caa_from_control_vector(path: str | os.PathLike[str], num_layers: int) -> Ca
     """A control-vector GGUF as `CaaVectors` (missing layers are zero vectors)."""
     hint, directions = read_control_vector(path)
     if not directions:
-        raise _export_error(
+        raise KvslError.one(
             "KVS615",
             f"`{path}` holds no `direction.N` tensors",
-            str(path),
+            Span.whole_file(str(path)),
             help="export one with `kvsl eval ... --export-caa caa.gguf`",
+            exit_code=ExitCode.USAGE,
         )
     hidden = next(iter(directions.values())).shape[0]
     full = {i: directions.get(i, torch.zeros(hidden)) for i in range(num_layers)}

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
 FORMATS = ("gsm8k", "arc", "csqa", "piqa", "plain")
@@ -136,16 +136,6 @@ def _line_span(path: str, line_no: int, offset: int, text: str) -> Span:
     return Span(path, offset, offset + len(text), line_no, 1, line_no, len(text) + 1)
 
 
-def _fail(
-    code: str,
-    message: str,
-    span: Span,
-    help: str | None = None,
-    exit_code: ExitCode = ExitCode.ERRORS,
-) -> KvslError:
-    return KvslError([Diagnostic(code, Severity.ERROR, message, span, help=help)], exit_code)
-
-
 # --- reading -----------------------------------------------------------------------------
 
 
@@ -163,7 +153,7 @@ def _read_lines(path: Path) -> Iterator[_Line]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise _fail(
+        raise KvslError.one(
             "KVS600",
             f"benchmark file `{shown}` does not exist",
             Span.whole_file(shown),
@@ -171,7 +161,7 @@ def _read_lines(path: Path) -> Iterator[_Line]:
             exit_code=ExitCode.USAGE,
         ) from None
     except (OSError, UnicodeDecodeError) as err:
-        raise _fail(
+        raise KvslError.one(
             "KVS600",
             f"benchmark file `{shown}` cannot be read: {err}",
             Span.whole_file(shown),
@@ -190,7 +180,7 @@ def _parse_json(line: _Line) -> dict:
     try:
         record = json.loads(line.text)
     except json.JSONDecodeError as err:
-        raise _fail(
+        raise KvslError.one(
             "KVS602",
             f"line {line.number} is not valid JSON: {err.msg}",
             Span(
@@ -205,7 +195,7 @@ def _parse_json(line: _Line) -> dict:
             help="each line of a benchmark file must be one JSON object",
         ) from None
     if not isinstance(record, dict):
-        raise _fail(
+        raise KvslError.one(
             "KVS602",
             f"line {line.number} is JSON but not an object",
             line.span,
@@ -215,7 +205,7 @@ def _parse_json(line: _Line) -> dict:
 
 
 def _missing(line: _Line, fmt: str, what: str, expected: str) -> KvslError:
-    return _fail(
+    return KvslError.one(
         "KVS603",
         f"{fmt} record on line {line.number} has no valid {what}",
         line.span,
@@ -273,7 +263,7 @@ def _relabel(pairs: list[tuple[str, str]], answer: str) -> tuple[tuple[Choice, .
 
 
 def _bad_answer(line: _Line, answer: object, labels: list[str]) -> KvslError:
-    return _fail(
+    return KvslError.one(
         "KVS604",
         f"answer {answer!r} on line {line.number} is not one of the choice labels "
         f"{', '.join(labels)}",
@@ -299,7 +289,7 @@ def _load_arc_like(path: Path, line: _Line, record: dict, fmt: str) -> Example:
         raise _missing(line, fmt, "`question.choices` list", shape)
     key = record.get("answerKey")
     if not isinstance(key, str | int) or isinstance(key, bool):
-        raise _fail(
+        raise KvslError.one(
             "KVS604",
             f"{fmt} record on line {line.number} has no `answerKey`",
             line.span,
@@ -329,7 +319,7 @@ def _load_gsm8k(path: Path, line: _Line, record: dict) -> Example:
     match = _GSM8K_FINAL.search(solution)
     answer = normalize_number(match.group(1)) if match else ""
     if not match or not re.fullmatch(r"-?\d+(\.\d+)?", answer):
-        raise _fail(
+        raise KvslError.one(
             "KVS606",
             f"gsm8k answer on line {line.number} does not end in `#### <number>`",
             line.span,
@@ -393,7 +383,7 @@ def _read_piqa_labels(labels_path: Path) -> list[tuple[_Line, str]]:
     for line in _read_lines(labels_path):
         value = line.text.strip()
         if value not in ("0", "1"):
-            raise _fail(
+            raise KvslError.one(
                 "KVS605",
                 f"PIQA label on line {line.number} is {value!r}, expected 0 or 1",
                 line.span,
@@ -406,7 +396,7 @@ def _read_piqa_labels(labels_path: Path) -> list[tuple[_Line, str]]:
 def _load_piqa(path: Path, labels_path: Path | None, limit: int | None) -> list[Example]:
     labels_file = labels_path or default_labels_path(path)
     if not labels_file.exists():
-        raise _fail(
+        raise KvslError.one(
             "KVS605",
             f"PIQA labels file `{labels_file}` does not exist",
             Span.whole_file(str(path)),
@@ -424,7 +414,7 @@ def _load_piqa(path: Path, labels_path: Path | None, limit: int | None) -> list[
         if goal is None or sol1 is None or sol2 is None:
             raise _missing(line, "piqa", "`goal`, `sol1` and `sol2`", _PIQA_SHAPE)
         if count > len(labels):
-            raise _fail(
+            raise KvslError.one(
                 "KVS605",
                 f"PIQA labels file `{labels_file}` has {len(labels)} labels but the data "
                 f"has more lines",
@@ -445,7 +435,7 @@ def _load_piqa(path: Path, labels_path: Path | None, limit: int | None) -> list[
         )
     else:
         if count != len(labels):
-            raise _fail(
+            raise KvslError.one(
                 "KVS605",
                 f"PIQA labels file `{labels_file}` has {len(labels)} labels for {count} data lines",
                 labels[count][0].span if count < len(labels) else Span.whole_file(str(labels_file)),
@@ -461,7 +451,7 @@ def canonical_format(name: str) -> str:
     """`"ARC-Challenge"` → `"arc"`; KVS601 for a name kvsl does not know."""
     key = name.strip().lower()
     if key not in FORMAT_ALIASES:
-        raise _fail(
+        raise KvslError.one(
             "KVS601",
             f"unknown benchmark format `{name}`",
             Span.whole_file("<command line>"),
@@ -499,7 +489,7 @@ def detect_format(path: str | Path) -> str:
         record = _parse_json(line)
         fmt = _format_of(record)
         if fmt is None:
-            raise _fail(
+            raise KvslError.one(
                 "KVS601",
                 f"cannot tell which benchmark `{path}` is from its first record",
                 line.span,
@@ -512,7 +502,7 @@ def detect_format(path: str | Path) -> str:
 
 
 def _empty(path: Path) -> KvslError:
-    return _fail(
+    return KvslError.one(
         "KVS607",
         f"benchmark file `{path}` has no records",
         Span.whole_file(str(path)),
@@ -567,7 +557,7 @@ def _check_unique_ids(path: Path, examples: list[Example]) -> None:
     seen: set[str] = set()
     for example in examples:
         if example.id in seen:
-            raise _fail(
+            raise KvslError.one(
                 "KVS608",
                 f"example id `{example.id}` appears twice in `{path}`",
                 Span.whole_file(str(path)),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import Self
 
 from kvsl.lang.source import Span
 
@@ -78,6 +79,31 @@ class KvslError(Exception):
 
     diagnostics: list[Diagnostic] = field(default_factory=list)
     exit_code: ExitCode = ExitCode.ENVIRONMENT
+
+    @classmethod
+    def one(
+        cls,
+        code: str,
+        message: str,
+        span: Span,
+        *,
+        help: str | None = None,
+        labels: tuple[Label, ...] = (),
+        exit_code: ExitCode = ExitCode.ERRORS,
+    ) -> Self:
+        """The error of a single `Severity.ERROR` diagnostic, the usual way to fail.
+
+        Unlike the bare constructor (whose default is `ENVIRONMENT`), the exit code
+        defaults to `ERRORS`: most failures are something wrong in what the user gave;
+        pass `exit_code=ExitCode.USAGE` or `ExitCode.ENVIRONMENT` when it is not.
+
+        >>> err = KvslError.one("KVS400", "artifact `a.st` does not exist",
+        ...                     Span.whole_file("a.st"), help="build it with `kvsl build SPEC`")
+        >>> err.exit_code, err.diagnostics[0].severity, str(err)
+        (<ExitCode.ERRORS: 1>, <Severity.ERROR: 'error'>, 'KVS400: artifact `a.st` does not exist')
+        """
+        diagnostic = Diagnostic(code, Severity.ERROR, message, span, labels=labels, help=help)
+        return cls([diagnostic], exit_code)
 
     def __str__(self) -> str:
         return "; ".join(f"{d.code}: {d.message}" for d in self.diagnostics)

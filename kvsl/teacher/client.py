@@ -131,19 +131,14 @@ def resolve_endpoint(
     base_url, origin = choose_base_url(cli_base_url, spec_base_url, env)
     key = env.get("OPENAI_API_KEY", "").strip()
     if not key:
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS510",
-                    Severity.ERROR,
-                    f"no API key for the teacher at `{display_url(base_url)}`",
-                    Span.whole_file(spec_path),
-                    help="export OPENAI_API_KEY=... (a local vLLM, ollama or llama.cpp server "
-                    "that checks no key accepts any value: OPENAI_API_KEY=unused); "
-                    "`kvsl teach --dry-run` shows the prompts without a key",
-                )
-            ],
-            ExitCode.ENVIRONMENT,
+        raise KvslError.one(
+            "KVS510",
+            f"no API key for the teacher at `{display_url(base_url)}`",
+            Span.whole_file(spec_path),
+            help="export OPENAI_API_KEY=... (a local vLLM, ollama or llama.cpp server "
+            "that checks no key accepts any value: OPENAI_API_KEY=unused); "
+            "`kvsl teach --dry-run` shows the prompts without a key",
+            exit_code=ExitCode.ENVIRONMENT,
         )
     return Endpoint(base_url=base_url, key=key, base_url_origin=origin)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.source import Span
 from kvsl.lang.templates import make_environment
 
@@ -99,17 +99,11 @@ def render_prompt(plan: Plan, template: Template, example: Example) -> str:
 
 def _teacher(plan: Plan) -> TeacherPlan:
     if plan.teacher is None:
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS516",
-                    Severity.ERROR,
-                    f"spec `{plan.style}` has no `teacher` block",
-                    Span.whole_file(plan.spec_path),
-                    help='add `teacher { model = "gpt-4o"  template = "..."  traces = "..." }`',
-                )
-            ],
-            ExitCode.ERRORS,
+        raise KvslError.one(
+            "KVS516",
+            f"spec `{plan.style}` has no `teacher` block",
+            Span.whole_file(plan.spec_path),
+            help='add `teacher { model = "gpt-4o"  template = "..."  traces = "..." }`',
         )
     return plan.teacher
 
@@ -124,18 +118,12 @@ def _template_error(plan: Plan, err: Exception, question_id: str | None) -> Kvsl
     )
     where = f" for question `{question_id}`" if question_id else ""
     inline = "" if teacher.template_path else f" (line {line} of the inline template)"
-    return KvslError(
-        [
-            Diagnostic(
-                "KVS515",
-                Severity.ERROR,
-                f"the teacher template failed to render{where}{inline}: {err}",
-                span,
-                help="templates may use only question, answer, choices, style, description "
-                "and domain; guard optional ones (`{% if choices %}`, `{% if domain %}`)",
-            )
-        ],
-        ExitCode.ERRORS,
+    return KvslError.one(
+        "KVS515",
+        f"the teacher template failed to render{where}{inline}: {err}",
+        span,
+        help="templates may use only question, answer, choices, style, description "
+        "and domain; guard optional ones (`{% if choices %}`, `{% if domain %}`)",
     )
 
 

@@ -223,18 +223,13 @@ def _prepare(plan: Plan, options: TeachOptions) -> _Work:
     teacher = _teacher(plan)
     source = options.questions or teacher.questions
     if not source:
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS517",
-                    Severity.ERROR,
-                    "no question source for the teacher",
-                    Span.whole_file(plan.spec_path),
-                    help='pass `--questions FILE.jsonl`, or set `questions = "..."` in the '
-                    "spec's teacher block",
-                )
-            ],
-            ExitCode.USAGE,
+        raise KvslError.one(
+            "KVS517",
+            "no question source for the teacher",
+            Span.whole_file(plan.spec_path),
+            help='pass `--questions FILE.jsonl`, or set `questions = "..."` in the '
+            "spec's teacher block",
+            exit_code=ExitCode.USAGE,
         )
     # The spec's `format` describes the spec's own question file; a file given on the
     # command line is read with `--format`, or its format is detected from its first record.
