@@ -2,15 +2,46 @@
 
 A scorer reads a generation and says, in [0, 1], how much it follows a reasoning style.
 Each built-in scorer is a weighted sum of a few named *features*, each itself in [0, 1]
-and saturating (a text does not score higher for repeating a marker forever); the weights
-of one style sum to 1. The features are surface markers on purpose: they are cheap,
-deterministic and explainable (`StyleScorer.breakdown` shows each one), which is what an
-adherence check needs; they say nothing about whether the reasoning is *correct*.
+and saturating; the weights of one style sum to 1. The features are surface markers on
+purpose: they are cheap, deterministic and explainable (`StyleScorer.breakdown` shows each
+one), which is what an adherence check needs; they say nothing about whether the reasoning
+is *correct*.
 
     >>> score("1. 12 apples minus 5 eaten leaves 7.\\n2. 7 times 3 is 21.", "step-by-step") > 0.7
     True
     >>> score("The answer is B.", "analogical")
     0.0
+
+Repetition. A small steered model often loops: "Strategy:" forty times, or "1. 1 clip =
+100 clips", "2. 1 clip = 100 clips", ... Surface markers alone would call that adherent
+(each line carries a marker), so every scorer, the five built-in ones and `MarkerScorer`
+alike, applies one rule (see `repetition`): *what is repeated counts once, and the score
+is scaled by the share of the text that is new*.
+
+1. Markers count once. A segment (a line, or a sentence within one) that repeats an
+   earlier segment is cut before the features are measured, so repeating a step cannot
+   fill a feature's count. Two segments are the same when their words are, ignoring
+   case, spacing, punctuation around words, a leading step number ("1.", "Step 12:") and
+   the number in a bracket label ("[Premise 2]"): those are what a loop increments while
+   its body stays the same ("Step 1: add" / "Step 2: add").
+2. The score is multiplied by `novelty`: the share of the text's words that repeat
+   nothing (not in a repeated segment, and not a later copy of a run of words that comes
+   three or more times in a row, which is how a loop inside one line looks:
+   "[S] [L] [T] [S] [L] [T] [S] [L] [T]").
+
+Why this rule: repeated text carries no new reasoning, so it should add no markers, and a
+text that is mostly repetition is mostly not reasoning in any style. Scaling by the new
+share makes the score read as adherence per word of output, with no threshold to tune
+and no cliff: a pure loop scores near 0, a text that is half loop keeps at most half its
+score, and a text that repeats nothing (every bundled trace) is scored exactly as
+without the rule. A run inside a line must come three times
+because a chain that restates its last step ("A leads to B. B leads to C.") repeats a
+phrase once, legitimately; a whole sentence said twice is already a loop.
+
+    >>> score("Strategy:\\n" * 40, "strategy-and-execute")
+    0.0113
+    >>> score("\\n".join(f"{i}. Add 2 apples." for i in range(1, 21)), "step-by-step")
+    0.02
 
 A user-declared style has no built-in scorer: it is scored by the regex `markers` of its
 spec (see `MarkerScorer`). Nothing here imports torch: the front end may import
@@ -31,11 +62,14 @@ __all__ = [
     "Feature",
     "MarkerScorer",
     "NoScorerError",
+    "Repetition",
     "StyleInfo",
     "StyleScorer",
     "builtin_style",
     "can_score",
     "canonical_style_name",
+    "novelty",
+    "repetition",
     "score",
     "scorer_for",
     "segments",
@@ -51,6 +85,37 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _BARE_ENUMERATOR = re.compile(r"^\s*(?:\(?\d{1,2}[.)]|step\s*\d{1,2}[.:)]?)\s*$", re.IGNORECASE)
 
 
+def _segment_spans(text: str) -> list[tuple[int, int]]:
+    """`(start, end)` offsets in `text` of each segment (see `segments`)."""
+    spans: list[tuple[int, int]] = []
+    offset = 0
+    for raw, line in zip(text.splitlines(keepends=True), text.splitlines(), strict=True):
+        body = line.strip()
+        base = offset + (len(line) - len(line.lstrip()))
+        offset += len(raw)
+        if not body:
+            continue
+        # The sentence pieces of the line, as offsets into `body`.
+        pieces: list[tuple[int, int]] = []
+        previous = 0
+        for gap in _SENTENCE_END.finditer(body):
+            pieces.append((previous, gap.start()))
+            previous = gap.end()
+        pieces.append((previous, len(body)))
+        pending: tuple[int, int] | None = None  # bare enumerators waiting for their sentence
+        for start, end in pieces:
+            if start == end:
+                continue
+            if _BARE_ENUMERATOR.match(body[start:end]):
+                pending = (pending[0] if pending else start, end)
+                continue
+            spans.append((base + (pending[0] if pending else start), base + end))
+            pending = None
+        if pending:
+            spans.append((base + pending[0], base + pending[1]))
+    return spans
+
+
 def segments(text: str) -> list[str]:
     """Split a text into lines, then each line into sentences; empty pieces dropped.
 
@@ -62,20 +127,118 @@ def segments(text: str) -> list[str]:
     >>> segments("It costs $3.50 now.")
     ['It costs $3.50 now.']
     """
-    pieces: list[str] = []
-    for line in text.splitlines():
-        pending = ""
-        for sentence in _SENTENCE_END.split(line.strip()):
-            if not sentence:
+    return [text[start:end] for start, end in _segment_spans(text)]
+
+
+# --------------------------------------------------------------------------- repetition
+
+# What makes two segments "the same" once the looping is seen through: the enumerator that
+# opens a step ("1.", "Step 12:", "(3)") and the number inside a bracket label ("[Premise 2]")
+# are what a loop increments while the body stays identical, so they are dropped; case,
+# spacing and the punctuation around words are not content either.
+_LEADING_ENUMERATOR = re.compile(
+    r"^[\s*#>-]*(?:\(?\d{1,3}[.):](?!\d)|step\s*\d{1,3}\b\s*[:.)\-–]?)", re.IGNORECASE
+)
+_LABEL_NUMBER = re.compile(r"\[([^\[\]\n]*?)\s*\d+\s*\]")
+_WORD_EDGES = "\"'`.,;:!?()[]{}*_"
+# A run of up to this many words that comes three times in a row is a loop (a fragment
+# or marker repeated inside one line, which no sentence split separates).
+_LOOP_MAX_PERIOD = 40
+
+
+def _segment_words(segment: str) -> list[str]:
+    """The words of a segment as they count for repetition (see `_LEADING_ENUMERATOR`)."""
+    text = _LABEL_NUMBER.sub(r"[\1 #]", _LEADING_ENUMERATOR.sub("", segment.lower(), count=1))
+    return [w for w in (raw.strip(_WORD_EDGES) for raw in text.split()) if w]
+
+
+def _mark_loops(words: Sequence[str], repeated: list[bool]) -> None:
+    """Mark, in `repeated`, every copy after the first of a run that occurs 3+ times in a row."""
+    n = len(words)
+    where: dict[str, list[int]] = {}  # each word's positions so far, in order
+    for i, word in enumerate(words):
+        seen = where.setdefault(word, [])
+        # A loop of period p needs the same word p and 2p places back: only the recent
+        # positions of this very word are candidates, which keeps this near linear.
+        for earlier in reversed(seen):
+            period = i - earlier
+            if period > _LOOP_MAX_PERIOD or i - 2 * period < 0:
+                break
+            if i + period > n or words[i - 2 * period] != word:
                 continue
-            if _BARE_ENUMERATOR.match(sentence):
-                pending += sentence + " "
-                continue
-            pieces.append(pending + sentence)
-            pending = ""
-        if pending.strip():
-            pieces.append(pending.strip())
-    return pieces
+            if words[i : i + period] == words[i - period : i] == words[i - 2 * period : i - period]:
+                for j in range(i - period, i + period):
+                    repeated[j] = True
+                break
+        seen.append(i)
+
+
+@dataclass(frozen=True)
+class Repetition:
+    """What a text says once, and how much of it is new.
+
+    `distinct` is the text with every segment cut out that repeats an earlier one (same
+    words once step numbers, case and spacing are set aside); `novelty` is the share of
+    the text's words that repeat nothing: not in a repeated segment, and not a later copy
+    of a run that occurs three or more times in a row (a loop inside one line). A text
+    with no words at all ("", "1.\\n2.\\n3.") has novelty 0: it says nothing new.
+
+    >>> r = repetition("Step 1: add two.\\nStep 2: add two.\\nStep 3: add two.\\nStep 4: stop here.")
+    >>> r.distinct.split("\\n")[0], r.novelty
+    ('Step 1: add two.', 0.5)
+    >>> repetition("[M] " + "[S] [L] [T] " * 10).novelty
+    0.129
+    >>> repetition("1. 7 × 24 = 168 pencils.\\n2. 168 − 150 = 18 are left.").novelty
+    1.0
+    """
+
+    distinct: str
+    novelty: float
+    words: int
+    repeated_words: int
+
+
+def repetition(text: str) -> Repetition:
+    """The `Repetition` of `text`: its distinct segments, and the share of it that is new."""
+    spans = _segment_spans(text)
+    seen: set[str] = set()
+    words: list[str] = []
+    repeated: list[bool] = []
+    cut: list[tuple[int, int]] = []
+    for start, end in spans:
+        segment_words = _segment_words(text[start:end])
+        # A segment without words ("1.", "---") is its own text: "1." and "2." differ.
+        key = " ".join(segment_words) or "\0" + " ".join(text[start:end].split())
+        again = key in seen
+        seen.add(key)
+        if again:
+            cut.append((start, end))
+        words.extend(segment_words)
+        repeated.extend([again] * len(segment_words))
+    _mark_loops(words, repeated)
+    if cut:
+        kept: list[str] = []
+        previous = 0
+        for start, end in cut:
+            kept.append(text[previous:start])
+            previous = end
+        kept.append(text[previous:])
+        distinct = "".join(kept)
+    else:
+        distinct = text  # nothing repeated: the features see exactly the text given
+    n_repeated = sum(repeated)
+    # A text without words ("", "1.\\n2.\\n3.") says nothing, so nothing in it is new.
+    novelty = 1.0 - n_repeated / len(words) if words else 0.0
+    return Repetition(distinct, round(novelty, 4), len(words), n_repeated)
+
+
+def novelty(text: str) -> float:
+    """The share of `text` that repeats nothing, in [0, 1] (see `Repetition`).
+
+    >>> novelty("Strategy:\\n" * 40)
+    0.025
+    """
+    return repetition(text).novelty
 
 
 def _saturate(count: float, at: float) -> float:
@@ -111,13 +274,18 @@ class StyleScorer:
     features: tuple[Feature, ...]
 
     def breakdown(self, text: str) -> dict[str, float]:
-        """Each feature's value (before weighting), by name."""
-        return {f.name: round(_clamp(f.measure(text)), 4) for f in self.features}
+        """Each feature's value (before weighting) on the text's distinct part, by name.
+
+        The score is their weighted sum times `novelty(text)` (see the module docstring).
+        """
+        distinct = repetition(text).distinct
+        return {f.name: round(_clamp(f.measure(distinct)), 4) for f in self.features}
 
     def __call__(self, text: str) -> float:
+        seen = repetition(text)
         total = sum(f.weight for f in self.features) or 1.0
-        value = sum(f.weight * _clamp(f.measure(text)) for f in self.features) / total
-        return round(_clamp(value), 4)
+        value = sum(f.weight * _clamp(f.measure(seen.distinct)) for f in self.features) / total
+        return round(_clamp(value * seen.novelty), 4)
 
 
 def _clamp(x: float) -> float:
@@ -382,8 +550,12 @@ _EXAMPLES["CAUSAL_CHAIN"] = """Cause-and-effect links chained to the answer.
 # ---- annotated deduction ---------------------------------------------------------------
 
 _ARROW = r"(?:→|->|=>|⇒|⟹|⟶)"
-_BRACKET_LABEL = re.compile(r"\[[A-Za-z][A-Za-z0-9 '/-]{0,40}\]")
-_ANNOTATED_STEP = re.compile(rf"\[[^\]\n]{{1,40}}\][^\n]*?{_ARROW}\s*\[[^\]\n]{{1,40}}\]")
+# A label is a bracket that opens with a letter: "[Fact]", "[Premise 2]", "[D: tornado]",
+# "[Fact: ice floats]", "[Dry surface]". Not "[1]" or "[0, 1]" (a citation, an interval), and
+# not "[text](url)" (a Markdown link).
+_LABEL = r"\[[A-Za-z][^\[\]\n]{0,59}\](?!\()"
+_BRACKET_LABEL = re.compile(_LABEL)
+_ANNOTATED_STEP = re.compile(rf"{_LABEL}[^\n]*?{_ARROW}\s*{_LABEL}")
 
 
 def _arrow_inferences(text: str) -> float:
@@ -395,7 +567,7 @@ def _arrow_inferences(text: str) -> float:
 
 
 def _bracket_labels(text: str) -> float:
-    """Bracketed annotations such as [Premise], [Fact], [Conclusion] (4 is full)."""
+    """Bracketed annotations such as [Premise], [Fact: ...], [D: tornado] (4 is full)."""
     return _saturate(len(_BRACKET_LABEL.findall(text)), 4)
 
 
@@ -417,7 +589,7 @@ ANNOTATED_DEDUCTION = StyleScorer(
             "bracket_labels",
             0.3,
             _bracket_labels,
-            "bracketed annotations like [Premise] [Fact] [Conclusion] (4 is full)",
+            "bracketed annotations like [Premise] [Fact: ...] [D: tornado] (4 is full)",
         ),
         Feature(
             "annotated_steps",
@@ -432,6 +604,9 @@ _EXAMPLES["ANNOTATED_DEDUCTION"] = """Labelled premises and conclusions joined b
     >>> ANNOTATED_DEDUCTION("[Premise] Copper is a metal → [Conclusion] copper conducts.\\n"
     ...                     "[Fact] Wood, glass and rubber are insulators → [Inference] only B conducts.\\n"
     ...                     "[Inference] only B conducts → [Conclusion] choose B.")
+    1.0
+    >>> ANNOTATED_DEDUCTION("[Fact: metals conduct] copper is a metal → [D: copper] choice D.\\n"
+    ...                     "[Premise 2] wood is not a metal → [Conclusion] not A.")
     1.0
     >>> ANNOTATED_DEDUCTION("The answer is B.")
     0.0
@@ -548,7 +723,8 @@ def validate_marker(pattern: str) -> str | None:
 
 @dataclass(frozen=True)
 class MarkerScorer:
-    """Score = the fraction of the declared markers that match the text at least once.
+    """Score = the fraction of the declared markers that match the text at least once,
+    times `novelty(text)` (a loop is no more adherent for a user style than a built-in one).
 
     Markers are searched with `re.MULTILINE`. A marker that `validate_marker` refuses
     (the checker reports it) never matches but still counts in the denominator, so a
@@ -584,7 +760,7 @@ class MarkerScorer:
         if not self.patterns:
             return 0.0
         hits = sum(self.breakdown(text).values())
-        return round(hits / len(self.patterns), 4)
+        return round(hits / len(self.patterns) * novelty(text), 4)
 
 
 # --------------------------------------------------------------------------- registry
