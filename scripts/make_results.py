@@ -118,7 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     sections: dict[str, dict[str, Any]] = {}
     # Speed first (short), then one benchmark at a time; the document is rewritten after
     # each, so a run stopped part-way still leaves every finished benchmark on disk.
-    speed = _speed(args, console) if args.speed_prompts > 0 else None
+    from kvsl.eval.session import open_context
+
+    # One model and one set of vectors for the speed table and every benchmark.
+    ctx = open_context(
+        Path(args.spec),
+        out_dir=Path(args.out),
+        batch_size=args.batch_size,
+        precision=args.precision,
+        device=args.device,
+        console=console,
+    )
+    speed = _speed(args, ctx, console) if args.speed_prompts > 0 else None
     for name in [b.strip() for b in args.benchmarks.split(",") if b.strip()]:
         test, labels, dev, dev_labels, default_n, _ = BENCHMARKS[name]
         request = EvalRequest(
@@ -141,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             precision=args.precision,
         )
         console.rule(f"{name}: first {request.limit} {TEST_SPLIT[name]} questions")
-        sections[name] = run_eval(request, console=console)
+        sections[name] = run_eval(request, console=console, context=ctx)
         _write(args, sections, speed)
     console.print(f"wrote {args.doc}")
     return 0
@@ -165,22 +176,14 @@ def _write(args: argparse.Namespace, sections: dict[str, dict[str, Any]], speed:
     (Path(args.out) / "results-summary.json").write_text(json.dumps(raw, indent=2, default=str))
 
 
-def _speed(args: argparse.Namespace, console: Any) -> dict[str, Any]:
+def _speed(args: argparse.Namespace, ctx: Any, console: Any) -> dict[str, Any]:
     """plain, cache steering and CAA timed side by side on the first ARC test questions."""
     from kvsl.eval.datasets import load_benchmark
     from kvsl.eval.methods import caa_method, cache_method, plain_method
-    from kvsl.eval.session import caa_vectors, coefficients, open_context
+    from kvsl.eval.session import caa_vectors, coefficients
     from kvsl.eval.speed import time_methods
 
     root = Path(args.data_root)
-    ctx = open_context(
-        Path(args.spec),
-        out_dir=Path(args.out),
-        batch_size=args.speed_prompts,  # all prompts in one batch
-        precision=args.precision,
-        device=args.device,
-        console=console,
-    )
     questions = [
         e.question
         for e in load_benchmark(root / BENCHMARKS["arc"][0], "arc", limit=args.speed_prompts)
@@ -312,7 +315,7 @@ def _markdown(
         lines += [
             "## Speed: ms per generated token, measured in one run",
             "",
-            f"The same {speed['prompts']} ARC prompts in one batch, exactly "
+            f"The same {speed['prompts']} ARC prompts, batch {min(speed['prompts'], speed['batch'])}, exactly "
             f"{speed['tokens']} new tokens each, methods interleaved, median of "
             f"{speed['repeats']} repeats (prefill included).",
             "",

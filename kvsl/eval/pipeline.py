@@ -184,8 +184,13 @@ def _context(request: EvalRequest, console: Any, need_vectors: bool) -> Any:
     )
 
 
-def run_eval(request: EvalRequest, *, console: Any = None, quiet: bool = False) -> dict[str, Any]:
+def run_eval(
+    request: EvalRequest, *, console: Any = None, quiet: bool = False, context: Any = None
+) -> dict[str, Any]:
     """Evaluate every requested method on the test file; returns the JSON-ready report.
+
+    `context` (an `EvalContext` from `open_context` for the same target) reuses a model
+    already loaded, e.g. across the benchmarks of one report.
 
     Also writes `<out>/results.jsonl` (the per-example cache) and
     `<out>/eval-<benchmark>-<data stem>.json` (the report).
@@ -202,7 +207,7 @@ def run_eval(request: EvalRequest, *, console: Any = None, quiet: bool = False) 
 
         raise _needs_spec(next(m for m in request.methods if m not in ("plain", "cot")))
     need_vectors = any(m.startswith("cache") for m in request.methods)
-    ctx = _context(request, console, need_vectors)
+    ctx = context if context is not None else _context(request, console, need_vectors)
     out_dir = Path(request.out_dir)
     cache = ResultsCache(out_dir / "results.jsonl")
     if console is not None:
