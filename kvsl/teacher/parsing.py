@@ -5,10 +5,11 @@ final answer in `<answer>...</answer>`. Tags are matched case-insensitively, may
 attributes (`<step n="2">`), and may span lines. Anything outside the tags (preambles,
 `<think>` blocks of reasoning models) is ignored.
 
-Answers are compared the way a grader would: multiple-choice labels case-insensitively
-whatever the decoration (`"B"`, `"(b)"`, `"B: dry palms"`, `"B) dry palms"`, or the choice
-text alone), numbers numerically with thousands separators and currency stripped
-(`"$1,234.0"` equals `"1234"`), anything else by case- and punctuation-insensitive text.
+Whether the answer is right is decided by `answers_agree` from `kvsl.answers`, the rules
+the eval scores with (re-exported here): multiple-choice labels case-insensitively
+whatever the decoration (`"B"`, `"(b)"`, `"B: dry palms"`, `"I choose B"`, or the choice
+text alone), numbers exactly by value (`"$1,234.0"` equals `"1234"`), other answers by
+whole words ignoring case and punctuation. A forced (guessed) reading never agrees.
 """
 
 from __future__ import annotations
@@ -16,15 +17,25 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from kvsl.answers import answers_agree, extract_number, named_label, number_value
+from kvsl.eval.datasets import Choice as ChoiceLike
+
+__all__ = [
+    "ChoiceLike",
+    "ParsedReply",
+    "answers_agree",
+    "normalize_label",
+    "parse_number",
+    "parse_reply",
+]
 
 _STEP = re.compile(r"<step\b[^>]*>(.*?)</step\s*>", re.IGNORECASE | re.DOTALL)
 _ANSWER = re.compile(r"<answer\b[^>]*>(.*?)</answer\s*>", re.IGNORECASE | re.DOTALL)
 _THINK = re.compile(r"<think\b[^>]*>.*?</think\s*>", re.IGNORECASE | re.DOTALL)
 # Fallback when the model forgot the <answer> tag but wrote the usual closing sentence.
 _ANSWER_SENTENCE = re.compile(r"answer\s+is\s*:?\s*(.+?)\s*(?:\.\s*)?$", re.IGNORECASE)
-_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")
-_LABEL_PREFIX = re.compile(r"^\(?\s*([A-Za-z]|\d{1,2})\s*(?:[).:\]]|\s*-\s|\s*$)")
 
 
 @dataclass(frozen=True)
@@ -68,99 +79,33 @@ def _clean(fragment: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-@dataclass(frozen=True)
-class ChoiceLike:
-    """A (label, text) pair; any object with `.label` and `.text` works the same."""
-
-    label: str
-    text: str
-
-
 def normalize_label(text: str, labels: Sequence[str]) -> str | None:
     """The choice label an answer names, upper-cased, or None if it names none.
+
+    A thin wrapper over `kvsl.answers.named_label`, kept for old callers.
 
     >>> normalize_label("(b) dry palms", ["A", "B"])
     'B'
     >>> normalize_label("C", ["A", "B"]) is None
     True
     """
-    wanted = {label.strip().upper() for label in labels}
-    cleaned = _strip_decoration(text)
-    if cleaned.upper() in wanted:
-        return cleaned.upper()
-    match = _LABEL_PREFIX.match(cleaned)
-    if match and match.group(1).upper() in wanted:
-        return match.group(1).upper()
-    return None
-
-
-def _strip_decoration(text: str) -> str:
-    cleaned = text.strip().strip("*_`\"'").strip()
-    cleaned = re.sub(
-        r"^(?:the\s+)?(?:final\s+)?(?:answer|option|choice)\s*(?:is)?\s*:?\s*",
-        "",
-        cleaned,
-        flags=re.IGNORECASE,
-    )
-    return cleaned.rstrip(".").strip()
+    label = named_label(text, [label.strip() for label in labels])
+    return None if label is None else label.upper()
 
 
 def parse_number(text: str) -> Decimal | None:
-    """The last number in `text`, commas and currency ignored; None if there is none.
+    """The final number in `text` (`kvsl.answers.extract_number`); None if there is none.
+
+    A thin wrapper kept for old callers; a fraction that has no finite decimal is rounded
+    to the context precision.
 
     >>> parse_number("She makes $1,234.50 a day.")
-    Decimal('1234.50')
+    Decimal('1234.5')
     >>> parse_number("eighteen") is None
     True
     """
-    matches = _NUMBER.findall(text.replace("$", "").replace("€", "").replace("£", ""))
-    if not matches:
+    answer = extract_number(text).answer
+    value = None if answer is None else number_value(answer)
+    if value is None:
         return None
-    try:
-        return Decimal(matches[-1].replace(",", ""))
-    except InvalidOperation:
-        return None
-
-
-def _plain_text(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
-
-
-def answers_agree(got: str, expected: str, choices: Sequence[object] = ()) -> bool:
-    """Whether a teacher's final answer matches the known answer.
-
-    `choices` are objects with `.label` and `.text` (kvsl.eval.datasets.Choice); with
-    choices the answer must name the expected label, or be the expected choice's text.
-
-    >>> from kvsl.teacher.parsing import ChoiceLike as C
-    >>> answers_agree("(b)", "B", [C("A", "wet"), C("B", "dry")])
-    True
-    >>> answers_agree("dry", "B", [C("A", "wet"), C("B", "dry")])
-    True
-    >>> answers_agree("1,234", "1234")
-    True
-    >>> answers_agree("17", "18")
-    False
-    """
-    if choices:
-        labels = [str(getattr(c, "label", "")) for c in choices]
-        label = normalize_label(got, labels)
-        if label is not None:
-            return label == expected.strip().upper()
-        texts = {
-            str(getattr(c, "label", "")).strip().upper(): str(getattr(c, "text", ""))
-            for c in choices
-        }
-        gold_text = texts.get(expected.strip().upper())
-        return gold_text is not None and _plain_text(_strip_decoration(got)) == _plain_text(
-            gold_text
-        )
-    gold_number = parse_number(expected) if _looks_numeric(expected) else None
-    if gold_number is not None:
-        got_number = parse_number(got)
-        return got_number is not None and got_number == gold_number
-    return _plain_text(_strip_decoration(got)) == _plain_text(_strip_decoration(expected))
-
-
-def _looks_numeric(text: str) -> bool:
-    return re.fullmatch(r"\s*[-+]?[$€£]?\s*(?:\d[\d,]*(?:\.\d+)?|\.\d+)\s*", text) is not None
+    return Decimal(value.numerator) / Decimal(value.denominator)
