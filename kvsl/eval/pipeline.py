@@ -259,7 +259,13 @@ def run_eval(
         else None
     )
     report["coefficients"] = {str(k): list(v) for k, v in coeffs.items()} if coeffs else None
-    path = out_dir / f"eval-{examples[0].source}-{Path(request.data).stem}.json"
+    # Runs with other coefficients get their own report instead of overwriting this one.
+    overrides = "".join(
+        f"-{name}{value:g}"
+        for name, value in (("key", request.key), ("value", request.value))
+        if value is not None
+    )
+    path = out_dir / f"eval-{examples[0].source}-{Path(request.data).stem}{overrides}.json"
     _write_json(path, report)
     report["report_path"] = str(path)
     report["_summaries"] = result.summaries  # for tables; dropped before JSON output
@@ -347,8 +353,13 @@ def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
     return name, numbers
 
 
-def run_sweep(request: EvalRequest, *, console: Any = None, quiet: bool = False) -> dict[str, Any]:
-    """Evaluate each swept setting on the dev split; writes a PNG plot and a JSON report."""
+def run_sweep(
+    request: EvalRequest, *, console: Any = None, quiet: bool = False, context: Any = None
+) -> dict[str, Any]:
+    """Evaluate each swept setting on the dev split; writes a PNG plot and a JSON report.
+
+    `context` reuses a loaded `EvalContext` for the same target, as in `run_eval`.
+    """
     from kvsl.eval.methods import caa_method, cache_method
     from kvsl.eval.plot import plot_sweeps
     from kvsl.eval.session import caa_vectors, coefficients, vectors_for_contrast
@@ -374,7 +385,9 @@ def run_sweep(request: EvalRequest, *, console: Any = None, quiet: bool = False)
     started = time.perf_counter()
     dev = _load(request.dev, request.benchmark, request.dev_labels, request.dev_limit)
     names = {name for name, _ in request.sweeps}
-    ctx = _context(request, console, need_vectors=bool(names - {"caa-layer", "caa-multiplier"}))
+    ctx = context or _context(
+        request, console, need_vectors=bool(names - {"caa-layer", "caa-multiplier"})
+    )
     out_dir = Path(request.out_dir)
     cache = ResultsCache(out_dir / "results.jsonl")
     display, progress = _progress(console, quiet)

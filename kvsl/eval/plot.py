@@ -52,7 +52,11 @@ def plot_sweeps(
             twin.set_ylabel("mean response (chars)", color="tab:orange")
         ax.grid(alpha=0.3)
     if title:
-        fig.suptitle(title)
+        # Wrapped to the figure's width: a long file name must not run off a one-panel plot.
+        import textwrap
+
+        width = max(30, int(48 * max(1, len(names))))
+        fig.suptitle("\n".join(textwrap.wrap(title, width)), fontsize=10)
     fig.tight_layout()
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
