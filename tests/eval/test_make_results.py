@@ -91,6 +91,10 @@ def _run_script(tmp_path: Path, spec: Path, doc: Path) -> int:
             "3",
             "--speed-repeats",
             "1",
+            "--tune-values",
+            "0,3",
+            "--tune-dev-limit",
+            "2",
             "--out",
             str(tmp_path / "out"),
             "--doc",
@@ -108,3 +112,15 @@ def _check(doc: Path, tmp_path: Path) -> None:
     for method in ("plain", "cot", "cache", "caa"):
         assert f"| {method} |" in text
     assert (tmp_path / "out" / "results-summary.json").exists()
+    assert "on x86_64 CPU" in text or "CPU," in text  # where it was measured
+    # c_v chosen on dev, then run on test: its own report, a plot beside the document.
+    assert "## Cache steering with c_v chosen on the dev split" in text
+    row = next(line for line in text.splitlines() if line.startswith("| ARC-Challenge | 0:"))
+    chosen = row.split(" | ")[2]
+    assert chosen in ("0", "3")
+    assert (tmp_path / "out" / f"eval-arc-ARC-Challenge-Test-value{chosen}.json").exists()
+    assert (tmp_path / "out" / "eval-arc-ARC-Challenge-Test.json").exists()  # not overwritten
+    assert (doc.parent / "img" / "sweep-value-arc.png").stat().st_size > 1000
+    assert "![arc c_v sweep](img/sweep-value-arc.png)" in text
+    summary = json.loads((tmp_path / "out" / "results-summary.json").read_text())
+    assert summary["arc"]["tuned"]["best"] == float(chosen)
