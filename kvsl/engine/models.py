@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.plan import EMBEDDED_MODELS, ModelRef
 from kvsl.lang.source import Span
 
@@ -104,9 +104,8 @@ class LoadedModel:
 
 def _model_error(code: str, message: str, ref: ModelRef | None, help: str | None) -> KvslError:
     where = ref.location if ref is not None else "<model>"
-    return KvslError(
-        [Diagnostic(code, Severity.ERROR, message, Span.whole_file(where), help=help)],
-        ExitCode.ENVIRONMENT,
+    return KvslError.one(
+        code, message, Span.whole_file(where), help=help, exit_code=ExitCode.ENVIRONMENT
     )
 
 
@@ -546,17 +545,12 @@ def resolve_device(device: str | torch.device | None, where: str = "<command lin
             if torch.cuda.is_available()
             else "this machine has no CUDA device"
         )
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS309",
-                    Severity.ERROR,
-                    f"device `{device}` is not available",
-                    Span.whole_file(where),
-                    help=f"use `auto`, `cpu`, `cuda` or `cuda:N`; {found}",
-                )
-            ],
-            ExitCode.USAGE,
+        raise KvslError.one(
+            "KVS309",
+            f"device `{device}` is not available",
+            Span.whole_file(where),
+            help=f"use `auto`, `cpu`, `cuda` or `cuda:N`; {found}",
+            exit_code=ExitCode.USAGE,
         )
     return str(parsed)
 

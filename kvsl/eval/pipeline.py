@@ -25,7 +25,7 @@ from kvsl.eval.runner import (
     evaluate,
     run_points,
 )
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.plan import LayerSpan
 from kvsl.lang.source import Span
 
@@ -72,7 +72,7 @@ class EvalRequest:
 
 
 def _usage(code: str, message: str, help: str | None = None) -> KvslError:
-    return KvslError([Diagnostic(code, Severity.ERROR, message, _CLI, help=help)], ExitCode.USAGE)
+    return KvslError.one(code, message, _CLI, help=help, exit_code=ExitCode.USAGE)
 
 
 def _file_sha256(path: str | None) -> str | None:
@@ -117,18 +117,11 @@ def _caa_choice(
     if request.caa_layer is not None and request.caa_multiplier is not None:
         return request.caa_layer, request.caa_multiplier, {"chosen_on": "command line"}
     if request.dev is None:
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS616",
-                    Severity.ERROR,
-                    "CAA needs `--dev` to choose its layer and multiplier, or both "
-                    "`--caa-layer` and `--caa-multiplier`",
-                    _CLI,
-                    help="hyperparameters are chosen on a dev split, never on the test set",
-                )
-            ],
-            ExitCode.USAGE,
+        raise _usage(
+            "KVS616",
+            "CAA needs `--dev` to choose its layer and multiplier, or both "
+            "`--caa-layer` and `--caa-multiplier`",
+            help="hyperparameters are chosen on a dev split, never on the test set",
         )
     dev = _load(request.dev, request.benchmark, request.dev_labels, request.dev_limit)
     layers = (
@@ -366,17 +359,10 @@ def run_sweep(
 
     check_settings(request.decode, request.batch_size, request.dev_limit)
     if request.dev is None:
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS616",
-                    Severity.ERROR,
-                    "sweeps run on a dev split: `--dev` is required",
-                    _CLI,
-                    help="pass the benchmark's train or dev file with `--dev`",
-                )
-            ],
-            ExitCode.USAGE,
+        raise _usage(
+            "KVS616",
+            "sweeps run on a dev split: `--dev` is required",
+            help="pass the benchmark's train or dev file with `--dev`",
         )
     if request.target is None:
         from kvsl.eval.session import _needs_spec

@@ -19,7 +19,7 @@ from typing import Any
 
 from kvsl.eval.caa import CaaVectors
 from kvsl.eval.methods import Generator, Method
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.plan import LayerSpan, Plan
 from kvsl.lang.source import Span
 
@@ -58,18 +58,13 @@ class EvalContext:
 
 
 def _needs_spec(method: str) -> KvslError:
-    return KvslError(
-        [
-            Diagnostic(
-                "KVS611",
-                Severity.ERROR,
-                f"method `{method}` needs a spec or an artifact",
-                _CLI,
-                help="pass a `.kvs` spec (or a built artifact) as the first argument, or "
-                "evaluate only `plain,cot` with `--model`",
-            )
-        ],
-        ExitCode.USAGE,
+    return KvslError.one(
+        "KVS611",
+        f"method `{method}` needs a spec or an artifact",
+        _CLI,
+        help="pass a `.kvs` spec (or a built artifact) as the first argument, or "
+        "evaluate only `plain,cot` with `--model`",
+        exit_code=ExitCode.USAGE,
     )
 
 
@@ -184,17 +179,12 @@ def coefficients(
     try:
         return steer.coefficients(ctx.num_layers)
     except ValueError as err:
-        raise KvslError(
-            [
-                Diagnostic(
-                    "KVS451",
-                    Severity.ERROR,
-                    str(err),
-                    _CLI,
-                    help=f"this model has layers 0..{ctx.num_layers - 1}",
-                )
-            ],
-            ExitCode.USAGE,
+        raise KvslError.one(
+            "KVS451",
+            str(err),
+            _CLI,
+            help=f"this model has layers 0..{ctx.num_layers - 1}",
+            exit_code=ExitCode.USAGE,
         ) from None
 
 
