@@ -22,7 +22,13 @@ class PrecisionChoice(StrEnum):
 
 @app.command("build")
 def build_command(
-    spec: Annotated[Path, typer.Argument(help="The `.kvs` spec to build steering vectors for.")],
+    spec: Annotated[
+        Path,
+        typer.Argument(
+            help="The `.kvs` spec to build steering vectors for, or a built-in style name "
+            "(`kvsl styles`)."
+        ),
+    ],
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild even if an up-to-date artifact exists.")
     ] = False,
@@ -36,7 +42,9 @@ def build_command(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Folder for the artifact (default: .kvsl/artifacts/ next to the spec)."
+            "--out",
+            help="Folder for the artifact (default: .kvsl/artifacts/ next to the spec, or "
+            "~/.cache/kvsl/artifacts/ when that folder is read-only).",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -48,10 +56,11 @@ def build_command(
     with reported_errors():
         from rich.console import Console
 
+        from kvsl.builtin import resolve_target
         from kvsl.engine.build import build
         from kvsl.lang import load_plan
 
-        plan = load_plan(spec)
+        plan = load_plan(resolve_target(spec))
         console = Console(stderr=True, highlight=False)
         result = build(
             plan,

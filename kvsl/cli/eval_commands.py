@@ -17,7 +17,7 @@ import typer
 
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
 _CLI = Span.whole_file("<command line>")
@@ -25,9 +25,7 @@ _CLI = Span.whole_file("<command line>")
 
 def _bad_flag(message: str, help: str | None = None) -> KvslError:
     """A KVS612 usage error located on the command line (exit 2)."""
-    return KvslError(
-        [Diagnostic("KVS612", Severity.ERROR, message, _CLI, help=help)], ExitCode.USAGE
-    )
+    return KvslError.one("KVS612", message, _CLI, help=help, exit_code=ExitCode.USAGE)
 
 
 def _check_choice(value: str, allowed: tuple[str, ...], what: str) -> None:
@@ -49,7 +47,8 @@ def eval_command(
     target: Annotated[
         Path | None,
         typer.Argument(
-            help="A `.kvs` spec (built first if needed) or an artifact. Optional for plain,cot."
+            help="A `.kvs` spec (built first if needed), a built-in style name, or an "
+            "artifact. Optional for plain,cot."
         ),
     ] = None,
     benchmark: Annotated[
@@ -138,6 +137,7 @@ def eval_command(
 ) -> None:
     """Compare cache steering with plain, chain-of-thought and activation steering (CAA)."""
     with reported_errors(format="json" if format == "json" else "human"):
+        from kvsl.builtin import resolve_target
         from kvsl.cli.run_commands import parse_layers
         from kvsl.eval.methods import parse_methods
         from kvsl.eval.pipeline import EvalRequest, parse_sweep
@@ -149,7 +149,8 @@ def eval_command(
         if threads is not None and threads < 1:
             raise _bad_flag("`--threads` must be at least 1")
         request = EvalRequest(
-            target=str(target) if target is not None else None,
+            # A built-in style name (`step-by-step`) stands for its spec file.
+            target=str(resolve_target(target)) if target is not None else None,
             benchmark=benchmark,
             data=data,
             labels=labels,

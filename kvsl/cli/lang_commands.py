@@ -127,7 +127,7 @@ def _write_atomically(path: str, text: str) -> None:
 
 @app.command()
 def plan(
-    spec: Annotated[str, typer.Argument(help="The spec file.")],
+    spec: Annotated[str, typer.Argument(help="The spec file, or a built-in style name.")],
     format: FormatOption = OutputFormat.human,
 ) -> None:
     """Print the fully resolved extraction plan as JSON, with its two content hashes.
@@ -137,8 +137,15 @@ def plan(
     """
     import json
 
+    from kvsl.builtin import resolve_target
     from kvsl.lang import compile_spec, exit_code_for
+    from kvsl.lang.diagnostics import KvslError
 
+    try:
+        spec = str(resolve_target(spec))  # a built-in style name → its spec file
+    except KvslError as err:
+        _emit(err.diagnostics, format, sys.stderr)
+        raise typer.Exit(int(err.exit_code)) from None
     result, diagnostics = compile_spec(spec)
     _emit(diagnostics, format, sys.stderr)
     if result is None:

@@ -30,7 +30,7 @@ _CLI = Span.whole_file("<command line>")
 
 
 def _usage(code: str, message: str, help: str, span: Span = _CLI) -> KvslError:
-    return KvslError([Diagnostic(code, Severity.ERROR, message, span, help=help)], ExitCode.USAGE)
+    return KvslError.one(code, message, span, help=help, exit_code=ExitCode.USAGE)
 
 
 _LAYER_ITEM = re.compile(r"^(?P<start>-?\d+)?(?P<range>\.\.)?(?P<stop>-?\d+)?$")
@@ -81,17 +81,11 @@ def _prompt_from_json(value: Any, where: str) -> tuple[str, dict[str, Any]]:
         return value, {}
     if isinstance(value, dict) and isinstance(value.get("prompt"), str):
         return value["prompt"], {k: v for k, v in value.items() if k != "prompt"}
-    raise KvslError(
-        [
-            Diagnostic(
-                "KVS454",
-                Severity.ERROR,
-                'a prompt line must be a JSON string or an object with a string "prompt"',
-                _line_span(where),
-                help='write `{"prompt": "Why is the sky blue?"}` or `"Why is the sky blue?"`',
-            )
-        ],
-        ExitCode.USAGE,
+    raise _usage(
+        "KVS454",
+        'a prompt line must be a JSON string or an object with a string "prompt"',
+        help='write `{"prompt": "Why is the sky blue?"}` or `"Why is the sky blue?"`',
+        span=_line_span(where),
     )
 
 
@@ -118,17 +112,11 @@ def parse_prompt_lines(text: str, source: str, *, jsonl: bool) -> list[tuple[str
             if not jsonl:
                 prompts.append((line, {}))
                 continue
-            raise KvslError(
-                [
-                    Diagnostic(
-                        "KVS454",
-                        Severity.ERROR,
-                        "this line is not JSON",
-                        _line_span(f"{source}:{number}"),
-                        help='write one JSON value per line: `{"prompt": "Why is the sky blue?"}`',
-                    )
-                ],
-                ExitCode.USAGE,
+            raise _usage(
+                "KVS454",
+                "this line is not JSON",
+                help='write one JSON value per line: `{"prompt": "Why is the sky blue?"}`',
+                span=_line_span(f"{source}:{number}"),
             ) from None
         if not jsonl and not isinstance(value, dict | str):
             prompts.append((line, {}))  # "42" on stdin is a prompt, not a JSON number
@@ -294,7 +282,10 @@ def _describe_steer(coefficients: dict[int, tuple[float, float]]) -> str:
 @app.command()
 def run(
     target: Annotated[
-        Path, typer.Argument(help="A `.kvs` spec (built first if needed) or an artifact.")
+        Path,
+        typer.Argument(
+            help="A `.kvs` spec (built first if needed), a built-in style name, or an artifact."
+        ),
     ],
     prompt: Annotated[
         list[str] | None, typer.Option("--prompt", "-p", help="A prompt (repeatable).")
@@ -344,6 +335,9 @@ def run(
 
         where = resolve_device(device)  # KVS309 before anything is loaded
         spans = parse_layers(layers) if layers is not None else None
+        from kvsl.builtin import resolve_target
+
+        target = resolve_target(target, code="KVS455")  # a built-in style name → its spec
         if not target.exists():
             raise _usage(
                 "KVS455",

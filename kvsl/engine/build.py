@@ -1,10 +1,12 @@
 """`kvsl build`: plan → artifact, content-addressed by the plan's vector hash.
 
 An artifact lives at `<spec dir>/.kvsl/artifacts/<style>-<vector_hash[:12]>.safetensors`
-(or in `--out DIR`). Building a plan whose artifact already exists, and verifies, does
-nothing and says so; `force=True` rebuilds. The artifact is written atomically, so Ctrl-C
-or a crash mid-build leaves the previous state (no file, or the old complete file), and a
-rerun finishes the job.
+(or in `--out DIR`). A spec whose folder is not writable, or a built-in spec installed as
+package data (never written to), builds into the user cache instead:
+`$KVSL_CACHE_DIR/artifacts/`, by default `~/.cache/kvsl/artifacts/`. Building a plan
+whose artifact already exists, and verifies, does nothing and says so; `force=True`
+rebuilds. The artifact is written atomically, so Ctrl-C or a crash mid-build leaves the
+previous state (no file, or the old complete file), and a rerun finishes the job.
 """
 
 from __future__ import annotations
@@ -43,8 +45,44 @@ def artifact_path_for(plan: Plan, out_dir: str | os.PathLike[str] | None = None)
     >>> artifact_path_for(plan)   # doctest: +SKIP
     PosixPath('/home/me/specs/.kvsl/artifacts/step-by-step-1f0c2b9e8a7d.safetensors')
     """
-    folder = Path(out_dir) if out_dir is not None else Path(plan.spec_path).parent / ARTIFACT_DIR
+    folder = Path(out_dir) if out_dir is not None else artifact_dir_for(plan.spec_path)
     return folder / f"{_slug(plan.style)}-{plan.vector_hash[:12]}.safetensors"
+
+
+def artifact_dir_for(spec_path: str | os.PathLike[str]) -> Path:
+    """The folder for a spec's artifacts: `.kvsl/artifacts/` beside it, if kvsl may write there.
+
+    A built-in spec inside an installed package, or one in a folder the user cannot write
+    to, gets `user_artifact_dir()` instead (artifacts are content-addressed, so specs in
+    different places share that folder safely).
+
+    >>> artifact_dir_for("specs/step_by_step.kvs")   # doctest: +SKIP
+    PosixPath('specs/.kvsl/artifacts')
+    """
+    from kvsl.builtin import is_packaged
+
+    beside = Path(spec_path).parent / ARTIFACT_DIR
+    if is_packaged(spec_path) or not _writable(beside):
+        return user_artifact_dir()
+    return beside
+
+
+def user_artifact_dir() -> Path:
+    """Artifacts of read-only specs: $KVSL_CACHE_DIR/artifacts, else ~/.cache/kvsl/artifacts.
+
+    (The same variable as the model cache, `kvsl.engine.models.model_cache_dir`.)
+    """
+    configured = os.environ.get("KVSL_CACHE_DIR")
+    root = Path(configured).expanduser() if configured else Path.home() / ".cache" / "kvsl"
+    return root / "artifacts"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether `folder` exists and is writable, or could be created (its nearest parent is)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
 
 
 def with_precision(plan: Plan, precision: str | None) -> Plan:

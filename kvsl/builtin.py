@@ -1,0 +1,155 @@
+"""The built-in styles' spec files, found wherever kvsl runs from, and style names as targets.
+
+The five built-in styles are spec files (`specs/*.kvs`, their traces in `specs/traces/`,
+their teacher templates in `templates/`). In a checkout, or an editable install, they are
+the repository's own top-level folders; a wheel ships the same two folders as package data
+under `kvsl/_builtin/` (see setup.py), with the same relative layout, so a spec's
+`../templates/x.j2` and `traces/x.jsonl` resolve in both.
+
+Commands that take a spec (`kvsl build`, `run`, `eval`, `plan`) pass their argument through
+`resolve_target`: a path that exists is used as given; a bare built-in style name such as
+`step-by-step` (any spelling `kvsl.styles.canonical_style_name` accepts) names the built-in
+spec.
+
+Nothing here imports more than the standard library and `kvsl.lang.diagnostics` (the
+built-in registry `kvsl.styles` is imported inside the functions that need it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from kvsl.lang.diagnostics import ExitCode, KvslError
+from kvsl.lang.source import Span
+
+# Package data of an installed wheel: kvsl/_builtin/{specs,templates}.
+PACKAGED_DIR = Path(__file__).resolve().parent / "_builtin"
+# The repository root, when kvsl runs from a checkout (plain or editable install).
+_CHECKOUT_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class BuiltinStyle:
+    """A built-in style as `kvsl styles` lists it: its name, what it does, its spec file."""
+
+    name: str
+    description: str
+    spec_path: Path
+
+
+def builtin_root() -> Path:
+    """The folder holding the built-in `specs/` and `templates/`.
+
+    The wheel's package data when it is there, else the checkout's top level (an editable
+    install uses the files being edited).
+
+    >>> (builtin_root() / "specs" / "step_by_step.kvs").is_file()
+    True
+    """
+    if (PACKAGED_DIR / "specs").is_dir():
+        return PACKAGED_DIR
+    if (_CHECKOUT_DIR / "specs" / "_base.kvs").is_file():
+        return _CHECKOUT_DIR
+    return PACKAGED_DIR  # neither: the caller reports the missing file
+
+
+def builtin_specs_dir() -> Path:
+    """The folder of the built-in spec files (`kvsl check $(...)` checks them all).
+
+    >>> builtin_specs_dir().name
+    'specs'
+    """
+    return builtin_root() / "specs"
+
+
+def is_packaged(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` lies in the installed package's data (never a place to write).
+
+    >>> is_packaged(PACKAGED_DIR / "specs" / "step_by_step.kvs")
+    True
+    >>> is_packaged("specs/step_by_step.kvs")
+    False
+    """
+    return Path(path).resolve().is_relative_to(PACKAGED_DIR)
+
+
+def builtin_styles() -> list[BuiltinStyle]:
+    """Every built-in style, in the registry's order, with the path of its spec.
+
+    >>> [s.name for s in builtin_styles()][:2]
+    ['step-by-step', 'strategy-and-execute']
+    """
+    from kvsl.styles import BUILTIN_STYLES
+
+    folder = builtin_specs_dir()
+    return [
+        BuiltinStyle(info.name, info.description, folder / info.spec_file)
+        for info in BUILTIN_STYLES.values()
+    ]
+
+
+def builtin_spec(name: str) -> Path | None:
+    """The spec file of the built-in style `name`, or None if `name` is not one.
+
+    Accepts the spellings `kvsl.styles.builtin_style` does, with or without `.kvs`.
+
+    >>> builtin_spec("step_by_step").name
+    'step_by_step.kvs'
+    >>> builtin_spec("my-style") is None
+    True
+    """
+    from kvsl.styles import builtin_style
+
+    stem = name.removesuffix(".kvs")
+    info = builtin_style(stem) if stem.strip() else None
+    return None if info is None else builtin_specs_dir() / info.spec_file
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.startswith((".", "~"))
+
+
+def resolve_target(
+    target: str | os.PathLike[str], *, code: str = "KVS008", exit_code: ExitCode = ExitCode.USAGE
+) -> Path:
+    """The path a command should open for `target`: itself if it exists, else a built-in spec.
+
+    A path that exists always wins, and so does anything that looks like a path (a
+    directory part, a leading `.` or `~`): those go on to the command's own "no such
+    file" report. A bare name that is not a built-in style raises `code` (KVS008, "no such
+    file", by default; `kvsl run` passes its KVS455) listing the built-in names.
+
+    >>> resolve_target("step-by-step").name
+    'step_by_step.kvs'
+    >>> resolve_target("specs/nope.kvs")
+    PosixPath('specs/nope.kvs')
+    """
+    path = Path(target)
+    text = os.fspath(target)
+    if path.exists() or _looks_like_path(text):
+        return path
+    found = builtin_spec(text)
+    if found is not None:
+        return found
+    raise _unknown_style(text, code, exit_code)
+
+
+def _unknown_style(name: str, code: str, exit_code: ExitCode) -> KvslError:
+    from difflib import get_close_matches
+
+    from kvsl.styles import BUILTIN_STYLES, canonical_style_name
+
+    names = list(BUILTIN_STYLES)
+    close = get_close_matches(canonical_style_name(name.removesuffix(".kvs")), names, n=1)
+    return KvslError.one(
+        code,
+        f"`{name}` is neither a file nor a built-in style",
+        Span.whole_file(name),
+        help=(f"did you mean `{close[0]}`? " if close else "")
+        + "built-in styles: "
+        + ", ".join(f"`{n}`" for n in names)
+        + " (`kvsl styles` lists them); or pass the path of a `.kvs` spec",
+        exit_code=exit_code,
+    )
