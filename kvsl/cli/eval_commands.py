@@ -17,6 +17,7 @@ import typer
 
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
+from kvsl.cli.options import BatchSizeOption, DeviceOption, PrecisionOption
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
@@ -77,7 +78,7 @@ def eval_command(
     dev_limit: Annotated[
         int | None, typer.Option("--dev-limit", help="First N dev examples.")
     ] = 50,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per batch.")] = 8,
+    batch_size: BatchSizeOption = 8,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 256,
     runs: Annotated[
         int, typer.Option("--runs", help="Sampled runs (seeds seed..seed+runs-1).")
@@ -88,13 +89,8 @@ def eval_command(
     temperature: Annotated[float, typer.Option("--temperature")] = 0.7,
     top_p: Annotated[float, typer.Option("--top-p")] = 0.9,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    precision: Annotated[
-        str, typer.Option("--precision", help="fp32 or bf16 (model weights).")
-    ] = "fp32",
-    device: Annotated[
-        str,
-        typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N."),
-    ] = "auto",
+    precision: PrecisionOption = "fp32",
+    device: DeviceOption = "auto",
     layers: Annotated[
         str | None, typer.Option("--layers", help='Cache steering layers, e.g. "1..".')
     ] = None,

@@ -18,6 +18,7 @@ import typer
 
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
+from kvsl.cli.options import BatchSizeOption, DeviceOption, PrecisionOption
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.plan import LayerSpan
 from kvsl.lang.source import Span
@@ -311,7 +312,7 @@ def run(
     temperature: Annotated[float | None, typer.Option("--temperature")] = None,
     top_p: Annotated[float | None, typer.Option("--top-p")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per batch.")] = 8,
+    batch_size: BatchSizeOption = 8,
     compare: Annotated[
         bool, typer.Option("--compare", help="Also generate without steering, side by side.")
     ] = False,
@@ -320,13 +321,8 @@ def run(
         bool, typer.Option("--score", help="Score outputs for the style (kvsl.styles).")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Rebuild the vectors of a spec.")] = False,
-    device: Annotated[
-        str,
-        typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N."),
-    ] = "auto",
-    precision: Annotated[
-        str, typer.Option("--precision", help="fp32 or bf16 (model weights while generating).")
-    ] = "fp32",
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Generate with steering: `kvsl run specs/step_by_step.kvs --prompt "Why is the sky blue?"`."""
     with reported_errors("json" if format in ("json", "jsonl") else "human"):
