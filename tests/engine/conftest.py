@@ -4,7 +4,8 @@
 grouped-query attention (4 query heads, 2 KV heads, head_dim 16) and a byte-level
 tokenizer (every byte is one token, so "\\n" is a single token) with a ChatML chat
 template. `tiny_loaded_llama` / `tiny_loaded_qwen2` wrap them in a `LoadedModel`.
-Plain helpers (`make_tiny_model`, `make_plan`, `TINY_TRACES`) live in `tiny_models.py`.
+Plain helpers (`make_tiny_model`, `make_plan`, `TINY_TRACES`) live in
+tests/support/tiny_models.py, the one tiny-model kit (its word kit serves the steering tests).
 """
 
 from __future__ import annotations

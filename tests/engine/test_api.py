@@ -7,8 +7,8 @@ import sys
 from dataclasses import replace
 
 import pytest
+import tiny_models as tiny
 import torch
-import word_models as tiny
 
 import kvsl
 from kvsl.engine.generate import TokenStreamer, chat_prompt
@@ -19,12 +19,12 @@ COEFFICIENTS = {1: (0.0, 6.0), 2: (0.0, 6.0)}
 
 @pytest.fixture(scope="module")
 def model():
-    return tiny.model("qwen2")
+    return tiny.word_model("qwen2")
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return tiny.tokenizer()
+    return tiny.word_tokenizer()
 
 
 def _hf_generate(model, ids: list[int], n: int = 10) -> list[int]:
@@ -58,21 +58,21 @@ def test_without_vectors_is_plain_generation_from_the_chat_prompt(model, tok):
 
 
 def test_zero_coefficients_equal_plain_generation_with_the_offset_token(model, tok):
-    vectors = tiny.vectors(scale=3.0)
-    texts = kvsl.generate(model, tok, tiny.PROMPTS, vectors, coefficients={1: (0.0, 0.0)},
+    vectors = tiny.word_vectors(scale=3.0)
+    texts = kvsl.generate(model, tok, tiny.WORD_PROMPTS, vectors, coefficients={1: (0.0, 0.0)},
                           max_new_tokens=10)
     expected = [
         tok.decode(_hf_generate(model, [*chat_prompt(tok, p), 7]), skip_special_tokens=True)
-        for p in tiny.PROMPTS
+        for p in tiny.WORD_PROMPTS
     ]
     assert texts == expected
-    steered = kvsl.generate(model, tok, tiny.PROMPTS, vectors, coefficients=COEFFICIENTS,
+    steered = kvsl.generate(model, tok, tiny.WORD_PROMPTS, vectors, coefficients=COEFFICIENTS,
                             max_new_tokens=10)
     assert steered != expected
 
 
 def test_coefficients_default_to_the_manifest_and_are_required_otherwise(model, tok):
-    vectors = tiny.vectors(scale=3.0)
+    vectors = tiny.word_vectors(scale=3.0)
     recorded = replace(vectors, manifest={"coefficients": {"1": [0.0, 6.0], "2": [0.0, 6.0]}})
     assert kvsl.generate(model, tok, "w4 w5", recorded, max_new_tokens=8) == kvsl.generate(
         model, tok, "w4 w5", vectors, coefficients=COEFFICIENTS, max_new_tokens=8
@@ -83,10 +83,10 @@ def test_coefficients_default_to_the_manifest_and_are_required_otherwise(model, 
 
 
 def test_steered_context_manager_with_steering_inputs_equals_generate(model, tok):
-    vectors = tiny.vectors(scale=3.0)
-    expected = kvsl.generate(model, tok, tiny.PROMPTS, vectors, coefficients=COEFFICIENTS,
+    vectors = tiny.word_vectors(scale=3.0)
+    expected = kvsl.generate(model, tok, tiny.WORD_PROMPTS, vectors, coefficients=COEFFICIENTS,
                              max_new_tokens=10)
-    inputs = kvsl.steering_inputs(tok, tiny.PROMPTS, vectors)
+    inputs = kvsl.steering_inputs(tok, tiny.WORD_PROMPTS, vectors)
     assert bool((inputs["input_ids"][:, -1] == 7).all())  # every row ends with the offset token
     with kvsl.steered(model, vectors, COEFFICIENTS, tokenizer=tok) as edit:
         assert edit.layers == [1, 2]
@@ -99,6 +99,6 @@ def test_steered_context_manager_with_steering_inputs_equals_generate(model, tok
 
 def test_streamer_writes_what_generate_returns(model, tok):
     written: list[str] = []
-    [text] = kvsl.generate(model, tok, "w9", tiny.vectors(), coefficients=COEFFICIENTS,
+    [text] = kvsl.generate(model, tok, "w9", tiny.word_vectors(), coefficients=COEFFICIENTS,
                            max_new_tokens=8, streamer=TokenStreamer(tok, write=written.append))
     assert "".join(written) == text + "\n"

@@ -130,13 +130,13 @@ def test_other_architecture_is_refused(vectors, tiny_loaded_qwen2):
 
 
 def test_other_geometry_is_refused_not_a_shape_error(vectors, tiny_llama):
-    from tiny_models import make_tokenizer
+    from tiny_models import byte_tokenizer
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from kvsl.engine.models import loaded_from_objects
     from kvsl.lang.plan import ModelRef
 
-    tokenizer = make_tokenizer()
+    tokenizer = byte_tokenizer()
     model = LlamaForCausalLM(LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=3,
         num_attention_heads=4, num_key_value_heads=4,

@@ -7,8 +7,8 @@ runs them with `python -m pytest tests/engine/test_device.py`.
 from __future__ import annotations
 
 import pytest
+import tiny_models as tiny
 import torch
-import word_models as tiny
 from typer.testing import CliRunner
 
 from kvsl.cli import app
@@ -57,9 +57,9 @@ def test_run_rejects_a_bad_precision() -> None:
 
 @cuda
 def test_zero_coefficients_reproduce_plain_generation_on_cuda() -> None:
-    model, tok = tiny.model("llama").to("cuda"), tiny.tokenizer()
-    edit = resolve_edit(tiny.vectors(), {0: (0.0, 0.0), 1: (0.0, 0.0), 2: (0.0, 0.0)})
-    for prompt in tiny.PROMPTS:
+    model, tok = tiny.word_model("llama").to("cuda"), tiny.word_tokenizer()
+    edit = resolve_edit(tiny.word_vectors(), {0: (0.0, 0.0), 1: (0.0, 0.0), 2: (0.0, 0.0)})
+    for prompt in tiny.WORD_PROMPTS:
         row = chat_prompt(tok, prompt)
         ids = torch.tensor([[*row, OFFSET]], device="cuda")
         with torch.inference_mode():
@@ -75,16 +75,16 @@ def test_zero_coefficients_reproduce_plain_generation_on_cuda() -> None:
 
 @cuda
 def test_steered_logits_on_cuda_match_the_cpu() -> None:
-    tok = tiny.tokenizer()
-    rows = [[*chat_prompt(tok, p), OFFSET] for p in tiny.PROMPTS]
+    tok = tiny.word_tokenizer()
+    rows = [[*chat_prompt(tok, p), OFFSET] for p in tiny.WORD_PROMPTS]
     coefficients = {1: (0.5, 2.0), 2: (0.0, -3.0)}
     logits = {}
     for device in ("cpu", "cuda"):
-        model = tiny.model("llama").to(device)
+        model = tiny.word_model("llama").to(device)
         ids, mask = left_pad([r[:-1] for r in rows], pad_id=0, device=device)  # (batch, seq)
         with torch.inference_mode():
             cache = prefill(model, ids, mask)
-            edit = resolve_edit(tiny.vectors(), coefficients, kv_geometry(model))
+            edit = resolve_edit(tiny.word_vectors(), coefficients, kv_geometry(model))
             assert not edit.is_empty
             apply_edit(cache, edit)
             last = torch.full((len(rows), 1), OFFSET, device=device)
@@ -101,8 +101,8 @@ def test_steered_logits_on_cuda_match_the_cpu() -> None:
 def test_load_model_puts_a_model_directory_on_cuda(tmp_path) -> None:
     from kvsl.engine.models import load_model, resolve_ref
 
-    model = tiny.model("llama")
+    model = tiny.word_model("llama")
     model.save_pretrained(tmp_path)
-    tiny.tokenizer().save_pretrained(tmp_path)
+    tiny.word_tokenizer().save_pretrained(tmp_path)
     loaded = load_model(resolve_ref(str(tmp_path)), device="auto")
     assert loaded.device.type == "cuda"

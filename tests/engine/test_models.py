@@ -128,14 +128,14 @@ def test_model_without_standard_cache_is_kvs303(tiny_llama):
 
 
 def test_unsupported_architecture_is_kvs303(tmp_path):
-    from tiny_models import make_tokenizer
+    from tiny_models import byte_tokenizer
     from transformers import T5Config, T5Model
 
     # an encoder-decoder: no causal LM class, no decoder-only KV cache
     T5Model(T5Config(d_model=32, d_ff=64, num_layers=1, num_heads=2, d_kv=16,
                      vocab_size=50)).save_pretrained(tmp_path)
 
-    make_tokenizer().save_pretrained(tmp_path)
+    byte_tokenizer().save_pretrained(tmp_path)
     with pytest.raises(KvslError) as caught:
         load_model(ModelRef("bert", "directory", str(tmp_path)))
     assert caught.value.diagnostics[0].code == "KVS303"

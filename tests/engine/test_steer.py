@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+import tiny_models as tiny
 import torch
-import word_models as tiny
 
 from kvsl.engine.generate import (
     GenerationSettings,
@@ -30,15 +32,15 @@ GREEDY = GenerationSettings(max_new_tokens=12)
 
 @pytest.fixture(scope="module", params=ARCHS)
 def model(request):
-    return tiny.model(request.param)
+    return tiny.word_model(request.param)
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return tiny.tokenizer()
+    return tiny.word_tokenizer()
 
 
-def _ids(tok, prompts=tiny.PROMPTS):
+def _ids(tok, prompts=tiny.WORD_PROMPTS):
     return [chat_prompt(tok, p) for p in prompts]
 
 
@@ -62,7 +64,7 @@ def _plain_generate(model, rows, max_new_tokens=12):
 def test_zero_coefficients_reproduce_plain_generation_token_for_token(model, tok):
     rows = _ids(tok)
     # Every layer listed with c = 0: the prefill-edit-generate path runs, with an empty edit.
-    edit = resolve_edit(tiny.vectors(), {0: (0.0, 0.0), 1: (0.0, 0.0), 2: (0.0, 0.0)})
+    edit = resolve_edit(tiny.word_vectors(), {0: (0.0, 0.0), 1: (0.0, 0.0), 2: (0.0, 0.0)})
     assert edit.is_empty
     for row, expected in zip(rows, _plain_generate(model, rows), strict=True):
         got = generate_batch(model, tok, [row], settings=GREEDY, offset_id=OFFSET, edit=edit)
@@ -71,7 +73,7 @@ def test_zero_coefficients_reproduce_plain_generation_token_for_token(model, tok
 
 def test_edit_changes_only_the_chosen_layers_at_the_last_position_by_exactly_c_s(model, tok):
     ids, mask = left_pad(_ids(tok), pad_id=0)
-    vectors = tiny.vectors()
+    vectors = tiny.word_vectors()
     coefficients = {1: (0.5, 2.0), 2: (0.0, -3.0)}
     with torch.inference_mode():
         cache = prefill(model, ids, mask)
@@ -95,7 +97,7 @@ def test_edit_changes_only_the_chosen_layers_at_the_last_position_by_exactly_c_s
 
 def test_batched_steered_generation_equals_one_by_one(model, tok):
     rows = _ids(tok)  # four prompts of different lengths → real left padding
-    edit = resolve_edit(tiny.vectors(scale=2.0), {1: (0.0, 4.0), 2: (0.0, 4.0)})
+    edit = resolve_edit(tiny.word_vectors(scale=2.0), {1: (0.0, 4.0), 2: (0.0, 4.0)})
     batched = generate_batch(model, tok, rows, settings=GREEDY, offset_id=OFFSET, edit=edit)
     single = [
         generate_batch(model, tok, [row], settings=GREEDY, offset_id=OFFSET, edit=edit)[0]
@@ -106,7 +108,7 @@ def test_batched_steered_generation_equals_one_by_one(model, tok):
 
 def test_steering_with_nonzero_vectors_changes_the_output(model, tok):
     rows = _ids(tok)
-    edit = resolve_edit(tiny.vectors(scale=4.0), {1: (0.0, 8.0), 2: (0.0, 8.0)})
+    edit = resolve_edit(tiny.word_vectors(scale=4.0), {1: (0.0, 8.0), 2: (0.0, 8.0)})
     plain = generate_batch(model, tok, rows, settings=GREEDY, offset_id=OFFSET)
     steered_out = generate_batch(model, tok, rows, settings=GREEDY, offset_id=OFFSET, edit=edit)
     assert plain == _plain_generate(model, rows)
@@ -115,7 +117,7 @@ def test_steering_with_nonzero_vectors_changes_the_output(model, tok):
 
 def test_context_manager_matches_the_engine_and_restores_the_model(model, tok):
     rows = _ids(tok)
-    vectors = tiny.vectors(scale=2.0)
+    vectors = tiny.word_vectors(scale=2.0)
     coefficients = {1: (0.0, 4.0), 2: (1.0, 4.0)}
     edit = resolve_edit(vectors, coefficients)
     expected = generate_batch(model, tok, rows, settings=GREEDY, offset_id=OFFSET, edit=edit)
@@ -136,7 +138,7 @@ def test_context_manager_matches_the_engine_and_restores_the_model(model, tok):
 
 
 def test_context_manager_restores_the_model_after_an_error(model, tok):
-    with pytest.raises(KvslError) as err, steered(model, tiny.vectors(), {1: (0.0, 1.0)},
+    with pytest.raises(KvslError) as err, steered(model, tiny.word_vectors(), {1: (0.0, 1.0)},
                                                   offset_token_id=OFFSET):
         ids = torch.tensor([chat_prompt(tok, "w1 w2")])  # no offset token at the end
         model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=2,
@@ -146,19 +148,21 @@ def test_context_manager_restores_the_model_after_an_error(model, tok):
 
 
 def test_vectors_for_another_geometry_are_refused_with_a_code(model):
+    four_heads = tiny.random_vectors(replace(tiny.WORD_GEOMETRY, kv_heads=4))
+    two_layers = tiny.random_vectors(replace(tiny.WORD_GEOMETRY, num_layers=2))
     with pytest.raises(KvslError) as err:
-        resolve_edit(tiny.vectors(kv_heads=4), {1: (0.0, 1.0)}, kv_geometry(model))
+        resolve_edit(four_heads, {1: (0.0, 1.0)}, kv_geometry(model))
     assert err.value.diagnostics[0].code == "KVS458"
     with pytest.raises(KvslError) as err:
-        resolve_edit(tiny.vectors(num_layers=2), {1: (0.0, 1.0)}, kv_geometry(model))
+        resolve_edit(two_layers, {1: (0.0, 1.0)}, kv_geometry(model))
     assert err.value.diagnostics[0].code == "KVS458"
     with pytest.raises(KvslError) as err:
-        resolve_edit(tiny.vectors(num_layers=2), {5: (0.0, 1.0)})
+        resolve_edit(two_layers, {5: (0.0, 1.0)})
     assert err.value.diagnostics[0].code == "KVS451"
 
 
 def test_stop_strings_cut_the_text_and_the_stream_shows_the_same(tok):
-    model = tiny.model("llama")
+    model = tiny.word_model("llama")
     row = chat_prompt(tok, "w1 w2 w3")
     settings = GenerationSettings(max_new_tokens=12)
     [full] = generate_batch(model, tok, [row], settings=settings, offset_id=OFFSET)
@@ -177,9 +181,9 @@ def test_stop_strings_cut_the_text_and_the_stream_shows_the_same(tok):
 
 
 def test_sampling_is_reproducible_with_a_seed_and_leaves_global_rng_alone(tok):
-    model = tiny.model("qwen2")
+    model = tiny.word_model("qwen2")
     rows = _ids(tok)
-    edit = resolve_edit(tiny.vectors(), {1: (0.0, 2.0)})
+    edit = resolve_edit(tiny.word_vectors(), {1: (0.0, 2.0)})
     state = torch.get_rng_state()
     runs = [
         generate_batch(
@@ -199,13 +203,13 @@ def test_a_cache_without_key_value_tensors_is_refused_with_a_code():
         layers = (object(),)
 
     with pytest.raises(KvslError) as err:
-        apply_edit(RecurrentCache(), resolve_edit(tiny.vectors(), {0: (0.0, 1.0)}))
+        apply_edit(RecurrentCache(), resolve_edit(tiny.word_vectors(), {0: (0.0, 1.0)}))
     assert err.value.diagnostics[0].code == "KVS459"
 
 
 def test_steered_generation_without_a_cache_is_refused(model, tok):
     ids = torch.tensor([[*chat_prompt(tok, "w1"), OFFSET]])
-    with pytest.raises(KvslError) as err, steered(model, tiny.vectors(), {1: (0.0, 1.0)}):
+    with pytest.raises(KvslError) as err, steered(model, tiny.word_vectors(), {1: (0.0, 1.0)}):
         model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=2,
                        use_cache=False, pad_token_id=0)
     assert err.value.diagnostics[0].code == "KVS462"

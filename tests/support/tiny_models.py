@@ -1,49 +1,125 @@
-"""Helpers for engine tests: tiny random models, a byte-level tokenizer, plans (no downloads).
+"""The tiny-model kit for tests: random Llama / Qwen2 models, two offline tokenizers, plans.
 
-`make_tiny_model(arch)` returns `(model, tokenizer)`: a 2-layer causal LM with
-grouped-query attention (4 query heads, 2 KV heads, head_dim 16) and a byte-level
-tokenizer (every byte is one token, so "\\n" is a single token) with a ChatML chat
-template.
+Nothing is downloaded. Every model comes from one builder, `tiny_model`: hidden size 64,
+grouped-query attention (4 query heads, 2 KV heads, head_dim 16), untied embeddings, eval mode,
+float32 on the CPU. Two tokenizers go with it, both with a chat template:
+
+- the byte kit (extraction, build, run and eval tests): `byte_tokenizer()` has one token per
+  byte, so "\\n" is a single token, and a ChatML template; `make_tiny_model(arch)` is a
+  2-layer model with it, as a `(model, tokenizer)` pair.
+- the word kit (steering tests, where readable prompts make cache positions easy to follow):
+  `word_tokenizer()` makes `w0`..`w119` and "\\n" (id 7) single tokens; `word_model(arch)` is a
+  3-layer model over that vocabulary, `word_vectors()` random steering vectors that fit it;
+  `WORD_PROMPTS` are prompts of 1 to 7 words.
+
+`random_vectors(model_or_geometry)` gives steering vectors of any geometry; `TINY_TRACES` and
+`make_plan` give a trace set and a `Plan` without a spec file.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
-CHAT_TEMPLATE = (
+from kvsl.engine.models import KVGeometry, kv_geometry
+from kvsl.engine.vectors import SteeringVectors
+
+# Both vocabularies put padding, begin and end at ids 0, 1 and 2; the model configs say so.
+PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+
+_CHATML_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+_BYTE_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # ids 0, 1, 2
+
+WORDS = ["<pad>", "<s>", "</s>", "<unk>", "<|system|>", "<|user|>", "<|assistant|>", "\n"] + [
+    f"w{i}" for i in range(120)
+]
+_WORD_TEMPLATE = (
+    "{% for m in messages %}<|{{ m.role }}|> {{ m.content }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+WORD_PROMPTS = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9 w10 w11", "w12 w13"]
+WORD_LAYERS = 3
+# The KV cache of `word_model()`: what `random_vectors(WORD_GEOMETRY)` fits.
+WORD_GEOMETRY = KVGeometry(num_layers=WORD_LAYERS, kv_heads=2, head_dim=16)
 
 
-def make_tokenizer():
-    """A byte-level BPE tokenizer without merges: 256 byte tokens + 3 special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+def _fast_tokenizer(core: Any, template: str, *, bos: str, eos: str, pad: str, unk: str) -> Any:
+    """Wrap a `tokenizers.Tokenizer` for transformers, with a chat template."""
     from transformers import PreTrainedTokenizerFast
 
-    byte_chars = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
-    vocab.update({ch: i + len(SPECIAL_TOKENS) for i, ch in enumerate(byte_chars)})
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    core.decoder = decoders.ByteLevel()
-    core.add_special_tokens(SPECIAL_TOKENS)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
+        tokenizer_object=core, bos_token=bos, eos_token=eos, pad_token=pad, unk_token=unk
     )
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = template
     return tokenizer
 
 
-def _config_kwargs(vocab_size: int, num_layers: int) -> dict:
-    return dict(
+def byte_tokenizer() -> Any:
+    """A byte-level BPE tokenizer without merges: 3 special tokens + 256 byte tokens.
+
+    A fresh one each call (tests may change it).
+
+    >>> len(byte_tokenizer())
+    259
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    byte_chars = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {tok: i for i, tok in enumerate(_BYTE_SPECIALS)}
+    vocab.update({ch: i + len(_BYTE_SPECIALS) for i, ch in enumerate(byte_chars)})
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    core.add_special_tokens(_BYTE_SPECIALS)
+    return _fast_tokenizer(
+        core, _CHATML_TEMPLATE,
+        bos="<|im_start|>", eos="<|im_end|>", pad="<|endoftext|>", unk="<|endoftext|>",
+    )
+
+
+@cache
+def word_tokenizer() -> Any:
+    """Words `w0`..`w119` and "\\n" are single tokens; decode joins tokens with spaces.
+
+    Shared between calls (built once).
+
+    >>> word_tokenizer()("w1 w2\\n").input_ids
+    [9, 10, 7]
+    """
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"[ \t]+"), "removed"),
+            pre_tokenizers.Split(Regex(r"\n"), "isolated"),
+        ]
+    )
+    return _fast_tokenizer(core, _WORD_TEMPLATE, bos="<s>", eos="</s>", pad="<pad>", unk="<unk>")
+
+
+def tiny_model(arch: str, *, vocab_size: int, num_layers: int, seed: int = 0) -> Any:
+    """A tiny random causal LM ("llama" or "qwen2") in eval mode: the one model builder.
+
+    The weights depend only on (arch, vocab_size, num_layers, seed), so two calls with the
+    same arguments give identical models.
+
+    >>> tiny_model("qwen2", vocab_size=128, num_layers=3).config.num_key_value_heads
+    2
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    classes = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
+    if arch not in classes:
+        raise ValueError(arch)
+    config_class, model_class = classes[arch]
+    config = config_class(
         vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,
@@ -51,40 +127,59 @@ def _config_kwargs(vocab_size: int, num_layers: int) -> dict:
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=2048,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
+        pad_token_id=PAD_ID,
+        bos_token_id=BOS_ID,
+        eos_token_id=EOS_ID,
         tie_word_embeddings=False,
     )
-
-
-def make_tiny_model(arch: str, seed: int = 0, num_layers: int = 2):
-    """A tiny random causal LM ("llama" or "qwen2") in eval mode, with its tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = make_tokenizer()
     torch.manual_seed(seed)
-    if arch == "llama":
-        model = LlamaForCausalLM(LlamaConfig(**_config_kwargs(len(tokenizer), num_layers)))
-    elif arch == "qwen2":
-        model = Qwen2ForCausalLM(Qwen2Config(**_config_kwargs(len(tokenizer), num_layers)))
-    else:
-        raise ValueError(arch)
-    model.eval()
-    return model, tokenizer
+    return model_class(config).eval()
 
 
-def random_vectors(model, seed: int = 1, scale: float = 1.0):
-    """Random `SteeringVectors` with the model's KV geometry (all layers), offset "\\n"."""
-    from kvsl.engine.models import kv_geometry
-    from kvsl.engine.vectors import SteeringVectors
+def make_tiny_model(arch: str, seed: int = 0, num_layers: int = 2) -> tuple[Any, Any]:
+    """The byte kit: a tiny random model over `byte_tokenizer()`, with that tokenizer.
 
-    geometry = kv_geometry(model)
+    >>> model, tokenizer = make_tiny_model("llama")
+    >>> model.config.num_hidden_layers, model.config.vocab_size
+    (2, 259)
+    """
+    tokenizer = byte_tokenizer()
+    return tiny_model(arch, vocab_size=len(tokenizer), num_layers=num_layers, seed=seed), tokenizer
+
+
+def word_model(arch: str = "llama", seed: int = 0) -> Any:
+    """The word kit: a fresh 3-layer random model over `word_tokenizer()`'s 128 words.
+
+    >>> kv_geometry(word_model("qwen2")) == WORD_GEOMETRY
+    True
+    """
+    return tiny_model(arch, vocab_size=len(WORDS), num_layers=WORD_LAYERS, seed=seed)
+
+
+def random_vectors(like: Any, seed: int = 1, scale: float = 1.0) -> SteeringVectors:
+    """Random `SteeringVectors` for every layer of a model or a `KVGeometry`, offset "\\n".
+
+    >>> random_vectors(WORD_GEOMETRY, scale=2.0).num_layers
+    3
+    >>> from dataclasses import replace
+    >>> random_vectors(replace(WORD_GEOMETRY, kv_heads=4)).geometry
+    (4, 16)
+    """
+    geometry = like if isinstance(like, KVGeometry) else kv_geometry(like)
     gen = torch.Generator().manual_seed(seed)
     shape = (geometry.kv_heads, geometry.head_dim)
     keys = {i: scale * torch.randn(shape, generator=gen) for i in range(geometry.num_layers)}
     values = {i: scale * torch.randn(shape, generator=gen) for i in range(geometry.num_layers)}
     return SteeringVectors(keys, values, "\n", {"vector_hash": f"random-{seed}-{scale}"})
+
+
+def word_vectors(scale: float = 1.0, seed: int = 1) -> SteeringVectors:
+    """The word kit: `random_vectors` that fit `word_model()` (3 layers, 2 KV heads of 16).
+
+    >>> word_vectors(scale=2.0).geometry
+    (2, 16)
+    """
+    return random_vectors(WORD_GEOMETRY, seed=seed, scale=scale)
 
 
 TINY_TRACES = [
