@@ -18,15 +18,12 @@ import typer
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import BatchSizeOption, DeviceOption, PrecisionOption
-from kvsl.lang.diagnostics import ExitCode, KvslError
-from kvsl.lang.source import Span
-
-_CLI = Span.whole_file("<command line>")
+from kvsl.lang.diagnostics import KvslError
 
 
 def _bad_flag(message: str, help: str | None = None) -> KvslError:
     """A KVS612 usage error located on the command line (exit 2)."""
-    return KvslError.one("KVS612", message, _CLI, help=help, exit_code=ExitCode.USAGE)
+    return KvslError.usage("KVS612", message, help=help)
 
 
 def _check_choice(value: str, allowed: tuple[str, ...], what: str) -> None:

@@ -19,7 +19,7 @@ import typer
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import BatchSizeOption, DeviceOption, PrecisionOption
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import COMMAND_LINE, Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.plan import LayerSpan
 from kvsl.lang.source import Span
 
@@ -27,10 +27,9 @@ if TYPE_CHECKING:
     from kvsl.lang.plan import Plan
 
 FORMATS = ("text", "json", "jsonl")
-_CLI = Span.whole_file("<command line>")
 
 
-def _usage(code: str, message: str, help: str, span: Span = _CLI) -> KvslError:
+def _usage(code: str, message: str, help: str, span: Span = COMMAND_LINE) -> KvslError:
     return KvslError.one(code, message, span, help=help, exit_code=ExitCode.USAGE)
 
 
@@ -186,7 +185,7 @@ def _check_options(
                     "KVS457",
                     Severity.ERROR,
                     problem,
-                    _CLI,
+                    COMMAND_LINE,
                     help="see `kvsl run --help` for each option's range",
                 )
                 for problem in problems
@@ -435,7 +434,7 @@ def _run(
         seed=seed,
     )
     coefficients = _coefficients(
-        plan, loaded.geometry.num_layers, _CLI if spans else Span.whole_file(plan.spec_path)
+        plan, loaded.geometry.num_layers, COMMAND_LINE if spans else Span.whole_file(plan.spec_path)
     )
     settings = GenerationSettings.from_plan(plan.generate)
     model, tokenizer = loaded.model, loaded.tokenizer

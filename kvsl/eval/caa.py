@@ -89,12 +89,10 @@ def resolve_layer(model: Any, layer: int) -> int:
     count = len(decoder_layers(model))
     resolved = layer + count if layer < 0 else layer
     if not 0 <= resolved < count:
-        raise KvslError.one(
+        raise KvslError.usage(
             "KVS614",
             f"CAA layer {layer} is outside a model with {count} layers",
-            Span.whole_file("<command line>"),
             help=f"choose a layer in 0..{count - 1} (or -{count}..-1 from the end)",
-            exit_code=ExitCode.USAGE,
         )
     return resolved
 

@@ -451,12 +451,10 @@ def canonical_format(name: str) -> str:
     """`"ARC-Challenge"` → `"arc"`; KVS601 for a name kvsl does not know."""
     key = name.strip().lower()
     if key not in FORMAT_ALIASES:
-        raise KvslError.one(
+        raise KvslError.usage(
             "KVS601",
             f"unknown benchmark format `{name}`",
-            Span.whole_file("<command line>"),
             help=f"use one of {', '.join(FORMATS)}",
-            exit_code=ExitCode.USAGE,
         )
     return FORMAT_ALIASES[key]
 

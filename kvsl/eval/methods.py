@@ -40,8 +40,7 @@ from kvsl.engine.models import kv_geometry
 from kvsl.engine.steer import resolve_edit
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.eval.caa import CaaVectors, caa_steering
-from kvsl.lang.diagnostics import ExitCode, KvslError
-from kvsl.lang.source import Span
+from kvsl.lang.diagnostics import KvslError
 
 METHOD_NAMES = ("plain", "cot", "cache", "cache+cot", "caa")
 COT_PREFIX = "Let's think step by step."
@@ -57,12 +56,10 @@ def parse_methods(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
     unknown = [n for n in names if n not in METHOD_NAMES]
     if unknown or not names:
-        raise KvslError.one(
+        raise KvslError.usage(
             "KVS610",
             f"unknown eval method `{unknown[0] if unknown else text}`",
-            Span.whole_file("<command line>"),
             help=f"`--methods` takes a comma-separated list of {', '.join(METHOD_NAMES)}",
-            exit_code=ExitCode.USAGE,
         )
     return names
 

@@ -25,12 +25,10 @@ from kvsl.eval.runner import (
     evaluate,
     run_points,
 )
-from kvsl.lang.diagnostics import ExitCode, KvslError
+from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.plan import LayerSpan
-from kvsl.lang.source import Span
 
 SWEEP_PARAMETERS = ("value", "key", "layers", "shots", "pairs", "caa-layer", "caa-multiplier")
-_CLI = Span.whole_file("<command line>")
 
 
 @dataclass(frozen=True)
@@ -69,10 +67,6 @@ class EvalRequest:
         data = asdict(self)
         data["layers"] = [asdict(s) for s in self.layers] if self.layers else None
         return data
-
-
-def _usage(code: str, message: str, help: str | None = None) -> KvslError:
-    return KvslError.one(code, message, _CLI, help=help, exit_code=ExitCode.USAGE)
 
 
 def _file_sha256(path: str | None) -> str | None:
@@ -117,7 +111,7 @@ def _caa_choice(
     if request.caa_layer is not None and request.caa_multiplier is not None:
         return request.caa_layer, request.caa_multiplier, {"chosen_on": "command line"}
     if request.dev is None:
-        raise _usage(
+        raise KvslError.usage(
             "KVS616",
             "CAA needs `--dev` to choose its layer and multiplier, or both "
             "`--caa-layer` and `--caa-multiplier`",
@@ -192,7 +186,9 @@ def run_eval(
 
     check_settings(request.decode, request.batch_size, request.limit)
     if request.data is None:
-        raise _usage("KVS612", "`--data` is required", "give the test file with `--data PATH`")
+        raise KvslError.usage(
+            "KVS612", "`--data` is required", help="give the test file with `--data PATH`"
+        )
     started = time.perf_counter()
     examples = _load(request.data, request.benchmark, request.labels, request.limit)
     if request.target is None and any(m not in ("plain", "cot") for m in request.methods):
@@ -336,13 +332,13 @@ def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
     except ValueError:
         numbers = ()
     if name not in SWEEP_PARAMETERS or not numbers:
-        raise _usage(
+        raise KvslError.usage(
             "KVS612",
             f"cannot read the sweep `{text}`",
-            f"write `--sweep NAME=V1,V2,...` with NAME one of {', '.join(SWEEP_PARAMETERS)}",
+            help=f"write `--sweep NAME=V1,V2,...` with NAME one of {', '.join(SWEEP_PARAMETERS)}",
         )
     if name in ("layers", "shots", "pairs", "caa-layer") and any(v != int(v) for v in numbers):
-        raise _usage("KVS612", f"sweep `{name}` takes whole numbers, got `{values}`")
+        raise KvslError.usage("KVS612", f"sweep `{name}` takes whole numbers, got `{values}`")
     return name, numbers
 
 
@@ -359,7 +355,7 @@ def run_sweep(
 
     check_settings(request.decode, request.batch_size, request.dev_limit)
     if request.dev is None:
-        raise _usage(
+        raise KvslError.usage(
             "KVS616",
             "sweeps run on a dev split: `--dev` is required",
             help="pass the benchmark's train or dev file with `--dev`",

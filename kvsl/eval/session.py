@@ -19,11 +19,8 @@ from typing import Any
 
 from kvsl.eval.caa import CaaVectors
 from kvsl.eval.methods import Generator, Method
-from kvsl.lang.diagnostics import ExitCode, KvslError
+from kvsl.lang.diagnostics import COMMAND_LINE, ExitCode, KvslError
 from kvsl.lang.plan import LayerSpan, Plan
-from kvsl.lang.source import Span
-
-_CLI = Span.whole_file("<command line>")
 
 
 @dataclass
@@ -61,7 +58,7 @@ def _needs_spec(method: str) -> KvslError:
     return KvslError.one(
         "KVS611",
         f"method `{method}` needs a spec or an artifact",
-        _CLI,
+        COMMAND_LINE,
         help="pass a `.kvs` spec (or a built artifact) as the first argument, or "
         "evaluate only `plain,cot` with `--model`",
         exit_code=ExitCode.USAGE,
@@ -179,12 +176,10 @@ def coefficients(
     try:
         return steer.coefficients(ctx.num_layers)
     except ValueError as err:
-        raise KvslError.one(
+        raise KvslError.usage(
             "KVS451",
             str(err),
-            _CLI,
             help=f"this model has layers 0..{ctx.num_layers - 1}",
-            exit_code=ExitCode.USAGE,
         ) from None
 
 

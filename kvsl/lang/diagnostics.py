@@ -22,6 +22,10 @@ class ExitCode(IntEnum):
     ENVIRONMENT = 3  # environment or run-time failure (model missing, server down, ...)
 
 
+# Where flags and arguments are reported: there is no file to point into.
+COMMAND_LINE = Span.whole_file("<command line>")
+
+
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
@@ -104,6 +108,15 @@ class KvslError(Exception):
         """
         diagnostic = Diagnostic(code, Severity.ERROR, message, span, labels=labels, help=help)
         return cls([diagnostic], exit_code)
+
+    @classmethod
+    def usage(cls, code: str, message: str, *, help: str | None = None) -> Self:
+        """A bad command-line flag or argument: located at `<command line>`, exit code 2.
+
+        >>> KvslError.usage("KVS610", "unknown eval method `x`").exit_code
+        <ExitCode.USAGE: 2>
+        """
+        return cls.one(code, message, COMMAND_LINE, help=help, exit_code=ExitCode.USAGE)
 
     def __str__(self) -> str:
         return "; ".join(f"{d.code}: {d.message}" for d in self.diagnostics)

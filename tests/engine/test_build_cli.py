@@ -8,30 +8,12 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from tiny_models import TINY_TRACES, make_plan
+from tiny_models import TINY_TRACES, make_plan, tiny_spec
 from typer.testing import CliRunner
 
 from kvsl.cli import app
 from kvsl.engine.artifact import load_artifact
 from kvsl.engine.build import artifact_path_for, build
-
-SPEC = """style "tiny" {{
-  description = "a test style"
-  model = "{model}"
-  contrast {{
-    traces = "traces.jsonl"
-    pairs = {pairs}
-    shots = 1
-    select = random
-    seed = 0
-  }}
-  steer {{
-    layers = [1..]
-    key = 0
-    value = 4
-  }}
-}}
-"""
 
 
 @pytest.fixture
@@ -40,7 +22,7 @@ def spec(tmp_path, tiny_model_dir) -> Path:
         "".join(json.dumps(t) + "\n" for t in TINY_TRACES), encoding="utf-8"
     )
     path = tmp_path / "tiny.kvs"
-    path.write_text(SPEC.format(model=tiny_model_dir, pairs=3), encoding="utf-8")
+    path.write_text(tiny_spec(tiny_model_dir, pairs=3, value=4), encoding="utf-8")
     return path
 
 
@@ -157,7 +139,7 @@ def test_cli_build_out_and_precision(spec, tmp_path):
 
 
 def test_cli_build_too_many_pairs_is_kvs306(spec, tiny_model_dir):
-    spec.write_text(SPEC.format(model=tiny_model_dir, pairs=20), encoding="utf-8")
+    spec.write_text(tiny_spec(tiny_model_dir, pairs=20, value=4), encoding="utf-8")
     result = CliRunner().invoke(app, ["build", str(spec), "--quiet"])
     assert result.exit_code == 1
     assert "KVS306" in result.stderr
@@ -186,7 +168,7 @@ def test_embedded_model_builds_a_tiny_spec(tmp_path):
     traces = Path(__file__).resolve().parents[2] / "specs" / "traces" / "step_by_step.jsonl"
     spec = tmp_path / "tiny.kvs"
     spec.write_text(
-        SPEC.format(model="smollm2-135m", pairs=4).replace('"traces.jsonl"', json.dumps(str(traces))),
+        tiny_spec("smollm2-135m", pairs=4, value=4, traces=traces),
         encoding="utf-8",
     )
     result = CliRunner().invoke(app, ["build", str(spec), "--quiet"])

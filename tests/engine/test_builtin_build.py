@@ -10,31 +10,13 @@ import stat
 from pathlib import Path
 
 import pytest
-from tiny_models import TINY_TRACES, make_plan
+from tiny_models import TINY_TRACES, make_plan, tiny_spec
 from typer.testing import CliRunner
 
 import kvsl.builtin as builtin
 import kvsl.engine.build as build_module
 from kvsl.cli import app
 from kvsl.engine.build import artifact_dir_for, artifact_path_for, user_artifact_dir
-
-TINY_SPEC = """style "step-by-step" {{
-  description = "a tiny stand-in for the built-in spec"
-  model = "{model}"
-  contrast {{
-    traces = "traces/step_by_step.jsonl"
-    pairs = 3
-    shots = 1
-    select = random
-    seed = 0
-  }}
-  steer {{
-    layers = [1..]
-    key = 0
-    value = 4
-  }}
-}}
-"""
 
 
 @pytest.fixture
@@ -94,7 +76,14 @@ def test_packaged_builtin_spec_never_writes_into_the_package(
         "".join(json.dumps(t) + "\n" for t in TINY_TRACES), encoding="utf-8"
     )
     (specs / "step_by_step.kvs").write_text(
-        TINY_SPEC.format(model=tiny_model_dir), encoding="utf-8"
+        tiny_spec(
+            tiny_model_dir,
+            style="step-by-step",
+            description="a tiny stand-in for the built-in spec",
+            traces="traces/step_by_step.jsonl",
+            pairs=3,
+            value=4,
+        ), encoding="utf-8"
     )
     monkeypatch.setattr(builtin, "PACKAGED_DIR", packaged)
     monkeypatch.chdir(tmp_path)

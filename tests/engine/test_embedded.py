@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_models import tiny_spec
 from typer.testing import CliRunner
 
 from kvsl.cli import app
@@ -19,27 +20,6 @@ pytestmark = pytest.mark.embedded
 
 TRACES = Path(__file__).resolve().parents[2] / "specs" / "traces" / "step_by_step.jsonl"
 
-SPEC = """style "tiny-step-by-step" {{
-  description = "Four step-by-step pairs: the smallest spec that still steers."
-  model = "smollm2-135m"
-  contrast {{
-    traces = "{traces}"
-    pairs = 4
-    shots = 1
-    select = random
-    seed = 0
-  }}
-  steer {{
-    layers = [1..]
-    key = 0
-    value = 6
-  }}
-  generate {{
-    max_new_tokens = 20
-    mode = greedy
-  }}
-}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +34,13 @@ def embedded_available():
 
 def test_a_tiny_spec_builds_and_steering_changes_the_output(embedded_available, tmp_path):
     spec = tmp_path / "tiny.kvs"
-    spec.write_text(SPEC.format(traces=TRACES), encoding="utf-8")
+    spec.write_text(tiny_spec(
+            "smollm2-135m",
+            style="tiny-step-by-step",
+            description="Four step-by-step pairs: the smallest spec that still steers.",
+            traces=TRACES,
+            max_new_tokens=20,
+        ), encoding="utf-8")
     # A multiple-choice question: the plain model answers in one line ("A: Oxygen is ..."),
     # steered it starts reasoning (numbered steps with these vectors).
     prompt = ("Which gas do plants absorb from the air? "

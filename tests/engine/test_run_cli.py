@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import make_tiny_model
+from tiny_models import make_tiny_model, tiny_spec
 from typer.testing import CliRunner
 
 from kvsl.cli import app
@@ -239,27 +239,6 @@ def test_score_uses_kvsl_styles_or_says_it_is_unavailable(setup):
     assert all(0.0 <= s <= 1.0 for s in scores.values())
 
 
-SPEC = """style "tiny-steps" {{
-  description = "a tiny spec on a local model directory"
-  model = "{model}"
-  contrast {{
-    traces = "traces.jsonl"
-    pairs = 4
-    shots = 1
-    select = random
-    seed = 0
-  }}
-  steer {{
-    layers = [1..]
-    key = 0
-    value = 6
-  }}
-  generate {{
-    max_new_tokens = 6
-    mode = greedy
-  }}
-}}
-"""
 
 
 def test_a_spec_is_built_first_then_run_and_not_rebuilt(setup, tmp_path):
@@ -268,7 +247,12 @@ def test_a_spec_is_built_first_then_run_and_not_rebuilt(setup, tmp_path):
     (tmp_path / "traces.jsonl").write_text(
         "".join(json.dumps(t) + "\n" for t in TINY_TRACES), encoding="utf-8")
     spec = tmp_path / "tiny.kvs"
-    spec.write_text(SPEC.format(model=setup["root"] / "llama"), encoding="utf-8")
+    spec.write_text(tiny_spec(
+            setup["root"] / "llama",
+            style="tiny-steps",
+            description="a tiny spec on a local model directory",
+            max_new_tokens=6,
+        ), encoding="utf-8")
     first = _run(spec, "--prompt", PROMPT, "--format", "json")
     assert first.exit_code == 0, first.output
     assert "built" in first.stderr

@@ -242,3 +242,32 @@ def make_plan(
         steer=SteerPlan(),
         generate=GeneratePlan(),
     )
+
+
+def tiny_spec(
+    model: str | Path,
+    *,
+    style: str = "tiny",
+    description: str = "a test style",
+    traces: str | Path = "traces.jsonl",
+    pairs: int = 4,
+    value: float = 6,
+    max_new_tokens: int | None = None,
+) -> str:
+    """The text of a small `.kvs` spec: 1 shot, random demos, seed 0, layers 1 and up, c_k = 0.
+
+    >>> 'pairs = 3' in tiny_spec("/models/tiny", pairs=3)
+    True
+    """
+    generate = (
+        f"  generate {{\n    max_new_tokens = {max_new_tokens}\n    mode = greedy\n  }}\n"
+        if max_new_tokens is not None
+        else ""
+    )
+    return (
+        f'style "{style}" {{\n  description = "{description}"\n  model = "{model}"\n'
+        f'  contrast {{\n    traces = "{traces}"\n    pairs = {pairs}\n    shots = 1\n'
+        "    select = random\n    seed = 0\n  }\n"
+        f"  steer {{\n    layers = [1..]\n    key = 0\n    value = {value:g}\n  }}\n"
+        f"{generate}}}\n"
+    )
