@@ -95,7 +95,22 @@ def teach_command(
         progress=sys.stderr.isatty(),
     )
     with reported_errors():
-        plan = load_plan(spec)
+        from kvsl.builtin import is_packaged, resolve_target
+        from kvsl.lang.diagnostics import ExitCode, KvslError
+        from kvsl.lang.source import Span
+
+        path = resolve_target(spec)  # a built-in style name stands for its spec file
+        if is_packaged(path) and not dry_run:
+            raise KvslError.one(
+                "KVS518",
+                f"`{spec}` is a built-in spec inside the installed package: its trace file "
+                "is not to be written",
+                Span.whole_file(str(path)),
+                help=f"copy `{path.parent.parent}` somewhere of your own and teach the copy "
+                "(`--dry-run` works here)",
+                exit_code=ExitCode.USAGE,
+            )
+        plan = load_plan(path)
         if dry_run:
             report = render_only(plan, options)
             for prompt in report.prompts:

@@ -126,4 +126,16 @@ TEACHER_CODES: tuple[Code, ...] = (
         "$ kvsl teach specs/step_by_step.kvs",
         "$ kvsl teach specs/step_by_step.kvs --questions data/gsm8k/train.jsonl --limit 40",
     ),
+    Code(
+        "KVS518",
+        "installed built-in spec is read-only",
+        Severity.ERROR,
+        "The built-in styles of an installed kvsl live inside the package (site-packages), "
+        "which is no place to write: an upgrade would lose the traces, and the vectors of "
+        "every user of that environment would change. Copy the style's folder (the path "
+        "`kvsl styles` prints) and teach your copy. `--dry-run` works on the installed spec.",
+        "$ kvsl teach step-by-step --questions gsm8k/train.jsonl",
+        "$ cp -r .../site-packages/kvsl/_builtin mystyles && "
+        "kvsl teach mystyles/specs/step_by_step.kvs --questions gsm8k/train.jsonl",
+    ),
 )

@@ -131,3 +131,4 @@ def test_unknown_name_on_each_command(command, code, tmp_path, monkeypatch) -> N
     assert result.exit_code == ExitCode.USAGE, result.output
     assert f"error[{code}]: `nonesuch` is neither a file nor a built-in style" in result.output
     assert "Traceback" not in result.output
+
