@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
-from itertools import product
+from itertools import pairwise, product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -201,7 +201,8 @@ def parse_source_lark(
     try:
         tree = _parser().parse(source.text)
     except UnexpectedInput as err:
-        return None, [_syntax_diagnostic(source, err, unclosed)]
+        first = _syntax_diagnostic(source, err, unclosed)
+        return None, _syntax_errors(source, first, unclosed)
     comments = tuple(
         Comment(tok.value, source.span(tok.start_pos or 0, tok.end_pos or 0)) for tok in _comments
     )
@@ -502,27 +503,7 @@ def _syntax_diagnostic(source: SourceFile, err: Any, unclosed: list[int]) -> Dia
 
     text = source.text
     if isinstance(err, UnexpectedCharacters):
-        offset = err.pos_in_stream or 0
-        char = text[offset] if offset < len(text) else ""
-        if char == '"':
-            end = text.find("\n", offset)
-            end = len(text) if end < 0 else end
-            return _error(
-                "KVS012",
-                "unterminated string",
-                source.span(offset, end),
-                help='close the string with `"` on the same line, or use `"""` for text '
-                "that spans lines",
-            )
-        help = None
-        if char == ":":
-            help = "kvsl uses `=` between a key and its value: `pairs = 40`"
-        elif char == ";":
-            help = "items need no separator: put each `key = value` on its own line"
-        shown = char if char.isprintable() else repr(char)[1:-1]
-        return _error(
-            "KVS011", f"unexpected character `{shown}`", source.span(offset, offset + 1), help
-        )
+        return _character_diagnostic(source, err.pos_in_stream or 0)
 
     token = getattr(err, "token", None)
     at_end = isinstance(err, UnexpectedEOF) or (token is not None and token.type == "$END")
@@ -585,6 +566,31 @@ def _syntax_diagnostic(source: SourceFile, err: Any, unclosed: list[int]) -> Dia
     return _error("KVS010", message, span, help)
 
 
+def _character_diagnostic(source: SourceFile, offset: int) -> Diagnostic:
+    """KVS011/KVS012 for text at `offset` that starts no token."""
+    text = source.text
+    char = text[offset] if offset < len(text) else ""
+    if char == '"':
+        end = text.find("\n", offset)
+        end = len(text) if end < 0 else end
+        return _error(
+            "KVS012",
+            "unterminated string",
+            source.span(offset, end),
+            help='close the string with `"` on the same line, or use `"""` for text '
+            "that spans lines",
+        )
+    help = None
+    if char == ":":
+        help = "kvsl uses `=` between a key and its value: `pairs = 40`"
+    elif char == ";":
+        help = "items need no separator: put each `key = value` on its own line"
+    shown = char if char.isprintable() else repr(char)[1:-1]
+    return _error(
+        "KVS011", f"unexpected character `{shown}`", source.span(offset, offset + 1), help
+    )
+
+
 def _found(token: Any) -> str:
     if token is None or token.type == "$END":
         return "end of file"
@@ -615,6 +621,308 @@ def _scan_brackets(text: str) -> tuple[int | None, list[int]]:
             stack.pop()
     del n
     return None, stack
+
+
+# --- error recovery --------------------------------------------------------------------
+
+# After a syntax error the parser resynchronises and carries on, so that one run reports
+# every independent mistake in a file (runs only for files that already failed to parse).
+# The bounds keep a garbage file cheap and its report short.
+MAX_SYNTAX_ERRORS = 10
+# Tokens a resynchronised parser must accept before its guess is trusted: fewer, and a
+# bad guess shows up as a cascade of errors; more, and errors close together are missed.
+_RESYNC_WINDOW = 3
+_RESYNC_BUDGET = 20_000  # trial token feeds per file, whatever its size
+_LEADING_SPACE = re.compile(r"[ \t\r\n\f\ufeff]*")
+
+
+def _syntax_errors(source: SourceFile, first: Diagnostic, unclosed: list[int]) -> list[Diagnostic]:
+    """`first` (the error of the plain parse) and every independent syntax error after it.
+
+    Panic-mode recovery over the LALR parser: after an error, skip to the next token that
+    can begin again (a name first on its line, a `}`, the end of the file), and pop parser
+    states (fewest first: the innermost block) until the parser accepts that token and the
+    next few (`_resync`); an error on the same line as the one before it is a cascade,
+    not reported. Bounded: at most MAX_SYNTAX_ERRORS, and `_RESYNC_BUDGET` trial feeds.
+
+    >>> _, diagnostics = parse_text('style "s" {\\n  a 1\\n  b = 2\\n  c 3\\n}\\n')
+    >>> [(d.code, d.span.line, d.span.column) for d in diagnostics]
+    [('KVS014', 2, 5), ('KVS014', 4, 5)]
+    """
+    from copy import copy  # here, not at the top: nothing new on the fast path
+
+    from lark.exceptions import UnexpectedToken
+    from lark.parsers.lalr_interactive_parser import InteractiveParser
+    from lark.parsers.lalr_parser_state import ParserState
+
+    tokens, line_starts, lexical = _recovery_tokens(source)
+    layout = _laid_out(source.text, tokens, line_starts)
+    interactive = _parser().parse_interactive()
+    conf = copy(interactive.parser_state.parse_conf)
+    conf.callbacks = {}  # the tree is never built: no callbacks, no tree nodes
+    state: ParserState[Any] = ParserState(conf, interactive.lexer_thread)
+    found: list[Diagnostic] = []
+    budget = [_RESYNC_BUDGET]
+    i = 0
+    while i < len(tokens) and len(found) < MAX_SYNTAX_ERRORS:
+        token = tokens[i]
+        if token.type == "$ERROR":  # text that starts no token (KVS011, KVS012)
+            found.append(lexical[i])
+            resume = i + 1
+        else:
+            if (
+                found
+                and layout
+                and token.type == "RBRACE"
+                and line_starts[i]
+                and not _fits(source.text, state, token, True)
+            ):
+                # after an error, a `}` that starts a line indented unlike its `{` line
+                # belongs to the broken part (its `{` was lost in the error): taking it
+                # would close the wrong block, and every later `}` would be an error
+                i += 1
+                continue
+            try:
+                state.feed_token(token, token.type == "$END")
+                i += 1
+                continue
+            except UnexpectedToken as err:
+                # as lark's own parse does, so that `err.accepts` (read by _label) works
+                err.interactive_parser = InteractiveParser(
+                    interactive.parser, state.copy(deepcopy_values=False), interactive.lexer_thread
+                )
+                found.append(_syntax_diagnostic(source, err, unclosed))
+                resume = i
+        resynced = _resync(source, state, tokens, line_starts, layout, resume, i, budget)
+        if resynced is None:
+            break
+        state, i = resynced
+
+    # The recovery pass sees the same tokens as the plain parse, so its first error is the
+    # plain one; if they ever disagree, trust only the plain parse.
+    if not found or (found[0].code, found[0].span.start) != (first.code, first.span.start):
+        return [first]
+    diagnostics = [first]
+    for previous, diagnostic in pairwise(found):
+        if diagnostic.span.line > previous.span.end_line:
+            diagnostics.append(diagnostic)
+    return diagnostics
+
+
+def _recovery_tokens(source: SourceFile) -> tuple[list[Token], list[bool], dict[int, Diagnostic]]:
+    """All tokens of a file for the recovery pass, never failing.
+
+    Returns the tokens (ending with `$END`), whether each is the first on its line, and
+    a diagnostic for each `$ERROR` token: text that starts no token (an unterminated
+    string, skipped to the end of its line, or one stray character).
+    """
+    from lark import Token
+
+    literal = {t.pattern.value: t.name for t in _parser().terminals if t.pattern.type == "str"}
+    text = source.text
+    tokens: list[Token] = []
+    line_starts: list[bool] = []
+    lexical: dict[int, Diagnostic] = {}
+    line, last_line, position = 1, 0, 0
+    while True:
+        match = _SCANNER.match(text, position)
+        if match is None:
+            start = _LEADING_SPACE.match(text, position).end()  # type: ignore[union-attr]
+            line += text.count("\n", position, start)
+            diagnostic = _character_diagnostic(source, start)
+            position = diagnostic.span.end if text[start] == '"' else start + 1
+            lexical[len(tokens)] = diagnostic
+            tokens.append(Token("$ERROR", text[start:position], start, line, end_pos=position))
+            line_starts.append(line > last_line)
+            last_line = line
+            continue
+        start = match.end(1)
+        line += text.count("\n", position, start)
+        position = match.end()
+        kind = match.lastgroup
+        if kind == "WS":  # only whitespace left
+            break
+        value = text[start:position]
+        if kind != "COMMENT":
+            kind = literal[value] if kind in ("PUNCT", "DOTDOT") else str(kind)
+            tokens.append(Token(kind, value, start, line, end_pos=position))
+            line_starts.append(line > last_line)
+        line += value.count("\n")  # a long string spans lines
+        if kind != "COMMENT":
+            last_line = line
+    tokens.append(Token("$END", "", len(text), line, end_pos=len(text)))
+    line_starts.append(True)
+    return tokens, line_starts, lexical
+
+
+def _laid_out(text: str, tokens: list[Token], line_starts: list[bool]) -> bool:
+    """Whether the file is indented by blocks, as `kvsl fmt` writes it.
+
+    Every `{` that ends a line is followed by a line indented deeper. Only then does
+    recovery trust indentation to tell which block a line belongs to.
+    """
+    nested = False
+    for j, token in enumerate(tokens[:-1]):
+        if token.type == "LBRACE" and line_starts[j + 1] and tokens[j + 1].type != "$ERROR":
+            inner = _indent(text, tokens[j + 1].start_pos or 0)
+            if inner <= _indent(text, token.start_pos or 0):
+                return False
+            nested = True
+    return nested
+
+
+def _resync(
+    source: SourceFile,
+    state: Any,
+    tokens: list[Token],
+    line_starts: list[bool],
+    layout: bool,
+    resume: int,
+    failed: int,
+    budget: list[int],
+) -> tuple[Any, int] | None:
+    """(parser state, token index) to continue from after an error, or None to stop.
+
+    Sync tokens are a name first on its line, a `}` and the end of the file. The first
+    one from `resume` that some popped state accepts wins; among the states, the one that
+    accepts most of the next `_RESYNC_WINDOW` tokens, then the one with fewest pops (the
+    innermost block). A partial fit is kept: the token where it fails is the next error,
+    on a later line (two adjacent lines with a typo each). In an indented file
+    (`layout`), a skipped `{` that ends its line still opens a block (its `}` comes
+    later), and a state must fit the sync token's indentation (a name indented deeper
+    than its block's `{` line, a `}` as deep): otherwise one typo costs an error at every
+    later `}`.
+    """
+    from lark import Token
+    from lark.parsers.lalr_parser_state import ParserState
+
+    depth = len(state.state_stack)
+    # A name resumes in the block the error is in: the parser leaves a block at its `}`
+    # only, so a lost `}` cannot shift every later line one block out.
+    braces = [k for k, value in enumerate(state.value_stack) if isinstance(value, Token)]
+    braces = [k for k in braces if state.value_stack[k].type == "LBRACE"]
+    name_pops = depth - 2 - braces[-1] if braces else depth
+    opened: list[Token] = []  # `{` skipped since the error and not closed since
+    for j in range(resume, len(tokens)):
+        kind = tokens[j].type
+        if kind in ("RBRACE", "$END") or (kind == "NAME" and line_starts[j]):
+            # positionless, so that _fits takes any `}` for theirs
+            prefix = [t for _ in opened for t in (Token("NAME", "_"), Token("LBRACE", "{"))]
+            best: tuple[int, Any] = (0, None)
+            for pops in range(depth if kind != "NAME" else min(depth, name_pops + 1)):
+                if j == failed and pops == 0:
+                    continue  # the very state that just rejected this token
+                # state_stack holds the start state and one state per value on value_stack
+                candidate: ParserState[Any] = ParserState(
+                    state.parse_conf,
+                    state.lexer,
+                    state.state_stack[: depth - pops],
+                    state.value_stack[: depth - 1 - pops],
+                )
+                if prefix:
+                    candidate = _fed(candidate, prefix)
+                    if candidate is None:
+                        continue
+                if layout and not _fits(source.text, candidate, tokens[j], line_starts[j]):
+                    continue
+                accepted = _trial(candidate, tokens, j, budget)
+                if accepted < 0:
+                    return None
+                if accepted == _RESYNC_WINDOW:
+                    return candidate, j
+                if accepted > best[0]:
+                    best = (accepted, candidate)
+            if best[1] is not None:
+                return best[1], j
+        if kind == "LBRACE" and layout and line_starts[j + 1]:
+            opened.append(tokens[j])
+        elif kind == "RBRACE" and opened:
+            opened.pop()
+    return None
+
+
+def _fed(state: Any, tokens: list[Token]) -> Any:
+    """A copy of `state` after `tokens`, or None where it rejects one."""
+    from lark.exceptions import UnexpectedToken
+
+    fed = state.copy(deepcopy_values=False)
+    try:
+        for token in tokens:
+            fed.feed_token(token)
+    except UnexpectedToken:
+        return None
+    return fed
+
+
+def _indent(text: str, offset: int) -> int:
+    start = text.rfind("\n", 0, offset) + 1
+    return _LEADING_SPACE.match(text, start).end() - start  # type: ignore[union-attr]
+
+
+def _open_brace(state: Any) -> Token | None:
+    """The innermost `{` still open in a parser state (None at the top level)."""
+    from lark import Token
+
+    closed = 0
+    for value in reversed(state.value_stack):  # reduced values are lists, not tokens
+        if isinstance(value, Token) and value.type == "RBRACE":
+            closed += 1
+        elif isinstance(value, Token) and value.type == "LBRACE":
+            if closed == 0:
+                return value
+            closed -= 1
+    return None
+
+
+def _fits(text: str, state: Any, token: Token, first_on_line: bool) -> bool:
+    """Whether `token` (a sync token) is laid out as it would be at this parser state.
+
+    A name starts a line indented deeper than the line of its block's `{` (not at all
+    at the top level). A `}` first on its line is indented as the line of its `{`; any
+    other `}` is on the line of its `{` (`at [1..4] { value = 4 }`).
+    """
+    if token.type == "$END":
+        return True
+    opener = _open_brace(state)
+    at = token.start_pos or 0
+    if opener is None:
+        return token.type == "NAME" and _indent(text, at) == 0
+    if opener.start_pos is None:  # a block opened in a broken line: no layout to match
+        return True
+    brace = opener.start_pos
+    if token.type == "NAME":
+        return _indent(text, at) > _indent(text, brace)
+    if "\n" not in text[brace:at]:
+        return True
+    column = at - (text.rfind("\n", 0, at) + 1)
+    if first_on_line:
+        return column == _indent(text, brace)
+    # a `}` after a typo on its line (`  =}`, `=  }`): the typo pushed it right
+    return 0 <= column - _indent(text, brace) <= 4
+
+
+def _trial(candidate: Any, tokens: list[Token], start: int, budget: list[int]) -> int:
+    """How many of the `_RESYNC_WINDOW` tokens from `start` `candidate` accepts.
+
+    All of them when it reaches the end of the file or a lexical error (a separate
+    error) first; -1 when the budget is spent.
+    """
+    from lark.exceptions import UnexpectedToken
+
+    trial = candidate.copy(deepcopy_values=False)
+    for count, token in enumerate(tokens[start : start + _RESYNC_WINDOW]):
+        if token.type == "$ERROR":
+            return _RESYNC_WINDOW
+        if budget[0] <= 0:
+            return -1
+        budget[0] -= 1
+        try:
+            trial.feed_token(token, token.type == "$END")
+        except UnexpectedToken:
+            return count
+        if token.type == "$END":
+            return _RESYNC_WINDOW
+    return _RESYNC_WINDOW
 
 
 # --- lark tree → syntax dataclasses ----------------------------------------------------
