@@ -6,7 +6,6 @@ enough to run on every commit in CI.
 
 from __future__ import annotations
 
-import os
 import sys
 from enum import StrEnum
 from typing import Annotated
@@ -119,10 +118,10 @@ def fmt_command(
 
 
 def _write_atomically(path: str, text: str) -> None:
-    temporary = f"{path}.kvsl-fmt.tmp"
-    with open(temporary, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+    from kvsl.atomic import atomic_path
+
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
 
 
 @app.command()

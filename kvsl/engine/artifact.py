@@ -23,11 +23,9 @@ fsync, `os.replace`), so an artifact is either complete or absent.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from typing import Any
 import torch
 
 import kvsl
+from kvsl.atomic import atomic_path
 from kvsl.engine.models import KVGeometry, LoadedModel
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.lang.diagnostics import ExitCode, KvslError
@@ -135,17 +134,10 @@ def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Pat
         FORMAT_KEY: str(FORMAT_VERSION),
         MANIFEST_KEY: json.dumps(manifest, ensure_ascii=False),
     }
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
-    os.close(handle)
     try:
-        save_file(tensors, temp_name, metadata=metadata)
-        with open(temp_name, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temp_name, target)
+        with atomic_path(target, fsync=True) as temporary:
+            save_file(tensors, str(temporary), metadata=metadata)
     except OSError as err:
-        _unlink(temp_name)
         raise KvslError.one(
             "KVS406",
             f"cannot write artifact `{target}`: {err.strerror or err}",
@@ -153,15 +145,7 @@ def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Pat
             help="choose a writable folder with `--out DIR`",
             exit_code=ExitCode.ENVIRONMENT,
         ) from None
-    except BaseException:  # Ctrl-C included: never leave the temp file behind
-        _unlink(temp_name)
-        raise
     return target
-
-
-def _unlink(name: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(name)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:

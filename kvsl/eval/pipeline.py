@@ -309,12 +309,13 @@ def _report(
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     import json
 
+    from kvsl.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(
-        json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
-    tmp.replace(path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(
+            json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+        )
 
 
 def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:

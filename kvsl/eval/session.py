@@ -218,13 +218,14 @@ def caa_vectors(ctx: EvalContext, *, batch_size: int | None = None) -> CaaVector
         batch_size=batch_size or 1,
         model_hint=hint,
     )
+    from kvsl.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(
-        {f"direction.{i}": v.to(torch.float32).contiguous() for i, v in vectors.directions.items()},
-        str(tmp),
-    )
-    tmp.replace(path)
+    with atomic_path(path) as temporary:
+        save_file(
+            {f"direction.{i}": v.to(torch.float32).contiguous() for i, v in vectors.directions.items()},
+            str(temporary),
+        )
     return CaaVectors(
         vectors.directions, hint, vectors.pairs, {"pairs_sha256": ctx.plan.vector_hash}
     )

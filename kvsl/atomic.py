@@ -1,0 +1,59 @@
+"""Atomic file writes: a file kvsl writes is either complete or absent, never half-written.
+
+Used for artifacts, formatted specs, cached CAA directions and eval reports. Standard
+library only, so the front end (`kvsl fmt`) can use it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _mode_for(target: Path) -> int:
+    """The permission bits of `target` if it exists, else 0666 less the process umask."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterator[Path]:
+    """A temporary file beside `path` to write; it replaces `path` when the block succeeds.
+
+    On any failure, Ctrl-C included, the temporary file is removed and `path` is untouched.
+    `fsync` flushes the bytes to disk before the rename (for files worth a crash's care).
+    The temporary file is created in `path`'s folder (the same file system, so the rename
+    is atomic); an `OSError` from creating it propagates before the block runs.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "report.json"
+    >>> with atomic_path(target) as temporary:
+    ...     _ = temporary.write_text("{}")
+    >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
+    ('{}', ['report.json'])
+    """
+    target = Path(path)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    temporary = Path(name)
+    # mkstemp makes the file private (0600); the result should have the permissions the
+    # file it replaces had, or a new file's usual ones.
+    os.chmod(temporary, _mode_for(target))
+    try:
+        yield temporary
+        if fsync:
+            with open(temporary, "rb") as written:
+                os.fsync(written.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise

@@ -1,0 +1,51 @@
+"""`kvsl.atomic.atomic_path`: complete or absent, never a stray temporary, permissions kept."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from kvsl.atomic import atomic_path
+
+
+def test_success_replaces_the_file_and_leaves_nothing_else(tmp_path) -> None:
+    target = tmp_path / "a.json"
+    target.write_text("old")
+    with atomic_path(target) as temporary:
+        assert temporary.parent == tmp_path and temporary != target
+        temporary.write_text("new")
+        assert target.read_text() == "old"  # untouched until the block succeeds
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+@pytest.mark.parametrize("error", [OSError, KeyboardInterrupt])
+def test_failure_keeps_the_old_file_and_removes_the_temporary(tmp_path, error) -> None:
+    target = tmp_path / "a.json"
+    target.write_text("old")
+    with pytest.raises(error), atomic_path(target, fsync=True) as temporary:
+        temporary.write_text("half")
+        raise error()
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_permissions_of_the_replaced_file_are_kept(tmp_path) -> None:
+    target = tmp_path / "spec.kvs"
+    target.write_text("x")
+    os.chmod(target, 0o640)
+    with atomic_path(target) as temporary:
+        temporary.write_text("y")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_a_new_file_gets_the_usual_permissions_not_private_ones(tmp_path) -> None:
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "new.json") as temporary:
+            temporary.write_text("{}")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o644
