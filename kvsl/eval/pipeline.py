@@ -222,7 +222,6 @@ def run_eval(
             caa_layer=layer,
             caa_multiplier=multiplier,
         )
-        style = ctx.plan if ctx.plan is not None else None
         result = evaluate(
             ctx.generator,
             methods,
@@ -231,7 +230,7 @@ def run_eval(
             cache=cache,
             identity=ctx.identity,
             forced=request.forced_choice,
-            style=style,
+            style=ctx.plan,
             progress=progress,
         )
     exported = None
