@@ -9,24 +9,20 @@
     KVS6xx  evaluation and benchmarks
 
 Each phase keeps its entries in its own module of plain data; this module only merges
-them, so `kvsl explain` works without importing any back-end code.
+them, so `kvsl explain` works without importing any back-end code. The entry type `Code`
+lives in `kvsl.lang.code_entry`, which the tables import (no cycle); it is re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from kvsl.lang.code_entry import Code
+from kvsl.lang.codes_eval import EVAL_CODES
+from kvsl.lang.codes_frontend import FRONTEND_CODES
+from kvsl.lang.codes_run import RUN_CODES
+from kvsl.lang.codes_runtime import RUNTIME_CODES
+from kvsl.lang.codes_teacher import TEACHER_CODES
 
-from kvsl.lang.diagnostics import Severity
-
-
-@dataclass(frozen=True)
-class Code:
-    code: str  # "KVS104"
-    title: str  # short, lowercase: "unknown key"
-    severity: Severity  # the default severity this code is reported with
-    explanation: str  # a paragraph: what it means and why kvsl reports it
-    bad: str  # an example that triggers it (spec text, or a command line for run-time codes)
-    good: str  # the same example, fixed
+__all__ = ["CODES", "Code"]
 
 
 def _merge(*groups: tuple[Code, ...]) -> dict[str, Code]:
@@ -39,14 +35,6 @@ def _merge(*groups: tuple[Code, ...]) -> dict[str, Code]:
     return dict(sorted(registry.items()))
 
 
-def _load() -> dict[str, Code]:
-    from kvsl.lang.codes_eval import EVAL_CODES
-    from kvsl.lang.codes_frontend import FRONTEND_CODES
-    from kvsl.lang.codes_run import RUN_CODES
-    from kvsl.lang.codes_runtime import RUNTIME_CODES
-    from kvsl.lang.codes_teacher import TEACHER_CODES
-
-    return _merge(FRONTEND_CODES, RUNTIME_CODES, RUN_CODES, TEACHER_CODES, EVAL_CODES)
-
-
-CODES: dict[str, Code] = _load()
+CODES: dict[str, Code] = _merge(
+    FRONTEND_CODES, RUNTIME_CODES, RUN_CODES, TEACHER_CODES, EVAL_CODES
+)

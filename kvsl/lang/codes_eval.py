@@ -6,7 +6,7 @@ KVS610-629  eval settings, methods, caches, CAA and control-vector export
 
 from __future__ import annotations
 
-from kvsl.lang.codes import Code
+from kvsl.lang.code_entry import Code
 from kvsl.lang.diagnostics import Severity
 
 EVAL_CODES: tuple[Code, ...] = (

@@ -6,7 +6,7 @@ files, `extends`, the embedded model's layers). KVS2xx: teacher templates.
 
 from __future__ import annotations
 
-from kvsl.lang.codes import Code
+from kvsl.lang.code_entry import Code
 from kvsl.lang.diagnostics import Severity
 
 E, W = Severity.ERROR, Severity.WARNING

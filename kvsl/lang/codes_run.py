@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kvsl.lang.codes import Code
+from kvsl.lang.code_entry import Code
 from kvsl.lang.diagnostics import Severity
 
 RUN_CODES: tuple[Code, ...] = (

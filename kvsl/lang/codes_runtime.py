@@ -6,7 +6,7 @@ KVS400-KVS449: artifacts (files on disk, compatibility with a model).
 
 from __future__ import annotations
 
-from kvsl.lang.codes import Code
+from kvsl.lang.code_entry import Code
 from kvsl.lang.diagnostics import Severity
 
 RUNTIME_CODES: tuple[Code, ...] = (
