@@ -231,10 +231,10 @@ def _write(args: argparse.Namespace, sections: dict[str, dict[str, Any]], speed:
 
 def _speed(args: argparse.Namespace, ctx: Any, console: Any) -> dict[str, Any]:
     """plain, cache steering and CAA timed side by side on the first ARC test questions."""
-    from kvsl.eval.datasets import load_benchmark
     from kvsl.eval.methods import caa_method, cache_method, plain_method
     from kvsl.eval.session import caa_vectors, coefficients
     from kvsl.eval.speed import time_methods
+    from kvsl.formats.questions import load_benchmark
 
     root = Path(args.data_root)
     questions = [

@@ -160,7 +160,7 @@ def trace_questions(specs_dir: Path) -> set[str]:
 
 def held_out_questions(data_dir: Path, per_benchmark: int, exclude: set[str]) -> list[Question]:
     """The first `per_benchmark` items of each dev split whose stem no trace was written for."""
-    from kvsl.eval.datasets import load_benchmark
+    from kvsl.formats.questions import load_benchmark
 
     questions: list[Question] = []
     for label, relative in BENCHMARKS:
@@ -509,7 +509,7 @@ def render(
         f"- questions: N = {n} ({args.per_benchmark} per benchmark, the first items of each "
         "dev/validation split whose question no bundled trace was written for): "
         + ", ".join(f"{q.benchmark} `{q.id}`" for q in questions),
-        "- prompts: `Example.question` from `kvsl.eval.datasets.load_benchmark` (multiple "
+        "- prompts: `Example.question` from `kvsl.formats.questions.load_benchmark` (multiple "
         "choice with its `Choices:` block), as the user turn of the chat template",
         f"- decoding: greedy, max_new_tokens = {args.max_new_tokens}, no stop strings, "
         f"batch size {args.batch_size}, torch threads {args.threads or 'default'}",

@@ -75,7 +75,7 @@ EXPLICIT = frozenset({"hashes", "boxed", "answer-is", "answer-is-text", "label",
 
 
 class LabelledChoice(Protocol):
-    """Anything with a `label` and a `text` (`kvsl.eval.datasets.Choice`)."""
+    """Anything with a `label` and a `text` (`kvsl.formats.questions.Choice`)."""
 
     @property
     def label(self) -> str: ...
@@ -412,7 +412,7 @@ def strip_echoed_choices(text: str, choices: Sequence[LabelledChoice]) -> str:
     choice and would make the last one look chosen. A single such line is an answer and
     is kept.
 
-    >>> from kvsl.eval.datasets import Choice
+    >>> from kvsl.formats.questions import Choice
     >>> cs = [Choice("A", "fog"), Choice("B", "rain")]
     >>> strip_echoed_choices("A: fog\\nB: rain\\nFog forms at night.", cs)
     'Fog forms at night.'
@@ -448,7 +448,7 @@ def extract_choice(
     `forced` is called only when no rule finds a stated answer; it returns a label (or
     None to fall through to word overlap).
 
-    >>> from kvsl.eval.datasets import Choice
+    >>> from kvsl.formats.questions import Choice
     >>> cs = [Choice("A", "dry palms"), Choice("B", "wet palms")]
     >>> extract_choice("Rubbing dry skin ... The answer is (A).", cs)
     Extracted(answer='A', how='answer-is')
@@ -552,7 +552,7 @@ def answers_agree(got: str, expected: str, choices: Sequence[LabelledChoice] = (
     correct without guessing: a forced choice never agrees, and neither does a choice text
     when the answer mentions several choices ("dry palms, not wet palms").
 
-    >>> from kvsl.eval.datasets import Choice as C
+    >>> from kvsl.formats.questions import Choice as C
     >>> answers_agree("(b)", "B", [C("A", "wet"), C("B", "dry")])
     True
     >>> answers_agree("dry", "B", [C("A", "wet"), C("B", "dry")])

@@ -118,7 +118,7 @@ def fmt_command(
 
 
 def _write_atomically(path: str, text: str) -> None:
-    from kvsl.atomic import atomic_path
+    from kvsl.base.atomic import atomic_path
 
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as f:
         f.write(text)

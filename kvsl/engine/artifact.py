@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 import kvsl
-from kvsl.atomic import atomic_path
+from kvsl.base.atomic import atomic_path
 from kvsl.engine.models import KVGeometry, LoadedModel
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.lang.diagnostics import ExitCode, KvslError

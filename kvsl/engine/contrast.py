@@ -26,10 +26,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kvsl.engine.prompting import Message, chat_messages, prompt_ids
+from kvsl.formats.traces import Trace, load_traces
 from kvsl.lang.diagnostics import Diagnostic, KvslError, Severity
 from kvsl.lang.plan import Plan
 from kvsl.lang.source import Span
-from kvsl.traces import Trace, load_traces
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ class _KVReader:
 def _progress(enabled: bool, console: Any, total: int, description: str) -> Any:
     if not enabled:
         return contextlib.nullcontext(None)
-    from kvsl.progress import progress_display
+    from kvsl.base.progress import progress_display
 
     return progress_display(console, "pairs")
 

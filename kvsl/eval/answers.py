@@ -1,7 +1,7 @@
-"""Final-answer extraction for the eval: `kvsl.answers` applied to an `Example`.
+"""Final-answer extraction for the eval: `kvsl.base.answers` applied to an `Example`.
 
 The rules (the number cascade, the multiple-choice cascade with its forced choice, free
-text) live in `kvsl.answers`, which the teacher uses too; see its docstring. This module
+text) live in `kvsl.base.answers`, which the teacher uses too; see its docstring. This module
 re-exports them under their old names and adds the `Example`-based entry points the
 runner calls.
 
@@ -10,7 +10,7 @@ Pure Python, no torch.
 
 from __future__ import annotations
 
-from kvsl.answers import (
+from kvsl.base.answers import (
     EXPLICIT,
     Extracted,
     ForcedChoice,
@@ -22,7 +22,7 @@ from kvsl.answers import (
     read_answer,
     strip_echoed_choices,
 )
-from kvsl.eval.datasets import Example
+from kvsl.formats.questions import Example
 
 __all__ = [
     "EXPLICIT",
@@ -43,7 +43,7 @@ def extract_answer(
 ) -> Extracted:
     """Dispatch on the example: a label for multiple choice, a number, else free text.
 
-    >>> from kvsl.eval.datasets import Example
+    >>> from kvsl.formats.questions import Example
     >>> extract_answer(Example("x", "q", "18", (), "q", "gsm8k"), "#### 18")
     Extracted(answer='18', how='hashes')
     """
@@ -54,6 +54,6 @@ def is_correct(example: Example, extracted: Extracted) -> bool:
     """Whether an extracted answer matches the example's gold answer.
 
     Labels compare case-insensitively; numbers compare exactly by value; other plain
-    answers must contain the gold's words (`kvsl.answers.matches_gold`).
+    answers must contain the gold's words (`kvsl.base.answers.matches_gold`).
     """
     return matches_gold(extracted, example.answer, example.choices)

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvsl.eval.datasets import Example, canonical_format, load_benchmark
 from kvsl.eval.runner import (
     DecodeSettings,
     EvalResult,
@@ -25,6 +24,7 @@ from kvsl.eval.runner import (
     evaluate,
     run_points,
 )
+from kvsl.formats.questions import Example, canonical_format, load_benchmark
 from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.plan import LayerSpan
 
@@ -84,7 +84,7 @@ def _progress(console: Any, quiet: bool) -> tuple[Any, Any]:
     """A rich progress display with ETA, and the (label, advance, total) callback for it."""
     if quiet or console is None:
         return None, None
-    from kvsl.progress import progress_display
+    from kvsl.base.progress import progress_display
 
     display = progress_display(console)
     tasks: dict[str, Any] = {}
@@ -308,7 +308,7 @@ def _report(
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     import json
 
-    from kvsl.atomic import atomic_path
+    from kvsl.base.atomic import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:

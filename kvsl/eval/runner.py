@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from kvsl.eval.answers import Extracted, extract_answer, is_correct
-from kvsl.eval.datasets import Example
 from kvsl.eval.stats import Accuracy, MeanSd, PairedComparison, accuracy, compare_paired, mean_sd
+from kvsl.formats.questions import Example
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.source import Span
 

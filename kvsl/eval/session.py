@@ -218,7 +218,7 @@ def caa_vectors(ctx: EvalContext, *, batch_size: int | None = None) -> CaaVector
         batch_size=batch_size or 1,
         model_hint=hint,
     )
-    from kvsl.atomic import atomic_path
+    from kvsl.base.atomic import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:

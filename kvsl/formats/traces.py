@@ -6,7 +6,7 @@ One JSON object per line:
      "domain": "science"}
 
 - `question`: the full user turn, exactly as a target question is shown to the model
-  (multiple choice carries its `Choices:` block, see `kvsl.eval.datasets`).
+  (multiple choice carries its `Choices:` block, see `kvsl.formats.questions`).
 - `steps`: the reasoning, one string per step, in the style's own voice (no numbering
   is added by kvsl: a style that numbers its steps writes the numbers).
 - `answer`: the short final answer ("B", "42"): the positive demo ends with

@@ -1,6 +1,6 @@
 """Diagnostic codes KVS6xx, owned by kvsl eval (plain data; see kvsl.lang.codes).
 
-KVS600-609  benchmark files (kvsl.eval.datasets)
+KVS600-609  benchmark files (kvsl.formats.questions)
 KVS610-629  eval settings, methods, caches, CAA and control-vector export
 """
 

@@ -5,7 +5,7 @@ final answer in `<answer>...</answer>`. Tags are matched case-insensitively, may
 attributes (`<step n="2">`), and may span lines. Anything outside the tags (preambles,
 `<think>` blocks of reasoning models) is ignored.
 
-Whether the answer is right is decided by `answers_agree` from `kvsl.answers`, the rules
+Whether the answer is right is decided by `answers_agree` from `kvsl.base.answers`, the rules
 the eval scores with (re-exported here): multiple-choice labels case-insensitively
 whatever the decoration (`"B"`, `"(b)"`, `"B: dry palms"`, `"I choose B"`, or the choice
 text alone), numbers exactly by value (`"$1,234.0"` equals `"1234"`), other answers by
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from kvsl.answers import answers_agree, extract_number, named_label, number_value
-from kvsl.eval.datasets import Choice as ChoiceLike
+from kvsl.base.answers import answers_agree, extract_number, named_label, number_value
+from kvsl.formats.questions import Choice as ChoiceLike
 
 __all__ = [
     "ChoiceLike",
@@ -82,7 +82,7 @@ def _clean(fragment: str) -> str:
 def normalize_label(text: str, labels: Sequence[str]) -> str | None:
     """The choice label an answer names, upper-cased, or None if it names none.
 
-    A thin wrapper over `kvsl.answers.named_label`, kept for old callers.
+    A thin wrapper over `kvsl.base.answers.named_label`, kept for old callers.
 
     >>> normalize_label("(b) dry palms", ["A", "B"])
     'B'
@@ -94,7 +94,7 @@ def normalize_label(text: str, labels: Sequence[str]) -> str | None:
 
 
 def parse_number(text: str) -> Decimal | None:
-    """The final number in `text` (`kvsl.answers.extract_number`); None if there is none.
+    """The final number in `text` (`kvsl.base.answers.extract_number`); None if there is none.
 
     A thin wrapper kept for old callers; a fraction that has no finite decimal is rounded
     to the context precision.

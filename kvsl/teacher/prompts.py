@@ -1,6 +1,6 @@
 """Questions for the teacher, and the prompt each one becomes.
 
-Questions come from `kvsl.eval.datasets.load_benchmark` (GSM8K, ARC, CommonsenseQA, PIQA
+Questions come from `kvsl.formats.questions.load_benchmark` (GSM8K, ARC, CommonsenseQA, PIQA
 native files, or plain `{question, answer}` JSONL), so the teacher and the evaluation read
 benchmarks the same way and a trace's `question` is exactly the user turn a target model
 sees (multiple choice with its `Choices:` block).
@@ -21,7 +21,7 @@ from kvsl.lang.templates import make_environment
 if TYPE_CHECKING:
     from jinja2 import Template
 
-    from kvsl.eval.datasets import Example
+    from kvsl.formats.questions import Example
     from kvsl.lang.plan import Plan, TeacherPlan
 
 # What each benchmark is about, offered to templates as `domain` and stored in each trace
@@ -53,7 +53,7 @@ def load_questions(
 
     Bad files and lines are KvslErrors with KVS6xx diagnostics at `file:line`.
     """
-    from kvsl.eval.datasets import load_benchmark
+    from kvsl.formats.questions import load_benchmark
 
     return load_benchmark(path, format, labels_path=labels_path, limit=limit)
 

@@ -2,7 +2,7 @@
 
 For each question of the source: render the spec's template, call chat completions, parse
 the `<step>`/`<answer>` tags, check the answer against the known one, then either append a
-trace to the spec's trace file (`kvsl.traces.append_trace`: one full line, flushed and
+trace to the spec's trace file (`kvsl.formats.traces.append_trace`: one full line, flushed and
 fsynced, so a kill loses nothing) or append a skip record to the skip log next to it
 (`traces/x.jsonl` → `traces/x.skipped.jsonl`).
 
@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from kvsl.formats.traces import Trace, append_trace, load_traces
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.source import Span
 from kvsl.teacher.client import (
@@ -53,10 +54,9 @@ from kvsl.teacher.prompts import (
     load_questions,
     render_prompt,
 )
-from kvsl.traces import Trace, append_trace, load_traces
 
 if TYPE_CHECKING:
-    from kvsl.eval.datasets import Example
+    from kvsl.formats.questions import Example
     from kvsl.lang.plan import Plan, TeacherPlan
 
 REPLY_EXCERPT_CHARS = 2000  # how much of a rejected reply the skip log keeps
@@ -551,7 +551,7 @@ class _ProgressBar:
     def __enter__(self) -> Callable[[], None]:
         if not self.enabled:
             return lambda: None
-        from kvsl.progress import progress_display
+        from kvsl.base.progress import progress_display
 
         self._progress = progress_display(
             None,

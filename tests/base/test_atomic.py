@@ -1,4 +1,4 @@
-"""`kvsl.atomic.atomic_path`: complete or absent, never a stray temporary, permissions kept."""
+"""`kvsl.base.atomic.atomic_path`: complete or absent, never a stray temporary, permissions kept."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from kvsl.atomic import atomic_path
+from kvsl.base.atomic import atomic_path
 
 
 def test_success_replaces_the_file_and_leaves_nothing_else(tmp_path) -> None:

@@ -14,8 +14,8 @@ from kvsl.engine.contrast import (
     tokenize_pairs,
 )
 from kvsl.engine.embed import question_similarity, tfidf_embeddings
+from kvsl.formats.traces import Trace
 from kvsl.lang.diagnostics import KvslError
-from kvsl.traces import Trace
 
 
 def test_demo_text_format():

@@ -14,7 +14,7 @@ from kvsl.eval.answers import (
     is_correct,
     numbers_equal,
 )
-from kvsl.eval.datasets import Choice, Example
+from kvsl.formats.questions import Choice, Example
 
 # --- numbers ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""One answer reader for the teacher and the eval (`kvsl.answers`).
+"""One answer reader for the teacher and the eval (`kvsl.base.answers`).
 
 The tables pin what the two former implementations did on tricky inputs — the teacher's
 `parse_number` / `answers_agree` (kvsl/teacher/parsing.py) and the eval's
@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import kvsl.answers as answers
-from kvsl.answers import (
+import kvsl.base.answers as answers
+from kvsl.base.answers import (
     answers_agree,
     canonical_number,
     extract_choice,
@@ -32,7 +32,7 @@ from kvsl.answers import (
     numbers_equal,
 )
 from kvsl.eval import answers as eval_answers
-from kvsl.eval.datasets import Choice, Example, normalize_number
+from kvsl.formats.questions import Choice, Example, normalize_number
 from kvsl.teacher import parsing as teacher_parsing
 
 # --- numbers ------------------------------------------------------------------------------
@@ -361,7 +361,7 @@ def test_old_names_are_the_shared_implementation() -> None:
 
 def test_the_reader_imports_no_torch() -> None:
     code = (
-        "import sys, kvsl.answers, kvsl.eval.answers, kvsl.teacher.parsing\n"
+        "import sys, kvsl.base.answers, kvsl.eval.answers, kvsl.teacher.parsing\n"
         "print(sorted(m for m in ('torch', 'transformers', 'openai') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kvsl.eval.datasets import (
+from kvsl.formats.questions import (
     Choice,
     canonical_format,
     default_labels_path,

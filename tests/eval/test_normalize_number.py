@@ -1,6 +1,6 @@
-"""Gold-answer cleaning (`datasets.normalize_number`) against the shared answer reader.
+"""Gold-answer cleaning (`kvsl.formats.questions.normalize_number`) against the shared answer reader.
 
-`normalize_number` could be a thin wrapper over `kvsl.answers` (`canonical_number` of
+`normalize_number` could be a thin wrapper over `kvsl.base.answers` (`canonical_number` of
 `number_value`) only if both wrote every gold answer the same way. They agree on every
 gold answer of the fixtures and of GSM8K (train and test), but not on every string a
 loader can pass in: the tables below pin both sides, so a change to either is seen.
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from kvsl.answers import canonical_number, number_value
-from kvsl.eval.datasets import load_benchmark, normalize_number
+from kvsl.base.answers import canonical_number, number_value
+from kvsl.formats.questions import load_benchmark, normalize_number
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_GSM8K = Path("/work/shared/data/benchmarks/gsm8k")
-_GSM8K_FINAL = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)  # as in kvsl.eval.datasets
+_GSM8K_FINAL = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)  # as in kvsl.formats.questions
 
 
 def _shared(text: str) -> str | None:

@@ -9,7 +9,6 @@ import pytest
 from tiny_models import random_vectors
 
 from kvsl.eval.caa import extract_caa
-from kvsl.eval.datasets import load_benchmark
 from kvsl.eval.methods import Generator, cache_method, cot_method, plain_method
 from kvsl.eval.runner import (
     DecodeSettings,
@@ -20,6 +19,7 @@ from kvsl.eval.runner import (
     evaluate,
     run_points,
 )
+from kvsl.formats.questions import load_benchmark
 from kvsl.lang.diagnostics import KvslError
 
 DECODE = DecodeSettings(max_new_tokens=6)

@@ -3,7 +3,7 @@
 These files are data the project ships so that `kvsl build specs/<style>.kvs` works offline;
 the checks here are what makes them trustworthy demonstrations:
 
-- schema: every file loads with `kvsl.traces.load_traces` (ids unique, required keys);
+- schema: every file loads with `kvsl.formats.traces.load_traces` (ids unique, required keys);
 - coverage: at least 40 traces, the four domains (arithmetic, science, commonsense,
   physical) each at least 8 times, no question repeated within a file;
 - answers: multiple-choice questions carry a well-formed `Choices:` block whose labels run
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from kvsl.traces import Trace, load_traces
+from kvsl.formats.traces import Trace, load_traces
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACE_DIR = ROOT / "specs" / "traces"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kvsl.eval.datasets import Choice
+from kvsl.formats.questions import Choice
 from kvsl.teacher.parsing import answers_agree, parse_number, parse_reply
 from kvsl.teacher.pricing import Usage, describe_cost, estimate_cost, price_for
 

@@ -9,9 +9,9 @@ import pytest
 from teacher_stub import Reply, StubServer, error_reply, trace_reply
 from teacher_support import FAKE_KEY, MakePlan, plain_questions, write_jsonl
 
+from kvsl.formats.traces import load_traces
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.teacher import TeachAborted, TeachOptions, dry_run, iter_skip_log, skip_log_path, teach
-from kvsl.traces import load_traces
 
 ENV = {"OPENAI_API_KEY": FAKE_KEY}
 # Fast client settings: real retries, tiny waits.

@@ -16,7 +16,7 @@ from teacher_support import FAKE_KEY, plain_questions, write_jsonl
 from typer.testing import CliRunner
 
 from kvsl.cli import app
-from kvsl.traces import load_traces
+from kvsl.formats.traces import load_traces
 
 runner = CliRunner()
 

@@ -1,0 +1,1 @@
+from kvsl.styles.scorers import *  # noqa: F403
