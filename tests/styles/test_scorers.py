@@ -7,6 +7,7 @@ examples above every plain answer and, on average, clearly above the other style
 from __future__ import annotations
 
 import doctest
+import importlib
 import json
 import statistics
 from pathlib import Path
@@ -28,6 +29,7 @@ from kvsl.styles import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+STYLE_MODULES = [f"kvsl.styles.{p.stem}" for p in sorted((REPO / "kvsl" / "styles").glob("[!_]*.py"))]
 
 EXAMPLES: dict[str, list[str]] = {
     "step-by-step": [
@@ -288,7 +290,11 @@ def test_validate_marker(pattern: str, problem: str | None) -> None:
 
 
 def test_doctests() -> None:
-    failures, tried = doctest.testmod(kvsl.styles)
+    # kvsl.styles is a package: its docstring and every module's doctests.
+    failures = tried = 0
+    for module in (kvsl.styles, *(importlib.import_module(m) for m in STYLE_MODULES)):
+        result = doctest.testmod(module)
+        failures, tried = failures + result.failed, tried + result.attempted
     assert tried > 15 and failures == 0
 
 
