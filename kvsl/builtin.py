@@ -11,8 +11,9 @@ Commands that take a spec (`kvsl build`, `run`, `eval`, `plan`) pass their argum
 `step-by-step` (any spelling `kvsl.styles.canonical_style_name` accepts) names the built-in
 spec.
 
-Nothing here imports more than the standard library and `kvsl.lang.diagnostics` (the
-built-in registry `kvsl.styles` is imported inside the functions that need it).
+Nothing here imports more than the standard library, `kvsl.base` and `kvsl.lang` (the
+built-in registry `kvsl.styles` is imported inside the functions that need it). Where
+package data lives, and that it is never written, is `kvsl.base.locations`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kvsl.base import locations
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
-# Package data of an installed wheel: kvsl/_builtin/{specs,templates}.
-PACKAGED_DIR = Path(__file__).resolve().parent / "_builtin"
 # The repository root, when kvsl runs from a checkout (plain or editable install).
 _CHECKOUT_DIR = Path(__file__).resolve().parent.parent
 
@@ -48,11 +48,12 @@ def builtin_root() -> Path:
     >>> (builtin_root() / "specs" / "step_by_step.kvs").is_file()
     True
     """
-    if (PACKAGED_DIR / "specs").is_dir():
-        return PACKAGED_DIR
+    packaged = locations.PACKAGED_DIR  # read at call time: tests point it elsewhere
+    if (packaged / "specs").is_dir():
+        return packaged
     if (_CHECKOUT_DIR / "specs" / "_base.kvs").is_file():
         return _CHECKOUT_DIR
-    return PACKAGED_DIR  # neither: the caller reports the missing file
+    return packaged  # neither: the caller reports the missing file
 
 
 def builtin_specs_dir() -> Path:
@@ -62,17 +63,6 @@ def builtin_specs_dir() -> Path:
     'specs'
     """
     return builtin_root() / "specs"
-
-
-def is_packaged(path: str | os.PathLike[str]) -> bool:
-    """Whether `path` lies in the installed package's data (never a place to write).
-
-    >>> is_packaged(PACKAGED_DIR / "specs" / "step_by_step.kvs")
-    True
-    >>> is_packaged("specs/step_by_step.kvs")
-    False
-    """
-    return Path(path).resolve().is_relative_to(PACKAGED_DIR)
 
 
 def builtin_styles() -> list[BuiltinStyle]:

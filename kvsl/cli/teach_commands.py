@@ -95,7 +95,8 @@ def teach_command(
         progress=sys.stderr.isatty(),
     )
     with reported_errors():
-        from kvsl.builtin import is_packaged, resolve_target
+        from kvsl.base.locations import is_packaged
+        from kvsl.builtin import resolve_target
         from kvsl.lang.diagnostics import ExitCode, KvslError
         from kvsl.lang.source import Span
 

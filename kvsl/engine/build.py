@@ -12,13 +12,14 @@ previous state (no file, or the old complete file), and a rerun finishes the job
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kvsl.base.hashing import file_sha256
+from kvsl.base.locations import cache_dir, is_packaged
 from kvsl.lang.diagnostics import Diagnostic, KvslError
 from kvsl.lang.plan import Plan
 from kvsl.lang.source import Span
@@ -59,8 +60,6 @@ def artifact_dir_for(spec_path: str | os.PathLike[str]) -> Path:
     >>> artifact_dir_for("specs/step_by_step.kvs")   # doctest: +SKIP
     PosixPath('specs/.kvsl/artifacts')
     """
-    from kvsl.builtin import is_packaged
-
     beside = Path(spec_path).parent / ARTIFACT_DIR
     if is_packaged(spec_path) or not _writable(beside):
         return user_artifact_dir()
@@ -70,11 +69,9 @@ def artifact_dir_for(spec_path: str | os.PathLike[str]) -> Path:
 def user_artifact_dir() -> Path:
     """Artifacts of read-only specs: $KVSL_CACHE_DIR/artifacts, else ~/.cache/kvsl/artifacts.
 
-    (The same variable as the model cache, `kvsl.engine.models.model_cache_dir`.)
+    (`kvsl.base.locations.cache_dir`; the model cache is its sibling `models/`.)
     """
-    configured = os.environ.get("KVSL_CACHE_DIR")
-    root = Path(configured).expanduser() if configured else Path.home() / ".cache" / "kvsl"
-    return root / "artifacts"
+    return cache_dir("artifacts")
 
 
 def _writable(folder: Path) -> bool:
@@ -101,8 +98,7 @@ def check_traces_unchanged(plan: Plan) -> None:
     path = Path(plan.contrast.traces)
     if not plan.contrast.traces_sha256 or not path.is_file():
         return  # a missing file is reported by load_traces (KVS500) with its own help
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != plan.contrast.traces_sha256:
+    if file_sha256(path) != plan.contrast.traces_sha256:
         raise KvslError.one(
             "KVS308",
             f"trace file `{path}` changed after the plan was made",

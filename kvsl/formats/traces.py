@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kvsl.base.jsonl import append_jsonl
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.source import SourceFile, Span
 
@@ -158,16 +159,7 @@ def append_trace(path: str | os.PathLike[str], trace: Trace) -> None:
     """Append one trace as a full line, flushed and fsynced, so a kill loses nothing.
 
     A file whose last line was cut short (a kill mid-write by another tool) is repaired
-    by starting on a fresh line, so the partial line stays one bad line, not two.
+    by starting on a fresh line, so the partial line stays one bad line, not two
+    (`kvsl.base.jsonl.append_jsonl`).
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    needs_newline = False
-    if target.exists() and target.stat().st_size > 0:
-        with target.open("rb") as existing:
-            existing.seek(-1, os.SEEK_END)
-            needs_newline = existing.read(1) != b"\n"
-    with target.open("a", encoding="utf-8") as out:
-        out.write(("\n" if needs_newline else "") + trace.to_json() + "\n")
-        out.flush()
-        os.fsync(out.fileno())
+    append_jsonl(path, [trace.to_json()])

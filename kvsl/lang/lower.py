@@ -9,9 +9,9 @@ the template text is inlined, and `Plan.create` computes both content hashes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
+from kvsl.base.hashing import file_sha256
 from kvsl.lang.check import _INVALID, TOP, Field, Resolved, _resolve_path, model_kind
 from kvsl.lang.plan import (
     DEFAULT_MODEL,
@@ -27,16 +27,12 @@ from kvsl.lang.plan import (
 )
 
 
-def file_sha256(path: str) -> str:
+def _sha256_or_empty(path: str) -> str:
     """Hex sha256 of a file's bytes, "" when it does not exist (yet)."""
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        return file_sha256(path)
     except OSError:
         return ""
-    return digest.hexdigest()
 
 
 def lower(resolved: Resolved) -> Plan:
@@ -80,7 +76,7 @@ def lower(resolved: Resolved) -> Plan:
         )
     contrast = ContrastPlan(
         traces=traces,
-        traces_sha256=file_sha256(traces),
+        traces_sha256=_sha256_or_empty(traces),
         pairs=int(get("contrast", "pairs")),  # type: ignore[call-overload]
         shots=int(get("contrast", "shots")),  # type: ignore[call-overload]
         selection=get("contrast", "select", "random"),  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from kvsl.base.jsonl import append_jsonl
 from kvsl.formats.traces import Trace, append_trace, load_traces
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.source import Span
@@ -193,14 +194,6 @@ def _already_done(traces_path: Path, skip_path: Path) -> _Progress:
         frozenset(used_ids),
         frozenset(key for key, permanent in latest.items() if permanent),
     )
-
-
-def _append_line(path: Path, line: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as out:
-        out.write(line + "\n")
-        out.flush()
-        os.fsync(out.fileno())
 
 
 # --- planning a run ----------------------------------------------------------------------
@@ -530,7 +523,7 @@ class _Run:
         record = replace(
             record, model=self.work.model, question_hash=question_hash(example.question)
         )
-        _append_line(self.work.skip_path, self.redact.scrub(record.to_json()))
+        append_jsonl(self.work.skip_path, [self.redact.scrub(record.to_json())])
         self.skipped.append(record)
         self.advance()
 

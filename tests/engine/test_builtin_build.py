@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 import kvsl.builtin as builtin
 import kvsl.engine.build as build_module
+from kvsl.base import locations
 from kvsl.cli import app
 from kvsl.engine.build import artifact_dir_for, artifact_path_for, user_artifact_dir
 
@@ -85,7 +86,7 @@ def test_packaged_builtin_spec_never_writes_into_the_package(
             value=4,
         ), encoding="utf-8"
     )
-    monkeypatch.setattr(builtin, "PACKAGED_DIR", packaged)
+    monkeypatch.setattr(locations, "PACKAGED_DIR", packaged)
     monkeypatch.chdir(tmp_path)
 
     # The folder is writable, but it is package data: the user cache gets the artifact.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import kvsl.builtin as builtin
+from kvsl.base import locations
 from kvsl.builtin import builtin_spec, builtin_specs_dir, builtin_styles, resolve_target
 from kvsl.cli import app
 from kvsl.lang import check_paths
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_checkout_uses_its_own_specs_folder() -> None:
     # The tests run from a checkout (plain or editable install): no package data there.
     assert builtin_specs_dir() == ROOT / "specs"
-    assert not builtin.is_packaged(ROOT / "specs" / "step_by_step.kvs")
+    assert not locations.is_packaged(ROOT / "specs" / "step_by_step.kvs")
 
 
 def test_every_builtin_style_has_a_spec_that_checks_clean() -> None:
@@ -85,10 +85,10 @@ def test_unknown_name_is_a_coded_usage_error(tmp_path, monkeypatch) -> None:
 def test_packaged_data_wins_over_the_checkout(tmp_path, monkeypatch) -> None:
     packaged = tmp_path / "_builtin"
     (packaged / "specs").mkdir(parents=True)
-    monkeypatch.setattr(builtin, "PACKAGED_DIR", packaged)
+    monkeypatch.setattr(locations, "PACKAGED_DIR", packaged)
     assert builtin_specs_dir() == packaged / "specs"
     assert resolve_target("causal-chain") == packaged / "specs" / "causal_chain.kvs"
-    assert builtin.is_packaged(packaged / "specs" / "causal_chain.kvs")
+    assert locations.is_packaged(packaged / "specs" / "causal_chain.kvs")
 
 
 def test_styles_command_lists_names_descriptions_and_paths() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-import kvsl.builtin as builtin
+from kvsl.base import locations
 from kvsl.cli import app
 from kvsl.lang.diagnostics import ExitCode
 
@@ -21,7 +21,7 @@ def _packaged_copy(tmp_path: Path, monkeypatch) -> Path:
     packaged = tmp_path / "site" / "kvsl" / "_builtin"
     shutil.copytree(ROOT / "specs", packaged / "specs", ignore=shutil.ignore_patterns(".kvsl"))
     shutil.copytree(ROOT / "templates", packaged / "templates")
-    monkeypatch.setattr(builtin, "PACKAGED_DIR", packaged)
+    monkeypatch.setattr(locations, "PACKAGED_DIR", packaged)
     return packaged
 
 
