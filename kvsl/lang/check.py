@@ -28,6 +28,8 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
 
+from kvsl.lang.checked import INVALID as _INVALID
+from kvsl.lang.checked import resolve_path as _resolve_path
 from kvsl.lang.diagnostics import Diagnostic, Label, Severity
 from kvsl.lang.plan import EMBEDDED_MODELS, LayerSpan
 from kvsl.lang.source import SourceFile, Span
@@ -410,9 +412,6 @@ def _assign(
     target[item.key] = Field(value if ok else _INVALID, item.value.span, item.key_span, directory)
 
 
-_INVALID: Any = object()
-
-
 def _override(block: Block, directory: str, diagnostics: list[Diagnostic]) -> OverrideDecl | None:
     header = block.header
     layers: tuple[LayerSpan, ...] | None = None
@@ -730,11 +729,6 @@ def _shown(path: str) -> str:
     except ValueError:
         return path
     return path if relative.startswith(os.pardir) else relative
-
-
-def _resolve_path(value: str, directory: str) -> str:
-    expanded = os.path.expanduser(value)
-    return os.path.normpath(os.path.join(directory, expanded))
 
 
 # --- step 3: the whole spec ------------------------------------------------------------

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 
 from kvsl.base.hashing import file_sha256
-from kvsl.lang.check import _INVALID, TOP, Field, Resolved, _resolve_path, model_kind
+from kvsl.lang.check import TOP, Field, Resolved, model_kind
+from kvsl.lang.checked import INVALID, resolve_path
 from kvsl.lang.plan import (
     DEFAULT_MODEL,
     CoefficientOverride,
@@ -41,14 +42,14 @@ def lower(resolved: Resolved) -> Plan:
 
     def get(block: str, key: str, default: object = None) -> object:
         found = decl.get(block, key)
-        if found is None or found.value is _INVALID:
+        if found is None or found.value is INVALID:
             return default
         return found.value
 
     def path(found: Field | None) -> str | None:
-        if found is None or found.value is _INVALID:
+        if found is None or found.value is INVALID:
             return None
-        return _resolve_path(found.value, found.directory)
+        return resolve_path(found.value, found.directory)
 
     model_field = decl.get(TOP, "model")
     if model_field is not None:
