@@ -141,7 +141,8 @@ def steering_inputs(
     >>> # inputs = kvsl.steering_inputs(tok, ["Why?", "How?"], vectors)
     >>> # inputs["input_ids"].shape  → (2, longest T + 1)
     """
-    from kvsl.engine.generate import chat_prompt, left_pad
+    from kvsl.engine.generate import chat_prompt
+    from kvsl.engine.inputs import left_pad
 
     texts = [prompts] if isinstance(prompts, str) else list(prompts)
     system = _system_prompt(vectors, system_prompt)

@@ -29,10 +29,10 @@ from typing import Any
 import torch
 
 from kvsl.engine.contrast import ContrastPair, TokenizedPair, build_contrast_pairs, tokenize_pairs
-from kvsl.engine.generate import left_pad, pad_token_id
+from kvsl.engine.generate import pad_token_id
+from kvsl.engine.inputs import left_pad, new_cache, position_ids
 from kvsl.engine.models import LoadedModel, base_model, cache_kwarg
 from kvsl.engine.prompting import offset_token_id
-from kvsl.engine.steer import position_ids
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.lang.diagnostics import Diagnostic
 from kvsl.lang.plan import Plan
@@ -63,9 +63,7 @@ class _KVReader:
         self.device = loaded.device
 
     def new_cache(self) -> Any:
-        from transformers import DynamicCache
-
-        return DynamicCache(config=self.model.config)
+        return new_cache(self.model)
 
     def run(self, ids: Sequence[int], cache: Any) -> None:
         input_ids = torch.tensor([list(ids)], dtype=torch.long, device=self.device)

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from kvsl.engine.inputs import left_pad
 from kvsl.engine.models import cache_kwarg
 from kvsl.engine.prompting import chat_messages, prompt_ids
 from kvsl.engine.steer import CacheEdit, apply_edit, prefill
@@ -70,25 +71,6 @@ def _eos_ids(tokenizer: Any, model: Any) -> list[int]:
     if eos is None:
         return []
     return [int(e) for e in (eos if isinstance(eos, list | tuple) else [eos])]
-
-
-def left_pad(
-    rows: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad token rows into `(input_ids, attention_mask)`, both (batch, seq).
-
-    >>> ids, mask = left_pad([[5, 6], [7]], pad_id=0)
-    >>> ids.tolist(), mask.tolist()
-    ([[5, 6], [0, 7]], [[1, 1], [0, 1]])
-    """
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, width - len(row) :] = torch.tensor(list(row), dtype=torch.long)
-            mask[i, width - len(row) :] = 1
-    return ids.to(device), mask.to(device)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:

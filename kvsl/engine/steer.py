@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from kvsl.engine.inputs import new_cache, position_ids
 from kvsl.engine.models import KVGeometry, cache_kwarg, kv_geometry
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.lang.diagnostics import ExitCode, KvslError
@@ -31,13 +32,6 @@ from kvsl.lang.source import Span
 Coefficients = Mapping[int, tuple[float, float]]  # layer → (c_k, c_v)
 
 _API = Span.whole_file("<python>")
-
-
-def new_cache(model: Any) -> Any:
-    """An empty `DynamicCache` laid out for `model` (sliding-window layers included)."""
-    from transformers import DynamicCache
-
-    return DynamicCache(config=model.config)
 
 
 def _cache_layers(cache: Any) -> list[Any]:
@@ -157,16 +151,6 @@ def apply_edit(cache: Any, edit: CacheEdit, position: int = -1) -> None:
                 )
             # cached: (batch, kv_heads, seq, head_dim); the view [:, :, position] is written in place.
             cached[:, :, position, :] += delta.to(device=cached.device, dtype=cached.dtype)
-
-
-def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions under left padding, exactly as `generate` derives them (pads get 0).
-
-    >>> position_ids(torch.tensor([[0, 1, 1], [1, 1, 1]])).tolist()
-    [[0, 0, 1], [0, 1, 2]]
-    """
-    positions = attention_mask.long().cumsum(-1) - 1
-    return positions.masked_fill(attention_mask == 0, 0)
 
 
 def prefill(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:

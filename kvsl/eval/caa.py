@@ -119,9 +119,8 @@ def extract_caa(
     >>> # vectors = extract_caa(model, [(pos_ids, neg_ids), ...])
     >>> # vectors.directions[5].shape  → (hidden,)
     """
-    from kvsl.engine.generate import left_pad
+    from kvsl.engine.inputs import left_pad, position_ids
     from kvsl.engine.models import base_model
-    from kvsl.engine.steer import position_ids
 
     if not pairs:
         raise ValueError("CAA needs at least one contrast pair")

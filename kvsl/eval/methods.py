@@ -33,9 +33,9 @@ from kvsl.engine.generate import (
     GenerationSettings,
     chat_prompt,
     generate_batch,
-    left_pad,
     pad_token_id,
 )
+from kvsl.engine.inputs import left_pad, position_ids
 from kvsl.engine.models import kv_geometry
 from kvsl.engine.steer import resolve_edit
 from kvsl.engine.vectors import SteeringVectors
@@ -258,8 +258,6 @@ class Generator:
         " B", ... decide (or of "A", "B" after "The answer is " for tokenizers that split
         the space off). None when the labels do not start with distinct tokens.
         """
-        from kvsl.engine.steer import position_ids
-
         prefix = COT_PREFIX if method.cot else ""
         rows: list[list[int]] = []
         candidates: list[list[int] | None] = []

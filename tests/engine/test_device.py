@@ -12,9 +12,10 @@ import torch
 from typer.testing import CliRunner
 
 from kvsl.cli import app
-from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_batch, left_pad
+from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_batch
+from kvsl.engine.inputs import left_pad, position_ids
 from kvsl.engine.models import cache_kwarg, kv_geometry, resolve_device
-from kvsl.engine.steer import apply_edit, position_ids, prefill, resolve_edit
+from kvsl.engine.steer import apply_edit, prefill, resolve_edit
 from kvsl.lang.diagnostics import ExitCode, KvslError
 
 OFFSET = 7  # "\n" in the tiny vocabulary

@@ -14,8 +14,8 @@ from kvsl.engine.generate import (
     chat_prompt,
     decode,
     generate_batch,
-    left_pad,
 )
+from kvsl.engine.inputs import left_pad
 from kvsl.engine.models import kv_geometry
 from kvsl.engine.steer import (
     apply_edit,

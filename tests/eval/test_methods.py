@@ -8,7 +8,8 @@ import pytest
 import torch
 from tiny_models import random_vectors
 
-from kvsl.engine.generate import GenerationSettings, chat_prompt, left_pad
+from kvsl.engine.generate import GenerationSettings, chat_prompt
+from kvsl.engine.inputs import left_pad
 from kvsl.eval.caa import (
     CaaVectors,
     caa_from_control_vector,
