@@ -75,9 +75,23 @@ def builtin_styles() -> list[BuiltinStyle]:
 
     folder = builtin_specs_dir()
     return [
-        BuiltinStyle(info.name, info.description, folder / info.spec_file)
+        BuiltinStyle(info.name, spec_description(folder / info.spec_file), folder / info.spec_file)
         for info in BUILTIN_STYLES.values()
     ]
+
+
+def spec_description(path: str | os.PathLike[str]) -> str:
+    """The `description` a spec declares (the one place a style says what it is).
+
+    "" when the spec has errors (`kvsl check` reports them) or declares none.
+
+    >>> spec_description(builtin_specs_dir() / "step_by_step.kvs")
+    'Numbered steps, each making one small inference, then the answer.'
+    """
+    from kvsl.lang import compile_spec
+
+    plan, _ = compile_spec(path)
+    return plan.description if plan is not None and plan.description else ""
 
 
 def builtin_spec(name: str) -> Path | None:

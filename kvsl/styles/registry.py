@@ -20,10 +20,13 @@ from kvsl.styles.scorers import (
 
 @dataclass(frozen=True)
 class StyleInfo:
-    """A built-in style: its canonical name, a one-line description, scorer and spec file."""
+    """A built-in style: its canonical name, scorer and spec file.
+
+    What the style is, in a sentence, is the `description` of its spec file, the one
+    place it is written (`kvsl.builtin.builtin_styles` reads it from there).
+    """
 
     name: str
-    description: str
     scorer: StyleScorer
     spec_file: str  # file name under specs/, e.g. "step_by_step.kvs"
 
@@ -33,31 +36,26 @@ BUILTIN_STYLES: dict[str, StyleInfo] = {
     for info in (
         StyleInfo(
             "step-by-step",
-            "Numbered steps, one idea each, then the answer.",
             STEP_BY_STEP,
             "step_by_step.kvs",
         ),
         StyleInfo(
             "strategy-and-execute",
-            "State a strategy for the problem first, then carry it out step by step.",
             STRATEGY_EXECUTE,
             "strategy_execute.kvs",
         ),
         StyleInfo(
             "causal-chain",
-            "A chain of cause and effect (because, so, therefore) leading to the answer.",
             CAUSAL_CHAIN,
             "causal_chain.kvs",
         ),
         StyleInfo(
             "annotated-deduction",
-            "Labelled premises and conclusions joined by arrows: [Premise] ... → [Conclusion] ...",
             ANNOTATED_DEDUCTION,
             "annotated_deduction.kvs",
         ),
         StyleInfo(
             "analogical",
-            "Reason by analogy to a familiar situation, then map it back to the question.",
             ANALOGICAL,
             "analogical.kvs",
         ),

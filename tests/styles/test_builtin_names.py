@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from kvsl.base import locations
-from kvsl.builtin import builtin_spec, builtin_specs_dir, builtin_styles, resolve_target
+from kvsl.builtin import (
+    builtin_spec,
+    builtin_specs_dir,
+    builtin_styles,
+    resolve_target,
+    spec_description,
+)
 from kvsl.cli import app
 from kvsl.lang import check_paths
 from kvsl.lang.diagnostics import ExitCode, KvslError
-from kvsl.styles import BUILTIN_STYLES
+from kvsl.styles import BUILTIN_STYLES, StyleInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,7 +109,7 @@ def test_styles_command_lists_names_descriptions_and_paths() -> None:
     rows = json.loads(CliRunner().invoke(app, ["styles", "--json"]).output)
     assert rows[0] == {
         "name": "step-by-step",
-        "description": BUILTIN_STYLES["step-by-step"].description,
+        "description": spec_description(builtin_specs_dir() / "step_by_step.kvs"),
         "spec": str(builtin_specs_dir() / "step_by_step.kvs"),
     }
     assert len(rows) == len(BUILTIN_STYLES)
@@ -132,3 +140,16 @@ def test_unknown_name_on_each_command(command, code, tmp_path, monkeypatch) -> N
     assert f"error[{code}]: `nonesuch` is neither a file nor a built-in style" in result.output
     assert "Traceback" not in result.output
 
+
+
+def test_each_description_is_written_once_in_its_spec() -> None:
+    # The spec file is the one source: `kvsl styles` shows its `description` verbatim,
+    # read here with a plain regex rather than through kvsl's parser.
+    written = re.compile(r'^\s*description\s*=\s*"((?:[^"\\]|\\.)*)"', re.MULTILINE)
+    for style in builtin_styles():
+        found = written.findall(style.spec_path.read_text(encoding="utf-8"))
+        assert len(found) == 1, style.spec_path
+        assert style.description == found[0].replace('\\"', '"')
+        assert style.description.endswith(".") and len(style.description) > 20
+    # ... and the registry holds no second copy that could drift.
+    assert "description" not in {f.name for f in dataclasses.fields(StyleInfo)}
