@@ -42,11 +42,12 @@ def _merge(*groups: tuple[Code, ...]) -> dict[str, Code]:
 def _load() -> dict[str, Code]:
     from kvsl.lang.codes_eval import EVAL_CODES
     from kvsl.lang.codes_frontend import FRONTEND_CODES
+    from kvsl.lang.codes_lsp import LSP_CODES
     from kvsl.lang.codes_run import RUN_CODES
     from kvsl.lang.codes_runtime import RUNTIME_CODES
     from kvsl.lang.codes_teacher import TEACHER_CODES
 
-    return _merge(FRONTEND_CODES, RUNTIME_CODES, RUN_CODES, TEACHER_CODES, EVAL_CODES)
+    return _merge(FRONTEND_CODES, RUNTIME_CODES, RUN_CODES, TEACHER_CODES, EVAL_CODES, LSP_CODES)
 
 
 CODES: dict[str, Code] = _load()
