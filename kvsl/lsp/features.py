@@ -243,7 +243,7 @@ def path_items(directory: str, partial: str, suffixes: tuple[str, ...]) -> list[
         items.append(item)
         if len(items) >= MAX_PATH_ITEMS:
             break
-    return items
+    return sorted(items, key=lambda item: item.sort_text or "")
 
 
 # --- definition ------------------------------------------------------------------------

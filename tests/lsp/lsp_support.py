@@ -99,7 +99,9 @@ class Client(LanguageClient):
             )
         )
 
-    def edit(self, uri: str, version: int, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
+    def edit(
+        self, uri: str, version: int, start: tuple[int, int], end: tuple[int, int], text: str
+    ) -> None:
         """An incremental change of the range start..end (0-based line, UTF-16 char)."""
         self.text_document_did_change(
             lsp.DidChangeTextDocumentParams(
