@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kvsl.lang.syntax import Assignment, Block, ListValue, Number, Range, Spec, String
+from kvsl.lang.syntax import Assignment, Block, Item, ListValue, Number, Range, Spec, String
 
 # --- the tree --------------------------------------------------------------------------
 
@@ -43,7 +43,8 @@ def _contains(span: object, offset: int) -> bool:
 
 def target_at(spec: Spec, offset: int) -> Target | None:
     """The node of `spec` at a code-point offset, or None (whitespace, comments)."""
-    items, blocks = spec.items, ()
+    items: tuple[Item, ...] = spec.items
+    blocks: tuple[str, ...] = ()
     while True:
         for item in items:
             if not _contains(item.span, offset):

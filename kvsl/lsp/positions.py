@@ -15,10 +15,12 @@ UTF-16 units for an editor, so every conversion goes through the line's text.
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable
 
 from kvsl.lang.source import Span
 
+_NEWLINE = re.compile("\n")
 Units = Callable[[str], int]  # how many code units a piece of text takes in the encoding
 
 
@@ -38,7 +40,7 @@ class LineIndex:
         self.text = text
         self.units = units
         self.starts = [0]
-        self.starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")
+        self.starts.extend(match.end() for match in _NEWLINE.finditer(text))
 
     def line_text(self, line: int) -> str:
         """0-based line `line` without its newline ("" past the end)."""
