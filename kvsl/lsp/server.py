@@ -245,6 +245,14 @@ def create_server(debounce: float = DEFAULT_DEBOUNCE_MS / 1000) -> KvslLanguageS
     def did_close(ls: KvslLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
         ls.forget(params.text_document.uri)
 
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    @guarded()
+    def files_changed(ls: KvslLanguageServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+        # A base, template or trace file changed on disk (`kvsl teach` wrote the traces,
+        # a branch switch): check the open specs again.
+        for uri in list(ls.analyses):
+            ls.schedule(uri)
+
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     @guarded()
     def on_hover(ls: KvslLanguageServer, params: lsp.HoverParams) -> lsp.Hover | None:
@@ -263,6 +271,8 @@ def create_server(debounce: float = DEFAULT_DEBOUNCE_MS / 1000) -> KvslLanguageS
                 explained = explain_markdown(d.code)
                 if explained:
                     parts.append(explained.replace("# ", "### ", 1))
+                    if found is None:
+                        start, end = d.span.start, d.span.end
         if not parts:
             return None
         return lsp.Hover(

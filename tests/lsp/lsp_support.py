@@ -128,8 +128,10 @@ def server_command() -> list[str]:
     return [sys.executable, "-m", "kvsl", "lsp", "--debounce-ms", "5"]
 
 
-def server_env() -> dict[str, str]:
+def server_env(cache: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if cache is not None:  # explanations are written here, not into the user's cache
+        env["KVSL_CACHE_DIR"] = str(cache)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
@@ -140,7 +142,7 @@ async def session(root: Path, *, encodings: list[str] | None = None) -> AsyncIte
     """An initialized client talking to a fresh `kvsl lsp`; shut down cleanly on exit."""
     client = Client()
     command = server_command()
-    await client.start_io(*command, env=server_env(), cwd=str(root))
+    await client.start_io(*command, env=server_env(root / ".cache"), cwd=str(root))
     capabilities = lsp.ClientCapabilities(
         general=lsp.GeneralClientCapabilities(position_encodings=encodings) if encodings else None,
         text_document=lsp.TextDocumentClientCapabilities(

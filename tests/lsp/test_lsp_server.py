@@ -78,6 +78,7 @@ def test_an_error_appears_on_change_and_clears_when_fixed(tmp_path: Path) -> Non
             assert "did you mean `pairs`?" in unknown.message
             href = unknown.code_description.href
             assert href.startswith("file://")
+            assert Path(to_fs_path(href)) == tmp_path / ".cache" / "explain" / "KVS104.md"
             explained = Path(to_fs_path(href)).read_text(encoding="utf-8")
             assert explained.startswith("# KVS104: unknown key")
             client.edit(uri, 3, (line, character), (line, character + 5), "pairs")
@@ -164,6 +165,25 @@ def test_an_unsaved_base_is_checked_from_the_editor(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_a_file_created_on_disk_clears_its_error(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    (tmp_path / "traces.jsonl").unlink()
+
+    async def scenario() -> None:
+        async with session(tmp_path) as client:
+            uri = client.open(spec)
+            found = await client.wait_for(uri, lambda d: len(d) > 0)
+            assert [d.code for d in found] == ["KVS115"]
+            write_spec(tmp_path)  # writes the trace file again
+            change = lsp.FileEvent(
+                from_fs_path(str(tmp_path / "traces.jsonl")), lsp.FileChangeType.Created
+            )
+            client.workspace_did_change_watched_files(lsp.DidChangeWatchedFilesParams([change]))
+            assert list(await client.wait_for(uri, lambda d: len(d) == 0)) == []
+
+    run(scenario())
+
+
 def test_positions_count_utf16_units_on_non_ascii_lines(tmp_path: Path) -> None:
     text = 'style "tiny" {\n  description = "😀 é 漢字"  pairz = 1\n' + VALID.split("\n", 2)[2]
     spec = write_spec(tmp_path, text)
@@ -179,6 +199,7 @@ def test_positions_count_utf16_units_on_non_ascii_lines(tmp_path: Path) -> None:
             assert unknown.range == lsp.Range(lsp.Position(1, width), lsp.Position(1, width + 5))
             hover = await client.hover(uri, 1, width + 2)
             assert hover is not None and "KVS104" in hover.contents.value
+            assert hover.range == unknown.range
 
     run(scenario(None, "utf-16-le"))
     run(scenario(["utf-32"], "utf-32-le"))
