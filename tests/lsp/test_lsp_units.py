@@ -307,3 +307,17 @@ def test_without_pygls_kvsl_lsp_exits_3_with_kvs900() -> None:
     )
     assert result.returncode == 3
     assert "error[KVS900]" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_notifications_leave_no_futures_behind() -> None:
+    """pygls 2.1 keeps each notification's future forever; KvslProtocol drops it."""
+    from kvsl.lsp.server import create_server
+
+    protocol = create_server().protocol
+
+    def generator_handler():  # the shape of pygls's built-in didChange
+        yield from ()
+
+    for i in range(100):
+        protocol._execute_handler(f"n{i}", generator_handler, protocol._check_handler_result)
+    assert protocol._request_futures == {}
