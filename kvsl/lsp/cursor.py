@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kvsl.lang.syntax import Assignment, Block, Item, ListValue, Number, Range, Spec, String
+from kvsl.lang.syntax import Assignment, Item, ListValue, Number, Range, Spec, String
 
 # --- the tree --------------------------------------------------------------------------
 
@@ -73,19 +73,6 @@ def _innermost(node: object, offset: int) -> object:
             if _contains(item.span, offset):
                 return _innermost(item, offset)
     return node
-
-
-def block_at(spec: Spec, offset: int) -> Block | None:
-    """The innermost block whose braces contain `offset`."""
-    found: Block | None = None
-    items = spec.items
-    while True:
-        for item in items:
-            if isinstance(item, Block) and item.open_span.end <= offset <= item.close_span.start:
-                found, items = item, item.items
-                break
-        else:
-            return found
 
 
 def layer_nodes(node: object) -> list[Number | Range]:

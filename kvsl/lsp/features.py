@@ -12,14 +12,12 @@ from dataclasses import dataclass
 
 from lsprotocol import types as lsp
 
-from kvsl.lang.check import Field
 from kvsl.lang.diagnostics import Diagnostic
 from kvsl.lang.plan import EMBEDDED_MODELS, LayerSpan
 from kvsl.lang.syntax import Assignment, Block, Ident, Number, Range, Spec, String
 from kvsl.lsp.analysis import Analysis
 from kvsl.lsp.cursor import (
     Target,
-    block_at,
     completion_context,
     layer_nodes,
     string_at,
@@ -372,8 +370,4 @@ def _indent_of(text: str, offset: int) -> str:
     return line[: len(line) - len(line.lstrip(" \t"))]
 
 
-def field_path(found: Field) -> str:
-    return os.path.normpath(os.path.join(found.directory, os.path.expanduser(found.value)))
-
-
-__all__ = ["Fix", "block_at", "completions", "definition", "fixes", "formatted", "hover"]
+__all__ = ["Fix", "completions", "definition", "fixes", "formatted", "hover"]

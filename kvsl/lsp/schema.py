@@ -47,6 +47,7 @@ _PLAN_NAMES = {
     ("teacher", "format"): "question_format",
     ("generate", "mode"): "sample",
     (TOP, "markers"): "patterns",
+    (TOP, "model"): "name",
 }
 _KIND_WORDS = {
     "string": "string",
@@ -142,7 +143,7 @@ def required_keys() -> frozenset[tuple[str, str]]:
 @lru_cache(maxsize=1)
 def _defaults() -> dict[tuple[str, str], str]:
     """(block, key) → the value lowering fills in when a spec leaves the key out."""
-    from kvsl.lang.check import Resolved
+    from kvsl.lang.check import Resolved, analyze
     from kvsl.lang.lower import lower
     from kvsl.lang.parser import parse_text
 
@@ -151,32 +152,26 @@ def _defaults() -> dict[tuple[str, str], str]:
         ' teacher { model = "m" template = """x""" } }'
     )
     spec, _ = parse_text(text, os.devnull)
-    decl = _ = None
-    if spec is not None:
-        from kvsl.lang.check import analyze
-
-        decl, _ = analyze(spec)
+    decl = analyze(spec)[0] if spec is not None else None
     if decl is None:
         return {}
     plan = lower(Resolved(decl, "x", None))
-    sections = {TOP: None, **{name: getattr(plan, name, None) for name in BLOCK_KEYS}}
+    # Where each block's keys land in the plan; a style's own keys are spread over it.
+    sections: dict[str, object] = {name: getattr(plan, name, None) for name in BLOCK_KEYS}
+    homes = {(TOP, "model"): plan.model, (TOP, "markers"): plan.markers}
     defaults: dict[tuple[str, str], str] = {}
-    for block, section in sections.items():
-        for key, spec_ in keys_of(block).items():
+    for block in (TOP, *BLOCK_KEYS):
+        for key, key_spec in keys_of(block).items():
             if key in PATH_KEYS or (block, key) in required_keys():
                 continue
+            owner = homes.get((block, key), sections.get(block))
             name = _PLAN_NAMES.get((block, key), key)
-            if block == TOP:
-                owner = plan.model if key == "model" else plan.markers if key == "markers" else None
-                name = "name" if key == "model" else name
-            else:
-                owner = section
             if owner is None or not hasattr(owner, name):
                 continue
             value = getattr(owner, name)
             if (block, key) == ("generate", "mode"):
                 value = "sample" if value else "greedy"
-            defaults[(block, key)] = written(value, spec_)
+            defaults[(block, key)] = written(value, key_spec)
     return defaults
 
 
