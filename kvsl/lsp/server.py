@@ -166,9 +166,9 @@ class KvslLanguageServer(LanguageServer):
             task.cancel()
         self.analyses.pop(uri, None)
         self.fixes.pop(uri, None)
+        # Withdraw its diagnostics everywhere; its own file keeps what other open specs
+        # (that extend it) say about it.
         self.publish(uri, {}, None)
-        # Its own file keeps what other open specs (that extend it) say about it.
-        self.published.get(uri, {}).pop(uri, None)
 
     def schedule(self, uri: str) -> None:
         task = self.pending.pop(uri, None)

@@ -293,7 +293,17 @@ def test_kvsl_lsp_help_and_the_code_registry() -> None:
 
     result = CliRunner().invoke(app, ["lsp", "--help"])
     assert result.exit_code == 0 and "--debounce-ms" in result.output
+    assert CliRunner().invoke(app, ["lsp", "--debounce-ms", "-1"]).exit_code == 2
     assert CODES["KVS900"].title == "the language server cannot start"
+
+
+def test_the_fast_path_leaves_odd_command_lines_to_typer() -> None:
+    from kvsl.cli.lsp_fast import fast_lsp
+
+    assert fast_lsp(["--help"]) is None
+    assert fast_lsp(["--debounce-ms", "x"]) is None
+    assert fast_lsp(["--debounce-ms=-1"]) is None
+    assert fast_lsp(["--tcp"]) is None
 
 
 def test_without_pygls_kvsl_lsp_exits_3_with_kvs900() -> None:
