@@ -265,6 +265,47 @@ def definition(analysis: Analysis, offset: int) -> str | None:
     return path if os.path.isfile(path) else None
 
 
+# --- outline -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One entry of the outline: a block or a key, with its children."""
+
+    name: str
+    detail: str
+    block: bool
+    span: tuple[int, int]  # the whole item
+    name_span: tuple[int, int]  # its name
+    children: tuple[Symbol, ...] = ()
+
+
+def outline(spec: Spec | None, text: str) -> list[Symbol]:
+    """Blocks and keys of a parsed spec, nested as written (empty on syntax errors)."""
+    if spec is None:
+        return []
+
+    def symbol(item: Assignment | Block) -> Symbol:
+        whole = (item.span.start, item.span.end)
+        if isinstance(item, Assignment):
+            value = text[item.value.span.start : item.value.span.end]
+            if len(value) > 60 or "\n" in value:
+                value = value[:57].split("\n")[0] + "..."
+            name = (item.key_span.start, item.key_span.end)
+            return Symbol(item.key, value, block=False, span=whole, name_span=name)
+        header = text[item.header.span.start : item.header.span.end] if item.header else ""
+        return Symbol(
+            item.kind,
+            header,
+            block=True,
+            span=whole,
+            name_span=(item.kind_span.start, item.kind_span.end),
+            children=tuple(symbol(inner) for inner in item.items),
+        )
+
+    return [symbol(item) for item in spec.items]
+
+
 # --- formatting ------------------------------------------------------------------------
 
 
@@ -370,4 +411,4 @@ def _indent_of(text: str, offset: int) -> str:
     return line[: len(line) - len(line.lstrip(" \t"))]
 
 
-__all__ = ["Fix", "completions", "definition", "fixes", "formatted", "hover"]
+__all__ = ["Fix", "Symbol", "completions", "definition", "fixes", "formatted", "hover", "outline"]

@@ -30,7 +30,16 @@ from kvsl.lang.diagnostics import Diagnostic, Severity
 from kvsl.lsp import DEFAULT_DEBOUNCE_MS
 from kvsl.lsp.analysis import Analysis, analyze_document
 from kvsl.lsp.explain import explain_markdown, explain_uri
-from kvsl.lsp.features import Fix, completions, definition, fixes, formatted, hover
+from kvsl.lsp.features import (
+    Fix,
+    Symbol,
+    completions,
+    definition,
+    fixes,
+    formatted,
+    hover,
+    outline,
+)
 from kvsl.lsp.positions import LineIndex, span_range
 
 EXPLAIN_COMMAND = "kvsl.explain"
@@ -335,6 +344,32 @@ def create_server(debounce: float = DEFAULT_DEBOUNCE_MS / 1000) -> KvslLanguageS
             return None
         start = lsp.Position(0, 0)
         return lsp.Location(uri=from_fs_path(path), range=lsp.Range(start, start))
+
+    @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    @guarded(default=[])
+    def on_symbols(
+        ls: KvslLanguageServer, params: lsp.DocumentSymbolParams
+    ) -> list[lsp.DocumentSymbol]:
+        analysis = ls.current(params.text_document.uri)
+        index = LineIndex(analysis.text, ls.units)
+
+        def convert(found: Symbol) -> lsp.DocumentSymbol:
+            def span(offsets: tuple[int, int]) -> lsp.Range:
+                return lsp.Range(
+                    lsp.Position(*index.position(offsets[0])),
+                    lsp.Position(*index.position(offsets[1])),
+                )
+
+            return lsp.DocumentSymbol(
+                name=found.name,
+                detail=found.detail or None,
+                kind=lsp.SymbolKind.Namespace if found.block else lsp.SymbolKind.Property,
+                range=span(found.span),
+                selection_range=span(found.name_span),
+                children=[convert(child) for child in found.children] or None,
+            )
+
+        return [convert(found) for found in outline(analysis.spec, analysis.text)]
 
     @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
     @guarded(default=[])

@@ -478,3 +478,32 @@ async def poke(client, uri: str, rng: random.Random) -> None:
     await client.request(
         lsp.TEXT_DOCUMENT_CODE_ACTION, lsp.CodeActionParams(doc, whole, lsp.CodeActionContext([]))
     )
+
+
+def test_document_symbols_outline_blocks_and_keys(tmp_path: Path) -> None:
+    text = VALID.replace(
+        "  contrast {", "  steer {\n    at [1..4] { value = 4 }\n  }\n  contrast {"
+    )
+    spec = write_spec(tmp_path, text)
+
+    async def scenario() -> None:
+        async with session(tmp_path) as client:
+            uri = client.open(spec)
+            params = lsp.DocumentSymbolParams(lsp.TextDocumentIdentifier(uri))
+            (style,) = await client.request(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL, params)
+            assert (style.name, style.detail, style.kind) == (
+                "style",
+                '"tiny"',
+                lsp.SymbolKind.Namespace,
+            )
+            assert [c.name for c in style.children] == ["description", "steer", "contrast"]
+            steer = style.children[1]
+            (at,) = steer.children
+            assert (at.name, at.detail, at.children[0].name) == ("at", "[1..4]", "value")
+            pairs = style.children[2].children[1]
+            assert (pairs.name, pairs.detail, pairs.kind) == ("pairs", "4", lsp.SymbolKind.Property)
+            assert pairs.selection_range.start == lsp.Position(*position_of(text, "pairs"))
+            client.replace(uri, "style {", 2)
+            assert not await client.request(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL, params)
+
+    run(scenario())
