@@ -8,7 +8,8 @@ openai, the engine, the eval or the teacher. Its modules:
     analysis.py    check an open document (unsaved text) with its `extends` chain
     schema.py      what the checker's key schema says about a key, and the lowered defaults
     cursor.py      what is under the cursor: a key, a value, a block, a layer range, a path
-    features.py    hover, completion, definition, formatting and code actions (pure functions)
+    features.py    hover, completion, definition, outline, formatting, quick fixes (plain functions)
+    explain.py     `kvsl explain` text as Markdown, and the file a diagnostic's code links to
     server.py      the pygls server: handlers, debounced diagnostics, crash guards
 
 Everything but `server.py` is plain functions on text, testable without a client.
