@@ -393,15 +393,15 @@ def _insertion(analysis: Analysis, d: Diagnostic) -> Fix | None:
 
 
 def _block_named_at(spec: Spec, offset: int) -> Block | None:
-    """The block whose name or header starts at `offset` (where KVS106 points)."""
-    stack = list(spec.items)
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Block):
-            header = item.header.span.start if item.header is not None else -1
-            if offset in (item.kind_span.start, header):
-                return item
-            stack.extend(item.items)
+    """The style, or a block directly in it, whose name or header starts at `offset`
+    (where KVS106 points); deeper blocks (`at`) never miss a key."""
+    for style in spec.items:
+        if not isinstance(style, Block):
+            continue
+        for block in (style, *(i for i in style.items if isinstance(i, Block))):
+            header = block.header.span.start if block.header is not None else -1
+            if offset in (block.kind_span.start, header):
+                return block
     return None
 
 
