@@ -331,3 +331,31 @@ def test_notifications_leave_no_futures_behind() -> None:
     for i in range(100):
         protocol._execute_handler(f"n{i}", generator_handler, protocol._check_handler_result)
     assert protocol._request_futures == {}
+
+
+def test_layer_counts_without_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kvsl.lsp.schema import model_layers
+
+    def decl_of(model: str):
+        text = VALID.replace("  description", f'  model = "{model}"\n  description')
+        return analyze_document(str(tmp_path / "s.kvs"), text).decl
+
+    assert model_layers(decl_of("smollm2-135m")) == ("smollm2-135m", 30)
+    snapshot = tmp_path / "hub" / "models--org--tiny" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text('{"text_config": {"num_hidden_layers": 7}}')
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert model_layers(decl_of("org/tiny")) == ("org/tiny", 7)
+    assert model_layers(decl_of("org/absent")) is None
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    assert model_layers(decl_of("./broken")) is None
+
+
+def test_bounds_and_choices_in_key_hover() -> None:
+    top_p = key_info("generate", "top_p")
+    assert top_p is not None and "number in (0, 1]" in top_p.markdown()
+    assert "default: `0.9`" in top_p.markdown()
+    shots = key_info("contrast", "shots")
+    assert shots is not None and "integer, >= 0" in shots.markdown()
+    assert key_info("contrast", "nope") is None and key_info("nope", "pairs") is None
