@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "teach_commands",
     "eval_commands",
     "style_commands",
+    "lsp_commands",
 )
 
 
@@ -58,6 +59,12 @@ def main() -> None:
         from kvsl.cli.check_fast import fast_check
 
         code = fast_check(sys.argv[2:])
+        if code is not None:
+            sys.exit(code)
+    if len(sys.argv) > 1 and sys.argv[1] == "lsp":
+        from kvsl.cli.lsp_fast import fast_lsp
+
+        code = fast_lsp(sys.argv[2:])
         if code is not None:
             sys.exit(code)
     from kvsl.cli import app as typer_app

@@ -7,6 +7,7 @@
     KVS4xx  artifacts (400-449) and run time (450-499)
     KVS5xx  teacher and trace files
     KVS6xx  evaluation and benchmarks
+    KVS9xx  the editor server (kvsl lsp)
 
 Each phase keeps its entries in its own module of plain data; this module only merges
 them, so `kvsl explain` works without importing any back-end code. The entry type `Code`
@@ -18,6 +19,7 @@ from __future__ import annotations
 from kvsl.lang.code_entry import Code
 from kvsl.lang.codes_eval import EVAL_CODES
 from kvsl.lang.codes_frontend import FRONTEND_CODES
+from kvsl.lang.codes_lsp import LSP_CODES
 from kvsl.lang.codes_run import RUN_CODES
 from kvsl.lang.codes_runtime import RUNTIME_CODES
 from kvsl.lang.codes_teacher import TEACHER_CODES
@@ -36,5 +38,5 @@ def _merge(*groups: tuple[Code, ...]) -> dict[str, Code]:
 
 
 CODES: dict[str, Code] = _merge(
-    FRONTEND_CODES, RUNTIME_CODES, RUN_CODES, TEACHER_CODES, EVAL_CODES
+    FRONTEND_CODES, RUNTIME_CODES, RUN_CODES, TEACHER_CODES, EVAL_CODES, LSP_CODES
 )

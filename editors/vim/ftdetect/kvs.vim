@@ -1,0 +1,2 @@
+" kvsl specs: *.kvs
+autocmd BufRead,BufNewFile *.kvs setfiletype kvs
