@@ -47,14 +47,14 @@ def frontend_codes() -> list[str]:
 @contextmanager
 def _condition(code: str, path: Path) -> Iterator[None]:
     if code == "KVS001":
-        real = Path.read_bytes
+        real = os.open
 
-        def unreadable(self: Path) -> bytes:
-            if os.path.samefile(self, path):
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
-            return real(self)
+        def unreadable(name: str, *args: object, **kwargs: object) -> int:
+            if os.path.exists(name) and os.path.samefile(name, path):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(name))
+            return real(name, *args, **kwargs)  # type: ignore[arg-type]
 
-        with mock.patch.object(Path, "read_bytes", unreadable):
+        with mock.patch.object(os, "open", unreadable):
             yield
     elif code == "KVS005":
         with mock.patch("kvsl.lang.parser.MAX_SPEC_BYTES", 64):
