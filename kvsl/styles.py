@@ -44,8 +44,9 @@ phrase once, legitimately; a whole sentence said twice is already a loop.
     0.02
 
 A user-declared style has no built-in scorer: it is scored by the regex `markers` of its
-spec (see `MarkerScorer`). Nothing here imports torch: the front end may import
-`validate_marker` to check those regexes.
+spec (see `MarkerScorer`). Those regexes have one validator, `validate_marker` from
+`kvsl.lang.markers` (re-exported here): the checker reports what it refuses, and the
+scorer skips it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
 from typing import Protocol
+
+from kvsl.lang.markers import validate_marker
 
 __all__ = [
     "BUILTIN_STYLES",
@@ -694,31 +697,6 @@ _EXAMPLES["ANALOGICAL"] = """Reasoning by analogy to a familiar situation.
 
 
 # --------------------------------------------------------------------------- user markers
-
-
-def validate_marker(pattern: str) -> str | None:
-    """Why `pattern` cannot serve as an adherence marker, or None if it can.
-
-    Markers are Python regexes searched with `re.MULTILINE` (so `^` matches at every
-    line start). A pattern is refused when it does not compile, or when it matches the
-    empty text, since then every generation would match it and the score would mean nothing.
-
-    >>> validate_marker(r"^\\s*\\d+\\.") is None
-    True
-    >>> validate_marker("(unclosed")
-    'invalid regex: missing ), unterminated subpattern at position 0'
-    >>> validate_marker("a*")
-    'matches the empty text, so every generation would match it'
-    """
-    try:
-        compiled = re.compile(pattern, re.MULTILINE)
-    except re.error as err:
-        return f"invalid regex: {err}"
-    except (RecursionError, OverflowError, ValueError) as err:  # pathological patterns
-        return f"invalid regex: {err}"
-    if compiled.search("") is not None:
-        return "matches the empty text, so every generation would match it"
-    return None
 
 
 @dataclass(frozen=True)

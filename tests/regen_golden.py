@@ -4,8 +4,8 @@ For every front-end code KVSnnn there is a fixture under tests/fixtures/diagnost
 
 - `KVSnnn.kvs` (a file, or for KVS002 a directory): compiled with `compile_spec`;
 - `KVSnnn/` with a `command` file: `check PATH...` (check_paths), `compile PATH`
-  (compile_spec) or `explain CODE` (the `kvsl explain` usage error), paths relative to
-  that directory; without a `command` file the directory is checked as a whole.
+  (compile_spec), `explain CODE` (the `kvsl explain` usage error) or `write` (KVS019,
+  the output on a full disk), paths relative to that directory; without a `command` file the directory is checked as a whole.
 
 Two codes need a condition a committed file cannot hold: KVS001 (unreadable: reading is
 made to fail with EACCES, since root can read any file) and KVS005 (too large: the limit
@@ -84,6 +84,10 @@ def produce(code: str) -> list[Diagnostic]:
             return check_paths([str(path / arg) for arg in args])
         if verb == "compile":
             return compile_spec(str(path / args[0]))[1]
+        if verb == "write":  # the output is a full disk (a condition, not a file)
+            from kvsl.cli.output import output_error
+
+            return output_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))).diagnostics
         if verb == "explain":
             from kvsl.cli.lang_commands import unknown_code_diagnostic
 

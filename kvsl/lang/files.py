@@ -84,7 +84,9 @@ def read_regular_file(path: str, limit: int) -> bytes:
     fd, size = _open_regular(path)
     try:
         if size > limit:
-            raise FileProblem(f"is too large ({size:,} bytes, the limit is {limit:,})", "too-large", size)
+            raise FileProblem(
+                f"is too large ({size:,} bytes, the limit is {limit:,})", "too-large", size
+            )
         chunks: list[bytes] = []
         total = 0
         while total <= limit:

@@ -9,10 +9,10 @@ the template text is inlined, and `Plan.create` computes both content hashes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from kvsl.lang.check import _INVALID, TOP, Field, Resolved, _resolve_path, model_kind
+from kvsl.lang.files import regular_file_sha256
 from kvsl.lang.plan import (
     DEFAULT_MODEL,
     CoefficientOverride,
@@ -26,17 +26,17 @@ from kvsl.lang.plan import (
     TeacherPlan,
 )
 
+# Trace files hold a few hundred JSON lines; hashing stops (as if the file did not exist)
+# beyond this, so a huge or endless file cannot hold `kvsl plan` for long.
+MAX_TRACES_BYTES = 1 << 30
+
 
 def file_sha256(path: str) -> str:
-    """Hex sha256 of a file's bytes, "" when it does not exist (yet)."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError:
-        return ""
-    return digest.hexdigest()
+    """Hex sha256 of a regular file's bytes, "" when it does not exist (yet).
+
+    Never blocks on a FIFO nor reads a device (`kvsl.lang.files`).
+    """
+    return regular_file_sha256(path, MAX_TRACES_BYTES)
 
 
 def lower(resolved: Resolved) -> Plan:
