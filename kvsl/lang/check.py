@@ -689,6 +689,10 @@ class Session:
                 if spec is not None:
                     decl, more = analyze(spec)
                     diagnostics = diagnostics + more
+                else:  # every error in one pass: the lines the syntax errors left alone
+                    from kvsl.lang.partial import meaning_despite_syntax
+
+                    diagnostics = diagnostics + meaning_despite_syntax(source, diagnostics)
             self.local[key] = (decl, diagnostics, source)
         decl, diagnostics, _ = self.local[key]
         return decl, list(diagnostics)

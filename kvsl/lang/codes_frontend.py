@@ -207,6 +207,18 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "generate { seed = 99999999999999999999 }",
         "generate { seed = 9999 }",
     ),
+    Code(
+        "KVS021",
+        "meaning checks skipped after syntax errors",
+        Severity.NOTE,
+        "A file with syntax errors is checked again with the broken lines left out, so "
+        "that unknown keys and bad values elsewhere are reported in the same run. When "
+        "the file still does not parse without them (usually a lost `{` or `}`, which "
+        "changes the block every later line belongs to), meaning checks wait until the "
+        "syntax errors are fixed, and this note says so.",
+        'style "s" {\n  contrast {\n    pairs = 4\n  generate { mode = fast }\n',
+        'style "s" {\n  contrast {\n    pairs = 4\n  }\n  generate { mode = greedy }\n}\n',
+    ),
     # --- KVS1xx: meaning ---------------------------------------------------------------
     Code(
         "KVS100",

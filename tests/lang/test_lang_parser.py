@@ -104,6 +104,8 @@ def test_unclosed_brace_points_at_the_opener() -> None:
 def _only(path: Path | str) -> tuple[str, int, int]:
     plan, diagnostics = compile_spec(path)
     assert plan is None
+    # KVS021 (a note) only says that meaning checks wait for the syntax to be fixed
+    diagnostics = [d for d in diagnostics if d.code != "KVS021"]
     assert len(diagnostics) == 1, diagnostics
     d = diagnostics[0]
     return d.code, d.span.line, d.span.column
