@@ -496,6 +496,8 @@ def convert(spec: KeySpec, key: str, node: Any, diagnostics: list[Diagnostic]) -
     if kind in ("int", "float"):
         if not isinstance(node, Number) or (kind == "int" and not isinstance(node.value, int)):
             return wrong()
+        if _out_of_range(node):
+            return False, None  # the parser reported it (KVS020); its value is a stand-in
         number: int | float = node.value if kind == "int" else float(node.value)
         if kind == "float" and not math.isfinite(number):
             diagnostics.append(
@@ -585,6 +587,17 @@ def _shorten(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _out_of_range(node: Number) -> bool:
+    """Whether the parser refused this integer literal (KVS020) and clamped its value."""
+    from kvsl.lang.parser import MAX_INTEGER
+
+    return (
+        isinstance(node.value, int)
+        and abs(node.value) == MAX_INTEGER
+        and node.text.lstrip("+-").lstrip("0") != str(MAX_INTEGER)
+    )
+
+
 def _layers(key: str, node: Any, diagnostics: list[Diagnostic], wrong: Any) -> tuple[bool, Any]:
     if isinstance(node, Ident):
         if node.name == "all":
@@ -593,9 +606,14 @@ def _layers(key: str, node: Any, diagnostics: list[Diagnostic], wrong: Any) -> t
     if isinstance(node, Number):
         if not isinstance(node.value, int):
             return wrong()
+        if _out_of_range(node):
+            return False, None  # reported by the parser (KVS020)
         return True, (LayerSpan(node.value, node.value),)
     if not isinstance(node, ListValue):
         return wrong()
+    numbers = [n for i in node.items for n in ((i.start, i.stop) if isinstance(i, Range) else (i,))]
+    if any(isinstance(n, Number) and _out_of_range(n) for n in numbers):
+        return False, None  # reported by the parser (KVS020)
     if not node.items:
         diagnostics.append(
             _err("KVS112", f"`{key}` selects no layers", node.span, help="write `[1..]` or `all`")

@@ -1040,7 +1040,8 @@ class _Builder:
             self.diagnostics.append(
                 _error(
                     "KVS020",
-                    f"integer `{shown}` is out of range ({len(digits):,} digits)",
+                    f"integer `{shown}` is out of range"
+                    + (f" ({len(digits):,} digits)" if shown != text else ""),
                     span,
                     help=f"integers are 64-bit: at most {MAX_INTEGER:,} in size; "
                     "write a large decimal as a float such as `1e30`",
