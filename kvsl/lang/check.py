@@ -25,6 +25,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
+from functools import lru_cache
 from typing import Any, Literal
 
 from kvsl.lang.diagnostics import Diagnostic, Label, Severity
@@ -176,6 +177,11 @@ def _warn(code: str, message: str, span: Span, help: str | None = None) -> Diagn
 
 
 def _suggest(word: str, candidates: list[str]) -> str | None:
+    return _suggest_cached(word, tuple(candidates))
+
+
+@lru_cache(maxsize=1024)  # a file with the same unknown key 30,000 times costs one lookup
+def _suggest_cached(word: str, candidates: tuple[str, ...]) -> str | None:
     close = get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
 

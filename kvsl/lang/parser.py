@@ -40,9 +40,11 @@ from kvsl.lang.syntax import (
 if TYPE_CHECKING:
     from lark import Lark, Token, Tree
 
-# A spec is a page of settings; anything bigger is a mistake (a trace file or a model
-# passed by accident), and reading it whole would only make the error slower.
-MAX_SPEC_BYTES = 1_000_000
+# A spec is a page of settings (the largest bundled one, with an inline template, is
+# under 5 KB); anything bigger is a mistake (a trace file or a model passed by accident).
+# The cap also bounds the parser: a file at the cap of the densest kind (a list of
+# 128,000 numbers) parses in about a second and 100 MB.
+MAX_SPEC_BYTES = 256_000
 # Specs nest three levels (style > steer > at) plus lists; the limit keeps the recursive
 # tree conversion far from Python's recursion limit whatever the input.
 MAX_NESTING = 32
