@@ -410,3 +410,27 @@ def test_number_conversion_is_one_function() -> None:
     assert [d.code for d in diagnostics] == ["KVS020"]
     spec, diagnostics = parse_text('style "s" { a = [1..' + "9" * 30 + "] ", "x.kvs")
     assert spec is None  # the grammar path (a syntax error) converts nothing it cannot
+
+
+def test_fmt_on_a_full_disk_leaves_the_file_and_exits_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    import kvsl.cli.lang_commands as commands
+    from kvsl.cli.output import guarded
+
+    path = write_spec(tmp_path, VALID.replace("  pairs = 4", "  pairs    =    4"))
+    before = path.read_bytes()
+
+    def full(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(commands, "open", full, raising=False)
+    monkeypatch.setattr(sys, "argv", ["kvsl", "fmt", str(path)])
+    from kvsl.cli import _run
+
+    assert guarded(_run) == 3
+    assert "error[KVS019]: cannot write" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
