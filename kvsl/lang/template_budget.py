@@ -24,10 +24,12 @@ jinja2.exceptions.SecurityError: `*` would make a value of 10,000,000,000 items 
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +47,7 @@ MAX_TEMPLATE_DEPTH = 40  # nesting of expressions and blocks (Jinja's compiler r
 MAX_LOOP_NESTING = 2  # `{% for %}` inside `{% for %}`: each loop is bounded, their product too
 MAX_VALUE_SIZE = 100_000  # characters or items of any value a template computes
 MAX_RANGE = 10_000  # items of one `range(...)`
+MAX_LOOP_STEPS = 100_000  # `{% for %}` iterations in one render, all loops together
 MAX_OUTPUT_CHARS = 200_000  # a rendered prompt (far beyond any teacher's context window)
 
 # Features that need a template loader (there is none: a template is one text) or that
@@ -156,9 +159,15 @@ def _check_arguments(args: Iterable[object]) -> None:
             raise SecurityError(f"argument {arg:,} is over the limit of {MAX_VALUE_SIZE:,}")
 
 
-def _check_call(name: str, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
-    """Size checks for calls whose result can be far larger than their arguments."""
-    _check_arguments(args)
+def _check_call(
+    name: str, args: tuple[object, ...], kwargs: dict[str, object], data_first: bool = True
+) -> None:
+    """Size checks for calls whose result can be far larger than their arguments.
+
+    With `data_first` (a filter, or a method with its object first) the first argument
+    is the data; the numbers after it are sizes and widths (`center(10**10)`).
+    """
+    _check_arguments(args[1:] if data_first else args)
     _check_arguments(kwargs.values())
     if name in ("replace",) and len(args) >= 3:
         base, new = args[0], args[2]
@@ -219,10 +228,49 @@ def _bounded_concat(chunks: Iterable[str]) -> str:
     return "".join(parts)
 
 
+# Loop iterations left in the render in progress (None outside a render).
+_STEPS: ContextVar[list[int] | None] = ContextVar("kvsl_template_steps", default=None)
+_COUNTED = "_kvsl_counted_loop"  # the global every `{% for %}` iterates through
+
+
+def _counted_loop(iterable: Iterable[Any]) -> Iterator[Any]:
+    """Iterate `iterable`, spending one step of the render's loop budget per item."""
+    steps = _STEPS.get()
+    for item in iterable:
+        if steps is not None:
+            steps[0] -= 1
+            if steps[0] < 0:
+                raise SecurityError(
+                    f"the template's loops run more than {MAX_LOOP_STEPS:,} times in all"
+                )
+        yield item
+
+
+def _count_loops(ast: nodes.Template) -> nodes.Template:
+    """A copy of `ast` whose every `{% for x in it %}` iterates `_kvsl_counted_loop(it)`.
+
+    Jinja2 has no hook for loop iterations; rewriting the tree before code generation
+    gives one, so that nested loops with no output (a CPU hang the output cap cannot
+    see) stop after MAX_LOOP_STEPS iterations.
+    """
+    ast = copy.deepcopy(ast)
+    for loop in ast.find_all(nodes.For):
+        loop.iter = nodes.Call(
+            nodes.Name(_COUNTED, "load", lineno=loop.lineno),
+            [loop.iter],
+            [],
+            None,
+            None,
+            lineno=loop.lineno,
+        )
+    return ast
+
+
 class BoundedTemplate(Template):
     """A template whose render fails only with `jinja2.TemplateError`."""
 
     def render(self, *args: Any, **kwargs: Any) -> str:
+        reset = _STEPS.set([MAX_LOOP_STEPS])
         try:
             return super().render(*args, **kwargs)
         except TemplateError:
@@ -233,6 +281,8 @@ class BoundedTemplate(Template):
             raise TemplateRuntimeError("the template recurses too deeply") from None
         except MemoryError:
             raise TemplateRuntimeError("the template needs too much memory") from None
+        finally:
+            _STEPS.reset(reset)
 
 
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
@@ -248,9 +298,20 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             name: _guarded_filter(name, function) for name, function in self.filters.items()
         }
         self.globals["range"] = _bounded_range
+        self.globals[_COUNTED] = _counted_loop
         # `namespace()` is the one mutable object a template can create; without it a
         # loop cannot grow a value from one iteration to the next.
         self.globals.pop("namespace", None)
+
+    def _generate(
+        self,
+        source: nodes.Template,
+        name: str | None,
+        filename: str | None,
+        defer_init: bool = False,
+    ) -> str:
+        """Code for a template whose loops count their iterations (`_count_loops`)."""
+        return super()._generate(_count_loops(source), name, filename, defer_init)  # type: ignore[no-any-return]
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
         _check_binop(operator_, left, right)
@@ -272,6 +333,6 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             _check_call("join", (args[0] if args else (), bound), {})
         elif isinstance(bound, str | list | tuple):  # "a".replace(...), "a".center(...)
             _check_call(name, (bound, *args), kwargs)
-        else:
-            _check_call(name, args, kwargs)
+        else:  # a global function: range, lipsum, dict...
+            _check_call(name, args, kwargs, data_first=False)
         return super().call(__context, __obj, *args, **kwargs)

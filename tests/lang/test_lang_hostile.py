@@ -150,6 +150,17 @@ DEEP_FILTERS = "{{ question" + "|trim" * 60 + " }}"
         ("{{ question }}{{ choices|first|int }}{{ choices[0].text|int + 'x' }}", "KVS205"),
         ("{{ question }}{% for i in range(9000) %}{{ question * 5 }}{% endfor %}", "KVS205"),
         ("{% set ns = namespace(s='a') %}{{ question }}", "KVS202"),  # no mutable state
+        # loops with no output: a CPU hang the output cap cannot see; the loop budget can
+        (
+            "{{ question }}{% for i in range(9999) %}{% for j in range(9999) %}{% endfor %}"
+            "{% endfor %}",
+            "KVS205",
+        ),
+        (
+            "{% set s = 'x' * 99999 %}{{ question }}{% for a in s %}{% for b in s %}{% endfor %}"
+            "{% endfor %}",
+            "KVS205",
+        ),
     ],
 )
 def test_templates_within_the_budget(tmp_path: Path, template: str, code: str) -> None:
@@ -180,6 +191,7 @@ def test_what_check_refuses_fails_at_teach_time_as_a_template_error() -> None:
         "{{ question + 1 }}",
         "{{ 'a'|center(10**10) }}",
         "{% for i in range(10000) %}{% for j in range(100) %}x{% endfor %}{% endfor %}",
+        "{% for i in range(9999) %}{% for j in range(9999) %}{% endfor %}{% endfor %}",
     ):
         with pytest.raises(TemplateError):
             env.from_string(text).render(**SAMPLE_VARIABLES)
