@@ -99,6 +99,14 @@ def worst_inputs(directory: Path) -> list[str]:
         ),
         _spec(
             directory,
+            "quiet_loops.kvs",
+            _teacher(
+                "{% set s = 'x' * 99999 %}{{ question }}"
+                "{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}"
+            ),
+        ),
+        _spec(
+            directory,
             "range_t.kvs",
             _teacher("{{ question }}{% for i in range(10**9) %}{% endfor %}"),
         ),
