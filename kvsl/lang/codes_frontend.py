@@ -568,7 +568,8 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "The template compiles, but rendering it with sample values (a question with "
         "choices A and B, an answer, the style's name and description, a domain) fails: "
         "a value over the render budget (100,000 characters or items, a `range` over "
-        "10,000, loops running over 100,000 times in all, output over 200,000 "
+        "10,000, loops running over 100,000 times in all, over 5,000,000 characters of "
+        "values made in one render, output over 200,000 "
         "characters), a division by zero, a filter on the "
         "wrong type. `kvsl teach` renders the same way, so it would fail too.",
         "{{ question }} {{ 'a' * 10**10 }}",

@@ -48,6 +48,7 @@ MAX_LOOP_NESTING = 2  # `{% for %}` inside `{% for %}`: each loop is bounded, th
 MAX_VALUE_SIZE = 100_000  # characters or items of any value a template computes
 MAX_RANGE = 10_000  # items of one `range(...)`
 MAX_LOOP_STEPS = 100_000  # `{% for %}` iterations in one render, all loops together
+MAX_RENDER_WORK = 5_000_000  # characters and items made by calls and operators, one render
 MAX_OUTPUT_CHARS = 200_000  # a rendered prompt (far beyond any teacher's context window)
 
 # Features that need a template loader (there is none: a template is one text) or that
@@ -190,7 +191,7 @@ def _guarded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
     def guarded(*args: Any, **kwargs: Any) -> Any:
         values = tuple(a for a in args if not _is_jinja_state(a))
         _check_call(name, values, kwargs)
-        return function(*args, **kwargs)
+        return _spend(function(*args, **kwargs))
 
     return guarded
 
@@ -228,8 +229,24 @@ def _bounded_concat(chunks: Iterable[str]) -> str:
     return "".join(parts)
 
 
-# Loop iterations left in the render in progress (None outside a render).
+# What the render in progress may still spend: [loop iterations, characters and items
+# made by filters, methods and operators]. None outside a render. Each value is bounded
+# by MAX_VALUE_SIZE before it is made; this bounds how many are made (100 strings of
+# 100,000 characters, not `range(10000)|map('center', 99999)|list`).
 _STEPS: ContextVar[list[int] | None] = ContextVar("kvsl_template_steps", default=None)
+
+
+def _spend(result: object) -> object:
+    budget = _STEPS.get()
+    if budget is not None:
+        budget[1] -= _size(result)
+        if budget[1] < 0:
+            raise SecurityError(
+                f"the template makes more than {MAX_RENDER_WORK:,} characters of values"
+            )
+    return result
+
+
 _COUNTED = "_kvsl_counted_loop"  # the global every `{% for %}` iterates through
 
 
@@ -270,7 +287,7 @@ class BoundedTemplate(Template):
     """A template whose render fails only with `jinja2.TemplateError`."""
 
     def render(self, *args: Any, **kwargs: Any) -> str:
-        reset = _STEPS.set([MAX_LOOP_STEPS])
+        reset = _STEPS.set([MAX_LOOP_STEPS, MAX_RENDER_WORK])
         try:
             return super().render(*args, **kwargs)
         except TemplateError:
@@ -316,7 +333,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
         _check_binop(operator_, left, right)
         try:
-            return super().call_binop(context, operator_, left, right)
+            return _spend(super().call_binop(context, operator_, left, right))
         except (ArithmeticError, TypeError, ValueError) as err:
             raise TemplateRuntimeError(f"`{operator_}`: {err}") from None
 
@@ -335,4 +352,4 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             _check_call(name, (bound, *args), kwargs)
         else:  # a global function: range, lipsum, dict...
             _check_call(name, args, kwargs, data_first=False)
-        return super().call(__context, __obj, *args, **kwargs)
+        return _spend(super().call(__context, __obj, *args, **kwargs))

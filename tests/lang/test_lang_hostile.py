@@ -161,6 +161,8 @@ DEEP_FILTERS = "{{ question" + "|trim" * 60 + " }}"
             "{% endfor %}",
             "KVS205",
         ),
+        # each value within bounds, but many of them: the render's work budget
+        ("{{ question }}{{ range(9999)|map('center', 99999)|list|length }}", "KVS205"),
     ],
 )
 def test_templates_within_the_budget(tmp_path: Path, template: str, code: str) -> None:

@@ -107,6 +107,11 @@ def worst_inputs(directory: Path) -> list[str]:
         ),
         _spec(
             directory,
+            "many_values.kvs",
+            _teacher("{{ question }}{{ range(9999)|map('center', 99999)|list|length }}"),
+        ),
+        _spec(
+            directory,
             "range_t.kvs",
             _teacher("{{ question }}{% for i in range(10**9) %}{% endfor %}"),
         ),
