@@ -4,8 +4,8 @@ For every front-end code KVSnnn there is a fixture under tests/fixtures/diagnost
 
 - `KVSnnn.kvs` (a file, or for KVS002 a directory): compiled with `compile_spec`;
 - `KVSnnn/` with a `command` file: `check PATH...` (check_paths), `compile PATH`
-  (compile_spec) or `explain CODE` (the `kvsl explain` usage error), paths relative to
-  that directory; without a `command` file the directory is checked as a whole.
+  (compile_spec), `explain CODE` (the `kvsl explain` usage error) or `write` (KVS019,
+  the output on a full disk), paths relative to that directory; without a `command` file the directory is checked as a whole.
 
 Two codes need a condition a committed file cannot hold: KVS001 (unreadable: reading is
 made to fail with EACCES, since root can read any file) and KVS005 (too large: the limit
@@ -47,14 +47,14 @@ def frontend_codes() -> list[str]:
 @contextmanager
 def _condition(code: str, path: Path) -> Iterator[None]:
     if code == "KVS001":
-        real = Path.read_bytes
+        real = os.open
 
-        def unreadable(self: Path) -> bytes:
-            if os.path.samefile(self, path):
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
-            return real(self)
+        def unreadable(name: str, *args: object, **kwargs: object) -> int:
+            if os.path.exists(name) and os.path.samefile(name, path):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(name))
+            return real(name, *args, **kwargs)  # type: ignore[arg-type]
 
-        with mock.patch.object(Path, "read_bytes", unreadable):
+        with mock.patch.object(os, "open", unreadable):
             yield
     elif code == "KVS005":
         with mock.patch("kvsl.lang.parser.MAX_SPEC_BYTES", 64):
@@ -84,6 +84,10 @@ def produce(code: str) -> list[Diagnostic]:
             return check_paths([str(path / arg) for arg in args])
         if verb == "compile":
             return compile_spec(str(path / args[0]))[1]
+        if verb == "write":  # the output is a full disk (a condition, not a file)
+            from kvsl.cli.output import output_error
+
+            return output_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))).diagnostics
         if verb == "explain":
             from kvsl.cli.lang_commands import unknown_code_diagnostic
 

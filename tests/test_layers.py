@@ -34,9 +34,10 @@ _BACK = _SHARED | {"engine"}
 # back end, the public Python API and the built-in specs, the wings, the front doors.
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "base": frozenset(),
-    # kvsl.lang.check may call kvsl.styles.validate_marker on a spec's `markers`.
-    "styles": _FLOOR,
-    "lang": _FLOOR | {"styles"},
+    # The marker validator lives in kvsl.lang.markers: the checker reports what it refuses
+    # and the style scorers (kvsl.styles) skip it, so styles reads lang, never the reverse.
+    "lang": _FLOOR,
+    "styles": _FLOOR | {"lang"},
     "formats": _FLOOR | {"lang"},
     "engine": _SHARED,
     "steering": _BACK,
@@ -286,7 +287,7 @@ def _imports(module: str, source: str, *, package: bool = False) -> list[Import]
         ("kvsl.teacher.prompts", "from kvsl.eval.datasets import Example\n"),
         ("kvsl.engine.build", "def f():\n    from kvsl.builtin import is_packaged\n"),
         ("kvsl.base.jsonl", "from kvsl.lang.diagnostics import KvslError\n"),
-        ("kvsl.lang.check", "from kvsl import styles, teacher\n"),
+        ("kvsl.lang.check", "from kvsl import base, teacher\n"),
         ("kvsl.serve.app", "import kvsl.cli\n"),
         ("kvsl.eval.runner", "from ..teacher import run\n"),
         ("kvsl", "from kvsl import eval\n"),
@@ -302,8 +303,8 @@ def test_the_checker_refuses_a_wrong_import(module: str, source: str) -> None:
         ("kvsl.lsp.server", "from kvsl.lang import check_paths\nfrom kvsl.base import atomic\n"),
         ("kvsl.serve.app", "from kvsl.eval import runner\nfrom kvsl.engine import steer\n"),
         (
-            "kvsl.lang.check",
-            "from kvsl.styles import validate_marker\nfrom kvsl import __version__\n",
+            "kvsl.styles.markers",
+            "from kvsl.lang.markers import validate_marker\nfrom kvsl import __version__\n",
         ),
         ("kvsl.teacher.run", "from kvsl.formats.questions import Example\n"),
     ],

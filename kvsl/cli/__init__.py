@@ -55,18 +55,29 @@ def __getattr__(name: str) -> object:
 
 
 def main() -> None:
+    from kvsl.cli.output import guarded
+
+    sys.exit(guarded(_run))
+
+
+def _run() -> int:
+    """The command's exit status (a closed pipe or a full disk: see kvsl.cli.output)."""
     if len(sys.argv) > 1 and sys.argv[1] == "check":
         from kvsl.cli.check_fast import fast_check
 
         code = fast_check(sys.argv[2:])
         if code is not None:
-            sys.exit(code)
+            return code
     if len(sys.argv) > 1 and sys.argv[1] == "lsp":
         from kvsl.cli.lsp_fast import fast_lsp
 
         code = fast_lsp(sys.argv[2:])
         if code is not None:
-            sys.exit(code)
+            return code
     from kvsl.cli import app as typer_app
 
-    typer_app()
+    try:
+        typer_app()
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return 0

@@ -30,6 +30,7 @@ def run_check(paths: list[str], format: str, warnings_as_errors: bool) -> int:
     ::error file=/nonexistent.kvs,...
     2
     """
+    from kvsl.cli.output import write
     from kvsl.lang import check_paths, exit_code_for, spec_files
     from kvsl.lang.render import render_diagnostics, summary
 
@@ -37,12 +38,12 @@ def run_check(paths: list[str], format: str, warnings_as_errors: bool) -> int:
     diagnostics = check_paths(targets)
     stream = sys.stdout
     if diagnostics or format in ("json", "sarif"):
-        print(render_diagnostics(diagnostics, format=format, color=use_color(stream)))
+        write(render_diagnostics(diagnostics, format=format, color=use_color(stream)))
     if format == "human":
         files, _ = spec_files(targets)
         if diagnostics:
-            print()
-        print(summary(diagnostics, len(files)))
+            write("")
+        write(summary(diagnostics, len(files)))
     return int(exit_code_for(diagnostics, warnings_as_errors))
 
 

@@ -48,8 +48,10 @@ def _emit(diagnostics: list[Diagnostic], format: OutputFormat, stream: object = 
     stream = stream or sys.stdout
     if not diagnostics and format in (OutputFormat.human, OutputFormat.github):
         return
+    from kvsl.cli.output import write
+
     text = render_diagnostics(diagnostics, format=format.value, color=_color(stream))
-    print(text, file=stream)  # type: ignore[arg-type]
+    write(text, stream)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -78,6 +80,7 @@ def fmt_command(
     ] = False,
 ) -> None:
     """Rewrite spec files in the canonical layout (comments kept; idempotent)."""
+    from kvsl.cli.output import write
     from kvsl.lang import exit_code_for, sort_diagnostics, spec_files
     from kvsl.lang.fmt import format_text
     from kvsl.lang.parser import load_source
@@ -102,7 +105,7 @@ def fmt_command(
     _emit(diagnostics, OutputFormat.human, sys.stderr)
     verb = "would reformat" if check_only else "reformatted"
     for path in changed:
-        print(f"{verb} {path}")
+        write(f"{verb} {path}")
     verb = "would be reformatted" if check_only else "reformatted"
     unchanged = len(files) - len(changed) - len({d.span.path for d in diagnostics} & set(files))
     noun = lambda n: "file" if n == 1 else "files"  # noqa: E731
@@ -110,7 +113,7 @@ def fmt_command(
     if changed:
         parts.append(f"{len(changed)} {noun(len(changed))} {verb}")
     parts.append(f"{unchanged} {noun(unchanged)} already formatted")
-    print(", ".join(parts))
+    write(", ".join(parts))
     code = exit_code_for(diagnostics)
     if code is ExitCode.CLEAN and check_only and changed:
         code = ExitCode.ERRORS
@@ -118,10 +121,18 @@ def fmt_command(
 
 
 def _write_atomically(path: str, text: str) -> None:
+    """Replace `path` with `text`; a full disk is KVS019 (exit 3) and leaves it as it was."""
     from kvsl.base.atomic import atomic_path
+    from kvsl.cli.output import output_error
 
-    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
+    try:
+        with (
+            atomic_path(path) as temporary,
+            open(temporary, "w", encoding="utf-8", newline="") as handle,
+        ):
+            handle.write(text)
+    except OSError as err:
+        raise output_error(err, f"`{path}`") from None
 
 
 @app.command()
@@ -149,7 +160,9 @@ def plan(
     _emit(diagnostics, format, sys.stderr)
     if result is None:
         raise typer.Exit(int(exit_code_for(diagnostics)))
-    print(json.dumps(result.to_dict(), indent=2, sort_keys=True, ensure_ascii=False))
+    from kvsl.cli.output import write
+
+    write(json.dumps(result.to_dict(), indent=2, sort_keys=True, ensure_ascii=False))
 
 
 def unknown_code_diagnostic(code: str) -> Diagnostic:

@@ -35,8 +35,9 @@ __all__ = [
     "spec_files",
 ]
 
-# Codes that mean the command line itself is wrong (exit 2 rather than 1).
-USAGE_CODES = frozenset({"KVS008", "KVS018"})
+# Codes that mean the command line itself is wrong (exit 2 rather than 1): a directory
+# where one spec file is expected, a missing file, an unknown code for `kvsl explain`.
+USAGE_CODES = frozenset({"KVS002", "KVS008", "KVS018"})
 
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:

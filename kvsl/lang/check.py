@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
-from pathlib import Path
+from functools import lru_cache
 from typing import Any, Literal
 
 from kvsl.lang.checked import INVALID as _INVALID
@@ -116,6 +116,9 @@ OVERRIDE_KEYS: dict[str, KeySpec] = {
 }
 
 TOP = "style"  # the pseudo block name of a style's own keys
+# Keys whose string names a file (or, for `model`, may): what the operating system
+# refuses in a file name is refused here, before any path function sees it.
+PATH_KEYS = frozenset({"extends", "model", "template", "traces", "questions"})
 STYLE_KINDS = ("style", "base")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -176,6 +179,11 @@ def _warn(code: str, message: str, span: Span, help: str | None = None) -> Diagn
 
 
 def _suggest(word: str, candidates: list[str]) -> str | None:
+    return _suggest_cached(word, tuple(candidates))
+
+
+@lru_cache(maxsize=1024)  # a file with the same unknown key 30,000 times costs one lookup
+def _suggest_cached(word: str, candidates: tuple[str, ...]) -> str | None:
     close = get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
 
@@ -477,10 +485,24 @@ def convert(spec: KeySpec, key: str, node: Any, diagnostics: list[Diagnostic]) -
 
     kind = spec.kind
     if kind == "string":
-        return (True, node.value) if isinstance(node, String) else wrong()
+        if not isinstance(node, String):
+            return wrong()
+        if key in PATH_KEYS and "\0" in node.value and not node.triple:
+            diagnostics.append(
+                _err(
+                    "KVS140",
+                    f"`{key}` names a file, and a file name cannot contain a NUL character",
+                    node.span,
+                    help="remove the `\\0` from the path",
+                )
+            )
+            return False, None
+        return True, node.value
     if kind in ("int", "float"):
         if not isinstance(node, Number) or (kind == "int" and not isinstance(node.value, int)):
             return wrong()
+        if _out_of_range(node):
+            return False, None  # the parser reported it (KVS020); its value is a stand-in
         number: int | float = node.value if kind == "int" else float(node.value)
         if kind == "float" and not math.isfinite(number):
             diagnostics.append(
@@ -528,28 +550,57 @@ def convert(spec: KeySpec, key: str, node: Any, diagnostics: list[Diagnostic]) -
         if items is None or not all(isinstance(item, String) for item in items):
             return wrong()
         strings: list[String] = [item for item in items if isinstance(item, String)]
-        if kind == "regexes":
-            good = True
-            for item in strings:
-                try:
-                    re.compile(item.value)
-                except re.error as err:
-                    good = False
-                    diagnostics.append(
-                        _err(
-                            "KVS126",
-                            f"invalid regular expression: {err.msg}",
-                            item.span,
-                            help='markers are Python regular expressions; in a `"..."` '
-                            "string a backslash is written `\\\\`",
-                        )
-                    )
-            if not good:
-                return False, None
+        if kind == "regexes" and not _markers_ok(strings, diagnostics):
+            return False, None
         return True, tuple(item.value for item in strings)
     if kind == "layers":
         return _layers(key, node, diagnostics, wrong)
     raise AssertionError(kind)
+
+
+def _markers_ok(strings: list[String], diagnostics: list[Diagnostic]) -> bool:
+    """Each marker through `validate_marker`'s rules (KVS126, KVS141, KVS142)."""
+    from kvsl.lang.markers import marker_problem
+
+    good = True
+    for item in strings:
+        problem = marker_problem(item.value)
+        if problem is None:
+            continue
+        good = False
+        code, reason = problem
+        message, help = {
+            "KVS126": (
+                f"invalid regular expression: {reason.removeprefix('invalid regex: ')}",
+                'markers are Python regular expressions; in a `"..."` string a backslash '
+                "is written `\\\\`",
+            ),
+            "KVS141": (
+                f"marker `{_shorten(item.value)}` {reason}",
+                "a marker must require some text: `^\\s*\\d+\\.` rather than `\\d*`",
+            ),
+            "KVS142": (
+                f"marker is too complex: {reason}",
+                "a marker is a short phrase or line pattern (limits: docs/language.md)",
+            ),
+        }[code]
+        diagnostics.append(_err(code, message, item.span, help=help))
+    return good
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _out_of_range(node: Number) -> bool:
+    """Whether the parser refused this integer literal (KVS020) and clamped its value."""
+    from kvsl.lang.parser import MAX_INTEGER
+
+    return (
+        isinstance(node.value, int)
+        and abs(node.value) == MAX_INTEGER
+        and node.text.lstrip("+-").lstrip("0") != str(MAX_INTEGER)
+    )
 
 
 def _layers(key: str, node: Any, diagnostics: list[Diagnostic], wrong: Any) -> tuple[bool, Any]:
@@ -560,9 +611,14 @@ def _layers(key: str, node: Any, diagnostics: list[Diagnostic], wrong: Any) -> t
     if isinstance(node, Number):
         if not isinstance(node.value, int):
             return wrong()
+        if _out_of_range(node):
+            return False, None  # reported by the parser (KVS020)
         return True, (LayerSpan(node.value, node.value),)
     if not isinstance(node, ListValue):
         return wrong()
+    numbers = [n for i in node.items for n in ((i.start, i.stop) if isinstance(i, Range) else (i,))]
+    if any(isinstance(n, Number) and _out_of_range(n) for n in numbers):
+        return False, None  # reported by the parser (KVS020)
     if not node.items:
         diagnostics.append(
             _err("KVS112", f"`{key}` selects no layers", node.span, help="write `[1..]` or `all`")
@@ -656,6 +712,8 @@ class Session:
                 if spec is not None:
                     decl, more = analyze(spec)
                     diagnostics = diagnostics + more
+                else:  # every error in one pass: the lines the syntax errors left alone
+                    diagnostics = diagnostics + meaning_despite_syntax(source, diagnostics)
             self.local[key] = (decl, diagnostics, source)
         decl, diagnostics, _ = self.local[key]
         return decl, list(diagnostics)
@@ -690,14 +748,15 @@ class Session:
                 )
             )
             return replace(decl, incomplete=True), diagnostics
-        if not os.path.isfile(target):
-            reason = "is a directory" if os.path.isdir(target) else "does not exist"
+        problem = _extends_problem(target, len(chain))
+        if problem is not None:
+            code, reason, help = problem
             diagnostics.append(
                 _err(
-                    "KVS117",
-                    f"extended spec `{extends.value}` {reason}",
+                    code,
+                    f"extended spec `{_shorten(extends.value)}` {reason}",
                     extends.span,
-                    help=f"the path is relative to this spec: {_shown(target)}",
+                    help=help or f"the path is relative to this spec: {_shown(target)}",
                 )
             )
             return replace(decl, incomplete=True), diagnostics
@@ -706,6 +765,34 @@ class Session:
         if base is None:
             return replace(decl, incomplete=True), diagnostics
         return _merge(base, decl), diagnostics
+
+
+# A base of a base of a base is already rare; a chain this long is a mistake, and
+# following it further would only spend the stack.
+MAX_EXTENDS_DEPTH = 16
+
+
+def _extends_problem(target: str, depth: int) -> tuple[str, str, str | None] | None:
+    """(code, reason, help) when `target` cannot be followed as an `extends`, else None.
+
+    Only `.kvs` files are read: anything else (`/etc/passwd`) would be parsed and its
+    lines quoted as syntax errors into a CI log.
+    """
+    from kvsl.lang.files import regular_file_problem
+
+    if depth + 2 > MAX_EXTENDS_DEPTH:
+        return (
+            "KVS143",
+            f"would make the `extends` chain longer than {MAX_EXTENDS_DEPTH} specs",
+            f"a chain of `extends` may be at most {MAX_EXTENDS_DEPTH} specs long: "
+            "merge some of its bases",
+        )
+    problem = regular_file_problem(target)
+    if problem is not None:
+        return "KVS117", problem.reason, None
+    if not target.endswith(".kvs"):
+        return "KVS117", "is not a `.kvs` spec file", "`extends` names another spec file"
+    return None
 
 
 def _merge(base: Decl, decl: Decl) -> Decl:
@@ -762,12 +849,15 @@ def check_resolved(decl: Decl, session: Session) -> tuple[Resolved, list[Diagnos
     traces = decl.get("contrast", "traces") or decl.get("teacher", "traces")
     if value(traces) is not None:
         assert traces is not None
+        from kvsl.lang.files import regular_file_problem
+
         path = _resolve_path(traces.value, traces.directory)
-        if os.path.isdir(path):
+        problem = regular_file_problem(path)
+        if problem is not None and problem.kind != "missing":
             diagnostics.append(
-                _err("KVS115", f"trace file `{traces.value}` is a directory", traces.span)
+                _err("KVS115", f"trace file `{traces.value}` {problem.reason}", traces.span)
             )
-        elif not os.path.exists(path):
+        elif problem is not None:
             if teacher:
                 diagnostics.append(
                     _warn(
@@ -791,12 +881,15 @@ def check_resolved(decl: Decl, session: Session) -> tuple[Resolved, list[Diagnos
     questions = decl.get("teacher", "questions")
     if value(questions) is not None:
         assert questions is not None
+        from kvsl.lang.files import regular_file_problem
+
         path = _resolve_path(questions.value, questions.directory)
-        if not os.path.isfile(path):
+        problem = regular_file_problem(path)
+        if problem is not None:
             diagnostics.append(
                 _err(
                     "KVS114",
-                    f"question file `{questions.value}` does not exist",
+                    f"question file `{questions.value}` {problem.reason}",
                     questions.span,
                     help=f"the path is relative to the spec: {_shown(path)}",
                 )
@@ -908,18 +1001,13 @@ def _check_template(
             )
         )
         return None, None
+    from kvsl.lang.files import FileProblem, read_regular_file
+    from kvsl.lang.templates import MAX_TEMPLATE_BYTES
+
     try:
-        data = Path(path).read_bytes()
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        if isinstance(err, UnicodeDecodeError):
-            reason = "is not UTF-8"
-        elif os.path.isdir(path):
-            reason = "is a directory"
-        elif not os.path.exists(path):
-            reason = "does not exist"
-        else:
-            reason = f"cannot be read ({(err.strerror or 'error').lower()})"
+        text = read_regular_file(path, MAX_TEMPLATE_BYTES).decode("utf-8")
+    except (FileProblem, UnicodeDecodeError) as err:
+        reason = "is not UTF-8" if isinstance(err, UnicodeDecodeError) else str(err)
         diagnostics.append(
             _err(
                 "KVS200",
@@ -1010,8 +1098,9 @@ def _check_steer(decl: Decl, diagnostics: list[Diagnostic]) -> None:
         if num_layers is None:
             continue
         for layer_span in spans:
+            # a range object, never materialised: `[1..100000000]` costs nothing here
             chosen = layer_span.resolve(num_layers)
-            if not len(chosen):
+            if chosen.start >= chosen.stop:
                 diagnostics.append(
                     _err(
                         "KVS112",
@@ -1034,13 +1123,10 @@ def _check_steer(decl: Decl, diagnostics: list[Diagnostic]) -> None:
     if layers is not None and layers.value is not _INVALID:
         if num_layers is not None:
             # Out-of-range spans already have their error; only in-range ones count here.
-            steered = {
-                i
-                for s in layers.value
-                for i in s.resolve(num_layers)
-                if s.resolve(num_layers).start >= 0
-            }
-            includes_zero = 0 in steered
+            # (`0 in range(...)` is arithmetic: no set of layers is built.)
+            includes_zero = any(
+                0 in s.resolve(num_layers) for s in layers.value if s.resolve(num_layers).start >= 0
+            )
         else:
             includes_zero = any(s.start == 0 for s in layers.value)
         if includes_zero:
@@ -1074,3 +1160,16 @@ def _span_text(layer_span: LayerSpan) -> str:
     if layer_span.start == layer_span.stop:
         return str(layer_span.start)
     return f"{layer_span.start}..{layer_span.stop}"
+
+
+def meaning_despite_syntax(source: SourceFile, syntax: list[Diagnostic]) -> list[Diagnostic]:
+    """Meaning diagnostics of the lines no syntax error touched (see kvsl.lang.partial)."""
+    from kvsl.lang.partial import UNSAFE_AFTER_BLANKING, without_broken_lines
+
+    salvaged = without_broken_lines(source, syntax)
+    if salvaged is None:
+        return []
+    if isinstance(salvaged, Diagnostic):
+        return [salvaged]
+    _, meaning = analyze(salvaged)
+    return [d for d in meaning if d.code not in UNSAFE_AFTER_BLANKING]

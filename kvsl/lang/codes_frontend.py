@@ -184,6 +184,41 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "kvsl explain KVS999",
         "kvsl explain KVS104",
     ),
+    Code(
+        "KVS019",
+        "cannot write the output",
+        E,
+        "A report, a plan or a reformatted spec could not be written: the disk is full, "
+        "or the output is a file that refuses writes (`/dev/full`). This is an "
+        "environment failure (exit status 3), not an error in the spec; a file being "
+        "reformatted is left as it was. (A closed pipe, as in `kvsl check | head -1`, "
+        "ends quietly with exit status 3.)",
+        "kvsl plan specs/step_by_step.kvs > /dev/full",
+        "kvsl plan specs/step_by_step.kvs > plan.json",
+    ),
+    Code(
+        "KVS020",
+        "integer out of range",
+        E,
+        "Integers in a spec are 64-bit signed: at most 9,223,372,036,854,775,807 in size. "
+        "The literal is refused where it is written, before any conversion (Python would "
+        "otherwise convert a number of any length, slowly, and fail past 4,300 digits). "
+        "Write a large decimal as a float, such as `1e30`.",
+        "generate { seed = 99999999999999999999 }",
+        "generate { seed = 9999 }",
+    ),
+    Code(
+        "KVS021",
+        "meaning checks skipped after syntax errors",
+        Severity.NOTE,
+        "A file with syntax errors is checked again with the broken lines left out, so "
+        "that unknown keys and bad values elsewhere are reported in the same run. When "
+        "the file still does not parse without them (usually a lost `{` or `}`, which "
+        "changes the block every later line belongs to), meaning checks wait until the "
+        "syntax errors are fixed, and this note says so.",
+        'style "s" {\n  contrast {\n    pairs = 4\n  generate { mode = fast }\n',
+        'style "s" {\n  contrast {\n    pairs = 4\n  }\n  generate { mode = greedy }\n}\n',
+    ),
     # --- KVS1xx: meaning ---------------------------------------------------------------
     Code(
         "KVS100",
@@ -432,6 +467,47 @@ FRONTEND_CODES: tuple[Code, ...] = (
         'markers = ["(?i)the answer is ("]',
         'markers = ["(?i)the answer is"]',
     ),
+    Code(
+        "KVS140",
+        "NUL character in a file name",
+        E,
+        "A key that names a file (`extends`, `model`, `template`, `traces`, `questions`) "
+        'holds a NUL character (written `\\0` in a `"..."` string). No file name can hold '
+        "one, so the value is refused before any file is looked up.",
+        'teacher { traces = "traces/a\\0.jsonl" }',
+        'teacher { traces = "traces/a.jsonl" }',
+    ),
+    Code(
+        "KVS141",
+        "marker matches the empty text",
+        E,
+        "A `markers` regular expression matches the empty text (`a*`, `x?`, `^`), so it "
+        "would match every generation and the style's adherence score would mean "
+        "nothing. The scorer ignores such a marker; the checker reports it.",
+        'markers = ["\\\\d*"]',
+        'markers = ["^\\\\s*\\\\d+\\\\."]',
+    ),
+    Code(
+        "KVS142",
+        "marker is too complex",
+        E,
+        "A `markers` regular expression is beyond the limits every marker is held to: at "
+        "most 500 characters, repeat counts (`{m,n}`) up to 1,000, groups nested up to 20 "
+        "deep. Python's `re` fails on larger ones with errors other than a syntax error "
+        "(a count of 2**32 overflows, 2,000 nested groups exhaust the recursion limit).",
+        'markers = ["a{4294967296}"]',
+        'markers = ["a{3}"]',
+    ),
+    Code(
+        "KVS143",
+        "`extends` chain too long",
+        E,
+        "A chain of `extends` may be at most 16 specs long: a base of a base of a base is "
+        "already rare, and a longer chain is a mistake (following it would only spend the "
+        "stack).",
+        "a.kvs extends b.kvs, which extends c.kvs, ... 17 specs in all",
+        "a.kvs extends base.kvs, which holds the shared settings",
+    ),
     # --- KVS2xx: templates -------------------------------------------------------------
     Code(
         "KVS200",
@@ -472,5 +548,42 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "`{{ question }}` asks the same thing every time.",
         "Explain your reasoning step by step.\n",
         "Explain your reasoning step by step.\n\nQuestion: {{ question }}\n",
+    ),
+    Code(
+        "KVS204",
+        "template is too complex",
+        E,
+        "The template is beyond the limits every template is held to before it is "
+        "compiled: at most 5,000 syntax nodes, 40 levels of nesting (expressions and "
+        "blocks), `{% for %}` loops nested 2 deep, 256 KB for a template file. Jinja2 "
+        "compiles a template by recursion, so deeper ones fail; the limits are far "
+        "beyond any prompt.",
+        "{{ question" + "|trim" * 45 + " }}",
+        "{{ question }}",
+    ),
+    Code(
+        "KVS205",
+        "template fails when rendered",
+        E,
+        "The template compiles, but rendering it with sample values (a question with "
+        "choices A and B, an answer, the style's name and description, a domain) fails: "
+        "a value over the render budget (100,000 characters or items, a `range` over "
+        "10,000, loops running over 100,000 times in all, over 5,000,000 characters of "
+        "values made in one render, output over 200,000 "
+        "characters), a division by zero, a filter on the "
+        "wrong type. `kvsl teach` renders the same way, so it would fail too.",
+        "{{ question }} {{ 'a' * 10**10 }}",
+        "{{ question }} {{ 'a' * 10 }}",
+    ),
+    Code(
+        "KVS206",
+        "template feature refused",
+        E,
+        "A kvsl template is one self-contained text, rendered in a sandbox with no "
+        "template loader: `{% include %}`, `{% import %}`, `{% from ... import %}` and "
+        "`{% extends %}` have nothing to load, and `{% macro %}` / `{% call %}` are "
+        "refused because a macro can call itself without bound.",
+        "{% include 'header.j2' %}\n{{ question }}",
+        "Answer step by step.\n{{ question }}",
     ),
 )

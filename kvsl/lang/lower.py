@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from kvsl.base.hashing import file_sha256
 from kvsl.lang.check import TOP, Field, Resolved, model_kind
 from kvsl.lang.checked import INVALID, resolve_path
+from kvsl.lang.files import regular_file_sha256
 from kvsl.lang.plan import (
     DEFAULT_MODEL,
     CoefficientOverride,
@@ -27,13 +27,17 @@ from kvsl.lang.plan import (
     TeacherPlan,
 )
 
+# Trace files hold a few hundred JSON lines; hashing stops (as if the file did not exist)
+# beyond this, so a huge or endless file cannot hold `kvsl plan` for long.
+MAX_TRACES_BYTES = 1 << 30
+
 
 def _sha256_or_empty(path: str) -> str:
-    """Hex sha256 of a file's bytes, "" when it does not exist (yet)."""
-    try:
-        return file_sha256(path)
-    except OSError:
-        return ""
+    """Hex sha256 of a regular file's bytes, "" when it does not exist (yet).
+
+    Never blocks on a FIFO nor reads a device (`kvsl.lang.files`).
+    """
+    return regular_file_sha256(path, MAX_TRACES_BYTES)
 
 
 def lower(resolved: Resolved) -> Plan:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextvars import ContextVar
 from functools import lru_cache
 from itertools import pairwise, product
 from pathlib import Path
@@ -39,15 +40,26 @@ from kvsl.lang.syntax import (
 if TYPE_CHECKING:
     from lark import Lark, Token, Tree
 
-# A spec is a page of settings; anything bigger is a mistake (a trace file or a model
-# passed by accident), and reading it whole would only make the error slower.
-MAX_SPEC_BYTES = 1_000_000
+# A spec is a page of settings (the largest bundled one, with an inline template, is
+# under 5 KB); anything bigger is a mistake (a trace file or a model passed by accident).
+# The cap also bounds the parser: a file at the cap of the densest kind (a list of
+# 128,000 numbers) parses in about a second and 100 MB.
+MAX_SPEC_BYTES = 256_000
 # Specs nest three levels (style > steer > at) plus lists; the limit keeps the recursive
 # tree conversion far from Python's recursion limit whatever the input.
 MAX_NESTING = 32
 
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
-_comments: list[Token] = []  # filled by the lexer callback during one parse
+# The comments of the parse in progress: lark's lexer callback is fixed when the (cached)
+# parser is built, so it appends to the list of the current context. A context variable
+# rather than a module-level list keeps parsing re-entrant (threads, an editor server).
+_COMMENTS: ContextVar[list[Token] | None] = ContextVar("kvsl_parse_comments", default=None)
+
+
+def _collect_comment(token: Token) -> None:
+    comments = _COMMENTS.get()
+    if comments is not None:
+        comments.append(token)
 
 
 @lru_cache(maxsize=1)
@@ -63,7 +75,7 @@ def _parser() -> Lark:
         # The LALR tables are cached in the temp dir (keyed by the grammar's hash):
         # building them costs ~50 ms per process, loading them ~5 ms.
         cache=True,
-        lexer_callbacks={"COMMENT": _comments.append},
+        lexer_callbacks={"COMMENT": _collect_comment},
     )
 
 
@@ -83,35 +95,37 @@ def load_source(path: str | os.PathLike[str]) -> tuple[SourceFile | None, list[D
     >>> load_source("/nonexistent.kvs")[1][0].code
     'KVS008'
     """
+    from kvsl.lang.files import FileProblem, read_regular_file
+
     name = os.fspath(path)
     whole = Span.whole_file(name)
-    if os.path.isdir(name):
-        return None, [
-            _error(
-                "KVS002",
-                f"`{name}` is a directory, not a spec file",
-                whole,
-                help="pass a `.kvs` file (`kvsl check` also accepts directories)",
-            )
-        ]
-    if not os.path.exists(name):
-        return None, [_error("KVS008", f"no such file: `{name}`", whole)]
     try:
-        size = os.path.getsize(name)
-        if size > MAX_SPEC_BYTES:
+        data = read_regular_file(name, MAX_SPEC_BYTES)
+    except FileProblem as problem:
+        if problem.kind == "missing":
+            return None, [_error("KVS008", f"no such file: `{name}`", whole)]
+        if problem.kind == "directory":
+            return None, [
+                _error(
+                    "KVS002",
+                    f"`{name}` is a directory, not a spec file",
+                    whole,
+                    help="pass a `.kvs` file (`kvsl check` also accepts directories)",
+                )
+            ]
+        if problem.kind == "too-large":
             return None, [
                 _error(
                     "KVS005",
-                    f"file is too large for a spec ({size:,} bytes, the limit is "
+                    f"file is too large for a spec ({problem.size:,} bytes, the limit is "
                     f"{MAX_SPEC_BYTES:,})",
                     whole,
                     help="a spec is a page of settings: is this the right file?",
                 )
             ]
-        data = Path(name).read_bytes()
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        return None, [_error("KVS001", f"cannot read `{name}`: {reason.lower()}", whole)]
+        if problem.kind == "unreadable":
+            return None, [_error("KVS001", f"cannot read `{name}`: {problem.detail}", whole)]
+        return None, [_error("KVS001", f"cannot read `{name}`: it {problem.reason}", whole)]
     return decode_source(name, data)
 
 
@@ -176,17 +190,24 @@ def parse_source(source: SourceFile) -> tuple[Spec | None, list[Diagnostic]]:
         return _FastParser(source).parse()
     except _NotAccepted:
         pass
+    except RecursionError:  # not expected (nesting is bounded); the scan below explains it
+        pass
     deep, unclosed = _scan_brackets(source.text)
     if deep is not None:
-        return None, [
-            _error(
-                "KVS007",
-                f"nesting is too deep (more than {MAX_NESTING} levels of `{{` and `[`)",
-                source.span(deep, deep + 1),
-                help="a spec nests blocks three levels deep: style > steer > at",
-            )
-        ]
-    return parse_source_lark(source, unclosed)
+        return None, [_too_deep(source, deep)]
+    try:
+        return parse_source_lark(source, unclosed)
+    except RecursionError:  # a last guard: no input may turn into a traceback
+        return None, [_too_deep(source, 0)]
+
+
+def _too_deep(source: SourceFile, offset: int) -> Diagnostic:
+    return _error(
+        "KVS007",
+        f"nesting is too deep (more than {MAX_NESTING} levels of `{{` and `[`)",
+        source.span(offset, offset + 1),
+        help="a spec nests blocks three levels deep: style > steer > at",
+    )
 
 
 def parse_source_lark(
@@ -197,16 +218,18 @@ def parse_source_lark(
 
     if unclosed is None:
         unclosed = _scan_brackets(source.text)[1]
-    _comments.clear()
+    found: list[Token] = []
+    reset = _COMMENTS.set(found)
     try:
         tree = _parser().parse(source.text)
     except UnexpectedInput as err:
         first = _syntax_diagnostic(source, err, unclosed)
         return None, _syntax_errors(source, first, unclosed)
+    finally:
+        _COMMENTS.reset(reset)
     comments = tuple(
-        Comment(tok.value, source.span(tok.start_pos or 0, tok.end_pos or 0)) for tok in _comments
+        Comment(tok.value, source.span(tok.start_pos or 0, tok.end_pos or 0)) for tok in found
     )
-    _comments.clear()
     builder = _Builder(source)
     items = tuple(builder.item(child) for child in tree.children)  # type: ignore[arg-type]
     spec = Spec(source.path, items, comments, source.span(0, len(source.text)))
@@ -224,7 +247,7 @@ _SCANNER = re.compile(
     r"(?P<COMMENT>#[^\n]*)"
     r'|(?P<LONG_STRING>"""(?:[^"]|"(?!""))*""")'
     r'|(?P<STRING>"(?:[^"\\\n]|\\[^\n])*")'
-    r"|(?P<NUMBER>[+-]?(?:\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+))"
+    r"|(?P<NUMBER>[+-]?(?:[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+|[0-9]+))"
     r"|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<DOTDOT>\.\.)"
     r"|(?P<PUNCT>[{}\[\]=,])"
@@ -378,9 +401,7 @@ class _FastParser:
     def number(self) -> Number:
         i = self.i
         self.i += 1
-        text = self.values[i]
-        value = int(text) if _INTEGER.fullmatch(text) else float(text)
-        return Number(value, text, self.span(i, i))
+        return self.builder.number_at(self.values[i], self.span(i, i))
 
     def list(self) -> ListValue:
         first = self.expect("[")
@@ -608,9 +629,7 @@ def _scan_brackets(text: str) -> tuple[int | None, list[int]]:
     braces are one diagnostic rather than a RecursionError in the tree conversion.
     """
     stack: list[int] = []
-    i, n = 0, len(text)
-    token = re.compile(r'"""(?:[^"]|"(?!""))*(?:"""|$)|"(?:[^"\\\n]|\\[^\n])*"?|#[^\n]*|[{}\[\]]')
-    for match in token.finditer(text):
+    for match in _BRACKET_TOKEN.finditer(text):
         i = match.start()
         ch = text[i]
         if ch in "{[":
@@ -619,8 +638,13 @@ def _scan_brackets(text: str) -> tuple[int | None, list[int]]:
                 return i, stack
         elif ch in "}]" and stack:
             stack.pop()
-    del n
     return None, stack
+
+
+# strings and comments (skipped whole, so brackets inside them do not count), or a bracket
+_BRACKET_TOKEN = re.compile(
+    r'"""(?:[^"]|"(?!""))*(?:"""|$)|"(?:[^"\\\n]|\\[^\n])*"?|#[^\n]*|[{}\[\]]'
+)
 
 
 # --- error recovery --------------------------------------------------------------------
@@ -928,7 +952,10 @@ def _trial(candidate: Any, tokens: list[Token], start: int, budget: list[int]) -
 # --- lark tree → syntax dataclasses ----------------------------------------------------
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "0": "\0", "/": "/"}
-_INTEGER = re.compile(r"[+-]?\d+")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+# Integers are 64-bit signed, like the tensors' and the seeds' integers downstream;
+# checking the digit count first means no huge literal is ever converted.
+MAX_INTEGER = 2**63 - 1
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)")
 
 
@@ -996,12 +1023,34 @@ class _Builder:
         )
 
     def number(self, token: Token) -> Number:
-        return self.number_at(str(token), token.start_pos or 0, token.end_pos or 0)
+        start, end = token.start_pos or 0, token.end_pos or 0
+        return self.number_at(str(token), self.source.span(start, end))
 
-    def number_at(self, text: str, start: int, end: int) -> Number:
-        # 1e999 becomes inf: the checker reports non-finite values
-        value: int | float = int(text) if _INTEGER.fullmatch(text) else float(text)
-        return Number(value, text, self.source.span(start, end))
+    def number_at(self, text: str, span: Span) -> Number:
+        """The one conversion of a number literal; never raises, whatever its size.
+
+        An integer beyond 64 bits is a KVS020 error (its value is clamped, so that no
+        other error follows from it); a decimal too large for a float becomes inf,
+        which the checker reports as not finite (KVS111).
+        """
+        if not _INTEGER.fullmatch(text):
+            return Number(float(text), text, span)  # float() of any digit string is safe
+        digits = text.lstrip("+-").lstrip("0")
+        value = int(text) if len(digits) <= 19 else MAX_INTEGER + 1
+        if abs(value) > MAX_INTEGER:
+            shown = text if len(text) <= 24 else text[:20] + "..."
+            self.diagnostics.append(
+                _error(
+                    "KVS020",
+                    f"integer `{shown}` is out of range"
+                    + (f" ({len(digits):,} digits)" if shown != text else ""),
+                    span,
+                    help=f"integers are 64-bit: at most {MAX_INTEGER:,} in size; "
+                    "write a large decimal as a float such as `1e30`",
+                )
+            )
+            value = -MAX_INTEGER if text.startswith("-") else MAX_INTEGER
+        return Number(value, text, span)
 
     def string(self, token: Token) -> String:
         return self.string_at(token.type, str(token), token.start_pos or 0, token.end_pos or 0)

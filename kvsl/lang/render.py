@@ -32,6 +32,25 @@ _STYLES = {
 _MAX_LINE_READ = 1_000_000  # characters read to find a line; spec files are far smaller
 
 
+def clean(text: str) -> str:
+    """`text` safe for a terminal or a CI log: control characters (ESC, BEL, CR, ...)
+    that a spec value can carry into a message are shown as escapes, never sent raw.
+
+    >>> clean("a\\x1b[31mb\\tc")
+    'a\\\\x1b[31mb\\tc'
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\t" else _escaped(ch) for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def render_diagnostics(
     diagnostics: list[Diagnostic], *, format: str = "human", color: bool = False
 ) -> str:
@@ -127,8 +146,11 @@ def _human(d: Diagnostic, lines_of: _LineCache, paint: Callable[[str, object], s
     span = d.span
     numbers = [span.line] + [label.span.line for label in d.labels]
     width = len(str(max(numbers)))
-    header = paint(f"{d.severity.value}[{d.code}]", d.severity) + paint(f": {d.message}", "bold")
-    out = [header, f"{' ' * width}{paint('-->', 'gutter')} {span.path}:{span.line}:{span.column}"]
+    header = paint(f"{d.severity.value}[{d.code}]", d.severity) + paint(
+        f": {clean(d.message)}", "bold"
+    )
+    where = f"{clean(span.path)}:{span.line}:{span.column}"
+    out = [header, f"{' ' * width}{paint('-->', 'gutter')} {where}"]
     empty = paint(" " * width + " |", "gutter")
     snippet = _snippet(
         span.path,
@@ -151,7 +173,9 @@ def _human(d: Diagnostic, lines_of: _LineCache, paint: Callable[[str, object], s
     for label in same_file_labels + other_labels:
         ls = label.span
         if ls.path != span.path or snippet is None:
-            out.append(f"{' ' * width}{paint(':::', 'gutter')} {ls.path}:{ls.line}:{ls.column}")
+            out.append(
+                f"{' ' * width}{paint(':::', 'gutter')} {clean(ls.path)}:{ls.line}:{ls.column}"
+            )
         labelled = _snippet(
             ls.path,
             ls.line,
@@ -161,7 +185,7 @@ def _human(d: Diagnostic, lines_of: _LineCache, paint: Callable[[str, object], s
             lines_of,
             width,
             "-",
-            label.message,
+            clean(label.message),
             paint,
             "gutter",
         )
@@ -169,11 +193,12 @@ def _human(d: Diagnostic, lines_of: _LineCache, paint: Callable[[str, object], s
             out.append(empty)
             out.extend(labelled)
         else:
-            out.append(f"{' ' * width} = note: {label.message}")
+            out.append(f"{' ' * width} = note: {clean(label.message)}")
     if snippet is not None or d.labels:
         out.append(empty)
     if d.help:
-        out.append(f"{' ' * width} {paint('=', 'gutter')} {paint('help', 'bold')}: {d.help}")
+        help = clean(d.help)
+        out.append(f"{' ' * width} {paint('=', 'gutter')} {paint('help', 'bold')}: {help}")
     return "\n".join(out)
 
 
@@ -205,7 +230,8 @@ def render_json(diagnostics: list[Diagnostic]) -> str:
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    escaped = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return clean(escaped)
 
 
 def _escape_property(text: str) -> str:

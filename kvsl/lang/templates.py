@@ -44,19 +44,27 @@ TEMPLATE_VARIABLES: Mapping[str, str] = {
 def make_environment() -> SandboxedEnvironment:
     """The one Jinja2 environment kvsl renders and checks templates with.
 
-    Sandboxed (templates come from spec files that may come from anywhere), undefined
-    variables are errors rather than empty strings, and a trailing newline is kept so
-    that a template file renders exactly as written.
+    Sandboxed and immutable (templates come from spec files that may come from
+    anywhere), undefined variables are errors rather than empty strings, and a trailing
+    newline is kept so that a template file renders exactly as written. Every render is
+    bounded (`kvsl.lang.template_budget`): no constant folding at compile time, size
+    checks before `*`, `**`, padding, `replace` and `join` allocate, a capped output, and
+    any failure inside a render raised as a `jinja2.TemplateError`.
 
     >>> make_environment().from_string("{{ style }}\\n").render(style="s")
     's\\n'
     """
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+    from kvsl.lang.template_budget import BoundedEnvironment
 
-    return SandboxedEnvironment(
-        undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
+    return BoundedEnvironment(
+        undefined=_strict_undefined(), keep_trailing_newline=True, autoescape=False
     )
+
+
+def _strict_undefined() -> type:
+    from jinja2 import StrictUndefined
+
+    return StrictUndefined
 
 
 @dataclass(frozen=True)
@@ -77,28 +85,66 @@ class TemplateOrigin:
 class TemplateFacts:
     """What the static check learns from a template's text (cached per text)."""
 
-    error: str | None  # Jinja2's syntax error message, None when it parses
+    error: str | None  # why the template cannot be used, None when it compiles
     error_line: int
     undeclared: tuple[tuple[str, int], ...]  # (variable, first line) it reads but never sets
+    error_code: str = "KVS201"  # KVS201 syntax, KVS204 over a limit, KVS206 refused feature
+    render_error: str | None = None  # why a trial render with sample values fails (KVS205)
+
+
+# A template file is a prompt of a page or two; this cap is far beyond any real one
+# (an inline template is bounded by the spec's own cap).
+MAX_TEMPLATE_BYTES = 256_000
+
+# Values like those `kvsl teach` passes, for the trial render that finds the templates
+# that compile but fail once rendered (a filter on the wrong type, a budget exceeded).
+SAMPLE_VARIABLES: Mapping[str, object] = {
+    "question": "Tom has 3 apples and buys 2 more. How many apples does he have?",
+    "answer": "B",
+    "choices": [{"label": "A", "text": "4"}, {"label": "B", "text": "5"}],
+    "style": "sample-style",
+    "description": "A sample description.",
+    "domain": "math",
+}
 
 
 @lru_cache(maxsize=256)
 def template_facts(text: str) -> TemplateFacts:
-    """Parse a template once (specs often share a template file)."""
-    from jinja2 import TemplateSyntaxError, meta, nodes
+    """Parse, bound, compile and trial-render a template once (specs share templates)."""
+    from jinja2 import TemplateError, TemplateSyntaxError, nodes
 
+    from kvsl.lang.template_budget import template_shape, undeclared_variables
+
+    env = make_environment()
     try:
-        ast = make_environment().parse(text)
+        ast = env.parse(text)
     except TemplateSyntaxError as err:
         return TemplateFacts(err.message or "invalid template", err.lineno or 1, ())
-    undeclared = meta.find_undeclared_variables(ast)
+    except RecursionError:  # Jinja's parser recurses once per nesting level
+        return TemplateFacts("it nests too deeply", 1, (), "KVS204")
+    shape = template_shape(ast)
+    if shape.problem is not None:
+        code = "KVS206" if shape.kind == "feature" else "KVS204"
+        return TemplateFacts(shape.problem, shape.line, (), code)
+    try:
+        undeclared = undeclared_variables(ast, env)
+        template = env.from_string(text)  # compiles: unknown filters and tests fail here
+    except TemplateSyntaxError as err:
+        return TemplateFacts(err.message or "invalid template", err.lineno or 1, ())
     first_line: dict[str, int] = {}
     for node in ast.find_all(nodes.Name):
         if node.ctx == "load" and node.name in undeclared:
             first_line.setdefault(node.name, node.lineno)
-    return TemplateFacts(
-        None, 0, tuple(sorted((name, first_line.get(name, 1)) for name in undeclared))
-    )
+    found = tuple(sorted((name, first_line.get(name, 1)) for name in undeclared))
+    render_error = None
+    if all(name in TEMPLATE_VARIABLES for name in undeclared):
+        try:
+            template.render(**SAMPLE_VARIABLES)
+        except TemplateError as err:
+            render_error = (
+                str(err.message if hasattr(err, "message") else err) or type(err).__name__
+            )
+    return TemplateFacts(None, 0, found, render_error=render_error)
 
 
 def check_template(text: str, origin: TemplateOrigin) -> list[Diagnostic]:
@@ -115,14 +161,29 @@ def check_template(text: str, origin: TemplateOrigin) -> list[Diagnostic]:
     facts = template_facts(text)
     if facts.error is not None:
         line = facts.error_line
+        message, help = {
+            "KVS201": (
+                f"template syntax error: {_lower_first(facts.error)}",
+                f"template line {line}; see https://jinja.palletsprojects.com/templates/",
+            ),
+            "KVS204": (
+                f"template is too complex: {facts.error}",
+                "a teacher template is a page of text with a few conditionals; "
+                "see the limits in docs/language.md",
+            ),
+            "KVS206": (
+                f"template feature refused: {facts.error}",
+                "a kvsl template is one self-contained text: write the text inline",
+            ),
+        }[facts.error_code]
         return [
             Diagnostic(
-                "KVS201",
+                facts.error_code,
                 Severity.ERROR,
-                f"template syntax error: {_lower_first(facts.error)}",
+                message,
                 _line_span(text, origin, line, None),
                 labels=label,
-                help=f"template line {line}; see https://jinja.palletsprojects.com/templates/",
+                help=help,
             )
         ]
     diagnostics: list[Diagnostic] = []
@@ -143,6 +204,17 @@ def check_template(text: str, origin: TemplateOrigin) -> list[Diagnostic]:
                 labels=label,
                 help=(f"did you mean `{close[0]}`? " if close else "")
                 + f"templates receive {provided}",
+            )
+        )
+    if facts.render_error is not None:
+        diagnostics.append(
+            Diagnostic(
+                "KVS205",
+                Severity.ERROR,
+                f"template fails when rendered: {_lower_first(facts.render_error)}",
+                origin.spec_span,
+                help="rendered with sample values (a question with choices A and B); "
+                "`kvsl teach` would fail the same way",
             )
         )
     if "question" not in names:

@@ -288,13 +288,10 @@ def compact(layers: list[int]) -> str:
 
 def builtin_style_descriptions() -> dict[str, str]:
     """Built-in style name → its one-line description (`kvsl styles`)."""
-    from kvsl.styles import BUILTIN_STYLES
+    from kvsl.builtin import builtin_styles
 
-    return {name: info.description for name, info in BUILTIN_STYLES.items()}
+    return {style.name: style.description for style in builtin_styles()}
 
 
 def style_description(name: str) -> str | None:
-    from kvsl.styles import builtin_style
-
-    info = builtin_style(name) if name.strip() else None
-    return None if info is None else info.description
+    return builtin_style_descriptions().get(name.strip()) if name.strip() else None

@@ -44,8 +44,9 @@ phrase once, legitimately; a whole sentence said twice is already a loop.
     0.02
 
 A user-declared style has no built-in scorer: it is scored by the regex `markers` of its
-spec (see `MarkerScorer`). Nothing here imports torch: the front end may import
-`validate_marker` to check those regexes.
+spec (see `MarkerScorer`). Those regexes have one validator, `validate_marker` from
+`kvsl.lang.markers` (re-exported here): the checker reports what it refuses, and the
+scorer skips it. Nothing here imports torch.
 
 Modules: `segmentation` (lines, then sentences), `repetition` (the rule above), `scorers`
 (the five built-in scorers), `markers` (user styles), `registry` (names, aliases, and

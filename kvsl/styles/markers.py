@@ -1,4 +1,8 @@
-"""User-declared styles: regex `markers` (checked by `validate_marker`) and their scorer."""
+"""User-declared styles: regex `markers` and their scorer.
+
+The regexes have one validator, `validate_marker` from `kvsl.lang.markers` (re-exported
+here): the checker reports what it refuses, and the scorer skips it.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +10,10 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from kvsl.lang.markers import validate_marker
 from kvsl.styles.repetition import novelty
 
-
-def validate_marker(pattern: str) -> str | None:
-    """Why `pattern` cannot serve as an adherence marker, or None if it can.
-
-    Markers are Python regexes searched with `re.MULTILINE` (so `^` matches at every
-    line start). A pattern is refused when it does not compile, or when it matches the
-    empty text, since then every generation would match it and the score would mean nothing.
-
-    >>> validate_marker(r"^\\s*\\d+\\.") is None
-    True
-    >>> validate_marker("(unclosed")
-    'invalid regex: missing ), unterminated subpattern at position 0'
-    >>> validate_marker("a*")
-    'matches the empty text, so every generation would match it'
-    """
-    try:
-        compiled = re.compile(pattern, re.MULTILINE)
-    except re.error as err:
-        return f"invalid regex: {err}"
-    except (RecursionError, OverflowError, ValueError) as err:  # pathological patterns
-        return f"invalid regex: {err}"
-    if compiled.search("") is not None:
-        return "matches the empty text, so every generation would match it"
-    return None
+__all__ = ["MarkerScorer", "validate_marker"]
 
 
 @dataclass(frozen=True)

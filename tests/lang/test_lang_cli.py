@@ -145,7 +145,7 @@ def test_plan_errors(tmp_path: Path) -> None:
     result = invoke("plan", str(write_spec(tmp_path, BROKEN)))
     assert result.exit_code == 1 and "error[KVS104]" in result.output
     result = invoke("plan", str(tmp_path))
-    assert result.exit_code == 1 and "error[KVS002]" in result.output
+    assert result.exit_code == 2 and "error[KVS002]" in result.output  # usage: a directory
     assert invoke("plan", str(tmp_path / "missing.kvs")).exit_code == 2
 
 

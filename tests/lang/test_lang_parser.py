@@ -104,6 +104,8 @@ def test_unclosed_brace_points_at_the_opener() -> None:
 def _only(path: Path | str) -> tuple[str, int, int]:
     plan, diagnostics = compile_spec(path)
     assert plan is None
+    # KVS021 (a note) only says that meaning checks wait for the syntax to be fixed
+    diagnostics = [d for d in diagnostics if d.code != "KVS021"]
     assert len(diagnostics) == 1, diagnostics
     d = diagnostics[0]
     return d.code, d.span.line, d.span.column
@@ -167,11 +169,15 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     path = write_spec(tmp_path)
     if os.geteuid() != 0:
         path.chmod(0)
-    else:  # root reads anything: make the read itself fail
-        def denied(self: Path) -> bytes:
-            raise PermissionError(13, "Permission denied", str(self))
+    else:  # root reads anything: make opening it fail
+        real_open = os.open
 
-        monkeypatch.setattr(Path, "read_bytes", denied)
+        def denied(name: str, *args: object, **kwargs: object) -> int:
+            if os.fspath(name) == str(path):
+                raise PermissionError(13, "Permission denied", str(name))
+            return real_open(name, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "open", denied)
     try:
         assert _only(path) == ("KVS001", 1, 1)
     finally:

@@ -1,0 +1,96 @@
+"""Writing a command's report: a closed pipe ends quietly, a full disk is KVS019.
+
+`kvsl check --format json specs | head -1` closes the pipe after one line, and
+`kvsl plan spec.kvs > /dev/full` cannot write at all. Both used to end in a traceback
+(and a full disk in exit 1, as if the spec had errors). Every front-end command prints
+through `write`, and `main()` runs the command inside `guarded`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from kvsl.lang.diagnostics import ExitCode, KvslError
+from kvsl.lang.source import Span
+
+OUTPUT = Span.whole_file("<output>")
+
+
+class OutputClosed(Exception):
+    """The reader of our standard output went away (a closed pipe)."""
+
+
+def write(text: str, stream: TextIO | None = None) -> None:
+    """Print `text` and a newline to `stream` (stdout) and flush it now, so that a
+    failure is seen here (as OutputClosed or KVS019) and not at interpreter exit."""
+    stream = stream or sys.stdout
+    try:
+        print(text, file=stream)
+        stream.flush()
+    except BrokenPipeError:
+        raise OutputClosed from None
+    except OSError as err:
+        raise output_error(err) from None
+
+
+def output_error(err: OSError, where: str = "the output") -> KvslError:
+    """KVS019: a report or a file could not be written (a full disk, an I/O error)."""
+    reason = (err.strerror or type(err).__name__).lower()
+    return KvslError.one(
+        "KVS019",
+        f"cannot write {where}: {reason}",
+        OUTPUT if where == "the output" else Span.whole_file(where.strip("`")),
+        help="free some space or write somewhere else; nothing was lost",
+        exit_code=ExitCode.ENVIRONMENT,
+    )
+
+
+def _silence(stream: TextIO) -> None:
+    """Point `stream`'s descriptor at /dev/null, so the flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def guarded(command: Callable[[], int | None]) -> int:
+    """Run `command` (which returns an exit status) with the output failures handled.
+
+    A closed pipe exits 3 (the report did not reach its reader) without a word; a write
+    error prints KVS019 on stderr and exits 3.
+    """
+    try:
+        code = command()
+    except OutputClosed:
+        _silence(sys.stdout)
+        return int(ExitCode.ENVIRONMENT)
+    except KvslError as err:
+        if any(d.code == "KVS019" for d in err.diagnostics):
+            _silence(sys.stdout)
+        _report(err)
+        return int(err.exit_code)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence(sys.stdout)
+        return int(ExitCode.ENVIRONMENT)
+    except OSError as err:
+        _silence(sys.stdout)
+        _report(output_error(err))
+        return int(ExitCode.ENVIRONMENT)
+    return int(code or 0)
+
+
+def _report(err: KvslError) -> None:
+    from kvsl.lang.render import render_diagnostics
+
+    try:
+        print(render_diagnostics(err.diagnostics), file=sys.stderr)
+        sys.stderr.flush()
+    except OSError:
+        _silence(sys.stderr)

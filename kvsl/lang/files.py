@@ -1,0 +1,141 @@
+"""Reading a file a user named: regular files only, with a size cap, never a hang.
+
+Every path the front end reads comes from a user (a command line, `extends =`,
+`template =`, `traces =`), so it may name anything: a FIFO (opening it blocks until a
+writer comes, forever), a device (`/dev/zero` has size 0 and never ends), a directory,
+or a path with a NUL byte (`"\\0"` is a valid escape in a spec string). One reader
+handles them all, so that each caller only turns a `FileProblem` into its own code.
+
+>>> read_regular_file("/dev/zero", 100)
+Traceback (most recent call last):
+...
+kvsl.lang.files.FileProblem: is not a regular file (a character device)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+
+
+@dataclass
+class FileProblem(Exception):
+    """Why a path cannot be read; `reason` completes "`path` ..." in a message."""
+
+    reason: str
+    kind: str  # "missing", "directory", "special", "too-large", "unreadable", "bad-name"
+    size: int = 0
+    detail: str = ""  # for "unreadable": the system's reason, lowercase ("permission denied")
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+_SPECIAL = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _unreadable(err: Exception) -> FileProblem:
+    detail = (getattr(err, "strerror", None) or type(err).__name__).lower()
+    return FileProblem(f"cannot be read ({detail})", "unreadable", detail=detail)
+
+
+def _open_regular(path: str) -> tuple[int, int]:
+    """(file descriptor, size) of a regular file, or FileProblem. The caller closes it."""
+    if "\0" in path:
+        raise FileProblem("has a NUL character in its name", "bad-name")
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer must not block; the fstat below then
+        # refuses it. It has no effect on reading a regular file.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise FileProblem("does not exist", "missing") from None
+    except IsADirectoryError:
+        raise FileProblem("is a directory", "directory") from None
+    except (OSError, ValueError) as err:
+        raise _unreadable(err) from None
+    try:
+        info = os.fstat(fd)
+    except OSError as err:
+        os.close(fd)
+        raise _unreadable(err) from None
+    if stat.S_ISDIR(info.st_mode):
+        os.close(fd)
+        raise FileProblem("is a directory", "directory")
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        what = next((name for test, name in _SPECIAL if test(info.st_mode)), "a special file")
+        raise FileProblem(f"is not a regular file ({what})", "special")
+    return fd, info.st_size
+
+
+def read_regular_file(path: str, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, or FileProblem.
+
+    The size is checked twice: from `fstat` before reading, and by reading at most
+    `limit + 1` bytes (a file that grows while it is read is still refused).
+    """
+    fd, size = _open_regular(path)
+    try:
+        if size > limit:
+            raise FileProblem(
+                f"is too large ({size:,} bytes, the limit is {limit:,})", "too-large", size
+            )
+        chunks: list[bytes] = []
+        total = 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as err:
+        raise _unreadable(err) from None
+    finally:
+        os.close(fd)
+    if total > limit:
+        raise FileProblem(f"is too large (over {limit:,} bytes)", "too-large", total)
+    return b"".join(chunks)
+
+
+def regular_file_problem(path: str) -> FileProblem | None:
+    """Why `path` is not a readable regular file, or None (nothing is read)."""
+    try:
+        fd, _ = _open_regular(path)
+    except FileProblem as problem:
+        return problem
+    os.close(fd)
+    return None
+
+
+def regular_file_sha256(path: str, limit: int) -> str:
+    """Hex sha256 of a regular file's bytes (streamed); "" when it cannot be read.
+
+    Hashing stops with "" past `limit` bytes, so a huge or endless file costs at most
+    that much reading.
+    """
+    try:
+        fd, size = _open_regular(path)
+    except FileProblem:
+        return ""
+    digest = hashlib.sha256()
+    total = 0
+    try:
+        if size > limit:
+            return ""
+        while chunk := os.read(fd, 1 << 20):
+            total += len(chunk)
+            if total > limit:
+                return ""
+            digest.update(chunk)
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
