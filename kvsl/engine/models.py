@@ -78,8 +78,9 @@ class LoadedModel:
     """A model ready for extraction and steering.
 
     `identity` has the string keys `name`, `kind`, `architecture`, `revision` (a hub commit,
-    `gguf-sha256:<hex>` for GGUF files, "" when unknown), `config_sha256`,
-    `tokenizer_sha256` and `chat_template_sha256`.
+    `gguf-sha256:<hex>` for GGUF files, "" when unknown), `weights_sha256` (a local
+    directory's weight files, `kvsl.engine.fingerprint`; "" otherwise: the revision covers
+    them), `config_sha256`, `tokenizer_sha256` and `chat_template_sha256`.
     """
 
     model: Any  # a transformers PreTrainedModel (…ForCausalLM), in eval mode
@@ -146,7 +147,9 @@ def chat_template_sha256(tokenizer: Any) -> str:
     return _sha256_text(str(template))
 
 
-def model_identity(model: Any, tokenizer: Any, ref: ModelRef, revision: str = "") -> dict[str, str]:
+def model_identity(
+    model: Any, tokenizer: Any, ref: ModelRef, revision: str = "", weights_sha256: str = ""
+) -> dict[str, str]:
     """The fingerprint an artifact records; see `LoadedModel`."""
     config = model.config
     architectures = getattr(config, "architectures", None) or [type(model).__name__]
@@ -155,6 +158,7 @@ def model_identity(model: Any, tokenizer: Any, ref: ModelRef, revision: str = ""
         "kind": ref.kind,
         "architecture": str(architectures[0]),
         "revision": revision,
+        "weights_sha256": weights_sha256,
         "config_sha256": config_sha256(config),
         "tokenizer_sha256": tokenizer_sha256(tokenizer),
         "chat_template_sha256": chat_template_sha256(tokenizer),
@@ -382,7 +386,9 @@ def _load_gguf(
     path: Path, ref: ModelRef, dtype: torch.dtype, notes: list[str]
 ) -> tuple[Any, Any, str]:
     """Load a GGUF file through its converted cache entry, converting on first use."""
-    digest = file_sha256(path)
+    from kvsl.engine.fingerprint import cached_file_sha256
+
+    digest = cached_file_sha256([path])[path]  # hashed in full once, then by file status
     revision = f"gguf-sha256:{digest}"
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in ref.name.removesuffix(".gguf"))
     entry = model_cache_dir() / f"{Path(slug).name}-{digest[:12]}"
@@ -477,7 +483,7 @@ def load_model(
     """
     started = time.perf_counter()
     notes: list[str] = []
-    revision = ""
+    revision = weights = ""
     if ref.kind in ("embedded", "gguf"):
         if ref.kind == "embedded":
             path = embedded_gguf_path(ref.name, ref)
@@ -503,6 +509,9 @@ def load_model(
                 ref,
                 "fix the `model =` path in the spec, or save a model there with `save_pretrained`",
             )
+        from kvsl.engine.fingerprint import weights_sha256
+
+        weights = weights_sha256(path)
         model, tokenizer = _load_pretrained(str(path), dtype, ref, local_files_only=True)
     else:
         model, tokenizer = _load_pretrained(ref.location or ref.name, dtype, ref)
@@ -511,7 +520,8 @@ def load_model(
     if device is not None:
         model = model.to(device)
     return loaded_from_objects(
-        model, tokenizer, ref, revision=revision, started=started, notes=notes
+        model, tokenizer, ref, revision=revision, weights_sha256=weights, started=started,
+        notes=notes,
     )
 
 
@@ -561,6 +571,7 @@ def loaded_from_objects(
     ref: ModelRef,
     *,
     revision: str = "",
+    weights_sha256: str = "",
     started: float | None = None,
     notes: list[str] | None = None,
 ) -> LoadedModel:
@@ -576,7 +587,7 @@ def loaded_from_objects(
         model=model,
         tokenizer=tokenizer,
         ref=ref,
-        identity=model_identity(model, tokenizer, ref, revision),
+        identity=model_identity(model, tokenizer, ref, revision, weights_sha256),
         geometry=geometry,
         load_seconds=0.0 if started is None else time.perf_counter() - started,
         notes=notes or [],
