@@ -166,6 +166,6 @@ def identity_on_disk(ref: ModelRef) -> dict[str, str]:
                 else Path(ref.location).expanduser()
             )
             return {"revision": f"gguf-sha256:{cached_file_sha256([path])[path]}"}
-    except Exception:  # noqa: BLE001 (a probe: the real load reports errors with codes)
+    except Exception:  # a probe: the real load reports any error with its code
         return {}
     return {}
