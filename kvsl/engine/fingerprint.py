@@ -153,6 +153,7 @@ def identity_on_disk(ref: ModelRef) -> dict[str, str]:
             with models.quiet_transformers():
                 config = AutoConfig.from_pretrained(folder, local_files_only=True)
                 tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            models.ensure_pad_token(tokenizer)  # as `load_model` does before hashing
             return {
                 "weights_sha256": weights_sha256(folder),
                 "config_sha256": models.config_sha256(config),

@@ -581,8 +581,7 @@ def loaded_from_objects(
     """
     model.eval()
     geometry = check_kv_cache(model, ref)
-    if getattr(tokenizer, "pad_token_id", None) is None and tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token  # batching needs a pad token; never attended to
+    ensure_pad_token(tokenizer)
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -592,6 +591,16 @@ def loaded_from_objects(
         load_seconds=0.0 if started is None else time.perf_counter() - started,
         notes=notes or [],
     )
+
+
+def ensure_pad_token(tokenizer: Any) -> None:
+    """Give a tokenizer without a pad token its end-of-sequence token as one (in place).
+
+    Batching needs a pad token; it is never attended to. Done before the tokenizer is
+    fingerprinted, by every path that fingerprints one, so the hashes agree.
+    """
+    if getattr(tokenizer, "pad_token_id", None) is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
 
 
 def precision_dtype(precision: str) -> torch.dtype:
