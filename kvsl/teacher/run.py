@@ -172,7 +172,7 @@ def question_hash(question: str) -> str:
 def normalized_question(question: str) -> str:
     """A question's text as duplicates are found: Unicode NFC, runs of whitespace as one space.
 
-    >>> normalized_question("What is\n 2 + 2? ") == normalized_question("What is 2 + 2?")
+    >>> normalized_question("What is\\n 2 + 2? ") == normalized_question("What is 2 + 2?")
     True
     """
     return " ".join(unicodedata.normalize("NFC", question).split())
