@@ -210,3 +210,21 @@ def test_a_builtin_given_by_its_path_is_the_users_file(tmp_path: Path) -> None:
     questions = write_jsonl(tmp_path / "q.jsonl", [{"question": "What is 2 + 2?", "answer": "4"}])
     result = CliRunner().invoke(app, ["teach", str(spec), "--questions", str(questions), "--dry-run"])
     assert result.exit_code == 0, result.output
+
+
+def test_the_summary_says_how_many_duplicates_were_left_out(tmp_path: Path, stub: StubServer) -> None:
+    spec = tmp_path / "demo.kvs"
+    spec.write_text(
+        'style "demo" {\n  description = "Short steps."\n  teacher {\n    model = "m"\n'
+        '    template = """Question: {{ question }}\nCorrect answer: {{ answer }}\n"""\n'
+        '    traces = "traces/demo.jsonl"\n  }\n  contrast { pairs = 4  shots = 1 }\n}\n',
+        encoding="utf-8",
+    )
+    records = [*plain_questions(2), {"id": "again", "question": "What is 2 + 2? [q2]", "answer": "4"}]
+    questions = write_jsonl(tmp_path / "q.jsonl", records)
+    result = CliRunner().invoke(
+        app, ["teach", str(spec), "--questions", str(questions), "--base-url", stub.url], env=ENV
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 duplicate question in the source left out" in result.output
+    assert "asked 2: wrote 2 traces" in result.output and stub.count() == 2
