@@ -15,6 +15,9 @@ reported as the median over rounds with their spread (IQR and range), never best
 shared machine the minimum is luck, the median is what a user sees. The trace file may use
 kvsl's schema (question/steps/answer) or the paper's (query/steps/solution); it is read,
 never copied.
+On a shared, loaded machine pass `--threads 1`: with more torch threads than free cores the
+threads wait on each other (at load ≈ 17 on 2 cores, one extraction round took ~9 min with 2
+threads against ~1.5 min with 1), and that wait, not the method, dominates the ratios.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ its spread (IQR and range), never best-of or a ratio of sums, which one disturbe
 Goal: steered / plain time ratio <= 1.02 (the method's limit is 1.00: one extra cache add).
 Without `--artifact` the vectors are random with the model's geometry; speed does not
 depend on their values.
+On a shared, loaded machine pass `--threads 1`: with more torch threads than free cores the
+threads wait on each other (at load ≈ 17 on 2 cores, one extraction round took ~9 min with 2
+threads against ~1.5 min with 1), and that wait, not the method, dominates the ratios.
 """
 
 from __future__ import annotations
