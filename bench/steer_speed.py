@@ -4,7 +4,9 @@ Both sides generate from the same prompts (`T + [offset token]`), greedy, with e
 same number of new tokens (`min_new_tokens = max_new_tokens`: end-of-sequence is suppressed,
 no stop strings). Plain is `model.generate` over `T + [o]`; steered is kvsl's path: prefill
 `T`, add `c·S` to the cache, `model.generate` from `T + [o]` with that cache. Runs are
-interleaved (plain/steered, then steered/plain, ...) so load on the machine hits both alike.
+interleaved (plain/steered, then steered/plain, ...) so load on the machine hits both alike;
+the ratio is taken within each repetition and reported as the median over repetitions with
+its spread (IQR and range), never best-of or a ratio of sums, which one disturbed run sways.
 
     python bench/steer_speed.py                    # the embedded SmolLM2-135M (fp32, CPU)
     python bench/steer_speed.py --tiny             # a tiny random Llama (no model needed)
@@ -13,13 +15,15 @@ interleaved (plain/steered, then steered/plain, ...) so load on the machine hits
 Goal: steered / plain time ratio <= 1.02 (the method's limit is 1.00: one extra cache add).
 Without `--artifact` the vectors are random with the model's geometry; speed does not
 depend on their values.
+On a shared, loaded machine pass `--threads 1`: with more torch threads than free cores the
+threads wait on each other (at load ≈ 17 on 2 cores, one extraction round took ~9 min with 2
+threads against ~1.5 min with 1), and that wait, not the method, dominates the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 
@@ -60,7 +64,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--value", type=float, default=6.0, help="c_v on layers 1 and up")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
@@ -110,8 +114,10 @@ def main() -> None:
         print(f"rep {rep + 1}/{args.reps}: plain {times['plain'][-1]:.2f}s, "
               f"steered {times['steered'][-1]:.2f}s", file=sys.stderr, flush=True)
 
-    plain, steered = sum(times["plain"]), sum(times["steered"])
-    ratios = [s / p for p, s in zip(times["plain"], times["steered"], strict=True)]
+    from timing import Spread, paired_ratios
+
+    ratios = Spread.of(paired_ratios(times["steered"], times["plain"]))
+    rate = {k: Spread.of([new_tokens / t for t in v]) for k, v in times.items()}
     result = {
         "model": label,
         "threads": torch.get_num_threads(),
@@ -119,19 +125,16 @@ def main() -> None:
         "new_tokens_per_prompt": args.new_tokens,
         "batch_size": args.batch_size,
         "reps": args.reps,
-        "plain_tokens_per_s": new_tokens * args.reps / plain,
-        "steered_tokens_per_s": new_tokens * args.reps / steered,
-        "time_ratio_steered_over_plain": steered / plain,
-        "median_pairwise_ratio": statistics.median(ratios),
+        "plain_tokens_per_s": rate["plain"].to_dict(),
+        "steered_tokens_per_s": rate["steered"].to_dict(),
+        "time_ratio_steered_over_plain": ratios.to_dict(),
     }
     print(f"model: {label}; {len(ids)} prompts x {args.new_tokens} new tokens, batch "
           f"{args.batch_size}, {args.reps} interleaved reps, {result['threads']} threads")
-    print(f"plain   : {result['plain_tokens_per_s']:8.1f} tokens/s  (runs: "
-          + ", ".join(f"{t:.2f}s" for t in times["plain"]) + ")")
-    print(f"steered : {result['steered_tokens_per_s']:8.1f} tokens/s  (runs: "
-          + ", ".join(f"{t:.2f}s" for t in times["steered"]) + ")")
-    print(f"time ratio steered/plain: {result['time_ratio_steered_over_plain']:.3f} "
-          f"(median of pairs {result['median_pairwise_ratio']:.3f}; goal <= 1.02)")
+    print(f"plain   tokens/s, median [IQR, range]: {rate['plain'].format('.1f')}")
+    print(f"steered tokens/s, median [IQR, range]: {rate['steered'].format('.1f')}")
+    print(f"time ratio steered/plain within a rep, median [IQR, range]: {ratios.format('.3f')} "
+          "(goal <= 1.02)")
     if args.json:
         print(json.dumps(result))
 

@@ -48,12 +48,9 @@ def _system_prompt(vectors: SteeringVectors | None, system_prompt: str | None) -
     """The caller's system prompt, else the one the vectors were extracted with."""
     if system_prompt is not None or vectors is None:
         return system_prompt
-    plan = vectors.manifest.get("plan")
-    if isinstance(plan, Mapping):
-        contrast = plan.get("contrast")
-        if isinstance(contrast, Mapping) and isinstance(contrast.get("system_prompt"), str):
-            return contrast["system_prompt"]
-    return None
+    from kvsl.engine.artifact import recorded_system_prompt
+
+    return recorded_system_prompt(vectors.manifest)
 
 
 def _offset_id(tokenizer: Any, vectors: SteeringVectors) -> int:

@@ -44,11 +44,13 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
     temporary = Path(name)
-    # mkstemp makes the file private (0600); the result should have the permissions the
-    # file it replaces had, or a new file's usual ones.
-    os.chmod(temporary, _mode_for(target))
     try:
         yield temporary
+        # mkstemp makes the file private (0600); the result should have the permissions the
+        # file it replaces had, or a new file's usual ones. Set after the block, not before:
+        # a writer may replace the temporary file (safetensors' `save_file` does), and a
+        # mode set before would be lost with it.
+        os.chmod(temporary, _mode_for(target))
         if fsync:
             with open(temporary, "rb") as written:
                 os.fsync(written.fileno())

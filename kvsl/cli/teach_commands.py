@@ -8,6 +8,7 @@ diagnostics on stderr. The teacher (and with it `openai`) is imported inside the
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -72,6 +73,14 @@ def teach_command(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds per request attempt.")
     ] = 120.0,
+    traces: Annotated[
+        str | None,
+        typer.Option(
+            "--traces",
+            help="Trace file to fill instead of the spec's `traces` (its skip log goes "
+            "beside it); needed for a built-in style named by its name.",
+        ),
+    ] = None,
 ) -> None:
     """Ask a teacher model for reasoning traces and append them to the spec's trace file.
 
@@ -92,25 +101,15 @@ def teach_command(
         retry_skipped=retry_skipped,
         max_retries=max_retries,
         timeout=timeout,
+        traces=traces,
         progress=sys.stderr.isatty(),
     )
     with reported_errors():
-        from kvsl.base.locations import is_packaged
         from kvsl.builtin import resolve_target
-        from kvsl.lang.diagnostics import ExitCode, KvslError
-        from kvsl.lang.source import Span
 
         path = resolve_target(spec)  # a built-in style name stands for its spec file
-        if is_packaged(path) and not dry_run:
-            raise KvslError.one(
-                "KVS518",
-                f"`{spec}` is a built-in spec inside the installed package: its trace file "
-                "is not to be written",
-                Span.whole_file(str(path)),
-                help=f"copy `{path.parent.parent}` somewhere of your own and teach the copy "
-                "(`--dry-run` works here)",
-                exit_code=ExitCode.USAGE,
-            )
+        if not dry_run:
+            _refuse_builtin_output(spec, path, traces)
         plan = load_plan(path)
         if dry_run:
             report = render_only(plan, options)
@@ -134,6 +133,40 @@ def teach_command(
     typer.echo(_summary(report))
 
 
+def _refuse_builtin_output(spec: str, path: Path, traces: str | None) -> None:
+    """KVS518 unless the run writes where the user asked.
+
+    A built-in spec, whether named by its style name (which finds the kvsl checkout's own
+    `specs/` under an editable install) or lying in the installed package, keeps its trace
+    file: `--traces FILE` says where the traces go. A spec given by its path is the user's.
+    """
+    from kvsl.base.locations import is_packaged
+    from kvsl.lang.diagnostics import ExitCode, KvslError
+    from kvsl.lang.source import Span
+
+    packaged = is_packaged(path)
+    by_name = path != Path(spec)
+    target = Path(traces) if traces is not None else None
+    if target is not None and not is_packaged(target):
+        return
+    if not (packaged or by_name or target is not None):
+        return
+    where = (
+        "inside the installed package"
+        if packaged or target is not None
+        else f"of the kvsl checkout (`{path}`)"
+    )
+    raise KvslError.one(
+        "KVS518",
+        f"`{spec}` is a built-in spec {where}: its trace file is not to be written",
+        Span.whole_file(str(path)),
+        help="name the file to fill with `--traces FILE` (outside the package), or copy "
+        f"`{path.parent.parent}` somewhere of your own and teach the copy (`--dry-run` works "
+        "here)",
+        exit_code=ExitCode.USAGE,
+    )
+
+
 def _summary(report: TeachReport, *, dry_run: bool = False, stopped: bool = False) -> str:
     from kvsl.teacher import describe_cost
 
@@ -142,6 +175,11 @@ def _summary(report: TeachReport, *, dry_run: bool = False, stopped: bool = Fals
         f"{report.already_done} already in `{report.traces_path}`, "
         f"{report.previously_skipped} skipped by earlier runs"
     ]
+    if report.duplicates:
+        lines.append(
+            f"{report.duplicates} duplicate question{'s' if report.duplicates != 1 else ''} "
+            "in the source left out (each question is asked once)"
+        )
     if dry_run:
         lines.append(f"dry run: {report.asked} prompts rendered, nothing sent")
         return "\n".join(lines)

@@ -1,12 +1,14 @@
 """Steering-vector artifacts on disk: one safetensors file that describes itself.
 
-Layout (format version 1):
+Layout (format version 2):
 
     keys.<layer>     float32 (kv_heads, head_dim), one per model layer (0 … L-1)
     values.<layer>   float32 (kv_heads, head_dim)
     metadata (the safetensors header's string map):
       "kvsl.format"    "1"
       "kvsl.manifest"  the manifest as JSON (below)
+      "kvsl.manifest_sha256"  sha256 of that JSON text: it records `tensors_sha256`, so
+                       this one checksum covers the manifest and, through it, the tensors
 
 The manifest holds: `format_version`, `kvsl_version`, `created` (UTC ISO 8601), `style`,
 `model` (identity: name, kind, architecture, revision or GGUF sha256, config, tokenizer and
@@ -15,7 +17,13 @@ chat-template hashes), `geometry` (num_layers, kv_heads, head_dim), `position`
 `selection`, `seed`, `precision` and `compute_dtype`, `vector_hash`, `plan_hash`,
 `traces_sha256`, `steer` (the spec's recommended coefficients) and `coefficients`
 (resolved: layer → [c_k, c_v]), `stats` (seconds, tokens), `tensors_sha256` (over the
-tensor bytes, checked on load) and `plan` (the full `Plan.to_dict()`).
+tensor bytes, checked on load) and `plan` (the full `Plan.to_dict()`). Format 1 had no
+manifest checksum (an edited coefficient went unnoticed); such files are refused (KVS403)
+and `kvsl build` rebuilds them.
+
+`recorded_plan` is the one reader of the plan inside a manifest: the CLI (`plan_of_artifact`),
+the coefficients a run falls back to and the system prompt of the Python API all go
+through it.
 
 There is no sidecar file: one file is written atomically (temp file in the same folder,
 fsync, `os.replace`), so an artifact is either complete or absent.
@@ -26,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,9 +49,10 @@ from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.plan import Plan
 from kvsl.lang.source import Span
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FORMAT_KEY = "kvsl.format"
 MANIFEST_KEY = "kvsl.manifest"
+CHECKSUM_KEY = "kvsl.manifest_sha256"
 
 
 def make_manifest(
@@ -115,6 +125,10 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def _text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Path:
     """Write vectors + manifest to `path` atomically; returns the path.
 
@@ -130,9 +144,11 @@ def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Pat
     manifest.pop("artifact_path", None)
     manifest.setdefault("format_version", FORMAT_VERSION)
     manifest.setdefault("position", {"offset_token": vectors.offset_token})
+    manifest_text = json.dumps(manifest, ensure_ascii=False)
     metadata = {
         FORMAT_KEY: str(FORMAT_VERSION),
-        MANIFEST_KEY: json.dumps(manifest, ensure_ascii=False),
+        MANIFEST_KEY: manifest_text,
+        CHECKSUM_KEY: _text_sha256(manifest_text),
     }
     try:
         with atomic_path(target, fsync=True) as temporary:
@@ -153,24 +169,64 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return _open(Path(path))[0]
 
 
+def recorded_plan(manifest: Mapping[str, Any]) -> Plan | None:
+    """The plan a manifest records, or None when it records none or an unreadable one.
+
+    >>> recorded_plan({"style": "s"}) is None
+    True
+    """
+    data = manifest.get("plan")
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        return Plan.from_dict(dict(data))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def recorded_coefficients(
+    manifest: Mapping[str, Any], num_layers: int
+) -> dict[int, tuple[float, float]] | None:
+    """The spec's coefficients a manifest records (layer → (c_k, c_v)), or None.
+
+    The resolved `coefficients` entry when there is one, else the recorded plan's `steer`.
+
+    >>> recorded_coefficients({"coefficients": {"1": [0.0, 6.0]}}, 2)
+    {1: (0.0, 6.0)}
+    """
+    resolved = manifest.get("coefficients")
+    if isinstance(resolved, Mapping) and resolved:
+        return {int(layer): (float(kv[0]), float(kv[1])) for layer, kv in resolved.items()}
+    plan = recorded_plan(manifest)
+    if plan is None:
+        return None
+    try:
+        return plan.steer.coefficients(num_layers)
+    except ValueError:  # layers beyond this model
+        return None
+
+
+def recorded_system_prompt(manifest: Mapping[str, Any]) -> str | None:
+    """The system prompt the vectors were extracted with (None: the chat template's)."""
+    plan = recorded_plan(manifest)
+    return None if plan is None else plan.contrast.system_prompt
+
+
 def plan_of_artifact(path: str | os.PathLike[str], *, instead: str) -> Plan:
     """The plan an artifact was built from, read from its manifest.
 
     Raises KVS456 when the manifest records none (or an unreadable one); `instead` is the
     command to suggest, e.g. "kvsl run SPEC.kvs".
     """
-    data = read_manifest(path).get("plan")
-    try:
-        if not isinstance(data, dict):
-            raise TypeError("no plan")
-        return Plan.from_dict(data)
-    except (KeyError, TypeError, ValueError):
+    plan = recorded_plan(read_manifest(path))
+    if plan is None:
         raise KvslError.one(
             "KVS456",
             f"artifact `{path}` does not record the plan it was built from",
             Span.whole_file(str(path)),
             help=f"use the spec instead: `{instead}`",
-        ) from None
+        )
+    return plan
 
 
 def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -215,7 +271,37 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             Span.whole_file(str(path)),
             help="delete it and rebuild with `kvsl build SPEC --force`",
         ) from None
+    _check_manifest_checksum(path, metadata, manifest)
     return manifest, tensors
+
+
+def _check_manifest_checksum(path: Path, metadata: dict[str, str], manifest: dict[str, Any]) -> None:
+    """KVS402 when the manifest text differs from its checksum; KVS403 for format 1 files.
+
+    Nothing in the manifest is trusted before this: it holds the coefficients a run uses.
+    """
+    recorded = metadata.get(CHECKSUM_KEY)
+    if recorded is None:
+        version = manifest.get("format_version")
+        if version == 1:
+            raise KvslError.one(
+                "KVS403",
+                f"artifact `{path}` has format version 1, whose manifest is not covered by a "
+                f"checksum; this kvsl ({kvsl.__version__}) reads version {FORMAT_VERSION}",
+                Span.whole_file(str(path)),
+                help="rebuild it with `kvsl build SPEC` (it replaces the old file)",
+            )
+        problem = "its manifest has no checksum"
+    elif recorded != _text_sha256(metadata[MANIFEST_KEY]):
+        problem = "its manifest does not match its checksum (edited after build?)"
+    else:
+        return
+    raise KvslError.one(
+        "KVS402",
+        f"artifact `{path}` is corrupt: {problem}",
+        Span.whole_file(str(path)),
+        help="delete it and rebuild with `kvsl build SPEC --force`",
+    )
 
 
 def load_artifact(path: str | os.PathLike[str]) -> SteeringVectors:
@@ -281,7 +367,8 @@ def _describe(geometry: KVGeometry | dict[str, Any]) -> str:
 
 
 def check_compatible(vectors: SteeringVectors, loaded: LoadedModel) -> None:
-    """Refuse (KVS404/KVS405) vectors built for another model, tokenizer or chat template.
+    """Refuse (KVS404/KVS405/KVS407) vectors built for another model, its former weights,
+    another tokenizer or chat template.
 
     >>> check_compatible(load_artifact(path), load_model(plan.model))   # doctest: +SKIP
     """
@@ -311,22 +398,54 @@ def check_compatible(vectors: SteeringVectors, loaded: LoadedModel) -> None:
         )
     if not built:
         return  # in-memory vectors without a manifest: the shapes are all we can check
-    for key, what in (("config_sha256", "configuration"), ("revision", "weights")):
+    mismatch = identity_mismatch(built, here)
+    if mismatch is None:
+        return
+    code, what = mismatch
+    if code == "KVS405":
+        message = f"these vectors were built with another {what} than `{here.get('name')}` uses"
+        help = "prompts would be tokenized differently from extraction; " + rebuild
+    elif code == "KVS407":
+        message = (
+            f"these vectors were built for other weights than `{here.get('name')}` has now "
+            "(its weight files changed since the build)"
+        )
+        help = "the model directory was saved again with other weights; " + rebuild
+    else:
+        message = (
+            f"these vectors were built for `{built.get('name')}`, whose {what} differs from "
+            f"`{here.get('name')}`"
+        )
+        help = rebuild
+    raise KvslError.one(
+        code, message, Span.whole_file(where), help=help, exit_code=ExitCode.ENVIRONMENT
+    )
+
+
+# (identity key, what it fingerprints, the code that refuses a difference), in check order.
+_IDENTITY_CHECKS = (
+    ("config_sha256", "configuration", "KVS404"),
+    ("revision", "weights", "KVS404"),
+    ("weights_sha256", "weight files", "KVS407"),
+    ("tokenizer_sha256", "tokenizer", "KVS405"),
+    ("chat_template_sha256", "chat template", "KVS405"),
+)
+
+
+def identity_mismatch(
+    built: Mapping[str, Any], here: Mapping[str, Any]
+) -> tuple[str, str] | None:
+    """(code, what differs) when two model identities differ where both record a value.
+
+    An entry one side lacks (an artifact from before it was recorded, a model loaded from
+    objects) is not compared.
+
+    >>> identity_mismatch({"weights_sha256": "a"}, {"weights_sha256": "b"})
+    ('KVS407', 'weight files')
+    >>> identity_mismatch({"weights_sha256": "a"}, {"weights_sha256": ""}) is None
+    True
+    """
+    for key, what, code in _IDENTITY_CHECKS:
         if built.get(key) and here.get(key) and built.get(key) != here.get(key):
-            raise KvslError.one(
-                "KVS404",
-                f"these vectors were built for `{built.get('name')}`, whose {what} differs from "
-                f"`{here.get('name')}`",
-                Span.whole_file(where),
-                help=rebuild,
-                exit_code=ExitCode.ENVIRONMENT,
-            )
-    for key, what in (("tokenizer_sha256", "tokenizer"), ("chat_template_sha256", "chat template")):
-        if built.get(key) and here.get(key) and built.get(key) != here.get(key):
-            raise KvslError.one(
-                "KVS405",
-                f"these vectors were built with another {what} than `{here.get('name')}` uses",
-                Span.whole_file(where),
-                help="prompts would be tokenized differently from extraction; " + rebuild,
-                exit_code=ExitCode.ENVIRONMENT,
-            )
+            return code, what
+    return None

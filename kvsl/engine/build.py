@@ -143,13 +143,20 @@ def build(
                 f"[yellow]existing artifact is unusable ({err.diagnostics[0].message}); rebuilding[/]"
             )
         else:
-            if existing.manifest.get("vector_hash") == plan.vector_hash:
+            changed = _model_change(existing.manifest, plan, loaded)
+            if existing.manifest.get("vector_hash") != plan.vector_hash:
+                console.print("[yellow]existing artifact belongs to another plan; rebuilding[/]")
+            elif changed is not None:
+                console.print(
+                    f"[yellow]the model's {changed} changed since this artifact was built; "
+                    "rebuilding[/]"
+                )
+            else:
                 console.print(
                     f"[green]up to date[/]: `{plan.style}` is unchanged, nothing to build "
                     f"({_shown(path)}; `--force` rebuilds)"
                 )
                 return BuildResult(path, False, time.perf_counter() - started)
-            console.print("[yellow]existing artifact belongs to another plan; rebuilding[/]")
     check_traces_unchanged(plan)
     from kvsl.engine.extract import extract_vectors
     from kvsl.engine.models import load_model, precision_dtype
@@ -175,6 +182,25 @@ def build(
         f"{stats.get('seconds', 0):.1f} s → {_shown(path)}"
     )
     return BuildResult(path, True, seconds)
+
+
+def _model_change(manifest: dict[str, Any], plan: Plan, loaded: Any) -> str | None:
+    """What of the model differs from the one the artifact was built with, or None.
+
+    The vector hash names the model (its path), not its files: a local directory saved
+    again with other weights or another config keeps its hash. So its identity is compared
+    too: the loaded model's when one is given, else what can be read without loading the
+    weights (`kvsl.engine.models.identity_on_disk`).
+    """
+    from kvsl.engine.artifact import identity_mismatch
+    from kvsl.engine.models import identity_on_disk
+
+    built = manifest.get("model")
+    if not isinstance(built, dict):
+        return None
+    here = loaded.identity if loaded is not None else identity_on_disk(plan.model)
+    mismatch = identity_mismatch(built, here)
+    return None if mismatch is None else mismatch[1]
 
 
 def _shown(path: Path) -> str:

@@ -33,7 +33,6 @@ from typing import Any
 
 import torch
 
-from kvsl.base.hashing import file_sha256
 from kvsl.base.locations import CACHE_ENV, cache_dir
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.plan import EMBEDDED_MODELS, ModelRef
@@ -80,8 +79,9 @@ class LoadedModel:
     """A model ready for extraction and steering.
 
     `identity` has the string keys `name`, `kind`, `architecture`, `revision` (a hub commit,
-    `gguf-sha256:<hex>` for GGUF files, "" when unknown), `config_sha256`,
-    `tokenizer_sha256` and `chat_template_sha256`.
+    `gguf-sha256:<hex>` for GGUF files, "" when unknown), `weights_sha256` (a local
+    directory's weight files, `kvsl.engine.fingerprint`; "" otherwise: the revision covers
+    them), `config_sha256`, `tokenizer_sha256` and `chat_template_sha256`.
     """
 
     model: Any  # a transformers PreTrainedModel (…ForCausalLM), in eval mode
@@ -139,7 +139,9 @@ def chat_template_sha256(tokenizer: Any) -> str:
     return _sha256_text(str(template))
 
 
-def model_identity(model: Any, tokenizer: Any, ref: ModelRef, revision: str = "") -> dict[str, str]:
+def model_identity(
+    model: Any, tokenizer: Any, ref: ModelRef, revision: str = "", weights_sha256: str = ""
+) -> dict[str, str]:
     """The fingerprint an artifact records; see `LoadedModel`."""
     config = model.config
     architectures = getattr(config, "architectures", None) or [type(model).__name__]
@@ -148,6 +150,7 @@ def model_identity(model: Any, tokenizer: Any, ref: ModelRef, revision: str = ""
         "kind": ref.kind,
         "architecture": str(architectures[0]),
         "revision": revision,
+        "weights_sha256": weights_sha256,
         "config_sha256": config_sha256(config),
         "tokenizer_sha256": tokenizer_sha256(tokenizer),
         "chat_template_sha256": chat_template_sha256(tokenizer),
@@ -388,7 +391,9 @@ def _load_gguf(
     path: Path, ref: ModelRef, dtype: torch.dtype, notes: list[str]
 ) -> tuple[Any, Any, str]:
     """Load a GGUF file through its converted cache entry, converting on first use."""
-    digest = file_sha256(path)
+    from kvsl.engine.fingerprint import cached_file_sha256
+
+    digest = cached_file_sha256([path])[path]  # hashed in full once, then by file status
     revision = f"gguf-sha256:{digest}"
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in ref.name.removesuffix(".gguf"))
     entry = _cache_entry(f"{Path(slug).name}-{digest[:12]}")
@@ -483,7 +488,7 @@ def load_model(
     """
     started = time.perf_counter()
     notes: list[str] = []
-    revision = ""
+    revision = weights = ""
     if ref.kind in ("embedded", "gguf"):
         if ref.kind == "embedded":
             path = embedded_gguf_path(ref.name, ref)
@@ -509,6 +514,9 @@ def load_model(
                 ref,
                 "fix the `model =` path in the spec, or save a model there with `save_pretrained`",
             )
+        from kvsl.engine.fingerprint import weights_sha256
+
+        weights = weights_sha256(path)
         model, tokenizer = _load_pretrained(str(path), dtype, ref, local_files_only=True)
     else:
         model, tokenizer = _load_pretrained(ref.location or ref.name, dtype, ref)
@@ -517,7 +525,8 @@ def load_model(
     if device is not None:
         model = model.to(device)
     return loaded_from_objects(
-        model, tokenizer, ref, revision=revision, started=started, notes=notes
+        model, tokenizer, ref, revision=revision, weights_sha256=weights, started=started,
+        notes=notes,
     )
 
 
@@ -567,6 +576,7 @@ def loaded_from_objects(
     ref: ModelRef,
     *,
     revision: str = "",
+    weights_sha256: str = "",
     started: float | None = None,
     notes: list[str] | None = None,
 ) -> LoadedModel:
@@ -576,19 +586,66 @@ def loaded_from_objects(
     """
     model.eval()
     geometry = check_kv_cache(model, ref)
-    if getattr(tokenizer, "pad_token_id", None) is None and tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token  # batching needs a pad token; never attended to
+    ensure_pad_token(tokenizer)
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
         ref=ref,
-        identity=model_identity(model, tokenizer, ref, revision),
+        identity=model_identity(model, tokenizer, ref, revision, weights_sha256),
         geometry=geometry,
         load_seconds=0.0 if started is None else time.perf_counter() - started,
         notes=notes or [],
     )
 
 
+def ensure_pad_token(tokenizer: Any) -> None:
+    """Give a tokenizer without a pad token its end-of-sequence token as one (in place).
+
+    Batching needs a pad token; it is never attended to. Done before the tokenizer is
+    fingerprinted, by every path that fingerprints one, so the hashes agree.
+    """
+    if getattr(tokenizer, "pad_token_id", None) is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
 def precision_dtype(precision: str) -> torch.dtype:
     """`fp32` → torch.float32, `bf16` → torch.bfloat16."""
     return {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+
+
+def identity_on_disk(ref: ModelRef) -> dict[str, str]:
+    """The parts of a model's identity that can be read without loading its weights.
+
+    A local directory: `weights_sha256`, `config_sha256`, `tokenizer_sha256` and
+    `chat_template_sha256` (config and tokenizer files are small); a GGUF file (or the
+    embedded model): its `revision`. A hub model: nothing (its files are only known by
+    loading it). Used by `kvsl build` to tell whether an existing artifact still fits the
+    model; any failure gives {} (loading reports it properly later).
+    """
+    from kvsl.engine.fingerprint import cached_file_sha256, weights_sha256
+
+    try:
+        if ref.kind == "directory":
+            from transformers import AutoConfig, AutoTokenizer
+
+            folder = Path(ref.location)
+            with quiet_transformers():
+                config = AutoConfig.from_pretrained(folder, local_files_only=True)
+                tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            ensure_pad_token(tokenizer)  # as `load_model` does before hashing
+            return {
+                "weights_sha256": weights_sha256(folder),
+                "config_sha256": config_sha256(config),
+                "tokenizer_sha256": tokenizer_sha256(tokenizer),
+                "chat_template_sha256": chat_template_sha256(tokenizer),
+            }
+        if ref.kind in ("embedded", "gguf"):
+            path = (
+                embedded_gguf_path(ref.name, ref)
+                if ref.kind == "embedded"
+                else Path(ref.location).expanduser()
+            )
+            return {"revision": f"gguf-sha256:{cached_file_sha256([path])[path]}"}
+    except Exception:  # a probe: the real load reports any error with its code
+        return {}
+    return {}

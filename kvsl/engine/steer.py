@@ -174,18 +174,11 @@ def prefill(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -
 
 def coefficients_from_manifest(vectors: SteeringVectors) -> dict[int, tuple[float, float]]:
     """The spec's coefficients recorded in the vectors' manifest (KVS461 when there are none)."""
-    from kvsl.lang.plan import Plan
+    from kvsl.engine.artifact import recorded_coefficients
 
-    manifest = vectors.manifest
-    recorded = manifest.get("coefficients")
-    if isinstance(recorded, Mapping) and recorded:
-        return {int(layer): (float(kv[0]), float(kv[1])) for layer, kv in recorded.items()}
-    plan = manifest.get("plan")
-    if isinstance(plan, Mapping):
-        try:
-            return Plan.from_dict(dict(plan)).steer.coefficients(vectors.num_layers)
-        except (KeyError, TypeError, ValueError):
-            pass
+    recorded = recorded_coefficients(vectors.manifest, vectors.num_layers)
+    if recorded is not None:
+        return recorded
     raise KvslError.one(
         "KVS461",
         "no coefficients given and the vectors' manifest records none",

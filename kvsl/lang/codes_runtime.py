@@ -142,8 +142,9 @@ RUNTIME_CODES: tuple[Code, ...] = (
         Severity.ERROR,
         "The artifact could not be read back as written: the file is truncated or not a "
         "safetensors file, its manifest is unreadable, a layer's tensors are missing or have "
-        "the wrong shape, or the tensors no longer match the checksum recorded in the manifest "
-        "(the file was modified). Rebuilding it is cheap and safe.",
+        "the wrong shape, or the tensors or the manifest no longer match their checksums (the "
+        "file was modified: a coefficient edited in the header is refused like a changed "
+        "tensor). Rebuilding it is cheap and safe.",
         "kvsl inspect half-copied.safetensors",
         "kvsl build specs/step_by_step.kvs --force",
     ),
@@ -151,8 +152,10 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "KVS403",
         "unsupported artifact format version",
         Severity.ERROR,
-        "The artifact was written in a format version this kvsl does not read (usually by a "
-        "newer kvsl). Upgrade kvsl, or rebuild the artifact with the installed version.",
+        "The artifact was written in a format version this kvsl does not read: by a newer "
+        "kvsl, or by an older one in format 1, whose manifest (coefficients, model identity) "
+        "was not covered by a checksum. Upgrade kvsl, or rebuild the artifact with the "
+        "installed version (`kvsl build` replaces an unreadable artifact).",
         "kvsl inspect from-a-newer-kvsl.safetensors",
         "kvsl build specs/step_by_step.kvs --force",
     ),
@@ -185,5 +188,17 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "Nothing was left half-written; choose another folder with `--out DIR`.",
         "kvsl build /read-only/specs/step_by_step.kvs",
         "kvsl build /read-only/specs/step_by_step.kvs --out ~/kvsl-artifacts",
+    ),
+    Code(
+        "KVS407",
+        "model weights changed since the build",
+        Severity.ERROR,
+        "An artifact records a fingerprint of a local model directory's weight files (their "
+        "sha256, hashed once and then remembered by file size and time). The directory now "
+        "holds other weights under the same name, config and tokenizer (saved again after "
+        "fine-tuning, say), so the vectors describe a model that is gone. `kvsl build` "
+        "notices the change and rebuilds; other runs refuse.",
+        "kvsl run .kvsl/artifacts/my-style-0123456789ab.safetensors  # ./my-model saved again",
+        "kvsl build specs/my_style.kvs && kvsl run specs/my_style.kvs",
     ),
 )

@@ -128,14 +128,39 @@ TEACHER_CODES: tuple[Code, ...] = (
     ),
     Code(
         "KVS518",
-        "installed built-in spec is read-only",
+        "built-in spec's trace file is read-only",
         Severity.ERROR,
-        "The built-in styles of an installed kvsl live inside the package (site-packages), "
-        "which is no place to write: an upgrade would lose the traces, and the vectors of "
-        "every user of that environment would change. Copy the style's folder (the path "
-        "`kvsl styles` prints) and teach your copy. `--dry-run` works on the installed spec.",
+        "A built-in style named by its name (`kvsl teach step-by-step`), or any spec inside "
+        "an installed package (site-packages), is not yours to write: an upgrade would lose "
+        "the traces, the vectors of every user of that environment would change, and with an "
+        "editable install the traces would land in the kvsl checkout. Say where the traces "
+        "go with `--traces FILE`, or copy the style's folder (the path `kvsl styles` prints) "
+        "and teach your copy. `--dry-run` works on the built-in spec.",
         "$ kvsl teach step-by-step --questions gsm8k/train.jsonl",
-        "$ cp -r .../site-packages/kvsl/_builtin mystyles && "
-        "kvsl teach mystyles/specs/step_by_step.kvs --questions gsm8k/train.jsonl",
+        "$ kvsl teach step-by-step --questions gsm8k/train.jsonl --traces my_traces.jsonl",
+    ),
+    Code(
+        "KVS525",
+        "trace file cannot be written",
+        Severity.ERROR,
+        "`kvsl teach` appends every accepted trace to the trace file (the spec's teacher "
+        "`traces`, or `--traces FILE`). It checks before the first request that the file can "
+        "be written: not a folder in its place, a parent that is a folder (missing folders "
+        "are created), write permission. A write that fails later (disk full, the file "
+        "replaced by a folder) stops the run with exit 3; every trace written before it is "
+        "kept, and a rerun resumes.",
+        'teacher { traces = "traces" }   # a folder, not a file',
+        'teacher { traces = "traces/step_by_step.jsonl" }',
+    ),
+    Code(
+        "KVS526",
+        "skip log cannot be written",
+        Severity.ERROR,
+        "Questions the teacher did not answer usably are logged in the skip log beside the "
+        "trace file (`x.jsonl` → `x.skipped.jsonl`), so a rerun knows which to ask again. "
+        "That file must be a readable, writable file too; it is checked with the trace file "
+        "before the first request.",
+        "$ mkdir traces/step_by_step.skipped.jsonl && kvsl teach specs/step_by_step.kvs",
+        "$ rmdir traces/step_by_step.skipped.jsonl && kvsl teach specs/step_by_step.kvs",
     ),
 )

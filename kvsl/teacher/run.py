@@ -6,6 +6,19 @@ trace to the spec's trace file (`kvsl.formats.traces.append_trace`: one full lin
 fsynced, so a kill loses nothing) or append a skip record to the skip log next to it
 (`traces/x.jsonl` → `traces/x.skipped.jsonl`).
 
+A question that appears more than once in the source (after whitespace is normalised)
+is asked once; the report counts the duplicates left out.
+
+Every write goes to two files only: the trace file (the spec's `traces`, or `--traces`)
+and its skip log. Both are checked before the first request (KVS525, KVS526: a folder in
+the file's place, a parent that is a file, a folder that cannot be written), and a write
+that still fails mid-run stops the run like a fatal server error: a diagnostic, exit 3,
+every line written before it kept.
+
+A server that answers HTTP 200 with something other than a chat completion (an HTML
+page, another API's JSON, text that is not JSON) is a failed request (`bad_response`),
+counted toward the consecutive-failure limit (KVS514) like a 500.
+
 A rerun resumes: questions already in the trace file are never asked again, nor are
 questions skipped for a permanent reason (no tags, wrong answer, truncated) unless
 `retry_skipped` is set. Failures of the request itself (timeouts, rate limits, 5xx that
@@ -23,6 +36,7 @@ import asyncio
 import hashlib
 import json
 import os
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -75,6 +89,7 @@ class TeachOptions:
     base_url: str | None = None
     model: str | None = None
     retry_skipped: bool = False  # ask again questions skipped for a permanent reason
+    traces: str | None = None  # the trace file to fill instead of the spec's `traces`
     max_retries: int = 4  # the openai client's own retries per request
     timeout: float = 120.0  # seconds per request attempt
     # Stop (exit 3) after this many transient failures in a row with no success between:
@@ -124,6 +139,7 @@ class TeachReport:
     already_done: int  # already in the trace file
     previously_skipped: int  # skipped for a permanent reason by an earlier run
     asked: int  # questions this run sent (or would send, for a dry run)
+    duplicates: int = 0  # questions that repeat an earlier one of the source: asked once
     written: int = 0
     skipped: tuple[SkipRecord, ...] = ()
     usage: Usage = field(default_factory=Usage)
@@ -152,6 +168,15 @@ def question_hash(question: str) -> str:
     True
     """
     return hashlib.sha256(question.strip().encode("utf-8")).hexdigest()[:16]
+
+
+def normalized_question(question: str) -> str:
+    """A question's text as duplicates are found: Unicode NFC, runs of whitespace as one space.
+
+    >>> normalized_question("What is\\n 2 + 2? ") == normalized_question("What is 2 + 2?")
+    True
+    """
+    return " ".join(unicodedata.normalize("NFC", question).split())
 
 
 def skip_log_path(traces_path: str | os.PathLike[str]) -> Path:
@@ -196,6 +221,60 @@ def _already_done(traces_path: Path, skip_path: Path) -> _Progress:
     )
 
 
+# --- where the run writes ----------------------------------------------------------------
+
+
+def _output_error(code: str, what: str, path: Path, reason: str, *, mid_run: bool) -> Diagnostic:
+    when = "stopped: " if mid_run else ""
+    return Diagnostic(
+        code,
+        Severity.ERROR,
+        f"{when}cannot write the {what} `{path}`: {reason}",
+        Span.whole_file(str(path)),
+        help="fix the path (the spec's teacher `traces`, or `--traces FILE`) or the folder's "
+        "permissions, then rerun"
+        + ("" if mid_run else "; nothing was sent")
+        + (" (the skip log sits beside the trace file)" if code == "KVS526" else ""),
+    )
+
+
+def _unwritable_reason(path: Path) -> str | None:
+    """Why `path` cannot be appended to (created, with its folders), or None if it can.
+
+    Checked without writing anything: no empty file, no folder is left behind.
+    """
+    if path.exists() or path.is_symlink():
+        if path.is_dir():
+            return "a folder is in its place"
+        if not path.is_file():
+            return "it is not a regular file"
+        if not os.access(path, os.W_OK):
+            return "the file is read-only"
+        return None
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"`{ancestor}` is a file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"the folder `{ancestor}` is not writable"
+    return None
+
+
+def check_outputs(traces_path: Path, skip_path: Path) -> None:
+    """KVS525 / KVS526 (exit 3) when the trace file or its skip log cannot be written."""
+    problems = []
+    for code, what, path in (
+        ("KVS525", "trace file", traces_path),
+        ("KVS526", "skip log", skip_path),
+    ):
+        reason = _unwritable_reason(path)
+        if reason is not None:
+            problems.append(_output_error(code, what, path, reason, mid_run=False))
+    if problems:
+        raise KvslError(problems, ExitCode.ENVIRONMENT)
+
+
 # --- planning a run ----------------------------------------------------------------------
 
 
@@ -209,6 +288,7 @@ class _Work:
     todo: list[Example]
     already_done: int
     previously_skipped: int
+    duplicates: int
     used_ids: frozenset[str]
 
 
@@ -228,12 +308,17 @@ def _prepare(plan: Plan, options: TeachOptions) -> _Work:
     # command line is read with `--format`, or its format is detected from its first record.
     fmt = options.question_format or (None if options.questions else teacher.question_format)
     examples = load_questions(source, fmt, labels_path=options.labels, limit=options.limit)
-    traces_path = Path(teacher.traces)
-    skip_path = skip_log_path(traces_path)
+    traces_path, skip_path = output_paths(plan, options)
     done = _already_done(traces_path, skip_path)
     todo: list[Example] = []
-    already = previously_skipped = 0
+    already = previously_skipped = duplicates = 0
+    seen: set[str] = set()
     for example in examples:
+        text = normalized_question(example.question)
+        if text in seen:
+            duplicates += 1
+            continue
+        seen.add(text)
         fingerprint = question_hash(example.question)
         if fingerprint in done.done:
             already += 1
@@ -250,8 +335,15 @@ def _prepare(plan: Plan, options: TeachOptions) -> _Work:
         todo=todo,
         already_done=already,
         previously_skipped=previously_skipped,
+        duplicates=duplicates,
         used_ids=done.used_ids,
     )
+
+
+def output_paths(plan: Plan, options: TeachOptions) -> tuple[Path, Path]:
+    """(trace file, skip log) a run writes: `--traces` if given, else the spec's `traces`."""
+    traces_path = Path(options.traces or _teacher(plan).traces)
+    return traces_path, skip_log_path(traces_path)
 
 
 def _report(
@@ -266,6 +358,7 @@ def _report(
         total=len(work.examples),
         already_done=work.already_done,
         previously_skipped=work.previously_skipped,
+        duplicates=work.duplicates,
         asked=asked,
         prompts=prompts,
     )
@@ -293,13 +386,16 @@ def teach(
     """Fill the spec's trace file from its teacher; resumes where an earlier run stopped.
 
     Raises KvslError before asking anything (no key: KVS510, bad template: KVS515, bad
-    question file: KVS6xx, bad trace file: KVS50x) and `TeachAborted` (exit 3) when the
-    server is unreachable (KVS511), rejects the key (KVS512), lacks the model (KVS513) or
-    keeps failing (KVS514); traces written before that stay.
+    question file: KVS6xx, bad trace file: KVS50x, trace file or skip log not writable:
+    KVS525/KVS526) and `TeachAborted` (exit 3) when the server is unreachable (KVS511),
+    rejects the key (KVS512), lacks the model (KVS513), keeps failing or answering with
+    something other than a chat completion (KVS514), or a write fails mid-run
+    (KVS525/KVS526); traces written before that stay.
 
     >>> # report = teach(load_plan("specs/step_by_step.kvs"), TeachOptions(limit=50))
     >>> # report.written, report.usage.total_tokens
     """
+    check_outputs(*output_paths(plan, options))  # before reading them, before any request
     work = _prepare(plan, options)
     template = compile_template(plan)
     # Render everything first: a template error stops the run before the first request.
@@ -408,8 +504,16 @@ class _Run:
                 self._stop(outcome.diagnostic)
             self._failed(example, outcome)
             return
-        self.consecutive_failures = 0
+        except ValueError as err:  # a 200 whose body claims JSON but is not (JSONDecodeError)
+            detail = f"the server answered with a body that is not valid JSON ({err})"
+            self._failed(example, RequestFailed("bad_response", self.redact.scrub(detail), False))
+            return
         self._count_usage(response)
+        problem = malformed_completion(response)
+        if problem is not None:
+            self._failed(example, RequestFailed("bad_response", self.redact.scrub(problem), False))
+            return
+        self.consecutive_failures = 0
         self._accept(example, response)
 
     def _stop(self, diagnostic: Diagnostic) -> NoReturn:
@@ -435,7 +539,10 @@ class _Run:
                     Span.whole_file(self.plan.spec_path),
                     help="if the server is overloaded or down, wait and rerun (it resumes), "
                     "lower `--concurrency`, or raise `--timeout` for a slow local server; if "
-                    "it refuses the request (HTTP 400), fix what its message names",
+                    "it refuses the request (HTTP 400), fix what its message names; if it "
+                    "answers with something that is not a chat completion (bad_response: an "
+                    "HTML page, another API's JSON), point the base URL at the server's "
+                    "OpenAI-compatible `/v1` endpoint",
                 )
             )
 
@@ -506,9 +613,16 @@ class _Run:
             domain=domain_of(example),
             extra={"teacher": self.work.model},
         )
-        append_trace(self.work.traces_path, trace)
+        try:
+            append_trace(self.work.traces_path, trace)
+        except OSError as err:
+            self._stop(self._write_failed("KVS525", "trace file", self.work.traces_path, err))
         self.written += 1
         self.advance()
+
+    def _write_failed(self, code: str, what: str, path: Path, err: OSError) -> Diagnostic:
+        reason = err.strerror or str(err)
+        return _output_error(code, what, path, reason, mid_run=True)
 
     def _fresh_id(self, example: Example) -> str:
         """The example's id, or a prefixed one if another question in the file has it."""
@@ -523,9 +637,40 @@ class _Run:
         record = replace(
             record, model=self.work.model, question_hash=question_hash(example.question)
         )
-        append_jsonl(self.work.skip_path, [self.redact.scrub(record.to_json())])
+        try:
+            append_jsonl(self.work.skip_path, [self.redact.scrub(record.to_json())])
+        except OSError as err:
+            self._stop(self._write_failed("KVS526", "skip log", self.work.skip_path, err))
         self.skipped.append(record)
         self.advance()
+
+
+def malformed_completion(response: Any) -> str | None:
+    """Why a 200 response is not a chat completion, or None when it is one.
+
+    The openai client returns what it could make of the body: the text of a non-JSON page,
+    a list, or a ChatCompletion built without validation from JSON of another shape.
+
+    >>> malformed_completion("<html>sign in</html>")
+    "the server answered HTTP 200 with a body that is not JSON: '<html>sign in</html>'"
+    """
+    if isinstance(response, str | bytes):
+        text = response.decode("utf-8", "replace") if isinstance(response, bytes) else response
+        start = " ".join(text.split())[:120]
+        return f"the server answered HTTP 200 with a body that is not JSON: {start!r}"
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        found = (
+            f"JSON {type(response).__name__}"
+            if not hasattr(response, "model_extra")
+            else "JSON with keys " + ", ".join(f"`{k}`" for k in sorted(response.model_extra or {}))
+        )
+        return f"the server answered HTTP 200 with {found} and no `choices`: not a chat completion"
+    message = getattr(choices[0], "message", None)
+    content = getattr(message, "content", None)
+    if message is None or not (content is None or isinstance(content, str)):
+        return "the server answered HTTP 200 with a `choices` entry that has no message text"
+    return None
 
 
 class _Stop(Exception):
@@ -570,7 +715,17 @@ def iter_skip_log(path: str | os.PathLike[str]) -> Iterable[dict[str, object]]:
     target = Path(path)
     if not target.exists():
         return
-    for line in target.read_text(encoding="utf-8", errors="replace").splitlines():
+    try:
+        text = target.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise KvslError.one(
+            "KVS526",
+            f"cannot read the skip log `{target}`: {err.strerror or err}",
+            Span.whole_file(str(target)),
+            help="remove or rename what is in its place (it sits beside the trace file)",
+            exit_code=ExitCode.ENVIRONMENT,
+        ) from None
+    for line in text.splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
@@ -584,8 +739,12 @@ __all__ = [
     "TeachAborted",
     "TeachOptions",
     "TeachReport",
+    "check_outputs",
     "dry_run",
     "iter_skip_log",
+    "malformed_completion",
+    "normalized_question",
+    "output_paths",
     "skip_log_path",
     "teach",
 ]

@@ -49,3 +49,18 @@ def test_a_new_file_gets_the_usual_permissions_not_private_ones(tmp_path) -> Non
     finally:
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o644
+
+
+def test_a_writer_that_recreates_the_temporary_still_gives_the_usual_permissions(tmp_path) -> None:
+    # safetensors' save_file replaces the file at the path it is given; the mode must be
+    # set on whatever file is there when the block ends.
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "new.bin") as temporary:
+            temporary.unlink()
+            fd = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+            os.write(fd, b"x")
+            os.close(fd)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o644

@@ -9,6 +9,7 @@ import torch
 from tiny_models import make_plan
 
 from kvsl.engine.artifact import (
+    CHECKSUM_KEY,
     FORMAT_VERSION,
     MANIFEST_KEY,
     check_compatible,
@@ -172,3 +173,71 @@ def test_interrupted_save_leaves_nothing(vectors, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_artifact(vectors, tmp_path / "a.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_edited_coefficient_in_the_manifest_is_refused(vectors, tmp_path):
+    # The manifest holds the coefficients a run uses; a same-length edit in the header
+    # (c_v 6 → 9) must not pass as the spec's vectors.
+    path = save_artifact(vectors, tmp_path / "a.safetensors")
+    data = path.read_bytes()
+    assert b"[0.0, 6.0]" in data
+    path.write_bytes(data.replace(b"[0.0, 6.0]", b"[0.0, 9.0]"))
+    assert len(path.read_bytes()) == len(data)
+    with pytest.raises(KvslError) as caught:
+        load_artifact(path)
+    diagnostic = caught.value.diagnostics[0]
+    assert diagnostic.code == "KVS402" and "manifest does not match its checksum" in diagnostic.message
+    assert code_of(lambda: read_manifest(path)) == "KVS402"
+
+
+def test_a_format_1_artifact_without_a_manifest_checksum_is_kvs403(vectors, tmp_path):
+    from safetensors.torch import save_file
+
+    manifest = {**vectors.manifest, "format_version": 1}
+    tensors = {f"{kind}.{layer}": getattr(vectors, kind)[layer].contiguous()
+               for kind in ("keys", "values") for layer in vectors.keys}
+    path = tmp_path / "old.safetensors"
+    save_file(tensors, str(path), metadata={"kvsl.format": "1", MANIFEST_KEY: json.dumps(manifest)})
+    with pytest.raises(KvslError) as caught:
+        load_artifact(path)
+    assert caught.value.diagnostics[0].code == "KVS403"
+    assert "checksum" in caught.value.diagnostics[0].message
+
+
+def test_a_manifest_without_its_checksum_is_kvs402(vectors, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = save_artifact(vectors, tmp_path / "a.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = {k: v for k, v in handle.metadata().items() if k != CHECKSUM_KEY}
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (not a dict)
+    save_file(tensors, str(path), metadata=metadata)
+    assert code_of(lambda: load_artifact(path)) == "KVS402"
+
+
+def test_artifacts_get_the_umasks_usual_mode(vectors, tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = save_artifact(vectors, tmp_path / "a.safetensors")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_one_manifest_reader_serves_plan_coefficients_and_system_prompt(vectors):
+    from kvsl.engine.artifact import recorded_coefficients, recorded_plan, recorded_system_prompt
+    from kvsl.engine.steer import coefficients_from_manifest
+
+    manifest = vectors.manifest
+    plan = recorded_plan(manifest)
+    assert plan is not None and plan.vector_hash == manifest["vector_hash"]
+    assert recorded_coefficients(manifest, 2) == coefficients_from_manifest(vectors)
+    without_resolved = {k: v for k, v in manifest.items() if k != "coefficients"}
+    assert recorded_coefficients(without_resolved, 2) == plan.steer.coefficients(2)
+    assert recorded_system_prompt(manifest) == plan.contrast.system_prompt
+    assert recorded_plan({"plan": {"style": "half a plan"}}) is None
+    assert recorded_coefficients({}, 2) is None

@@ -3,8 +3,9 @@
 It speaks the part of the OpenAI protocol the teacher uses (`POST /v1/chat/completions`)
 over real HTTP, in a thread. By default it answers every prompt correctly: the tests'
 templates end with `Correct answer: X`, and the stub replies with two `<step>` tags and
-`<answer>X</answer>`. Tests script exceptions per question with `script(key, *replies)`:
-the next requests whose prompt contains `key` get those replies in order (then the
+`<answer>X</answer>`. Tests script exceptions per question with `script(key, *replies)`
+(or set `responder` for every question: `html_page`, `wrong_shape_reply` are broken
+servers' answers): the next requests whose prompt contains `key` get those replies in order (then the
 default again). Every request is recorded, so tests count retries exactly.
 """
 
@@ -26,6 +27,8 @@ class Reply:
     status: int = 200
     content: str | None = None
     body: object = None  # a raw JSON body (overrides `content`)
+    raw: bytes | None = None  # bytes sent as they are (overrides `body`): a broken server
+    content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0  # seconds to wait before answering (beyond a client timeout: "slow")
     usage: dict[str, int] | None = field(
@@ -38,6 +41,17 @@ def trace_reply(answer: str, steps: tuple[str, ...] = ("First, read the question
     """A well-formed teacher reply ending in `answer`."""
     tagged = "\n".join(f"<step>{s}</step>" for s in steps)
     return Reply(content=f"{tagged}\n<answer>{answer}</answer>")
+
+
+def html_page(status: int = 200) -> Reply:
+    """A 200 that is not JSON at all: a proxy's login or error page, say."""
+    page = b"<!doctype html><html><body><h1>Sign in to continue</h1></body></html>"
+    return Reply(status=status, raw=page, content_type="text/html; charset=utf-8")
+
+
+def wrong_shape_reply() -> Reply:
+    """A 200 with JSON that is not a chat completion (another API's answer)."""
+    return Reply(body={"status": "ok", "result": {"text": "<step>a</step><answer>2</answer>"}})
 
 
 def error_reply(status: int, message: str = "scripted failure", *, retry_after: str | None = None,
@@ -183,10 +197,10 @@ class StubServer:
                     }
                     if reply.usage is not None:
                         payload["usage"] = reply.usage
-                data = json.dumps(payload).encode()
+                data = reply.raw if reply.raw is not None else json.dumps(payload).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(data)))
                     for name, value in reply.headers:
                         self.send_header(name, value)
