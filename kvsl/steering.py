@@ -101,9 +101,9 @@ def generate(
     >>> # ['To find 7 * 8, ...']
     """
     from kvsl.engine.generate import chat_prompt, generate_texts
-    from kvsl.lang.plan import GenerationSettings
     from kvsl.engine.models import kv_geometry
     from kvsl.engine.steer import coefficients_from_manifest, resolve_edit
+    from kvsl.lang.plan import GenerationSettings
 
     texts = [prompts] if isinstance(prompts, str) else list(prompts)
     system = _system_prompt(vectors, system_prompt)

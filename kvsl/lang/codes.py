@@ -7,6 +7,7 @@
     KVS4xx  artifacts (400-449) and run time (450-499)
     KVS5xx  teacher and trace files
     KVS6xx  evaluation and benchmarks
+    KVS7xx  calibration (`kvsl tune`): the dev set, the search grid, writing the spec
 
 Each phase keeps its entries in its own module of plain data; this module only merges
 them, so `kvsl explain` works without importing any back-end code.
@@ -45,8 +46,11 @@ def _load() -> dict[str, Code]:
     from kvsl.lang.codes_run import RUN_CODES
     from kvsl.lang.codes_runtime import RUNTIME_CODES
     from kvsl.lang.codes_teacher import TEACHER_CODES
+    from kvsl.lang.codes_tune import TUNE_CODES
 
-    return _merge(FRONTEND_CODES, RUNTIME_CODES, RUN_CODES, TEACHER_CODES, EVAL_CODES)
+    return _merge(
+        FRONTEND_CODES, RUNTIME_CODES, RUN_CODES, TEACHER_CODES, EVAL_CODES, TUNE_CODES
+    )
 
 
 CODES: dict[str, Code] = _load()

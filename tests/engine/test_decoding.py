@@ -10,6 +10,7 @@ generations of one command share the settings.
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def test_no_repeat_ngram_and_min_new_tokens_hold(tok):
     edit = resolve_edit(tiny.word_vectors(scale=4.0), {1: (0.0, 8.0), 2: (0.0, 8.0)})
     settings = GenerationSettings(max_new_tokens=24, no_repeat_ngram_size=2, min_new_tokens=20)
     for out in generate_batch(model, tok, rows, settings=settings, offset_id=OFFSET, edit=edit):
-        bigrams = list(zip(out, out[1:], strict=False))
+        bigrams = list(pairwise(out))
         assert len(bigrams) == len(set(bigrams))
         assert len(out) >= 20
 
