@@ -175,7 +175,7 @@ def eval_command(
                 temperature=temperature,
                 top_p=top_p,
                 seed=seed,
-                **controls,  # type: ignore[arg-type]
+                **controls,
             ),
             runs=runs,
             # Controls not given as flags come from the spec's `generate` block.

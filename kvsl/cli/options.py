@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -42,7 +42,7 @@ def decoding_controls(
     no_repeat_ngram_size: int | None,
     min_new_tokens: int | None,
     top_k: int | None,
-) -> dict[str, float | int]:
+) -> dict[str, Any]:
     """The decoding controls given on the command line, by `GenerationSettings` field name.
 
     >>> decoding_controls(1.15, None, None, 0)

@@ -173,7 +173,7 @@ def _check_options(
     top_p: float | None,
     batch_size: int,
     precision: str = "fp32",
-    controls: Mapping[str, float | int] | None = None,
+    controls: Mapping[str, Any] | None = None,
 ) -> None:
     from kvsl.lang.plan import GenerationSettings
 
@@ -191,7 +191,8 @@ def _check_options(
     if precision not in ("fp32", "bf16"):
         problems.append(f"`--precision {precision}` is not one of fp32, bf16")
     # Ranges only: whether `--min-new-tokens` fits `max_new_tokens` is known once the spec is.
-    problems += GenerationSettings(max_new_tokens=1 << 30, **(controls or {})).problems()
+    ranges = replace(GenerationSettings(max_new_tokens=1 << 30), **(controls or {}))
+    problems += ranges.problems()
     if problems:
         raise KvslError(
             [
@@ -219,7 +220,7 @@ def with_overrides(
     temperature: float | None = None,
     top_p: float | None = None,
     seed: int | None = None,
-    controls: Mapping[str, float | int] | None = None,
+    controls: Mapping[str, Any] | None = None,
 ) -> Plan:
     """The plan with command-line overrides applied (no hashes change: vectors are reused).
 
@@ -411,7 +412,7 @@ def _run(
     force: bool,
     device: str | None = None,
     precision: str = "fp32",
-    controls: Mapping[str, float | int] | None = None,
+    controls: Mapping[str, Any] | None = None,
 ) -> None:
     import torch
     from rich.console import Console

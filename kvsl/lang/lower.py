@@ -108,10 +108,10 @@ def lower(resolved: Resolved) -> Plan:
             for o in decl.overrides or ()
         ),
     )
-    defaults = GenerationSettings()
+    generate_defaults = GenerationSettings()
 
     def number(key: str, cast: type) -> object:
-        return cast(get("generate", key, getattr(defaults, key)))
+        return cast(get("generate", key, getattr(generate_defaults, key)))
 
     generate = GenerationSettings(
         max_new_tokens=number("max_new_tokens", int),  # type: ignore[arg-type]
