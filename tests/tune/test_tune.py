@@ -269,3 +269,52 @@ def test_cli_tunes_and_bad_flags_exit_2(spec: Path, tmp_path: Path) -> None:
         failed = runner.invoke(app, [*common, *bad])
         assert failed.exit_code == 2, (bad, failed.output)
         assert "error[KVS" in failed.stderr
+
+
+class _Stub:
+    """A generator whose plain answers are right and whose steered answers loop and are wrong."""
+
+    system_prompt = None
+    batch_size = 4
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+
+    def generate(self, method, questions, settings, **_):
+        from kvsl.eval.methods import Generation
+
+        if method.kind == "plain":
+            return [Generation(f"The answer is {self.answers[q]}.", 5, 0.01) for q in questions]
+        return [Generation("1. Step one.\n" * 6, 30, 0.01) for _ in questions]
+
+    def forced_choices(self, *args):  # pragma: no cover - the dev file is not multiple choice
+        raise AssertionError
+
+
+def test_no_setting_that_costs_accuracy_is_chosen_or_written(spec: Path, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from tiny_models import WORD_GEOMETRY, random_vectors
+
+    from kvsl.eval.datasets import load_benchmark
+
+    plan = load_plan(spec)
+    answers = {e.question: e.answer for e in load_benchmark(DEV)}
+    ctx = SimpleNamespace(
+        plan=plan,
+        vectors=random_vectors(WORD_GEOMETRY),
+        generator=_Stub(answers),
+        identity={"model": "stub"},
+        num_layers=3,
+        console=None,
+    )
+    before = spec.read_text(encoding="utf-8")
+    report = run_tune(_request(spec, tmp_path / "out", write=True), context=ctx)
+    assert report["chosen"] is None and "written" not in report
+    assert [w["code"] for w in report["warnings"]] == ["KVS705", "KVS703"]
+    final = report["settings"][0]
+    assert final["n"] == 8 and final["accuracy"] == 0 and final["plain_accuracy"] == 1
+    assert final["p_mcnemar"] < 0.05 and not final["feasible"]
+    assert final["novelty"] < 0.5  # the loop is seen as such
+    assert spec.read_text(encoding="utf-8") == before
+    assert "No setting kept dev accuracy" in Path(report["markdown_path"]).read_text("utf-8")
