@@ -88,21 +88,38 @@ def dev_order(examples: Sequence[Example], seed: int) -> list[Example]:
 
 
 def rung_sizes(total: int, start: int, eta: int, settings: int) -> list[tuple[int, int]]:
-    """(questions, settings) of each rung, ending with one setting on all `total` questions.
+    """(questions, settings) of each rung, ending on all `total` questions (one setting
+    there unless the dev set is too small to halve on).
 
     >>> rung_sizes(200, 25, 2, 6)
     [(25, 6), (50, 3), (100, 2), (200, 1)]
     >>> rung_sizes(10, 25, 2, 4)
-    [(10, 4), (10, 1)]
+    [(10, 4)]
     """
     rungs: list[tuple[int, int]] = []
     n, alive = min(start, total), settings
     while True:
         rungs.append((n, alive))
-        if alive == 1 and n == total:
+        if n == total:  # a rung with no new questions would only re-rank the same answers
             return rungs
         alive = max(1, math.ceil(alive / eta))
         n = total if alive == 1 else min(total, n * eta)
+
+
+def answer_budget(rungs: Sequence[tuple[int, int]], decodings: int) -> tuple[int, int]:
+    """(steered, plain) answers a search generates at most, from scratch.
+
+    A setting that goes on answers only its new questions; plain answers once per question
+    and decoding, at most up to the largest subset (fewer when a decoding drops out early).
+
+    >>> answer_budget([(25, 6), (50, 3), (100, 2), (200, 1)], decodings=2)
+    (425, 400)
+    """
+    steered, previous = 0, 0
+    for n, alive in rungs:
+        steered += alive * (n - previous) if previous else alive * n
+        previous = n
+    return steered, decodings * rungs[-1][0]
 
 
 def search(

@@ -27,3 +27,14 @@ def test_every_tune_code_is_documented_and_produced_by_a_test(code: str) -> None
     assert entry.explanation.strip() and entry.bad != entry.good
     assert f'"{code}"' in TESTS, f"no test asserts that {code} is reported"
     assert code in (Path(__file__).parents[2] / "docs" / "tune.md").read_text(encoding="utf-8")
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import kvsl.tune.grid
+    import kvsl.tune.search
+
+    for module in (kvsl.tune.grid, kvsl.tune.search):
+        failures, tried = doctest.testmod(module)
+        assert failures == 0 and tried > 0, module.__name__
