@@ -71,11 +71,11 @@ def tune_command(
     no_repeat_ngram_sizes: Annotated[
         str | None, typer.Option("--no-repeat-ngram-sizes", help="Grid (default: spec's).")
     ] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 96,
     limit: Annotated[int, typer.Option("--limit", help="Dev questions used at most.")] = 200,
     start: Annotated[
         int, typer.Option("--start", help="Questions of the first round (successive halving).")
-    ] = 25,
+    ] = 20,
     eta: Annotated[
         int, typer.Option("--eta", help="Keep the best 1/eta, grow the subset eta times.")
     ] = 2,
