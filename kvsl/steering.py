@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from kvsl.engine.artifact import load_artifact
     from kvsl.engine.steer import CacheEdit
     from kvsl.engine.vectors import SteeringVectors
+    from kvsl.lang.plan import GenerationSettings
 
 __all__ = ["SteeringVectors", "generate", "load_artifact", "steered", "steering_inputs"]
 
@@ -72,6 +73,11 @@ def generate(
     top_p: float = 0.9,
     seed: int = 0,
     stop: Sequence[str] = (),
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
+    min_new_tokens: int = 0,
+    top_k: int = 0,
+    settings: GenerationSettings | None = None,
     system_prompt: str | None = None,
     batch_size: int = 8,
     streamer: Any = None,
@@ -83,26 +89,35 @@ def generate(
     generation starts by feeding the vectors' offset token. All-zero coefficients skip the
     edit and give exactly what steering with coefficient 0 gives (tested token for token).
     Greedy unless `sample`; `seed` makes sampling reproducible. Text is cut before the
-    first `stop` string. `streamer` (e.g. `kvsl.engine.generate.TokenStreamer`) needs one prompt.
+    first `stop` string. `repetition_penalty`, `no_repeat_ngram_size`, `min_new_tokens` and
+    `top_k` are transformers' own decoding controls (see `kvsl.lang.plan.GenerationSettings`);
+    `settings`, when given, replaces every decoding keyword (e.g. a plan's `generate`).
+    `streamer` (e.g. `kvsl.engine.generate.TokenStreamer`) needs one prompt.
 
     >>> # kvsl.generate(model, tok, "What is 7 * 8?", vectors, coefficients={1: (0.0, 6.0)})
     >>> # ['To find 7 * 8, ...']
     """
-    from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_texts
+    from kvsl.engine.generate import chat_prompt, generate_texts
     from kvsl.engine.models import kv_geometry
     from kvsl.engine.steer import coefficients_from_manifest, resolve_edit
+    from kvsl.lang.plan import GenerationSettings
 
     texts = [prompts] if isinstance(prompts, str) else list(prompts)
     system = _system_prompt(vectors, system_prompt)
     ids = [chat_prompt(tokenizer, text, system) for text in texts]
-    settings = GenerationSettings(
-        max_new_tokens=max_new_tokens,
-        sample=sample,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        stop=tuple(stop),
-    )
+    if settings is None:
+        settings = GenerationSettings(
+            max_new_tokens=max_new_tokens,
+            sample=sample,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            stop=tuple(stop),
+            repetition_penalty=repetition_penalty,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+            min_new_tokens=min_new_tokens,
+            top_k=top_k,
+        )
     offset_id: int | None = None
     edit: CacheEdit | None = None
     if vectors is not None:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from kvsl.eval.pipeline import EvalRequest, run_eval  # noqa: E402
 from kvsl.eval.report import legend, markdown_table  # noqa: E402
-from kvsl.eval.runner import DecodeSettings  # noqa: E402
+from kvsl.lang.plan import GenerationSettings  # noqa: E402
 
 # name → (test file, test labels, dev file, dev labels, default test size, paper row)
 BENCHMARKS: dict[str, tuple[str, str | None, str, str | None, int, str]] = {
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True, highlight=False)
     root = Path(args.data_root)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    decode = DecodeSettings(max_new_tokens=args.max_new_tokens)
+    decode = GenerationSettings(max_new_tokens=args.max_new_tokens)
     import torch
 
     torch.set_num_threads(args.threads)

@@ -44,7 +44,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "builtin": _FRONT,
     "eval": _BACK,
     "teacher": _SHARED,
-    "cli": _BACK | {"steering", "builtin", "eval", "teacher", "serve", "lsp"},
+    # calibration (`kvsl tune`) searches over the eval's runs and the engine's builds
+    "tune": _BACK | {"eval"},
+    "cli": _BACK | {"steering", "builtin", "eval", "teacher", "tune", "serve", "lsp"},
     "serve": _BACK | {"steering", "builtin", "eval"},
     "lsp": _FRONT | {"builtin"},
     "__main__": frozenset({"cli"}),

@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "run_commands",
     "teach_commands",
     "eval_commands",
+    "tune_commands",
     "style_commands",
     "lsp_commands",
 )

@@ -17,7 +17,16 @@ import typer
 
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
-from kvsl.cli.options import BatchSizeOption, DeviceOption, PrecisionOption
+from kvsl.cli.options import (
+    BatchSizeOption,
+    DeviceOption,
+    MinNewTokensOption,
+    NoRepeatNgramOption,
+    PrecisionOption,
+    RepetitionPenaltyOption,
+    TopKOption,
+    decoding_controls,
+)
 from kvsl.lang.diagnostics import KvslError
 
 
@@ -86,6 +95,10 @@ def eval_command(
     temperature: Annotated[float, typer.Option("--temperature")] = 0.7,
     top_p: Annotated[float, typer.Option("--top-p")] = 0.9,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    repetition_penalty: RepetitionPenaltyOption = None,
+    no_repeat_ngram_size: NoRepeatNgramOption = None,
+    min_new_tokens: MinNewTokensOption = None,
+    top_k: TopKOption = None,
     precision: PrecisionOption = "fp32",
     device: DeviceOption = "auto",
     layers: Annotated[
@@ -134,13 +147,14 @@ def eval_command(
         from kvsl.cli.run_commands import parse_layers
         from kvsl.eval.methods import parse_methods
         from kvsl.eval.pipeline import EvalRequest, parse_sweep
-        from kvsl.eval.runner import DecodeSettings
+        from kvsl.lang.plan import DECODING_CONTROLS, GenerationSettings
 
         _check_choice(format, ("text", "json"), "format")
         _check_choice(precision, ("fp32", "bf16"), "precision")
         _check_choice(forced_choice, ("model", "overlap"), "forced choice")
         if threads is not None and threads < 1:
             raise _bad_flag("`--threads` must be at least 1")
+        controls = decoding_controls(repetition_penalty, no_repeat_ngram_size, min_new_tokens, top_k)
         request = EvalRequest(
             # A built-in style name (`step-by-step`) stands for its spec file.
             target=str(resolve_target(target)) if target is not None else None,
@@ -154,14 +168,18 @@ def eval_command(
             limit=limit,
             dev_limit=dev_limit,
             batch_size=batch_size,
-            decode=DecodeSettings(
+            # Every method (plain included) decodes with these: a fair comparison.
+            decode=GenerationSettings(
                 max_new_tokens=max_new_tokens,
-                runs=runs,
                 sample=sample,
                 temperature=temperature,
                 top_p=top_p,
                 seed=seed,
+                **controls,
             ),
+            runs=runs,
+            # Controls not given as flags come from the spec's `generate` block.
+            spec_controls=tuple(name for name in DECODING_CONTROLS if name not in controls),
             precision=precision,
             device=device,
             layers=parse_layers(layers) if layers else None,

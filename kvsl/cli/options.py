@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,3 +16,42 @@ PrecisionOption = Annotated[
     str, typer.Option("--precision", help="fp32 or bf16 (model weights while generating).")
 ]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Prompts per batch.")]
+
+# Decoding controls (transformers' own logits processors); None: the spec's `generate` value.
+RepetitionPenaltyOption = Annotated[
+    float | None,
+    typer.Option(
+        "--repetition-penalty", help="> 1 discourages repeated tokens, 1 = off (spec's default)."
+    ),
+]
+NoRepeatNgramOption = Annotated[
+    int | None,
+    typer.Option("--no-repeat-ngram-size", help="Forbid repeating any n-gram, 0 = off."),
+]
+MinNewTokensOption = Annotated[
+    int | None,
+    typer.Option("--min-new-tokens", help="No end of text before this many tokens, 0 = off."),
+]
+TopKOption = Annotated[
+    int | None, typer.Option("--top-k", help="Sample from the k likeliest tokens, 0 = off.")
+]
+
+
+def decoding_controls(
+    repetition_penalty: float | None,
+    no_repeat_ngram_size: int | None,
+    min_new_tokens: int | None,
+    top_k: int | None,
+) -> dict[str, Any]:
+    """The decoding controls given on the command line, by `GenerationSettings` field name.
+
+    >>> decoding_controls(1.15, None, None, 0)
+    {'repetition_penalty': 1.15, 'top_k': 0}
+    """
+    given = {
+        "repetition_penalty": repetition_penalty,
+        "no_repeat_ngram_size": no_repeat_ngram_size,
+        "min_new_tokens": min_new_tokens,
+        "top_k": top_k,
+    }
+    return {name: value for name, value in given.items() if value is not None}

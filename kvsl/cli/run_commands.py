@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,7 +18,16 @@ import typer
 
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
-from kvsl.cli.options import BatchSizeOption, DeviceOption, PrecisionOption
+from kvsl.cli.options import (
+    BatchSizeOption,
+    DeviceOption,
+    MinNewTokensOption,
+    NoRepeatNgramOption,
+    PrecisionOption,
+    RepetitionPenaltyOption,
+    TopKOption,
+    decoding_controls,
+)
 from kvsl.lang.diagnostics import COMMAND_LINE, Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.plan import LayerSpan
 from kvsl.lang.source import Span
@@ -164,7 +173,10 @@ def _check_options(
     top_p: float | None,
     batch_size: int,
     precision: str = "fp32",
+    controls: Mapping[str, Any] | None = None,
 ) -> None:
+    from kvsl.lang.plan import GenerationSettings
+
     problems = []
     if format not in FORMATS:
         problems.append(f"`--format {format}` is not one of text, json, jsonl")
@@ -178,6 +190,9 @@ def _check_options(
         problems.append(f"`--top-p {top_p}` must be in (0, 1]")
     if precision not in ("fp32", "bf16"):
         problems.append(f"`--precision {precision}` is not one of fp32, bf16")
+    # Ranges only: whether `--min-new-tokens` fits `max_new_tokens` is known once the spec is.
+    ranges = replace(GenerationSettings(max_new_tokens=1 << 30), **(controls or {}))
+    problems += ranges.problems()
     if problems:
         raise KvslError(
             [
@@ -205,11 +220,13 @@ def with_overrides(
     temperature: float | None = None,
     top_p: float | None = None,
     seed: int | None = None,
+    controls: Mapping[str, Any] | None = None,
 ) -> Plan:
     """The plan with command-line overrides applied (no hashes change: vectors are reused).
 
     `layers` replaces the steered layers (the spec's per-range `at` coefficients still apply
-    inside them); `key` / `value` set c_k / c_v on every steered layer, replacing per-range ones.
+    inside them); `key` / `value` set c_k / c_v on every steered layer, replacing per-range ones;
+    `controls` sets decoding controls by `GenerationSettings` field name.
     """
     steer = plan.steer
     if layers is not None:
@@ -229,6 +246,7 @@ def with_overrides(
         "temperature": temperature,
         "top_p": top_p,
         "seed": seed,
+        **(controls or {}),
     }
     generate = replace(generate, **{k: v for k, v in changes.items() if v is not None})
     return replace(plan, steer=steer, generate=generate)
@@ -311,6 +329,10 @@ def run(
     temperature: Annotated[float | None, typer.Option("--temperature")] = None,
     top_p: Annotated[float | None, typer.Option("--top-p")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
+    repetition_penalty: RepetitionPenaltyOption = None,
+    no_repeat_ngram_size: NoRepeatNgramOption = None,
+    min_new_tokens: MinNewTokensOption = None,
+    top_k: TopKOption = None,
     batch_size: BatchSizeOption = 8,
     compare: Annotated[
         bool, typer.Option("--compare", help="Also generate without steering, side by side.")
@@ -325,7 +347,10 @@ def run(
 ) -> None:
     """Generate with steering: `kvsl run specs/step_by_step.kvs --prompt "Why is the sky blue?"`."""
     with reported_errors("json" if format in ("json", "jsonl") else "human"):
-        _check_options(format, max_new_tokens, temperature, top_p, batch_size, precision)
+        controls = decoding_controls(repetition_penalty, no_repeat_ngram_size, min_new_tokens, top_k)
+        _check_options(
+            format, max_new_tokens, temperature, top_p, batch_size, precision, controls
+        )
         from kvsl.engine.models import resolve_device
 
         where = resolve_device(device)  # KVS309 before anything is loaded
@@ -353,6 +378,7 @@ def run(
                 temperature=temperature,
                 top_p=top_p,
                 seed=seed,
+                controls=controls,
                 batch_size=batch_size,
                 compare=compare,
                 format=format,
@@ -386,12 +412,13 @@ def _run(
     force: bool,
     device: str | None = None,
     precision: str = "fp32",
+    controls: Mapping[str, Any] | None = None,
 ) -> None:
     import torch
     from rich.console import Console
 
     from kvsl.engine.artifact import check_compatible, load_artifact
-    from kvsl.engine.generate import GenerationSettings, TokenStreamer, chat_prompt, generate_texts
+    from kvsl.engine.generate import TokenStreamer, chat_prompt, generate_texts
     from kvsl.engine.models import load_model
     from kvsl.engine.prompting import offset_token_id
     from kvsl.engine.steer import resolve_edit
@@ -432,11 +459,19 @@ def _run(
         temperature=temperature,
         top_p=top_p,
         seed=seed,
+        controls=controls,
     )
+    settings = plan.generate  # plain (`--compare`) and steered rows share it: a fair comparison
+    if settings.min_new_tokens > settings.max_new_tokens:
+        raise _usage(
+            "KVS457",
+            f"`--min-new-tokens {settings.min_new_tokens}` exceeds "
+            f"`max_new_tokens` ({settings.max_new_tokens})",
+            "lower `--min-new-tokens` or raise `--max-new-tokens`",
+        )
     coefficients = _coefficients(
         plan, loaded.geometry.num_layers, COMMAND_LINE if spans else Span.whole_file(plan.spec_path)
     )
-    settings = GenerationSettings.from_plan(plan.generate)
     model, tokenizer = loaded.model, loaded.tokenizer
     offset = offset_token_id(tokenizer, vectors.offset_token)
     edit = resolve_edit(vectors, coefficients)
@@ -499,6 +534,7 @@ def _run(
                 "top_p": settings.top_p,
                 "seed": settings.seed,
                 "stop": list(settings.stop),
+                **settings.controls(),
             },
             "results": records,
         }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,35 +18,9 @@ from kvsl.engine.inputs import left_pad
 from kvsl.engine.models import cache_kwarg
 from kvsl.engine.prompting import chat_messages, prompt_ids
 from kvsl.engine.steer import CacheEdit, apply_edit, prefill
-from kvsl.lang.plan import GeneratePlan
+from kvsl.lang.plan import GenerationSettings
 
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """How to decode. Greedy unless `sample`; `min_new_tokens` forces lengths (benchmarks).
-
-    >>> GenerationSettings.from_plan(GeneratePlan(max_new_tokens=8)).max_new_tokens
-    8
-    """
-
-    max_new_tokens: int = 256
-    sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.9
-    seed: int = 0
-    stop: tuple[str, ...] = ()
-    min_new_tokens: int = 0
-
-    @classmethod
-    def from_plan(cls, plan: GeneratePlan) -> GenerationSettings:
-        return cls(
-            max_new_tokens=plan.max_new_tokens,
-            sample=plan.sample,
-            temperature=plan.temperature,
-            top_p=plan.top_p,
-            seed=plan.seed,
-            stop=tuple(plan.stop),
-        )
+__all__ = ["GenerationSettings", "TokenStreamer", "chat_prompt", "generate_batch", "generate_texts"]
 
 
 def chat_prompt(tokenizer: Any, prompt: str, system_prompt: str | None = None) -> list[int]:
@@ -176,11 +149,18 @@ def _generation_config(model: Any, settings: GenerationSettings, pad_id: int) ->
     if settings.sample:
         config.temperature = settings.temperature
         config.top_p = settings.top_p
-        config.top_k = None  # the plan's nucleus sampling, without a hidden top-k on top
+        # The plan's nucleus sampling, without a hidden top-k from the model's own config.
+        config.top_k = settings.top_k or None
     else:  # unset sampling knobs so greedy decoding does not warn about them
         config.temperature = None
         config.top_p = None
         config.top_k = None
+    # Decoding controls: transformers builds its own logits processors from these fields
+    # (RepetitionPenaltyLogitsProcessor, NoRepeatNGramLogitsProcessor, ...). "Off" values
+    # are set explicitly, so a model's shipped generation_config cannot switch one on
+    # behind the plan's back (and plain and steered rows decode alike).
+    config.repetition_penalty = settings.repetition_penalty
+    config.no_repeat_ngram_size = settings.no_repeat_ngram_size or None
     return config
 
 

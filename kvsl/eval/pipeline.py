@@ -10,12 +10,11 @@ import hashlib
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kvsl.eval.runner import (
-    DecodeSettings,
     EvalResult,
     ResultsCache,
     SweepPoint,
@@ -26,7 +25,7 @@ from kvsl.eval.runner import (
 )
 from kvsl.formats.questions import Example, canonical_format, load_benchmark
 from kvsl.lang.diagnostics import KvslError
-from kvsl.lang.plan import LayerSpan
+from kvsl.lang.plan import GenerationSettings, LayerSpan
 
 SWEEP_PARAMETERS = ("value", "key", "layers", "shots", "pairs", "caa-layer", "caa-multiplier")
 
@@ -46,7 +45,11 @@ class EvalRequest:
     limit: int | None = None
     dev_limit: int | None = None
     batch_size: int = 8
-    decode: DecodeSettings = field(default_factory=DecodeSettings)
+    decode: GenerationSettings = field(default_factory=GenerationSettings)
+    runs: int = 1  # sampled runs with seeds decode.seed, decode.seed + 1, ...
+    # Decoding controls (`GenerationSettings` field names) taken from the spec's `generate`
+    # block instead of `decode` (the CLI names those not given as flags).
+    spec_controls: tuple[str, ...] = ()
     precision: str = "fp32"
     device: str | None = None  # None: the CPU; "auto": CUDA when available
     layers: tuple[LayerSpan, ...] | None = None  # cache steering overrides
@@ -67,6 +70,17 @@ class EvalRequest:
         data = asdict(self)
         data["layers"] = [asdict(s) for s in self.layers] if self.layers else None
         return data
+
+
+def effective_decode(request: EvalRequest, plan: Any) -> GenerationSettings:
+    """`request.decode` with the `spec_controls` read from the plan's `generate` block.
+
+    Every method of one eval decodes with the result, plain included.
+    """
+    if plan is None or not request.spec_controls:
+        return request.decode
+    spec = {name: getattr(plan.generate, name) for name in request.spec_controls}
+    return replace(request.decode, **spec)
 
 
 def _file_sha256(path: str | None) -> str | None:
@@ -132,7 +146,7 @@ def _caa_choice(
         layers,
         multipliers,
         dev,
-        request.decode,
+        effective_decode(request, ctx.plan),
         cache=cache,
         identity=ctx.identity,
         progress=progress,
@@ -184,7 +198,7 @@ def run_eval(
     """
     from kvsl.eval.session import caa_vectors, coefficients, make_methods
 
-    check_settings(request.decode, request.batch_size, request.limit)
+    check_settings(request.decode, request.batch_size, request.limit, request.runs)
     if request.data is None:
         raise KvslError.usage(
             "KVS612", "`--data` is required", help="give the test file with `--data PATH`"
@@ -226,12 +240,13 @@ def run_eval(
             ctx.generator,
             methods,
             examples,
-            request.decode,
+            effective_decode(request, ctx.plan),
             cache=cache,
             identity=ctx.identity,
             forced=request.forced_choice,
             style=ctx.plan,
             progress=progress,
+            runs=request.runs,
         )
     exported = None
     if request.export_caa and caa is not None and layer is not None and multiplier is not None:
@@ -278,6 +293,7 @@ def _report(
         "kvsl_version": __version__,
         "command": sys.argv,
         "request": request.to_dict(),
+        "decoding": asdict(effective_decode(request, plan)),
         "model": ctx.identity,
         "device": ctx.device_name,
         "plan": {
@@ -353,7 +369,7 @@ def run_sweep(
     from kvsl.eval.plot import plot_sweeps
     from kvsl.eval.session import caa_vectors, coefficients, vectors_for_contrast
 
-    check_settings(request.decode, request.batch_size, request.dev_limit)
+    check_settings(request.decode, request.batch_size, request.dev_limit, request.runs)
     if request.dev is None:
         raise KvslError.usage(
             "KVS616",
@@ -408,11 +424,12 @@ def run_sweep(
                 name,
                 points,
                 dev,
-                request.decode,
+                effective_decode(request, ctx.plan),
                 cache=cache,
                 identity=ctx.identity,
                 style=ctx.plan,
                 progress=progress,
+                runs=request.runs,
             )
     choices = {len(e.choices) for e in dev}
     chance = 1 / choices.pop() if len(choices) == 1 and 0 not in choices else None

@@ -20,7 +20,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,53 +29,19 @@ from kvsl.eval.answers import Extracted, extract_answer, is_correct
 from kvsl.eval.stats import Accuracy, MeanSd, PairedComparison, accuracy, compare_paired, mean_sd
 from kvsl.formats.questions import Example
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.plan import GenerationSettings
 from kvsl.lang.source import Span
 
 EVAL_FORMAT = 1  # bump when a change invalidates cached generations
 ForcedMode = str  # "model" | "overlap"
 
 
-@dataclass(frozen=True)
-class DecodeSettings:
-    """How every method decodes; `runs > 1` samples with seeds `seed, seed+1, ...`."""
-
-    max_new_tokens: int = 256
-    runs: int = 1
-    sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.9
-    seed: int = 0
-
-    @property
-    def sampling(self) -> bool:
-        return self.sample or self.runs > 1
-
-    def for_run(self, run: int) -> Any:
-        from kvsl.engine.generate import GenerationSettings
-
-        return GenerationSettings(
-            max_new_tokens=self.max_new_tokens,
-            sample=self.sampling,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            seed=self.seed + run,
-        )
-
-    def run_payload(self, run: int) -> dict[str, object]:
-        payload: dict[str, object] = {
-            "max_new_tokens": self.max_new_tokens,
-            "seed": self.seed + run,
-        }
-        payload["sample"] = self.sampling
-        if self.sampling:
-            payload |= {"temperature": self.temperature, "top_p": self.top_p}
-        return payload
-
-
-def check_settings(decode: DecodeSettings, batch_size: int, limit: int | None) -> None:
+def check_settings(
+    decode: GenerationSettings, batch_size: int, limit: int | None, runs: int = 1
+) -> None:
     """KVS612 for values out of range."""
     problems = []
-    if decode.runs < 1:
+    if runs < 1:
         problems.append("`--runs` must be at least 1")
     if decode.max_new_tokens < 1:
         problems.append("`--max-new-tokens` must be at least 1")
@@ -87,6 +53,7 @@ def check_settings(decode: DecodeSettings, batch_size: int, limit: int | None) -
         problems.append("`--temperature` must not be negative")
     if not 0 < decode.top_p <= 1:
         problems.append("`--top-p` must be in (0, 1]")
+    problems += decode.problems()
     if problems:
         raise KvslError(
             [
@@ -220,10 +187,11 @@ def cache_key(method: Any, run_hash: str, run: int, example: Example) -> str:
 
 def method_run_hash(
     method: Any,
-    decode: DecodeSettings,
+    decode: GenerationSettings,
     run: int,
     identity: dict[str, object],
     system_prompt: str | None,
+    runs: int = 1,
 ) -> str:
     from kvsl.eval.methods import COT_PREFIX, settings_hash
 
@@ -232,7 +200,7 @@ def method_run_hash(
             "format": EVAL_FORMAT,
             "model": identity,
             "method": method.settings(),
-            "decode": decode.run_payload(run),
+            "decode": decode.for_run(run, runs).payload(),
             "system_prompt": system_prompt,
             "cot_prefix": COT_PREFIX if method.cot else None,
         }
@@ -243,7 +211,7 @@ def evaluate(
     generator: Any,
     methods: Sequence[Any],
     examples: Sequence[Example],
-    decode: DecodeSettings,
+    decode: GenerationSettings,
     *,
     cache: ResultsCache,
     identity: dict[str, object] | None = None,
@@ -251,23 +219,25 @@ def evaluate(
     style: Any = None,
     progress: Progress | None = None,
     baseline: str = "plain",
+    runs: int = 1,
 ) -> EvalResult:
     """Generate (or read from the cache) every method's responses and summarise them.
 
-    `generator` is a `kvsl.eval.methods.Generator`; `style` a Plan or style name scored
-    with `kvsl.styles.score` (None: no adherence column); `baseline` the method name the
-    paired comparisons are made against (when it is among `methods`).
+    `generator` is a `kvsl.eval.methods.Generator`; every method decodes with `decode`
+    (`runs > 1`: sampled runs with seeds `seed, seed+1, ...`); `style` a Plan or style name
+    scored with `kvsl.styles.score` (None: no adherence column); `baseline` the method name
+    the paired comparisons are made against (when it is among `methods`).
     """
     identity = identity or {}
     generated = 0
-    for run in range(decode.runs):
-        settings = decode.for_run(run)
+    for run in range(runs):
+        settings = decode.for_run(run, runs)
         for method in methods:
-            run_hash = method_run_hash(method, decode, run, identity, generator.system_prompt)
-            pending = [e for e in examples if cache_key(method, run_hash, run, e) not in cache]
-            label = f"{method.name}" + (
-                f" (run {run + 1}/{decode.runs})" if decode.runs > 1 else ""
+            run_hash = method_run_hash(
+                method, decode, run, identity, generator.system_prompt, runs
             )
+            pending = [e for e in examples if cache_key(method, run_hash, run, e) not in cache]
+            label = f"{method.name}" + (f" (run {run + 1}/{runs})" if runs > 1 else "")
             if progress is not None:
                 progress(label, len(examples) - len(pending), len(examples))
             # Shortest prompts first (less padding); chunks of one batch, saved as they finish.
@@ -296,11 +266,11 @@ def evaluate(
                     progress(label, len(chunk), len(examples))
     outcomes = {
         method.name: collect_outcomes(
-            method, examples, decode, cache, identity, generator.system_prompt
+            method, examples, decode, cache, identity, generator.system_prompt, runs
         )
         for method in methods
     }
-    summaries = summarise(methods, outcomes, decode.runs, style=style, baseline=baseline)
+    summaries = summarise(methods, outcomes, runs, style=style, baseline=baseline)
     return EvalResult([m.name for m in methods], outcomes, summaries, generated)
 
 
@@ -332,15 +302,16 @@ def _model_forced(
 def collect_outcomes(
     method: Any,
     examples: Sequence[Example],
-    decode: DecodeSettings,
+    decode: GenerationSettings,
     cache: ResultsCache,
     identity: dict[str, object],
     system_prompt: str | None,
+    runs: int = 1,
 ) -> list[Outcome]:
     """Outcomes for every example and run, read from the cache and scored now."""
     out: list[Outcome] = []
-    for run in range(decode.runs):
-        run_hash = method_run_hash(method, decode, run, identity, system_prompt)
+    for run in range(runs):
+        run_hash = method_run_hash(method, decode, run, identity, system_prompt, runs)
         for example in examples:
             record = cache.get(cache_key(method, run_hash, run, example))
             if record is None:
@@ -460,12 +431,13 @@ def run_points(
     parameter: str,
     points: Sequence[tuple[float, Any]],
     examples: Sequence[Example],
-    decode: DecodeSettings,
+    decode: GenerationSettings,
     *,
     cache: ResultsCache,
     identity: dict[str, object] | None = None,
     style: Any = None,
     progress: Progress | None = None,
+    runs: int = 1,
 ) -> list[SweepPoint]:
     """Evaluate (value, method) points on `examples`; one `SweepPoint` per value."""
     methods = [m for _, m in points]
@@ -479,6 +451,7 @@ def run_points(
         style=style,
         progress=progress,
         baseline="",
+        runs=runs,
     )
     return [
         SweepPoint(parameter, float(value), m.name, s.accuracy, s.mean_chars, s.style)
@@ -497,7 +470,7 @@ def choose_caa(
     layers: Sequence[int],
     multipliers: Sequence[float],
     dev: Sequence[Example],
-    decode: DecodeSettings,
+    decode: GenerationSettings,
     *,
     cache: ResultsCache,
     identity: dict[str, object] | None = None,
@@ -509,7 +482,8 @@ def choose_caa(
     """
     from kvsl.eval.methods import caa_method
 
-    greedy = DecodeSettings(max_new_tokens=decode.max_new_tokens, seed=decode.seed)
+    # Greedy, with the decoding controls every other method uses.
+    greedy = replace(decode, sample=False)
     grid = [(layer, mult) for layer in layers for mult in multipliers]
     methods = [
         caa_method(vectors, layer, mult, name=f"caa@{layer}x{mult:g}") for layer, mult in grid

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from kvsl.lang.checked import INVALID as _INVALID
 from kvsl.lang.checked import resolve_path as _resolve_path
 from kvsl.lang.diagnostics import Diagnostic, Label, Severity
-from kvsl.lang.plan import EMBEDDED_MODELS, LayerSpan
+from kvsl.lang.plan import EMBEDDED_MODELS, GenerationSettings, LayerSpan
 from kvsl.lang.source import SourceFile, Span
 from kvsl.lang.syntax import Assignment, Block, Ident, ListValue, Number, Range, Spec, String
 
@@ -107,6 +107,13 @@ BLOCK_KEYS: dict[str, dict[str, KeySpec]] = {
         ),
         "seed": KeySpec("int", "sampling seed", minimum=0),
         "stop": KeySpec("strings", "stop strings"),
+        # Decoding controls: transformers' own logits processors (GenerationConfig fields).
+        "repetition_penalty": KeySpec(
+            "float", "> 1 discourages repeating tokens (1 = off)", minimum=0, minimum_exclusive=True
+        ),
+        "no_repeat_ngram_size": KeySpec("int", "forbid repeating any n-gram (0 = off)", minimum=0),
+        "min_new_tokens": KeySpec("int", "no end of text before this many tokens", minimum=0),
+        "top_k": KeySpec("int", "sample from the k likeliest tokens (0 = off)", minimum=0),
     },
 }
 
@@ -910,10 +917,16 @@ def check_resolved(decl: Decl, session: Session) -> tuple[Resolved, list[Diagnos
     template_source, template_path = _check_template(decl, session, diagnostics)
     _check_model(decl, diagnostics)
     _check_steer(decl, diagnostics)
+    _check_generate(decl, diagnostics)
+    return Resolved(decl, template_source, template_path), diagnostics
 
+
+def _check_generate(decl: Decl, diagnostics: list[Diagnostic]) -> None:
+    """Settings of `generate` that are legal one by one but mean little together."""
+    value = _value_getter(decl)
     mode = decl.get("generate", "mode")
     if value(mode) in (None, "greedy"):
-        for key in ("temperature", "top_p"):
+        for key in ("temperature", "top_p", "top_k"):
             found = decl.get("generate", key)
             if found is not None and found.value is not _INVALID:
                 diagnostics.append(
@@ -924,7 +937,43 @@ def check_resolved(decl: Decl, session: Session) -> tuple[Resolved, list[Diagnos
                         help="add `mode = sample` to sample, or remove it",
                     )
                 )
-    return Resolved(decl, template_source, template_path), diagnostics
+    low, high = decl.get("generate", "min_new_tokens"), decl.get("generate", "max_new_tokens")
+    longest = value(high) or GenerationSettings().max_new_tokens
+    if value(low) is not None and value(low) > longest:
+        assert low is not None
+        limit = f"the default {longest}" if value(high) is None else f"`max_new_tokens = {longest}`"
+        diagnostics.append(
+            _err(
+                "KVS135",
+                f"`min_new_tokens = {value(low)}` exceeds {limit}",
+                low.span,
+                help="lower `min_new_tokens` or raise `max_new_tokens`",
+            )
+        )
+    penalty = decl.get("generate", "repetition_penalty")
+    if value(penalty) is not None and value(penalty) < 1:
+        assert penalty is not None
+        diagnostics.append(
+            _warn(
+                "KVS136",
+                f"`repetition_penalty = {value(penalty):g}` rewards repetition",
+                penalty.span,
+                help="values above 1 discourage loops (1.1-1.3 is usual); 1 turns it off",
+            )
+        )
+    ngram = decl.get("generate", "no_repeat_ngram_size")
+    if value(ngram) in (1, 2):
+        assert ngram is not None
+        unit = "word piece" if value(ngram) == 1 else "pair of word pieces"
+        diagnostics.append(
+            _warn(
+                "KVS137",
+                f"`no_repeat_ngram_size = {value(ngram)}` forbids repeating any {unit}",
+                ngram.span,
+                help="ordinary text repeats short n-grams (`the`, `= 4`); 3 or more is usual, "
+                "0 turns it off",
+            )
+        )
 
 
 def _value_getter(decl: Decl) -> Any:

@@ -7,6 +7,7 @@
     KVS4xx  artifacts (400-449) and run time (450-499)
     KVS5xx  teacher and trace files
     KVS6xx  evaluation and benchmarks
+    KVS7xx  calibration (`kvsl tune`): the dev set, the search grid, writing the spec
     KVS9xx  the editor server (kvsl lsp)
 
 Each phase keeps its entries in its own module of plain data; this module only merges
@@ -23,6 +24,7 @@ from kvsl.lang.codes_lsp import LSP_CODES
 from kvsl.lang.codes_run import RUN_CODES
 from kvsl.lang.codes_runtime import RUNTIME_CODES
 from kvsl.lang.codes_teacher import TEACHER_CODES
+from kvsl.lang.codes_tune import TUNE_CODES
 
 __all__ = ["CODES", "Code"]
 
@@ -38,5 +40,11 @@ def _merge(*groups: tuple[Code, ...]) -> dict[str, Code]:
 
 
 CODES: dict[str, Code] = _merge(
-    FRONTEND_CODES, RUNTIME_CODES, RUN_CODES, TEACHER_CODES, EVAL_CODES, LSP_CODES
+    FRONTEND_CODES,
+    RUNTIME_CODES,
+    RUN_CODES,
+    TEACHER_CODES,
+    EVAL_CODES,
+    TUNE_CODES,
+    LSP_CODES,
 )

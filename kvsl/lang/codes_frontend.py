@@ -468,6 +468,36 @@ FRONTEND_CODES: tuple[Code, ...] = (
         'markers = ["(?i)the answer is"]',
     ),
     Code(
+        "KVS135",
+        "`min_new_tokens` exceeds `max_new_tokens`",
+        E,
+        "`min_new_tokens` suppresses the end of text until that many tokens are generated, "
+        "but generation stops at `max_new_tokens` (256 unless set): the two cannot both hold.",
+        "generate { max_new_tokens = 64  min_new_tokens = 100 }",
+        "generate { max_new_tokens = 128  min_new_tokens = 100 }",
+    ),
+    Code(
+        "KVS136",
+        "repetition penalty below 1",
+        W,
+        "transformers' `repetition_penalty` divides the scores of tokens already in the "
+        "prompt or the output by the penalty: above 1 discourages repeating them, below 1 "
+        "makes repetition (loops) more likely, 1 turns it off.",
+        "generate { repetition_penalty = 0.8 }",
+        "generate { repetition_penalty = 1.15 }",
+    ),
+    Code(
+        "KVS137",
+        "`no_repeat_ngram_size` of 1 or 2",
+        W,
+        "`no_repeat_ngram_size = n` forbids any n tokens that already occurred together. "
+        "With n = 1 no token may come twice, with n = 2 no pair: ordinary text and "
+        "arithmetic repeat short n-grams (`the`, `= 4`), so the output degrades. 3 or more "
+        "stops loops without that; 0 turns it off.",
+        "generate { no_repeat_ngram_size = 2 }",
+        "generate { no_repeat_ngram_size = 4 }",
+    ),
+    Code(
         "KVS140",
         "NUL character in a file name",
         E,

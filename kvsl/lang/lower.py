@@ -19,7 +19,7 @@ from kvsl.lang.plan import (
     CoefficientOverride,
     ContrastPlan,
     ExtractPlan,
-    GeneratePlan,
+    GenerationSettings,
     ModelRef,
     Plan,
     SteerPlan,
@@ -109,14 +109,22 @@ def lower(resolved: Resolved) -> Plan:
             for o in decl.overrides or ()
         ),
     )
-    generate_defaults = GeneratePlan()
-    generate = GeneratePlan(
-        max_new_tokens=int(get("generate", "max_new_tokens", generate_defaults.max_new_tokens)),  # type: ignore[call-overload]
+    generate_defaults = GenerationSettings()
+
+    def number(key: str, cast: type) -> object:
+        return cast(get("generate", key, getattr(generate_defaults, key)))
+
+    generate = GenerationSettings(
+        max_new_tokens=number("max_new_tokens", int),  # type: ignore[arg-type]
         sample=get("generate", "mode", "greedy") == "sample",
-        temperature=float(get("generate", "temperature", generate_defaults.temperature)),  # type: ignore[arg-type]
-        top_p=float(get("generate", "top_p", generate_defaults.top_p)),  # type: ignore[arg-type]
-        seed=int(get("generate", "seed", generate_defaults.seed)),  # type: ignore[call-overload]
+        temperature=number("temperature", float),  # type: ignore[arg-type]
+        top_p=number("top_p", float),  # type: ignore[arg-type]
+        seed=number("seed", int),  # type: ignore[arg-type]
         stop=tuple(get("generate", "stop", ())),  # type: ignore[arg-type]
+        min_new_tokens=number("min_new_tokens", int),  # type: ignore[arg-type]
+        repetition_penalty=number("repetition_penalty", float),  # type: ignore[arg-type]
+        no_repeat_ngram_size=number("no_repeat_ngram_size", int),  # type: ignore[arg-type]
+        top_k=number("top_k", int),  # type: ignore[arg-type]
     )
     return Plan.create(
         style=decl.name or "",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 PLAN_FORMAT = 1
@@ -158,8 +158,21 @@ def _resolve_all(spans: tuple[LayerSpan, ...], num_layers: int) -> list[int]:
 
 
 @dataclass(frozen=True)
-class GeneratePlan:
-    """Generation defaults for `kvsl run` (CLI flags override them)."""
+class GenerationSettings:
+    """How to decode: the one settings type of `kvsl run`, `kvsl eval`, `kvsl tune` and the
+    Python API (a spec's `generate` block lowers to it; command-line flags replace fields).
+
+    Greedy unless `sample`. The decoding controls map one to one onto transformers'
+    `GenerationConfig`, so its own logits processors apply them: `repetition_penalty`
+    (1 = off; > 1 discourages tokens already in the prompt or the output),
+    `no_repeat_ngram_size` (0 = off; n forbids repeating any n-gram), `min_new_tokens`
+    (0 = off; end-of-sequence is suppressed until that many tokens), `top_k` (0 = off;
+    sampling only). Plain and steered generations of one command always share one
+    `GenerationSettings`, so a comparison differs only by the cache edit.
+
+    >>> GenerationSettings(max_new_tokens=8, repetition_penalty=1.15).payload()["repetition_penalty"]
+    1.15
+    """
 
     max_new_tokens: int = 256
     sample: bool = False  # False: greedy
@@ -167,6 +180,75 @@ class GeneratePlan:
     top_p: float = 0.9
     seed: int = 0
     stop: tuple[str, ...] = ()
+    min_new_tokens: int = 0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    top_k: int = 0
+
+    def for_run(self, run: int, runs: int = 1) -> GenerationSettings:
+        """The settings of sampled run `run` of `runs` (seed `seed + run`; `runs > 1` samples).
+
+        >>> GenerationSettings(seed=3).for_run(1, runs=2).seed
+        4
+        """
+        return replace(self, sample=self.sample or runs > 1, seed=self.seed + run)
+
+    def controls(self) -> dict[str, object]:
+        """The decoding controls that differ from their "off" value (for hashes and reports).
+
+        >>> GenerationSettings(no_repeat_ngram_size=3).controls()
+        {'no_repeat_ngram_size': 3}
+        """
+        return {
+            name: getattr(self, name)
+            for name, off in DECODING_CONTROLS.items()
+            if getattr(self, name) != off
+        }
+
+    def problems(self) -> list[str]:
+        """Decoding controls out of range, worded for command-line flags (the checker words
+        its own for a spec).
+
+        >>> GenerationSettings(repetition_penalty=0, no_repeat_ngram_size=-1).problems()
+        ['`--repetition-penalty` must be greater than 0', '`--no-repeat-ngram-size` must be at least 0']
+        """
+        problems = []
+        if not self.repetition_penalty > 0:
+            problems.append("`--repetition-penalty` must be greater than 0")
+        for name in ("no_repeat_ngram_size", "min_new_tokens", "top_k"):
+            if getattr(self, name) < 0:
+                problems.append(f"`--{name.replace('_', '-')}` must be at least 0")
+        if self.min_new_tokens > self.max_new_tokens:
+            problems.append("`--min-new-tokens` must not exceed `--max-new-tokens`")
+        return problems
+
+    def payload(self) -> dict[str, object]:
+        """What changes the generated tokens, as a JSON-ready dict (a results-cache key part).
+
+        Controls left at their "off" value are not listed, so settings written before the
+        controls existed hash as they always did.
+        """
+        data: dict[str, object] = {
+            "max_new_tokens": self.max_new_tokens,
+            "seed": self.seed,
+            "sample": self.sample,
+        }
+        if self.sample:
+            data |= {"temperature": self.temperature, "top_p": self.top_p}
+        if self.stop:
+            data["stop"] = list(self.stop)
+        return data | self.controls()
+
+
+# Each decoding control and its "off" value (`top_k` only acts when sampling).
+DECODING_CONTROLS: dict[str, object] = {
+    "min_new_tokens": 0,
+    "repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "top_k": 0,
+}
+
+GeneratePlan = GenerationSettings  # the plan's name for its `generate` section
 
 
 @dataclass(frozen=True)
@@ -193,7 +275,7 @@ class Plan:
     contrast: ContrastPlan
     extract: ExtractPlan
     steer: SteerPlan
-    generate: GeneratePlan
+    generate: GenerationSettings
     markers: StyleMarkers = field(default_factory=StyleMarkers)
     vector_hash: str = ""
     plan_hash: str = ""
@@ -236,7 +318,9 @@ class Plan:
                     for o in steer["overrides"]
                 ),
             ),
-            generate=GeneratePlan(**{**data["generate"], "stop": tuple(data["generate"]["stop"])}),
+            generate=GenerationSettings(
+                **{**data["generate"], "stop": tuple(data["generate"]["stop"])}
+            ),
             markers=StyleMarkers(patterns=tuple(data.get("markers", {}).get("patterns", ()))),
             vector_hash=data.get("vector_hash", ""),
             plan_hash=data.get("plan_hash", ""),
@@ -274,6 +358,13 @@ def _plan_hash(plan: Plan) -> str:
     data.pop("vector_hash")
     data.pop("plan_hash")
     data.pop("spec_path")
+    # Decoding controls at their "off" value are left out, so plans written before the
+    # controls existed keep their hash.
+    generate = data["generate"]
+    assert isinstance(generate, dict)
+    for name, off in DECODING_CONTROLS.items():
+        if generate.get(name) == off:
+            generate.pop(name)
     return _digest(data)
 
 

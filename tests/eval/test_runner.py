@@ -11,7 +11,6 @@ from tiny_models import random_vectors
 from kvsl.eval.caa import extract_caa
 from kvsl.eval.methods import Generator, cache_method, cot_method, plain_method
 from kvsl.eval.runner import (
-    DecodeSettings,
     ResultsCache,
     best_point,
     check_settings,
@@ -21,8 +20,9 @@ from kvsl.eval.runner import (
 )
 from kvsl.formats.questions import load_benchmark
 from kvsl.lang.diagnostics import KvslError
+from kvsl.lang.plan import GenerationSettings
 
-DECODE = DecodeSettings(max_new_tokens=6)
+DECODE = GenerationSettings(max_new_tokens=6)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -66,7 +66,7 @@ def test_evaluate_resumes_from_the_cache(setup, tmp_path: Path) -> None:
         generator,
         methods[:1],
         examples[:2],
-        DecodeSettings(max_new_tokens=7),
+        GenerationSettings(max_new_tokens=7),
         cache=ResultsCache(path),
         identity={"name": "tiny"},
     )
@@ -105,8 +105,10 @@ def test_summaries(setup, tmp_path: Path) -> None:
 
 def test_sampling_runs(setup) -> None:
     generator, examples, methods = setup
-    decode = DecodeSettings(max_new_tokens=5, runs=2, temperature=1.0, top_p=0.95, seed=3)
-    result = evaluate(generator, methods[:2], examples[:4], decode, cache=ResultsCache(None))
+    decode = GenerationSettings(max_new_tokens=5, temperature=1.0, top_p=0.95, seed=3)
+    result = evaluate(
+        generator, methods[:2], examples[:4], decode, cache=ResultsCache(None), runs=2
+    )
     summary = result.summary("cot")
     assert len(summary.run_accuracies) == 2 and summary.over_runs.n == 2
     assert summary.accuracy.n == 8
@@ -120,7 +122,7 @@ def test_sampling_runs(setup) -> None:
 def test_check_settings() -> None:
     check_settings(DECODE, 1, None)
     with pytest.raises(KvslError) as err:
-        check_settings(DecodeSettings(runs=0, top_p=1.5), 0, -1)
+        check_settings(GenerationSettings(top_p=1.5), 0, -1, runs=0)
     assert {d.code for d in err.value.diagnostics} == {"KVS612"}
     assert len(err.value.diagnostics) == 4
 

@@ -1,0 +1,239 @@
+"""`run_tune`: the whole of `kvsl tune` as one library function (the CLI is a thin wrapper).
+
+    from kvsl.tune import TuneRequest, run_tune
+    report = run_tune(TuneRequest("specs/step_by_step.kvs", "ARC-Challenge-Dev.jsonl"))
+    report["chosen"]["setting"]   # {"shots": 2, "layers": "[1..]", "value": 4.0, ...}
+
+Steps: refuse a test split (KVS700), load the dev file (KVS6xx diagnostics at file:line),
+check the style can be scored (KVS701), load the model and the spec's vectors, search
+(`kvsl.tune.search`), write the JSON and markdown reports and the plot, and with `write`
+put the chosen values into the spec (`kvsl.tune.write`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from kvsl.eval.runner import ResultsCache
+from kvsl.formats.questions import Example, canonical_format, load_benchmark
+from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.plan import GenerationSettings, Plan
+from kvsl.lang.source import Span
+from kvsl.tune.grid import SMALL_DEV, Setting, TuneRequest, grid, refuse_test_split
+from kvsl.tune.report import final_trials, plot_tune, write_reports
+from kvsl.tune.search import Trial, TuneResult, dev_order, results_path, search
+
+
+def load_dev(request: TuneRequest) -> list[Example]:
+    """The dev questions in a fixed shuffled order, at most `limit` of them."""
+    refuse_test_split(request.dev, request.format and canonical_format(request.format))
+    fmt = canonical_format(request.format) if request.format else None
+    examples = load_benchmark(request.dev, fmt, labels_path=request.labels)
+    ordered = dev_order(examples, request.seed)
+    return ordered[: request.limit] if request.limit is not None else ordered
+
+
+def check_scorable(plan: Plan) -> None:
+    """KVS701 unless kvsl.styles can score the spec's style."""
+    from kvsl.styles import can_score
+
+    if not can_score(plan):
+        raise KvslError.one(
+            "KVS701",
+            f"style `{plan.style}` cannot be scored: it is not built in and declares no `markers`",
+            Span.whole_file(plan.spec_path),
+            help='add `markers = ["..."]`: regular expressions that mark the style in an answer',
+        )
+
+
+def check_writable(request: TuneRequest) -> None:
+    """KVS704 before any work when `--write` could not write the spec."""
+    from kvsl.base.locations import is_packaged
+
+    if request.write and (Path(request.spec).suffix != ".kvs" or is_packaged(request.spec)):
+        raise KvslError.one(
+            "KVS704",
+            f"`{request.spec}` cannot be written: it is "
+            + ("a built-in spec inside the installed package" if is_packaged(request.spec)
+               else "not a `.kvs` spec"),
+            Span.whole_file(request.spec),
+            help="copy the spec (with its traces) somewhere of your own and tune the copy",
+            exit_code=ExitCode.USAGE,
+        )  # fmt: skip
+
+
+def run_tune(
+    request: TuneRequest, *, console: Any = None, quiet: bool = False, context: Any = None
+) -> dict[str, Any]:
+    """Calibrate the spec on the dev set; returns the JSON-ready report (see the module doc).
+
+    `context` (a `kvsl.eval.session.EvalContext` for the same spec) reuses a loaded model.
+    Warnings (KVS613 torn cache lines, KVS703, KVS705) are in `report["warnings"]`.
+    """
+    from kvsl.lang import load_plan
+
+    check_writable(request)
+    plan = load_plan(request.spec)
+    dev = load_dev(request)
+    check_scorable(plan)
+    settings = grid(request, plan)
+    warnings: list[Diagnostic] = []
+    if len(dev) < SMALL_DEV:
+        warnings.append(_warning("KVS705", f"the dev set has only {len(dev)} questions", request))
+    ctx = context if context is not None else _context(request, console)
+    cache = ResultsCache(results_path(request.out_dir))
+    warnings += cache.warnings
+    base = GenerationSettings(max_new_tokens=request.max_new_tokens, seed=plan.generate.seed)
+    display, progress = _progress(console, quiet)
+    with display if display is not None else _Nothing():
+        result = search(
+            request,
+            settings,
+            dev,
+            make_method=_method_factory(ctx),
+            generator=ctx.generator,
+            identity=ctx.identity,
+            style=plan,
+            cache=cache,
+            base=base,
+            progress=progress,
+        )
+    if result.chosen is None:
+        warnings.append(
+            _warning("KVS703", "every setting scored a dev accuracy below plain", request)
+        )
+    report = _report(request, plan, dev, result, warnings)
+    out_dir = Path(request.out_dir)
+    stem = f"tune-{plan.style}-{Path(request.dev).stem}"
+    plot = plot_tune(result, out_dir / f"{stem}.png", title=f"{plan.style} on {Path(request.dev).name}")
+    report["plot"] = str(plot)
+    if request.write and result.chosen is not None:
+        from kvsl.tune.write import write_spec
+
+        report["written"] = write_spec(request.spec, plan, result.chosen.setting, _comment(report))
+    json_path, md_path = write_reports(report, out_dir, stem)
+    report["report_path"], report["markdown_path"] = str(json_path), str(md_path)
+    return report
+
+
+def _context(request: TuneRequest, console: Any) -> Any:
+    from kvsl.eval.session import open_context
+
+    if request.threads is not None:
+        import torch
+
+        torch.set_num_threads(request.threads)
+    return open_context(
+        Path(request.spec),
+        out_dir=Path(request.out_dir),
+        batch_size=request.batch_size,
+        precision=request.precision,
+        device=request.device,
+        force=request.force,
+        console=console,
+    )
+
+
+def _method_factory(ctx: Any) -> Any:
+    """setting → cache-steering method; vectors built (or read from the cache) once per shots."""
+    from kvsl.eval.methods import cache_method
+    from kvsl.eval.session import coefficients, vectors_for_contrast
+
+    vectors: dict[int, Any] = {ctx.plan.contrast.shots: ctx.vectors}
+
+    def make(setting: Setting) -> Any:
+        if setting.shots not in vectors:
+            vectors[setting.shots] = vectors_for_contrast(ctx, shots=setting.shots)
+        chosen = vectors[setting.shots]
+        coeffs = coefficients(ctx, layers=setting.layers, key=setting.key, value=setting.value)
+        vector_id = str(chosen.manifest.get("vector_hash", ""))
+        return cache_method(chosen, coeffs, vector_id=vector_id)
+
+    return make
+
+
+def _progress(console: Any, quiet: bool) -> tuple[Any, Any]:
+    """A rich progress display (kvsl.progress) and the eval's (label, advance, total) callback."""
+    if quiet or console is None:
+        return None, None
+    from kvsl.base.progress import progress_display
+
+    display = progress_display(console)
+    tasks: dict[tuple[str, int], Any] = {}
+
+    def update(label: str, advance: int, total: int) -> None:
+        # One bar per method and subset size: a setting that goes on gets a new, longer bar.
+        key = (label, total)
+        if key not in tasks:
+            tasks[key] = display.add_task(f"{label} ({total} q)", total=total, completed=advance)
+        else:
+            display.advance(tasks[key], advance)
+
+    return display, update
+
+
+class _Nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _warning(code: str, message: str, request: TuneRequest) -> Diagnostic:
+    return Diagnostic(code, Severity.WARNING, message, Span.whole_file(request.dev))
+
+
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _report(
+    request: TuneRequest,
+    plan: Plan,
+    dev: list[Example],
+    result: TuneResult,
+    warnings: list[Diagnostic],
+) -> dict[str, Any]:
+    from kvsl import __version__
+
+    def trial(t: Trial | None) -> dict[str, object] | None:
+        return t.to_dict() if t is not None else None
+
+    return {
+        "kvsl_version": __version__,
+        "command": sys.argv,
+        "style": plan.style,
+        "spec": request.spec,
+        "plan_hash": plan.plan_hash,
+        "dev": {
+            "path": request.dev,
+            "format": dev[0].source if dev else request.format,
+            "sha256": _sha256(request.dev),
+            "examples": len(dev),
+        },
+        "alpha": request.alpha,
+        "max_new_tokens": request.max_new_tokens,
+        "rungs": [list(r) for r in result.rungs],
+        "chosen": trial(result.chosen),
+        "settings": [trial(t) for t in final_trials(result.trials)],
+        "trials": [trial(t) for t in result.trials],
+        "generated_now": result.generated,
+        "seconds": round(result.seconds, 1),
+        "warnings": [d.to_dict() for d in warnings],
+    }
+
+
+def _comment(report: dict[str, Any]) -> str:
+    chosen, dev = report["chosen"], report["dev"]
+    return (
+        f"{date.today().isoformat()} on dev `{Path(dev['path']).name}` ({dev['examples']} "
+        f"questions, sha256 {dev['sha256'][:12]}): adherence x novelty "
+        f"{chosen['adherence']:.2f} (plain {chosen['plain_adherence']:.2f}), accuracy "
+        f"{100 * chosen['accuracy']:.1f}% (plain {100 * chosen['plain_accuracy']:.1f}%, "
+        f"McNemar p {chosen['p_mcnemar']:.2f})"
+    )
