@@ -44,9 +44,10 @@ def _load() -> dict[str, Code]:
     from kvsl.lang.codes_frontend import FRONTEND_CODES
     from kvsl.lang.codes_run import RUN_CODES
     from kvsl.lang.codes_runtime import RUNTIME_CODES
+    from kvsl.lang.codes_serve import SERVE_CODES
     from kvsl.lang.codes_teacher import TEACHER_CODES
 
-    return _merge(FRONTEND_CODES, RUNTIME_CODES, RUN_CODES, TEACHER_CODES, EVAL_CODES)
+    return _merge(FRONTEND_CODES, RUNTIME_CODES, RUN_CODES, TEACHER_CODES, EVAL_CODES, SERVE_CODES)
 
 
 CODES: dict[str, Code] = _load()
