@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "teach_commands",
     "eval_commands",
     "style_commands",
+    "serve_commands",
 )
 
 
