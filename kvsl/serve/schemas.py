@@ -277,9 +277,17 @@ def parse_generation(body: dict[str, Any], kind: str, catalog: Catalog, limits: 
     max_tokens = max_tokens or _integer(body, "max_tokens", 1, limits.max_new_tokens)
     if max_tokens is None:
         max_tokens = min(plan.max_new_tokens if plan else 256, limits.max_new_tokens)
+    context = getattr(catalog.loaded.model.config, "max_position_embeddings", None)
+    if isinstance(context, int) and fed + max_tokens > context:
+        # Refused here: past the model's positions, generation would fail the whole batch.
+        raise _bad(f"the prompt ({fed} tokens) and `max_tokens` ({max_tokens}) exceed the "
+                   f"model's context of {context} tokens", "max_tokens", "context_length_exceeded")
     temperature = _number(body, "temperature", 0.0, 2.0)
     top_p = _number(body, "top_p", 0.0, 1.0, low_open=True)
     sample = temperature > 0 if temperature is not None else bool(plan and plan.sample)
+    seed = _integer(body, "seed", 0, 2**63 - 1)
+    if seed is None and temperature is None and plan is not None and plan.sample:
+        seed = plan.seed  # sampling as the spec says, reproducibly, as `kvsl run` does
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise _bad("`stream` must be a boolean", "stream", "invalid_type")
@@ -299,7 +307,7 @@ def parse_generation(body: dict[str, Any], kind: str, catalog: Catalog, limits: 
         sample=sample,
         temperature=temperature if temperature else (plan.temperature if plan else 1.0),
         top_p=top_p if top_p is not None else (plan.top_p if plan else 1.0),
-        seed=_integer(body, "seed", 0, 2**63 - 1),
+        seed=seed,
         n=_integer(body, "n", 1, limits.max_n) or 1,
         stream=stream,
         include_usage=bool(options.get("include_usage", True)),
