@@ -16,7 +16,7 @@ from kvsl.cli.options import DeviceOption, PrecisionOption
 def serve(
     targets: Annotated[
         list[str] | None,
-        typer.Argument(help="Styles to serve: `.kvs` specs (built first if needed), built-in "
+        typer.Argument(metavar="SPEC_OR_STYLE", help="Styles to serve: `.kvs` specs (built first if needed), built-in "
                        "style names, or artifacts. None: the plain model only."),
     ] = None,
     model: Annotated[
