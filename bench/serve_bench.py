@@ -15,6 +15,12 @@ min..max):
 
     python bench/serve_bench.py                              # embedded SmolLM2-135M
     python bench/serve_bench.py --tiny                       # a tiny random Llama (smoke)
+    python bench/serve_bench.py --threads 1                  # on a shared, oversubscribed machine
+
+On a machine busier than its cores, give both sides `--threads 1`: torch's two OpenMP
+threads in a process's main thread (as in `kvsl run`) then slow down by an order of
+magnitude while the server's worker thread does not, which makes the latency ratio
+meaningless.
     python bench/serve_bench.py --requests 8 --max-tokens 16 --reps 2 --faults 200   # reduced
 """
 
@@ -285,6 +291,8 @@ def main() -> None:
                         help="torch threads for the server and the direct runs (0: torch's default)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "latency", "mixed"])
     args = parser.parse_args()
+    # A `timeout` or Ctrl-C still stops the server: SIGTERM becomes SystemExit (finally runs).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cwd = Path.cwd()
     if args.tiny:
         cwd, args.targets = _tiny_workspace()
