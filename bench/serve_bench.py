@@ -121,20 +121,33 @@ def _summary(values: list[float]) -> str:
     return f"{statistics.median(values):.3g} ({min(values):.3g}..{max(values):.3g})"
 
 
+def _batches(server: Server) -> tuple[float, float]:
+    """(rows, batches) so far, from the server's `kvsl_batch_rows` histogram."""
+    _, text = server.request("GET", "/metrics")
+    values = {line.split()[0]: float(line.split()[1]) for line in str(text).splitlines()
+              if line.startswith("kvsl_batch_rows_")}
+    return values.get("kvsl_batch_rows_sum", 0.0), values.get("kvsl_batch_rows_count", 0.0)
+
+
 def throughput(server: Server, style: str, n: int, max_tokens: int, reps: int) -> float:
     requests = [(style, PROMPTS[i % len(PROMPTS)], None) for i in range(n)]
-    together, alone, ratios = [], [], []
+    together, alone, ratios, sizes = [], [], [], []
     for rep in range(reps):
         order = (True, False) if rep % 2 == 0 else (False, True)
         rates = {}
         for at_once in order:
+            rows_before, batches_before = _batches(server)
             seconds, tokens = _timed(lambda a=at_once: (_at_once if a else _one_by_one)(server, requests, max_tokens))
             rates[at_once] = tokens / seconds
+            if at_once:
+                rows, batches = _batches(server)
+                sizes.append((rows - rows_before) / max(1.0, batches - batches_before))
         together.append(rates[True])
         alone.append(rates[False])
         ratios.append(rates[True] / rates[False])
     print(f"throughput, {n} requests × {max_tokens} tokens: at once {_summary(together)} tok/s, "
-          f"one at a time {_summary(alone)} tok/s, ratio {_summary(ratios)}  (goal ≥ 4)")
+          f"one at a time {_summary(alone)} tok/s, ratio {_summary(ratios)}  (goal ≥ 4); "
+          f"rows per batch at once {_summary(sizes)}")
     return statistics.median(ratios)
 
 

@@ -2,7 +2,8 @@
 
 The scheduler runs on the event loop; the model runs on one worker thread, one batch at a
 time. When the model is idle and a request arrives, the scheduler waits `gather_s` (a few
-milliseconds) for others, then takes up to `max_batch` rows: rows of any style, any
+milliseconds) for others, and again while more keep arriving (at most 4 × `gather_s`),
+then takes up to `max_batch` rows: rows of any style, any
 coefficients and plain rows share a batch (`kvsl.engine.rows`); only the sampling settings
 must agree. A sampled request with its own `seed` runs alone, so its output does not depend
 on its neighbours (it equals `kvsl run --sample --seed`). Requests that arrive while a batch
@@ -228,13 +229,25 @@ class Batcher:
             await self._wake.wait()
             self._wake.clear()
             while self.pending and not self._stopping:
-                waiting_rows = sum(len(j.rows) for j in self.pending if not j.finished)
-                if 0 < waiting_rows < self.max_batch and self.gather_s > 0:
-                    await asyncio.sleep(self.gather_s)  # let a few more requests arrive
+                await self._gather()
                 batch = self._take()
                 self._gauges()
                 if batch:
                     await self._run(batch)
+
+    def _waiting_rows(self) -> int:
+        return sum(len(j.rows) for j in self.pending if not j.finished)
+
+    async def _gather(self) -> None:
+        """Wait `gather_s` for more requests, and again while they keep arriving (clients
+        that send together rarely arrive within a few milliseconds), up to 4 × `gather_s`."""
+        waited = 0.0
+        while 0 < self._waiting_rows() < self.max_batch and waited < 4 * self.gather_s:
+            before = len(self.pending)
+            await asyncio.sleep(self.gather_s)
+            waited += self.gather_s
+            if len(self.pending) == before:
+                return
 
     async def _run(self, batch: list[Job]) -> None:
         rows = [row for job in batch for row in job.rows]
