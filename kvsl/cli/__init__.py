@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "tune_commands",
     "style_commands",
     "lsp_commands",
+    "serve_commands",
 )
 
 

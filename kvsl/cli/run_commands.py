@@ -7,7 +7,6 @@ Everything that needs torch or transformers is imported inside the command body,
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -29,6 +28,7 @@ from kvsl.cli.options import (
     decoding_controls,
 )
 from kvsl.lang.diagnostics import COMMAND_LINE, Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.overrides import parse_layers, with_overrides
 from kvsl.lang.plan import LayerSpan
 from kvsl.lang.source import Span
 
@@ -40,49 +40,6 @@ FORMATS = ("text", "json", "jsonl")
 
 def _usage(code: str, message: str, help: str, span: Span = COMMAND_LINE) -> KvslError:
     return KvslError.one(code, message, span, help=help, exit_code=ExitCode.USAGE)
-
-
-_LAYER_ITEM = re.compile(r"^(?P<start>-?\d+)?(?P<range>\.\.)?(?P<stop>-?\d+)?$")
-
-
-def parse_layers(text: str) -> tuple[LayerSpan, ...]:
-    """Parse a `--layers` value: indices and inclusive ranges, as in a spec's `layers = [...]`.
-
-    >>> parse_layers("1..,-3")
-    (LayerSpan(start=1, stop=None), LayerSpan(start=-3, stop=-3))
-    >>> parse_layers("[0, 2..4]")
-    (LayerSpan(start=0, stop=0), LayerSpan(start=2, stop=4))
-    >>> parse_layers("all")
-    (LayerSpan(start=0, stop=None),)
-    """
-    body = text.strip()
-    if body.startswith("[") and body.endswith("]"):
-        body = body[1:-1]
-    if body.strip() == "all":
-        return (LayerSpan(0, None),)
-    spans: list[LayerSpan] = []
-    for raw in body.split(","):
-        item = raw.strip().replace(" ", "")
-        match = _LAYER_ITEM.match(item)
-        if (
-            match is None
-            or (match["start"] is None and match["stop"] is None)
-            or (match["range"] is None and match["stop"] is not None)  # "1-3": two numbers
-        ):
-            raise _usage(
-                "KVS450",
-                f"invalid layer selection `{text}`: cannot read `{raw.strip()}`",
-                "write indices and ranges separated by commas: `3`, `1..8`, `1..`, `..4`, "
-                "`-4..-1`, or `all`",
-            )
-        start = int(match["start"]) if match["start"] is not None else 0
-        if match["range"] is None:
-            spans.append(LayerSpan(start, start))
-        else:
-            spans.append(
-                LayerSpan(start, int(match["stop"]) if match["stop"] is not None else None)
-            )
-    return tuple(spans)
 
 
 def _prompt_from_json(value: Any, where: str) -> tuple[str, dict[str, Any]]:
@@ -207,49 +164,6 @@ def _check_options(
             ],
             ExitCode.USAGE,
         )
-
-
-def with_overrides(
-    plan: Plan,
-    *,
-    layers: tuple[LayerSpan, ...] | None = None,
-    key: float | None = None,
-    value: float | None = None,
-    max_new_tokens: int | None = None,
-    sample: bool | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    seed: int | None = None,
-    controls: Mapping[str, Any] | None = None,
-) -> Plan:
-    """The plan with command-line overrides applied (no hashes change: vectors are reused).
-
-    `layers` replaces the steered layers (the spec's per-range `at` coefficients still apply
-    inside them); `key` / `value` set c_k / c_v on every steered layer, replacing per-range ones;
-    `controls` sets decoding controls by `GenerationSettings` field name.
-    """
-    steer = plan.steer
-    if layers is not None:
-        steer = replace(steer, layers=layers)
-    if key is not None:
-        steer = replace(
-            steer, key=key, overrides=tuple(replace(o, key=None) for o in steer.overrides)
-        )
-    if value is not None:
-        steer = replace(
-            steer, value=value, overrides=tuple(replace(o, value=None) for o in steer.overrides)
-        )
-    generate = plan.generate
-    changes: dict[str, Any] = {
-        "max_new_tokens": max_new_tokens,
-        "sample": sample,
-        "temperature": temperature,
-        "top_p": top_p,
-        "seed": seed,
-        **(controls or {}),
-    }
-    generate = replace(generate, **{k: v for k, v in changes.items() if v is not None})
-    return replace(plan, steer=steer, generate=generate)
 
 
 def _coefficients(plan: Plan, num_layers: int, span: Span) -> dict[int, tuple[float, float]]:

@@ -33,11 +33,11 @@ def pad_token_id(tokenizer: Any, model: Any) -> int:
     for candidate in (tokenizer.pad_token_id, model.generation_config.pad_token_id):
         if isinstance(candidate, int):
             return candidate
-    eos = _eos_ids(tokenizer, model)
+    eos = eos_ids(tokenizer, model)
     return eos[0] if eos else 0
 
 
-def _eos_ids(tokenizer: Any, model: Any) -> list[int]:
+def eos_ids(tokenizer: Any, model: Any) -> list[int]:
     eos = model.generation_config.eos_token_id
     if eos is None:
         eos = tokenizer.eos_token_id
@@ -139,7 +139,7 @@ class TokenStreamer:
             self.shown = len(safe)
 
 
-def _generation_config(model: Any, settings: GenerationSettings, pad_id: int) -> Any:
+def generation_config(model: Any, settings: GenerationSettings, pad_id: int) -> Any:
     config = copy.deepcopy(model.generation_config)
     config.max_new_tokens = settings.max_new_tokens
     config.min_new_tokens = settings.min_new_tokens
@@ -194,7 +194,7 @@ def generate_batch(
     tail = ([offset_id] if offset_id is not None else []) + list(suffix)
     rows = [list(p) + tail for p in prompts]
     input_ids, attention_mask = left_pad(rows, pad_id, device)  # (batch, seq)
-    config = _generation_config(model, settings, pad_id)
+    config = generation_config(model, settings, pad_id)
     kwargs: dict[str, Any] = {}
     if settings.stop:
         from transformers import StoppingCriteriaList
@@ -218,7 +218,7 @@ def generate_batch(
             streamer=streamer,
             **kwargs,
         )
-    eos = set(_eos_ids(tokenizer, model))
+    eos = set(eos_ids(tokenizer, model))
     new_tokens: list[list[int]] = []
     for row in output[:, input_ids.shape[1] :].tolist():
         # Rows that finished early are padded after their end-of-sequence token.

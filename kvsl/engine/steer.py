@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -151,6 +151,51 @@ def apply_edit(cache: Any, edit: CacheEdit, position: int = -1) -> None:
                 )
             # cached: (batch, kv_heads, seq, head_dim); the view [:, :, position] is written in place.
             cached[:, :, position, :] += delta.to(device=cached.device, dtype=cached.dtype)
+
+
+def apply_row_edits(cache: Any, edits: Sequence[CacheEdit | None], position: int = -1) -> None:
+    """Add each row's own edit at one sequence position; rows with `None` are left untouched.
+
+    Row `i` receives exactly what `apply_edit(cache, edits[i])` would give it alone (the same
+    float32 delta, cast once to the cache dtype), so a batch can mix styles, coefficients and
+    plain rows.
+
+    >>> from transformers import DynamicCache
+    >>> cache = DynamicCache()
+    >>> _ = cache.update(torch.zeros(2, 1, 2, 1), torch.zeros(2, 1, 2, 1), 0)
+    >>> apply_row_edits(cache, [None, CacheEdit({}, {0: torch.ones(1, 1)})])
+    >>> cache.layers[0].values[:, 0, :, 0].tolist()
+    [[0.0, 0.0], [0.0, 1.0]]
+    """
+    layers = _cache_layers(cache)
+    if layers and len(edits) != layers[0].keys.shape[0]:
+        raise ValueError(f"{len(edits)} row edits for a cache of {layers[0].keys.shape[0]} rows")
+    for row, edit in enumerate(edits):
+        if edit is None or edit.is_empty:
+            continue
+        # (batch, kv_heads, seq, head_dim) → this row only: (1, kv_heads, seq, head_dim)
+        apply_edit(_RowView(layers, row), edit, position)
+
+
+@dataclass(frozen=True)
+class _RowView:
+    """One row of a cache's layers, as `apply_edit` sees a cache (views: writes go through)."""
+
+    rows_of: list[Any]
+    row: int
+
+    @property
+    def layers(self) -> list[Any]:
+        return [
+            _LayerView(layer.keys[self.row : self.row + 1], layer.values[self.row : self.row + 1])
+            for layer in self.rows_of
+        ]
+
+
+@dataclass(frozen=True)
+class _LayerView:
+    keys: torch.Tensor  # (1, kv_heads, seq, head_dim), a view into the batch
+    values: torch.Tensor
 
 
 def prefill(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:

@@ -8,6 +8,7 @@
     KVS5xx  teacher and trace files
     KVS6xx  evaluation and benchmarks
     KVS7xx  calibration (`kvsl tune`): the dev set, the search grid, writing the spec
+    KVS8xx  the steering server (kvsl serve)
     KVS9xx  the editor server (kvsl lsp)
 
 Each phase keeps its entries in its own module of plain data; this module only merges
@@ -23,6 +24,7 @@ from kvsl.lang.codes_frontend import FRONTEND_CODES
 from kvsl.lang.codes_lsp import LSP_CODES
 from kvsl.lang.codes_run import RUN_CODES
 from kvsl.lang.codes_runtime import RUNTIME_CODES
+from kvsl.lang.codes_serve import SERVE_CODES
 from kvsl.lang.codes_teacher import TEACHER_CODES
 from kvsl.lang.codes_tune import TUNE_CODES
 
@@ -46,5 +48,6 @@ CODES: dict[str, Code] = _merge(
     TEACHER_CODES,
     EVAL_CODES,
     TUNE_CODES,
+    SERVE_CODES,
     LSP_CODES,
 )

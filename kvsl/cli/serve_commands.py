@@ -1,0 +1,101 @@
+"""`kvsl serve`: an OpenAI-compatible server with per-request steering (thin; see kvsl.serve)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from kvsl.cli import app
+from kvsl.cli.errors import reported_errors
+from kvsl.cli.options import DeviceOption, PrecisionOption
+
+
+@app.command()
+def serve(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="SPEC_OR_STYLE", help="Styles to serve: `.kvs` specs (built first if needed), built-in "
+                       "style names, or artifacts. None: the plain model only."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="The model (default: the styles' model, else the embedded one)."),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free one).")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="Require `Authorization: Bearer KEY` (or set KVSL_API_KEY).",
+                     show_default=False),
+    ] = None,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Rows generated at once.")] = 16,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", help="Requests waiting beyond that; then 429.")
+    ] = 64,
+    max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens")] = 4096,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", help="The largest `max_tokens` a request may ask.")
+    ] = 512,
+    max_n: Annotated[int, typer.Option("--max-n", help="The largest `n` a request may ask.")] = 4,
+    max_coefficient: Annotated[
+        float, typer.Option("--max-coefficient", help="Bound on |value| and |key| in requests.")
+    ] = 16.0,
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes")] = 1_000_000,
+    gather_ms: Annotated[
+        float, typer.Option("--gather-ms", help="How long an idle server waits to batch requests.")
+    ] = 5.0,
+    shutdown_timeout: Annotated[
+        float, typer.Option("--shutdown-timeout", help="Seconds in-flight requests get on SIGTERM.")
+    ] = 30.0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
+) -> None:
+    """Serve the model and its styles over the OpenAI API: `kvsl serve step-by-step causal-chain`."""
+    with reported_errors():
+        from kvsl.serve.catalog import api_key_from, check_options
+
+        check_options(port=port, max_batch=max_batch, max_queue=max_queue,
+                      max_prompt_tokens=max_prompt_tokens, max_new_tokens=max_new_tokens,
+                      max_n=max_n, max_body_bytes=max_body_bytes, max_coefficient=max_coefficient,
+                      gather_ms=gather_ms)
+        from kvsl.engine.models import resolve_device
+
+        where = resolve_device(device)
+        from kvsl.serve.server import bind, is_loopback
+
+        key = api_key_from(api_key)
+        sock = bind(host, port)  # before the model loads: a busy port fails fast (KVS803)
+        try:
+            from rich.console import Console
+
+            from kvsl.serve.app import ServerConfig, create_app
+            from kvsl.serve.catalog import load_catalog
+            from kvsl.serve.schemas import Limits
+
+            status = Console(stderr=True, highlight=False, soft_wrap=True)
+            catalog = load_catalog(list(targets or []), model=model, device=where,
+                                   precision=precision, console=status)
+            config = ServerConfig(
+                limits=Limits(max_prompt_tokens, max_new_tokens, max_coefficient, max_n),
+                api_key=key, max_batch=max_batch, max_queue=max_queue, gather_ms=gather_ms,
+                max_body_bytes=max_body_bytes,
+            )
+            application = create_app(catalog, config)
+        except BaseException:
+            sock.close()
+            raise
+        if key is None and not is_loopback(host):
+            from kvsl.lang.codes import CODES
+
+            print(f"warning[KVS804]: {CODES['KVS804'].title}: set --api-key or KVSL_API_KEY",
+                  file=sys.stderr)
+        bound_host, bound_port = sock.getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        print(f"kvsl serve: listening on http://{shown}:{bound_port}/v1 "
+              f"(models: {', '.join(catalog.model_ids())})", file=sys.stderr, flush=True)
+        from kvsl.serve.server import run_server
+
+        run_server(application, sock, shutdown_timeout=shutdown_timeout)
+        print("kvsl serve: stopped", file=sys.stderr, flush=True)

@@ -1,0 +1,185 @@
+"""What a server serves: one loaded model and its styles, each ready to steer.
+
+`load_catalog` is the server's start-up: it loads the model once, builds (or verifies) the
+artifact of every spec it is given through the same `kvsl.engine.build.build` that
+`kvsl build` and `kvsl run` use, and checks that every style fits the model. A style's
+settings for one request (`value`, `key`, `layers`) are resolved here into a `CacheEdit`,
+the same way `kvsl run --value/--key/--layers` resolves them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kvsl.lang.diagnostics import COMMAND_LINE, ExitCode, KvslError
+from kvsl.lang.plan import DEFAULT_MODEL, ModelRef, Plan
+from kvsl.lang.source import Span
+
+
+@dataclass(frozen=True)
+class ServedStyle:
+    """A style a request can ask for: its plan (defaults), vectors and offset token."""
+
+    name: str
+    plan: Plan
+    vectors: Any  # kvsl.engine.vectors.SteeringVectors
+    offset_id: int
+    artifact: Path
+
+    @property
+    def system_prompt(self) -> str | None:
+        return self.plan.contrast.system_prompt
+
+
+@dataclass
+class Catalog:
+    """The served model (`model_id`) and its styles by name (model ids `MODEL:STYLE`)."""
+
+    model_id: str
+    loaded: Any  # kvsl.engine.models.LoadedModel
+    styles: dict[str, ServedStyle]
+
+    def model_ids(self) -> list[str]:
+        return [self.model_id, *(f"{self.model_id}:{name}" for name in self.styles)]
+
+
+def model_id_for(ref: ModelRef) -> str:
+    """The public name of a model: its embedded or hub name, or a local file's stem.
+
+    >>> model_id_for(ModelRef("../models/tiny-llama", "directory", "/m/tiny-llama"))
+    'tiny-llama'
+    >>> model_id_for(ModelRef("smollm2-135m", "embedded", "smollm2-135m"))
+    'smollm2-135m'
+    """
+    if ref.kind in ("directory", "gguf"):
+        return Path(ref.location).stem if ref.kind == "gguf" else Path(ref.location).name
+    return ref.name
+
+
+def _same_model(a: ModelRef, b: ModelRef) -> bool:
+    return (a.kind, a.location) == (b.kind, b.location)
+
+
+def _plans(targets: list[str]) -> list[tuple[Plan, bool, Path]]:
+    """(plan, is_spec, path) for each target: a spec, a built-in style name, or an artifact."""
+    from kvsl.builtin import resolve_target
+
+    found = []
+    for target in targets:
+        path = resolve_target(target, code="KVS455")
+        if not path.exists():
+            raise KvslError.one(
+                "KVS455",
+                f"`{target}` does not exist",
+                Span.whole_file(str(path)),
+                help="pass `.kvs` specs, built-in style names or artifacts written by `kvsl build`",
+                exit_code=ExitCode.USAGE,
+            )
+        if path.suffix == ".kvs":
+            from kvsl.lang import load_plan
+
+            found.append((load_plan(path), True, path))
+        else:
+            from kvsl.engine.artifact import plan_of_artifact
+
+            found.append((plan_of_artifact(path, instead="kvsl serve SPEC.kvs"), False, path))
+    return found
+
+
+def _check_one_model(plans: list[tuple[Plan, bool, Path]], model: str | None) -> ModelRef:
+    from kvsl.engine.models import resolve_ref
+
+    wanted = resolve_ref(model) if model is not None else None
+    for plan, _, path in plans:
+        if wanted is None:
+            wanted = plan.model
+        elif not _same_model(wanted, plan.model):
+            raise KvslError.one(
+                "KVS800",
+                f"`{path}` is for model `{plan.model.name}`, not `{wanted.name}`",
+                Span.whole_file(str(path)),
+                help="serve styles of one model per server (start another one on another port)",
+                exit_code=ExitCode.USAGE,
+            )
+    return wanted or resolve_ref(DEFAULT_MODEL)
+
+
+def load_catalog(
+    targets: list[str],
+    *,
+    model: str | None = None,
+    device: str | None = None,
+    precision: str = "fp32",
+    console: Any = None,
+) -> Catalog:
+    """Load the model and every style; build missing or stale artifacts first.
+
+    >>> catalog = load_catalog(["step-by-step"])   # doctest: +SKIP
+    >>> catalog.model_ids()                          # doctest: +SKIP
+    ['smollm2-135m', 'smollm2-135m:step-by-step']
+    """
+    import torch
+
+    from kvsl.engine.artifact import check_compatible, load_artifact
+    from kvsl.engine.build import build
+    from kvsl.engine.models import load_model
+    from kvsl.engine.prompting import offset_token_id
+
+    plans = _plans(targets)
+    ref = _check_one_model(plans, model)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    loaded = load_model(ref, dtype=dtype, device=device)
+    styles: dict[str, ServedStyle] = {}
+    for plan, is_spec, path in plans:
+        if plan.style in styles:
+            raise KvslError.one(
+                "KVS801",
+                f"style `{plan.style}` is given twice (`{styles[plan.style].artifact}` and `{path}`)",
+                Span.whole_file(str(path)),
+                help="give each served style its own name (`style \"NAME\"` in the spec)",
+                exit_code=ExitCode.USAGE,
+            )
+        artifact = path
+        if is_spec:
+            # As in `kvsl run`: reuse the model in memory only for an fp32 extraction.
+            reuse = loaded if precision == plan.extract.precision == "fp32" else None
+            artifact = Path(build(plan, loaded=reuse, console=console, progress=False).path)
+        vectors = load_artifact(artifact)
+        check_compatible(vectors, loaded)
+        offset = offset_token_id(loaded.tokenizer, vectors.offset_token, Span.whole_file(str(path)))
+        styles[plan.style] = ServedStyle(plan.style, plan, vectors, offset, artifact)
+    return Catalog(model_id_for(ref), loaded, styles)
+
+
+def check_options(**values: float) -> None:
+    """KVS802 for every server limit out of its range (all reported at once)."""
+    problems = []
+    for name, value in values.items():
+        flag = "--" + name.replace("_", "-")
+        if name == "port" and not 0 <= value <= 65535:
+            problems.append(f"`{flag} {value:g}` is not a port (0..65535)")
+        elif name == "gather_ms" and value < 0:
+            problems.append(f"`{flag} {value:g}` must not be negative")
+        elif name == "max_coefficient" and not value > 0:
+            problems.append(f"`{flag} {value:g}` must be greater than 0")
+        elif name not in ("port", "gather_ms", "max_coefficient") and value < 1:
+            problems.append(f"`{flag} {value:g}` must be at least 1")
+    if problems:
+        from kvsl.lang.diagnostics import Diagnostic, Severity
+
+        raise KvslError(
+            [
+                Diagnostic("KVS802", Severity.ERROR, p, COMMAND_LINE, help="see `kvsl serve --help`")
+                for p in problems
+            ],
+            ExitCode.USAGE,
+        )
+
+
+def api_key_from(option: str | None) -> str | None:
+    """The API key: `--api-key`, else `KVSL_API_KEY`, else none (an empty value is none)."""
+    key = option if option is not None else os.environ.get("KVSL_API_KEY")
+    return key or None
