@@ -6,6 +6,8 @@ loading a model and print the returned choice in their first status line.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from kvsl.base.threads import ThreadChoice, ThreadsError, choose_threads
@@ -27,9 +29,7 @@ def configure_threads(requested: int | None = None) -> ThreadChoice:
             help="pass `--threads N` with N ≥ 1, or unset KVSL_THREADS for the default",
         ) from None
     torch.set_num_threads(choice.count)
-    try:
-        # Only possible before the first parallel region; later calls keep torch's pool.
+    # Only possible before the first parallel region; later calls keep torch's pool.
+    with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(choice.count)
-    except RuntimeError:
-        pass
     return choice
