@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -52,13 +53,26 @@ def _timed(commands: list[list[str]], timeout: float) -> float:
     """Start every command at once; seconds until the last one finished."""
     started = time.perf_counter()
     procs = [
-        subprocess.Popen(c, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            c,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: a timeout ends torchrun's workers too
+        )
         for c in commands
     ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=timeout)
-        if proc.returncode != 0:
-            raise SystemExit(f"failed ({proc.returncode}): {err.decode()[-2000:]}")
+    try:
+        for proc in procs:
+            remaining = max(1.0, timeout - (time.perf_counter() - started))
+            _, err = proc.communicate(timeout=remaining)
+            if proc.returncode != 0:
+                raise SystemExit(f"failed ({proc.returncode}): {err.decode()[-2000:]}")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     return time.perf_counter() - started
 
 
@@ -69,7 +83,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per run")
     parser.add_argument("--modes", default="1p x 2t,2p x 1t,2 x 1t,2 x 2t")
     args = parser.parse_args()
     kvsl = [sys.executable, "-m", "kvsl"]

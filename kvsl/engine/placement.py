@@ -28,7 +28,7 @@ def _bad(message: str) -> KvslError:
     return KvslError.usage(
         "KVS316",
         message,
-        help='use auto, balanced, balanced_low_0, sequential or a JSON object such as '
+        help="use auto, balanced, balanced_low_0, sequential or a JSON object such as "
         '\'{"model.embed_tokens": 0, "model.layers": "cpu", "model.norm": 0, "lm_head": 0}\'',
     )
 

@@ -79,8 +79,8 @@ def test_results_cache_shards_are_read_and_merged(tmp_path):
 
 # --- two processes under torchrun ----------------------------------------------------------
 
-HAS_LAUNCHER = (
-    torch.distributed.is_available() and importlib.util.find_spec("torch.distributed.run")
+HAS_LAUNCHER = torch.distributed.is_available() and importlib.util.find_spec(
+    "torch.distributed.run"
 )
 torchrun = pytest.mark.skipif(not HAS_LAUNCHER, reason="torch.distributed / torchrun missing")
 
@@ -93,9 +93,9 @@ def _env() -> dict[str, str]:
 
 
 def _kvsl(args: list[str], nproc: int, cwd: Path) -> subprocess.CompletedProcess[str]:
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     launcher = (
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-        + ["-m", "kvsl"]
+        [*run, f"--nproc-per-node={nproc}", "-m", "kvsl"]
         if nproc > 1
         else [sys.executable, "-m", "kvsl"]
     )

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 import tiny_models as tiny
+import torch
 from typer.testing import CliRunner
 
 from kvsl.base.threads import ThreadsError, choose_threads
@@ -150,7 +150,9 @@ def test_build_auto_keeps_the_spec_precision(machine, tmp_path):
     detected = choose_precision("auto", None)  # fp32 on the mocked plain CPU
     spec = tmp_path / "s.kvs"
     spec.write_text(
-        tiny.tiny_spec("/m").replace("  steer {", "  extract {\n    precision = bf16\n  }\n  steer {")
+        tiny.tiny_spec("/m").replace(
+            "  steer {", "  extract {\n    precision = bf16\n  }\n  steer {"
+        )
     )
     assert _build_precision(spec, "auto", detected).name == "bf16"  # the spec's, explicitly
     assert _build_precision(spec, "fp32", detected).name == "fp32"  # the flag wins
