@@ -13,9 +13,11 @@ import typer
 
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
+from kvsl.cli.options import DeviceMapOption, DeviceOption, ThreadsOption
 
 
 class PrecisionChoice(StrEnum):
+    auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
 
@@ -33,12 +35,14 @@ def build_command(
         bool, typer.Option("--force", help="Rebuild even if an up-to-date artifact exists.")
     ] = False,
     precision: Annotated[
-        PrecisionChoice | None,
+        PrecisionChoice,
         typer.Option(
             "--precision",
-            help="Extraction precision, overriding the spec's (bf16 is faster on CPUs with avx512_bf16).",
+            help="Extraction precision. auto: the spec's `extract { precision }` if it sets "
+            "one, else bf16 where the device runs it fast (CUDA with bf16, CPUs with AMX) "
+            "and fp32 elsewhere. fp32 or bf16 override the spec.",
         ),
-    ] = None,
+    ] = PrecisionChoice.auto,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -48,29 +52,59 @@ def build_command(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    threads: ThreadsOption = None,
+    device: DeviceOption = "auto",
+    device_map: DeviceMapOption = None,
 ) -> None:
     """Extract KV-cache steering vectors for a spec into a content-addressed artifact.
 
-    Unchanged specs are not rebuilt. Prints the artifact path on stdout.
+    Unchanged specs are not rebuilt. Prints the artifact path on stdout. Under `torchrun`
+    or `accelerate launch` the pairs are split across processes (docs/scale.md).
     """
     with reported_errors():
         from rich.console import Console
 
         from kvsl.builtin import resolve_target
         from kvsl.engine.build import build
+        from kvsl.engine.distributed import is_main
+        from kvsl.engine.placement import parse_device_map
+        from kvsl.engine.setup import prepare
         from kvsl.lang import load_plan
 
-        plan = load_plan(resolve_target(spec))
-        console = Console(stderr=True, highlight=False)
+        placement = parse_device_map(device_map) if device_map else None
+        target = resolve_target(spec)
+        plan = load_plan(target)
+        console = Console(stderr=True, highlight=False, quiet=not is_main())
+        setup = prepare(threads=threads, device=device, precision="auto", device_map=device_map)
+        chosen = _build_precision(target, precision.value, setup.precision)
+        console.print(f"kvsl build: {setup.line(chosen)}")
         result = build(
             plan,
             force=force,
-            precision=precision.value if precision else None,
+            precision=chosen.name,
             console=console,
             out_dir=out,
             progress=not quiet,
+            device=setup.device,
+            device_map=placement,
         )
-        print(result.path)
+        if is_main():
+            print(result.path)
+
+
+def _build_precision(spec: Path, requested: str, detected: Any) -> Any:
+    """The extraction precision: the flag, else the spec's explicit one, else the detected one."""
+    from kvsl.engine.precision import PrecisionChoice as Chosen
+
+    if requested != "auto":
+        return Chosen(requested, f"--precision {requested}")
+    from kvsl.lang.check import Session
+
+    decl, _ = Session().resolve(str(spec))
+    found = decl.get("extract", "precision") if decl is not None else None
+    if found is not None and found.value in ("fp32", "bf16"):
+        return Chosen(str(found.value), "the spec's `extract { precision }`")
+    return detected
 
 
 @app.command("inspect")

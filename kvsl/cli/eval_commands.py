@@ -10,6 +10,7 @@ scoring the test file. Everything that needs torch is imported inside the comman
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,11 +20,13 @@ from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import (
     BatchSizeOption,
+    DeviceMapOption,
     DeviceOption,
     MinNewTokensOption,
     NoRepeatNgramOption,
     PrecisionOption,
     RepetitionPenaltyOption,
+    ThreadsOption,
     TopKOption,
     decoding_controls,
 )
@@ -99,8 +102,9 @@ def eval_command(
     no_repeat_ngram_size: NoRepeatNgramOption = None,
     min_new_tokens: MinNewTokensOption = None,
     top_k: TopKOption = None,
-    precision: PrecisionOption = "fp32",
+    precision: PrecisionOption = "auto",
     device: DeviceOption = "auto",
+    device_map: DeviceMapOption = None,
     layers: Annotated[
         str | None, typer.Option("--layers", help='Cache steering layers, e.g. "1..".')
     ] = None,
@@ -136,10 +140,7 @@ def eval_command(
     ] = ".kvsl/eval",
     format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
     force: Annotated[bool, typer.Option("--force", help="Rebuild the spec's vectors.")] = False,
-    threads: Annotated[
-        int | None,
-        typer.Option("--threads", help="CPU threads for torch (1 is fastest on a busy CPU)."),
-    ] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Compare cache steering with plain, chain-of-thought and activation steering (CAA)."""
     with reported_errors(format="json" if format == "json" else "human"):
@@ -150,11 +151,18 @@ def eval_command(
         from kvsl.lang.plan import DECODING_CONTROLS, GenerationSettings
 
         _check_choice(format, ("text", "json"), "format")
-        _check_choice(precision, ("fp32", "bf16"), "precision")
+        _check_choice(precision, ("auto", "fp32", "bf16"), "precision")
         _check_choice(forced_choice, ("model", "overlap"), "forced choice")
-        if threads is not None and threads < 1:
-            raise _bad_flag("`--threads` must be at least 1")
         controls = decoding_controls(repetition_penalty, no_repeat_ngram_size, min_new_tokens, top_k)
+        from kvsl.engine.placement import parse_device_map
+        from kvsl.engine.setup import prepare
+
+        if device_map:
+            parse_device_map(device_map)  # KVS316 before anything is loaded
+        # Threads (KVS313), the device (KVS309), the process group and the precision.
+        setup = prepare(threads=threads, device=device, precision=precision, device_map=device_map)
+        if setup.dist.is_main:
+            print(f"kvsl eval: {setup.line()}", file=sys.stderr)
         request = EvalRequest(
             # A built-in style name (`step-by-step`) stands for its spec file.
             target=str(resolve_target(target)) if target is not None else None,
@@ -180,8 +188,9 @@ def eval_command(
             runs=runs,
             # Controls not given as flags come from the spec's `generate` block.
             spec_controls=tuple(name for name in DECODING_CONTROLS if name not in controls),
-            precision=precision,
-            device=device,
+            precision=setup.precision.name,
+            device=setup.device or "cpu",
+            device_map=device_map,
             layers=parse_layers(layers) if layers else None,
             key=key,
             value=value,
@@ -194,7 +203,7 @@ def eval_command(
             forced_choice=forced_choice,
             out_dir=out,
             force=force,
-            threads=threads,
+            threads=setup.threads.count,
         )
         _run(request, format)
 
@@ -202,14 +211,17 @@ def eval_command(
 def _run(request: Any, format: str) -> None:
     from rich.console import Console
 
+    from kvsl.engine.distributed import is_main
     from kvsl.eval.pipeline import run_eval, run_sweep
     from kvsl.eval.report import legend, rich_table, sweep_table
 
-    status = Console(stderr=True, highlight=False)
-    quiet = format == "json"
+    status = Console(stderr=True, highlight=False, quiet=not is_main())
+    quiet = format == "json" or not is_main()
     if request.sweeps:
         report = run_sweep(request, console=status, quiet=quiet)
         points = report.pop("_points")
+        if report.pop("rank", 0) != 0:
+            return  # under torchrun / accelerate: rank 0 prints and writes the report
         if quiet:
             typer.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
             return
@@ -221,6 +233,8 @@ def _run(request: Any, format: str) -> None:
         return
     report = run_eval(request, console=status, quiet=quiet)
     summaries = report.pop("_summaries")
+    if report.pop("rank", 0) != 0:
+        return  # under torchrun / accelerate: rank 0 prints and writes the report
     if quiet:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
         return

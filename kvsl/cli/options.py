@@ -12,8 +12,33 @@ DeviceOption = Annotated[
     typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N."),
 ]
 # The model's weights while generating; vectors keep the spec's own extraction precision.
+# `auto`: `kvsl.engine.precision.choose_precision` (bf16 on CUDA with bf16 and AMX CPUs).
 PrecisionOption = Annotated[
-    str, typer.Option("--precision", help="fp32 or bf16 (model weights while generating).")
+    str,
+    typer.Option(
+        "--precision",
+        help="auto (bf16 where the device runs it fast, else fp32), fp32 or bf16 "
+        "(model weights while generating).",
+    ),
+]
+# torch's CPU threads: `kvsl.base.threads.choose_threads` (KVSL_THREADS, then the cores
+# this process may use, shared among a launcher's processes on the node).
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="CPU threads for torch (default: $KVSL_THREADS, else the cores this process "
+        "may use, divided among the processes on this node).",
+    ),
+]
+# transformers' device_map: spread a model over GPUs, CPU and disk (docs/scale.md).
+DeviceMapOption = Annotated[
+    str | None,
+    typer.Option(
+        "--device-map",
+        help="auto, balanced, sequential or a JSON {module: device} map: load the model "
+        "across devices with CPU/disk offload (replaces --device).",
+    ),
 ]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Prompts per batch.")]
 

@@ -19,11 +19,13 @@ from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import (
     BatchSizeOption,
+    DeviceMapOption,
     DeviceOption,
     MinNewTokensOption,
     NoRepeatNgramOption,
     PrecisionOption,
     RepetitionPenaltyOption,
+    ThreadsOption,
     TopKOption,
     decoding_controls,
 )
@@ -145,8 +147,8 @@ def _check_options(
         problems.append(f"`--temperature {temperature}` must be greater than 0")
     if top_p is not None and not 0 < top_p <= 1:
         problems.append(f"`--top-p {top_p}` must be in (0, 1]")
-    if precision not in ("fp32", "bf16"):
-        problems.append(f"`--precision {precision}` is not one of fp32, bf16")
+    if precision not in ("auto", "fp32", "bf16"):
+        problems.append(f"`--precision {precision}` is not one of auto, fp32, bf16")
     # Ranges only: whether `--min-new-tokens` fits `max_new_tokens` is known once the spec is.
     ranges = replace(GenerationSettings(max_new_tokens=1 << 30), **(controls or {}))
     problems += ranges.problems()
@@ -257,7 +259,9 @@ def run(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Rebuild the vectors of a spec.")] = False,
     device: DeviceOption = "auto",
-    precision: PrecisionOption = "fp32",
+    precision: PrecisionOption = "auto",
+    threads: ThreadsOption = None,
+    device_map: DeviceMapOption = None,
 ) -> None:
     """Generate with steering: `kvsl run specs/step_by_step.kvs --prompt "Why is the sky blue?"`."""
     with reported_errors("json" if format in ("json", "jsonl") else "human"):
@@ -265,9 +269,14 @@ def run(
         _check_options(
             format, max_new_tokens, temperature, top_p, batch_size, precision, controls
         )
-        from kvsl.engine.models import resolve_device
+        from kvsl.engine.placement import parse_device_map
+        from kvsl.engine.setup import prepare
 
-        where = resolve_device(device)  # KVS309 before anything is loaded
+        placement = parse_device_map(device_map) if device_map else None
+        # Threads, the device (KVS309) and the precision, before anything is loaded.
+        setup = prepare(threads=threads, device=device, precision=precision, device_map=device_map)
+        if format == "text":
+            print(f"kvsl run: {setup.line()}", file=sys.stderr)
         spans = parse_layers(layers) if layers is not None else None
         from kvsl.builtin import resolve_target
 
@@ -298,8 +307,9 @@ def run(
                 format=format,
                 score=score,
                 force=force,
-                device=where,
-                precision=precision,
+                device=setup.device,
+                precision=setup.precision.name,
+                device_map=placement,
             )
         except KeyboardInterrupt:
             # Nothing half-written is left behind: artifacts are written atomically.
@@ -327,6 +337,7 @@ def _run(
     device: str | None = None,
     precision: str = "fp32",
     controls: Mapping[str, Any] | None = None,
+    device_map: str | dict[str, Any] | None = None,
 ) -> None:
     import torch
     from rich.console import Console
@@ -349,14 +360,21 @@ def _run(
 
         plan = plan_of_artifact(target, instead="kvsl run SPEC.kvs")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    loaded = load_model(plan.model, dtype=dtype, device=device)
+    loaded = load_model(plan.model, dtype=dtype, device=device, device_map=device_map)
     if is_spec:
         from kvsl.engine.build import build
 
         # Reuse the fp32 model in memory only for an fp32 extraction: vectors are named by
         # the plan, so they must not depend on this run's `--precision`.
         reuse = loaded if precision == plan.extract.precision == "fp32" else None
-        result = build(plan, force=force, loaded=reuse, console=status)
+        result = build(
+            plan,
+            force=force,
+            loaded=reuse,
+            console=status,
+            device=device,
+            device_map=device_map,
+        )
         artifact = Path(result.path)
     else:
         artifact = target

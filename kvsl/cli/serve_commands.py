@@ -9,7 +9,7 @@ import typer
 
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
-from kvsl.cli.options import DeviceOption, PrecisionOption
+from kvsl.cli.options import DeviceOption, PrecisionOption, ThreadsOption
 
 
 @app.command()
@@ -50,7 +50,8 @@ def serve(
         float, typer.Option("--shutdown-timeout", help="Seconds in-flight requests get on SIGTERM.")
     ] = 30.0,
     device: DeviceOption = "auto",
-    precision: PrecisionOption = "fp32",
+    precision: PrecisionOption = "auto",
+    threads: ThreadsOption = None,
 ) -> None:
     """Serve the model and its styles over the OpenAI API: `kvsl serve step-by-step causal-chain`."""
     with reported_errors():
@@ -60,9 +61,11 @@ def serve(
                       max_prompt_tokens=max_prompt_tokens, max_new_tokens=max_new_tokens,
                       max_n=max_n, max_body_bytes=max_body_bytes, max_coefficient=max_coefficient,
                       gather_ms=gather_ms)
-        from kvsl.engine.models import resolve_device
+        from kvsl.engine.setup import prepare
 
-        where = resolve_device(device)
+        # Threads (KVS313), the device (KVS309) and the precision, before anything loads.
+        setup = prepare(threads=threads, device=device, precision=precision)
+        where, precision = setup.device, setup.precision.name
         from kvsl.serve.server import bind, is_loopback
 
         key = api_key_from(api_key)

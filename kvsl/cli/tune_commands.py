@@ -8,6 +8,7 @@ Everything that needs torch is imported inside the command body.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ import typer
 
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
-from kvsl.cli.options import BatchSizeOption, DeviceOption, PrecisionOption
+from kvsl.cli.options import BatchSizeOption, DeviceOption, PrecisionOption, ThreadsOption
 
 
 def _numbers(text: str | None, flag: str, cast: type = float) -> tuple[Any, ...]:
@@ -88,10 +89,8 @@ def tune_command(
         str, typer.Option("--out", help="Per-example cache, reports and plot.")
     ] = ".kvsl/tune",
     device: DeviceOption = "auto",
-    precision: PrecisionOption = "fp32",
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="CPU threads for torch.")
-    ] = None,
+    precision: PrecisionOption = "auto",
+    threads: ThreadsOption = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild the spec's vectors.")] = False,
     write: Annotated[
         bool, typer.Option("--write", help="Put the chosen values into the spec (comments kept).")
@@ -101,12 +100,12 @@ def tune_command(
     """Calibrate c_v, c_k, layers, shots and decoding penalties on a dev set."""
     with reported_errors(format="json" if json_output else "human"):
         from kvsl.builtin import resolve_target
-        from kvsl.tune.grid import TuneRequest, bad_option
+        from kvsl.engine.setup import prepare
+        from kvsl.tune.grid import TuneRequest
 
-        if precision not in ("fp32", "bf16"):
-            raise bad_option(f"`--precision {precision}` is not one of fp32, bf16")
-        if threads is not None and threads < 1:
-            raise bad_option("`--threads` must be at least 1")
+        # Threads (KVS313), the device (KVS309) and the precision, before anything loads.
+        setup = prepare(threads=threads, device=device, precision=precision)
+        print(f"kvsl tune: {setup.line()}", file=sys.stderr)
         if format is not None:
             from kvsl.formats.questions import canonical_format
 
@@ -130,9 +129,9 @@ def tune_command(
             seed=seed,
             batch_size=batch_size,
             out_dir=out,
-            device=device,
-            precision=precision,
-            threads=threads,
+            device=setup.device or "cpu",
+            precision=setup.precision.name,
+            threads=setup.threads.count,
             force=force,
             write=write,
         )

@@ -116,11 +116,19 @@ def build(
     console: Any = None,
     out_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    device: str | None = "auto",
+    device_map: str | dict[str, Any] | None = None,
 ) -> BuildResult:
     """Build the artifact of `plan` unless an up-to-date one exists; returns where it is.
 
     `precision` overrides the plan's (`"fp32"`/`"bf16"`; it changes the vector hash).
-    `loaded` reuses a model already in memory (it must be the plan's model).
+    `loaded` reuses a model already in memory (it must be the plan's model); otherwise
+    the model is loaded on `device` or spread by `device_map`.
+
+    Under `torchrun` / `accelerate launch` (the process group joined, see
+    `kvsl.engine.distributed`) every rank extracts its share of the pairs, the sums are
+    reduced, and rank 0 alone writes the artifact; the others wait for it and only rank 0
+    prints.
 
     >>> result = build(load_plan("specs/step_by_step.kvs"))   # doctest: +SKIP
     >>> result.built, result.path.name                         # doctest: +SKIP
@@ -129,10 +137,12 @@ def build(
     from rich.console import Console
 
     from kvsl.engine.artifact import check_compatible, load_artifact, save_artifact
+    from kvsl.engine.distributed import barrier, is_main
     from kvsl.lang.render import render_diagnostics
 
     started = time.perf_counter()
-    console = console or Console(stderr=True)
+    main = is_main()
+    console = console if console is not None and main else Console(stderr=True, quiet=not main)
     plan = with_precision(plan, precision)
     path = artifact_path_for(plan, out_dir)
     if path.exists() and not force:
@@ -164,15 +174,22 @@ def build(
     if loaded is None:
         console.print(f"loading model `{plan.model.name}` ({plan.extract.precision})")
         loaded = load_model(
-            plan.model, dtype=precision_dtype(plan.extract.precision), device="auto"
+            plan.model,
+            dtype=precision_dtype(plan.extract.precision),
+            device=device,
+            device_map=device_map,
         )
 
     def warn(diagnostic: Diagnostic) -> None:
         console.print(render_diagnostics([diagnostic], format="human", color=False))
 
-    vectors = extract_vectors(loaded, plan, progress=progress, console=console, on_warning=warn)
+    vectors = extract_vectors(
+        loaded, plan, progress=progress and main, console=console, on_warning=warn
+    )
     check_compatible(vectors, loaded)  # sanity: what we extracted fits what we loaded
-    save_artifact(vectors, path)
+    if main:
+        save_artifact(vectors, path)
+    barrier()  # the other ranks read the artifact only once rank 0 has written it
     seconds = time.perf_counter() - started
     stats = vectors.manifest.get("stats", {})
     assert isinstance(stats, dict)

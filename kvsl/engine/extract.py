@@ -15,6 +15,9 @@ How it computes less than the paper's loop, on CPU in particular:
 - batch size by device: 1 on CPU (batching padded prompts was slower on 2 cores), 8 on
   accelerators, where prompts are left-padded and each row is read at its last real token
   with position ids that skip the padding (tested equal to one-by-one);
+- under `torchrun` / `accelerate launch` the pairs are split across ranks and the key and
+  value sums and the pair count are all-reduced (`kvsl.engine.distributed`), so the mean
+  is the one-process mean whatever the split;
 - `precision = bf16` runs a bf16 model (or autocast when handed an fp32 model); the
   vectors are still averaged in float32.
 """
@@ -29,6 +32,7 @@ from typing import Any
 import torch
 
 from kvsl.engine.contrast import ContrastPair, TokenizedPair, build_contrast_pairs, tokenize_pairs
+from kvsl.engine.distributed import all_reduce_sum, shard
 from kvsl.engine.generate import pad_token_id
 from kvsl.engine.inputs import left_pad, new_cache, position_ids
 from kvsl.engine.models import LoadedModel, base_model, cache_kwarg
@@ -150,6 +154,7 @@ def extract_vectors(
     if pairs is None:
         pairs = build_contrast_pairs(plan, on_warning=on_warning)
     tokenized = tokenize_pairs(pairs, loaded.tokenizer)
+    mine = shard(tokenized)  # this rank's pairs (all of them in one process)
     size = batch_size or plan.extract.batch_size or default_batch_size(loaded.device)
     reader = _KVReader(loaded)
     geometry = loaded.geometry
@@ -164,9 +169,9 @@ def extract_vectors(
         _compute_precision(loaded, plan.extract.precision) as compute_dtype,
         _progress(progress, console, len(tokenized), description) as bar,
     ):
-        task = bar.add_task(description, total=len(tokenized)) if bar is not None else None
+        task = bar.add_task(description, total=len(mine)) if bar is not None else None
         if size <= 1:
-            for pair in tokenized:
+            for pair in mine:
                 dk, dv = reader.pair_difference(pair, share_prefix)
                 key_sum += dk.cpu()
                 value_sum += dv.cpu()
@@ -177,7 +182,7 @@ def extract_vectors(
                     bar.advance(task)
         else:
             pad_id = pad_token_id(loaded.tokenizer, loaded.model)
-            prompts = [p for pair in tokenized for p in (pair.positive, pair.negative)]
+            prompts = [p for pair in mine for p in (pair.positive, pair.negative)]
             # Similar lengths together waste less padding; results go back by index.
             order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
             keys_by_prompt: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -195,7 +200,11 @@ def extract_vectors(
             for index in range(0, len(prompts), 2):
                 key_sum += keys_by_prompt[index][0] - keys_by_prompt[index + 1][0]
                 value_sum += keys_by_prompt[index][1] - keys_by_prompt[index + 1][1]
-    count = len(tokenized)
+    # Sums and count over all ranks (one process: unchanged), so the mean is exact.
+    key_sum = all_reduce_sum(key_sum)
+    value_sum = all_reduce_sum(value_sum)
+    totals = all_reduce_sum(torch.tensor([len(mine), computed], dtype=torch.float64))
+    count, computed = int(totals[0]), int(totals[1])
     keys = {layer: (key_sum[layer] / count).contiguous() for layer in range(geometry.num_layers)}
     values = {
         layer: (value_sum[layer] / count).contiguous() for layer in range(geometry.num_layers)

@@ -98,6 +98,12 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
+        """Where inputs go: the model's device, or under a device map its first GPU (else
+        the CPU; accelerate's hooks move each layer's inputs to that layer's device)."""
+        device_map = getattr(self.model, "hf_device_map", None)
+        if device_map and len(set(device_map.values())) > 1:
+            gpus = sorted(v for v in device_map.values() if isinstance(v, int))
+            return torch.device(f"cuda:{gpus[0]}") if gpus else torch.device("cpu")
         return next(self.model.parameters()).device
 
 
@@ -388,7 +394,11 @@ def _load_pretrained(
 
 
 def _load_gguf(
-    path: Path, ref: ModelRef, dtype: torch.dtype, notes: list[str]
+    path: Path,
+    ref: ModelRef,
+    dtype: torch.dtype,
+    notes: list[str],
+    placement: dict[str, Any] | None = None,
 ) -> tuple[Any, Any, str]:
     """Load a GGUF file through its converted cache entry, converting on first use."""
     from kvsl.engine.fingerprint import cached_file_sha256
@@ -400,7 +410,9 @@ def _load_gguf(
     marker = entry / _IDENTITY_FILE
     if marker.is_file():
         try:
-            model, tokenizer = _load_pretrained(str(entry), dtype, ref, local_files_only=True)
+            model, tokenizer = _load_pretrained(
+                str(entry), dtype, ref, local_files_only=True, **(placement or {})
+            )
             return model, tokenizer, revision
         except KvslError:
             _say(f"cached conversion at {entry} is unreadable; converting again", notes)
@@ -443,6 +455,12 @@ def _load_gguf(
         del model.config.quantization_config
     _write_cache_entry(entry, model, tokenizer, {"revision": revision, "source": str(path)}, notes)
     _say(f"converted in {time.perf_counter() - started:.0f} s; later loads use the cache", notes)
+    if placement and entry.is_dir():
+        # A device map places weights while loading: load the converted copy with it.
+        model, tokenizer = _load_pretrained(
+            str(entry), dtype, ref, local_files_only=True, **placement
+        )
+        return model, tokenizer, revision
     if dtype != torch.float32:
         model = model.to(dtype)  # type: ignore[arg-type]
     return model, tokenizer, revision
@@ -476,11 +494,18 @@ def _write_cache_entry(
 
 
 def load_model(
-    ref: ModelRef, *, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None
+    ref: ModelRef,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
+    device_map: str | dict[str, Any] | None = None,
 ) -> LoadedModel:
     """Load the model a plan names, with its tokenizer, identity and KV geometry.
 
     `device` None keeps the model on the CPU; `"auto"` picks CUDA when available.
+    `device_map` (transformers' `"auto"`, `"balanced"`, ... or a {module: device} dict,
+    devices including "cpu" and "disk") spreads the layers instead of `device`; offloaded
+    weights go to `$KVSL_CACHE_DIR/offload/` (see `kvsl.engine.placement`).
 
     >>> loaded = load_model(resolve_ref("smollm2-135m"))  # doctest: +SKIP
     >>> loaded.geometry                                    # doctest: +SKIP
@@ -489,6 +514,11 @@ def load_model(
     started = time.perf_counter()
     notes: list[str] = []
     revision = weights = ""
+    placement: dict[str, Any] = {}
+    if device_map is not None:
+        from kvsl.engine.placement import placement_kwargs
+
+        placement = placement_kwargs(device_map)
     if ref.kind in ("embedded", "gguf"):
         if ref.kind == "embedded":
             path = embedded_gguf_path(ref.name, ref)
@@ -501,7 +531,7 @@ def load_model(
                     ref,
                     "fix the `model =` path in the spec (relative paths are relative to the spec file)",
                 )
-        model, tokenizer, revision = _load_gguf(path, ref, dtype, notes)
+        model, tokenizer, revision = _load_gguf(path, ref, dtype, notes, placement)
     elif ref.kind == "directory":
         path = Path(ref.location).expanduser()
         if not path.is_dir() or not (path / "config.json").is_file():
@@ -517,11 +547,13 @@ def load_model(
         from kvsl.engine.fingerprint import weights_sha256
 
         weights = weights_sha256(path)
-        model, tokenizer = _load_pretrained(str(path), dtype, ref, local_files_only=True)
+        model, tokenizer = _load_pretrained(
+            str(path), dtype, ref, local_files_only=True, **placement
+        )
     else:
-        model, tokenizer = _load_pretrained(ref.location or ref.name, dtype, ref)
+        model, tokenizer = _load_pretrained(ref.location or ref.name, dtype, ref, **placement)
         revision = str(getattr(model.config, "_commit_hash", None) or "")
-    device = resolve_device(device)
+    device = resolve_device(device) if device_map is None else None
     if device is not None:
         model = model.to(device)
     return loaded_from_objects(

@@ -52,6 +52,7 @@ class EvalRequest:
     spec_controls: tuple[str, ...] = ()
     precision: str = "fp32"
     device: str | None = None  # None: the CPU; "auto": CUDA when available
+    device_map: str | None = None  # transformers' device_map (replaces `device`)
     layers: tuple[LayerSpan, ...] | None = None  # cache steering overrides
     key: float | None = None
     value: float | None = None
@@ -81,6 +82,16 @@ def effective_decode(request: EvalRequest, plan: Any) -> GenerationSettings:
         return request.decode
     spec = {name: getattr(plan.generate, name) for name in request.spec_controls}
     return replace(request.decode, **spec)
+
+
+def _results_cache(out_dir: Path) -> ResultsCache:
+    """The per-example cache; under torchrun each rank appends to its own shard of it."""
+    from kvsl.engine.distributed import barrier, dist_env
+
+    env = dist_env()
+    cache = ResultsCache(out_dir / "results.jsonl", rank=env.rank if env.active else None)
+    barrier()  # every rank has read the cache before any rank appends to it
+    return cache
 
 
 def _file_sha256(path: str | None) -> str | None:
@@ -166,11 +177,11 @@ def _context(request: EvalRequest, console: Any, need_vectors: bool) -> Any:
     from kvsl.eval.session import open_context
 
     if request.threads is not None:
-        import torch
+        from kvsl.engine.threads import configure_threads
 
         # On a CPU shared with other work, one thread can be several times faster than
         # two that wait on each other (measured here: 12 vs 2.3 tokens/s).
-        torch.set_num_threads(request.threads)
+        configure_threads(request.threads)
 
     return open_context(
         Path(request.target) if request.target else None,
@@ -179,6 +190,7 @@ def _context(request: EvalRequest, console: Any, need_vectors: bool) -> Any:
         batch_size=request.batch_size,
         precision=request.precision,
         device=request.device,
+        device_map=request.device_map,
         force=request.force,
         need_vectors=need_vectors,
         console=console,
@@ -212,7 +224,7 @@ def run_eval(
     need_vectors = any(m.startswith("cache") for m in request.methods)
     ctx = context if context is not None else _context(request, console, need_vectors)
     out_dir = Path(request.out_dir)
-    cache = ResultsCache(out_dir / "results.jsonl")
+    cache = _results_cache(out_dir)
     if console is not None:
         for warning in cache.warnings:
             console.print(f"warning[{warning.code}]: {warning.message}")
@@ -269,8 +281,12 @@ def run_eval(
         if value is not None
     )
     path = out_dir / f"eval-{examples[0].source}-{Path(request.data).stem}{overrides}.json"
-    _write_json(path, report)
+    from kvsl.engine.distributed import dist_env
+
+    if dist_env().is_main:  # under torchrun, rank 0 alone writes the report
+        _write_json(path, report)
     report["report_path"] = str(path)
+    report["rank"] = dist_env().rank
     report["_summaries"] = result.summaries  # for tables; dropped before JSON output
     return report
 
@@ -387,7 +403,7 @@ def run_sweep(
         request, console, need_vectors=bool(names - {"caa-layer", "caa-multiplier"})
     )
     out_dir = Path(request.out_dir)
-    cache = ResultsCache(out_dir / "results.jsonl")
+    cache = _results_cache(out_dir)
     display, progress = _progress(console, quiet)
     cot = "cache+cot" in request.methods and "cache" not in request.methods
     kind = "cache+cot" if cot else "cache"
@@ -434,11 +450,18 @@ def run_sweep(
     choices = {len(e.choices) for e in dev}
     chance = 1 / choices.pop() if len(choices) == 1 and 0 not in choices else None
     stem = f"sweep-{dev[0].source}-{Path(request.dev).stem}"
-    plot = plot_sweeps(
-        sweeps,
-        out_dir / f"{stem}.png",
-        title=f"{ctx.plan.style if ctx.plan else ''} on {Path(request.dev).name} ({len(dev)} questions)",
-        chance=chance,
+    from kvsl.engine.distributed import dist_env
+
+    main = dist_env().is_main  # under torchrun, rank 0 alone writes the plot and report
+    plot = (
+        plot_sweeps(
+            sweeps,
+            out_dir / f"{stem}.png",
+            title=f"{ctx.plan.style if ctx.plan else ''} on {Path(request.dev).name} ({len(dev)} questions)",
+            chance=chance,
+        )
+        if main
+        else out_dir / f"{stem}.png"
     )
     from kvsl import __version__
 
@@ -462,7 +485,9 @@ def run_sweep(
         "seconds": round(time.perf_counter() - started, 1),
     }
     path = out_dir / f"{stem}.json"
-    _write_json(path, report)
+    if main:
+        _write_json(path, report)
     report["report_path"] = str(path)
+    report["rank"] = dist_env().rank
     report["_points"] = sweeps  # for the terminal table; dropped before JSON output
     return report

@@ -71,19 +71,60 @@ def _question_hash(example: Example) -> str:
     return hashlib.sha256(f"{example.question}\x00{example.answer}".encode()).hexdigest()[:10]
 
 
+def shard_paths(path: Path) -> list[Path]:
+    """The per-rank shards of a results cache: `results.rank-0.jsonl`, ... (sorted)."""
+    return sorted(path.parent.glob(f"{path.stem}.rank-*{path.suffix}"))
+
+
 class ResultsCache:
     """Append-only JSONL of generated responses, read back into a dict by key.
 
     Lines that are not valid records (a run killed mid-write) are skipped with a KVS613
     warning, collected in `warnings`.
+
+    With `rank` set (several processes under torchrun), this process appends to its own
+    shard `<stem>.rank-<rank>.jsonl` beside the file, so no two processes write one file;
+    `merge_shards` (rank 0, after a barrier) appends the shards to the file and removes
+    them. Shards left by an interrupted run are read like the file itself, so it resumes.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None, *, rank: int | None = None) -> None:
         self.path = Path(path) if path is not None else None
+        self.rank = rank
         self.records: dict[str, dict[str, Any]] = {}
         self.warnings: list[Diagnostic] = []
-        if self.path is not None and self.path.exists():
-            self._load(self.path)
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the file and any shards again (after another rank merged them)."""
+        self.records = {}
+        self.warnings = []
+        if self.path is None:
+            return
+        for path in [self.path, *shard_paths(self.path)]:
+            if path.exists():
+                self._load(path)
+
+    @property
+    def write_path(self) -> Path | None:
+        if self.path is None or self.rank is None:
+            return self.path
+        return self.path.with_name(f"{self.path.stem}.rank-{self.rank}{self.path.suffix}")
+
+    def merge_shards(self) -> int:
+        """Append every shard's lines to the file, then remove the shards; returns lines moved."""
+        if self.path is None:
+            return 0
+        lines: list[str] = []
+        shards = shard_paths(self.path)
+        for shard in shards:
+            text = shard.read_text(encoding="utf-8", errors="replace")
+            lines.extend(line for line in text.split("\n") if line.strip())
+        if lines:
+            append_jsonl(self.path, lines)
+        for shard in shards:
+            shard.unlink(missing_ok=True)
+        return len(lines)
 
     def _load(self, path: Path) -> None:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -120,11 +161,12 @@ class ResultsCache:
         batch = list(records)
         for record in batch:
             self.records[record["key"]] = record
-        if self.path is None:
+        target = self.write_path
+        if target is None:
             return
         # A killed run leaves at most one torn last line, which the loader skips.
         append_jsonl(
-            self.path, (json.dumps(record, ensure_ascii=False, sort_keys=True) for record in batch)
+            target, (json.dumps(record, ensure_ascii=False, sort_keys=True) for record in batch)
         )
 
 
@@ -228,6 +270,8 @@ def evaluate(
     scored with `kvsl.styles.score` (None: no adherence column); `baseline` the method name
     the paired comparisons are made against (when it is among `methods`).
     """
+    from kvsl.engine.distributed import shard
+
     identity = identity or {}
     generated = 0
     for run in range(runs):
@@ -242,8 +286,13 @@ def evaluate(
                 progress(label, len(examples) - len(pending), len(examples))
             # Shortest prompts first (less padding); chunks of one batch, saved as they finish.
             pending.sort(key=lambda e: len(e.question))
-            for start in range(0, len(pending), generator.batch_size):
-                chunk = pending[start : start + generator.batch_size]
+            chunks = [
+                pending[start : start + generator.batch_size]
+                for start in range(0, len(pending), generator.batch_size)
+            ]
+            # Under torchrun, whole batches go round-robin to ranks: each batch is the one a
+            # single process would run, so greedy generations are the same tokens.
+            for chunk in shard(chunks):
                 gens = generator.generate(method, [e.question for e in chunk], settings)
                 forced_labels = _model_forced(generator, method, chunk, gens, forced)
                 cache.add(
@@ -264,6 +313,7 @@ def evaluate(
                 generated += len(chunk)
                 if progress is not None:
                     progress(label, len(chunk), len(examples))
+    generated = _merge_ranks(cache, generated)
     outcomes = {
         method.name: collect_outcomes(
             method, examples, decode, cache, identity, generator.system_prompt, runs
@@ -272,6 +322,22 @@ def evaluate(
     }
     summaries = summarise(methods, outcomes, runs, style=style, baseline=baseline)
     return EvalResult([m.name for m in methods], outcomes, summaries, generated)
+
+
+def _merge_ranks(cache: ResultsCache, generated: int) -> int:
+    """Under torchrun: rank 0 merges every rank's shard, all ranks read the merged cache;
+    returns the responses generated by all ranks (`generated` itself in one process)."""
+    from kvsl.engine.distributed import all_gather, barrier, is_main
+
+    counts = all_gather(generated)
+    if len(counts) == 1:
+        return generated
+    barrier()  # every shard is complete
+    if is_main():
+        cache.merge_shards()
+    barrier()  # the merged file is complete
+    cache.reload()
+    return sum(counts)
 
 
 def _model_forced(

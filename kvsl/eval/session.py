@@ -84,6 +84,7 @@ def open_context(
     batch_size: int = 8,
     precision: str = "fp32",
     device: str | None = None,
+    device_map: str | None = None,
     force: bool = False,
     need_vectors: bool = True,
     console: Any = None,
@@ -94,9 +95,11 @@ def open_context(
     """
     import torch
 
+    from kvsl.engine.distributed import init_distributed, local_device
     from kvsl.engine.models import load_model, resolve_device, resolve_ref
 
-    where = resolve_device(device)
+    where = resolve_device(device) if device_map is None else None
+    where = local_device(where, init_distributed(where))  # cuda → cuda:LOCAL_RANK under torchrun
 
     plan = plan_of_target(target) if target is not None else None
     if plan is not None:
@@ -107,8 +110,17 @@ def open_context(
         from kvsl.lang.plan import DEFAULT_MODEL
 
         ref = resolve_ref(DEFAULT_MODEL)
+    if precision == "auto":
+        from kvsl.engine.precision import choose_precision
+
+        precision = choose_precision("auto", where).name
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    loaded = load_model(ref, dtype=dtype, device=where)
+    placement = None
+    if device_map is not None:
+        from kvsl.engine.placement import parse_device_map
+
+        placement = parse_device_map(device_map)
+    loaded = load_model(ref, dtype=dtype, device=where, device_map=placement)
     vectors = None
     if plan is not None and need_vectors and target is not None:
         vectors = _vectors(target, plan, loaded, force=force, console=console)

@@ -116,6 +116,49 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "kvsl run specs/step_by_step.kvs --device auto --prompt 'Why is the sky blue?'",
     ),
     Code(
+        "KVS313",
+        "thread count not valid",
+        Severity.ERROR,
+        "`--threads N` (or the environment variable `KVSL_THREADS`) sets how many CPU threads "
+        "torch uses, and must be a positive integer. Without either, kvsl uses the cores this "
+        "process may run on (`os.sched_getaffinity`), divided among the processes a launcher "
+        "started on this node (docs/scale.md).",
+        "kvsl build specs/step_by_step.kvs --threads 0",
+        "kvsl build specs/step_by_step.kvs --threads 1",
+    ),
+    Code(
+        "KVS314",
+        "precision not valid",
+        Severity.ERROR,
+        "`--precision` is `auto`, `fp32` or `bf16`. `auto` (the default) picks bf16 where the "
+        "device runs it fast (CUDA with bf16 support, CPUs with AMX) and fp32 elsewhere; for "
+        "`kvsl build` a spec's own `extract { precision = ... }` wins over `auto`.",
+        "kvsl build specs/step_by_step.kvs --precision fp16",
+        "kvsl build specs/step_by_step.kvs --precision auto",
+    ),
+    Code(
+        "KVS315",
+        "distributed launch not usable",
+        Severity.ERROR,
+        "kvsl runs data-parallel when a launcher (`torchrun`, `accelerate launch`) sets RANK, "
+        "WORLD_SIZE and LOCAL_RANK, with MASTER_ADDR and MASTER_PORT for the rendezvous. These "
+        "variables were set but inconsistent (RANK outside 0..WORLD_SIZE-1, not integers, the "
+        "rendezvous address missing), or the process group could not be joined.",
+        "RANK=1 kvsl build specs/step_by_step.kvs      # WORLD_SIZE not set",
+        "torchrun --nproc-per-node 2 -m kvsl build specs/step_by_step.kvs",
+    ),
+    Code(
+        "KVS316",
+        "device map not valid",
+        Severity.ERROR,
+        "`--device-map` hands the model's placement to transformers: a strategy (`auto`, "
+        "`balanced`, `balanced_low_0`, `sequential`) or a JSON object mapping module names to "
+        "a GPU index, `cpu` or `disk`. The value given is neither, or maps a module to "
+        "something that is not a device.",
+        "kvsl run specs/s.kvs --device-map gpus -p 'Why?'",
+        "kvsl run specs/s.kvs --device-map auto -p 'Why?'",
+    ),
+    Code(
         "KVS400",
         "artifact not found",
         Severity.ERROR,

@@ -124,9 +124,9 @@ def _context(request: TuneRequest, console: Any) -> Any:
     from kvsl.eval.session import open_context
 
     if request.threads is not None:
-        import torch
+        from kvsl.engine.threads import configure_threads
 
-        torch.set_num_threads(request.threads)
+        configure_threads(request.threads)
     return open_context(
         Path(request.spec),
         out_dir=Path(request.out_dir),

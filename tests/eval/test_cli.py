@@ -148,7 +148,7 @@ def test_sweep_writes_a_plot(spec: Path, tmp_path: Path) -> None:
         (["--methods", "plain,steer"], "KVS610", 2),
         (["--methods", "plain,cache"], "KVS611", 2),
         (["--runs", "0"], "KVS612", 2),
-        (["--threads", "0"], "KVS612", 2),
+        (["--threads", "0"], "KVS313", 2),  # the shared --threads option (kvsl.engine.threads)
         (["--sweep", "colour=1,2"], "KVS612", 2),
         (["--benchmark", "mmlu"], "KVS601", 2),
     ],
