@@ -116,12 +116,22 @@ class _KVReader:
         return keys.transpose(0, 1), values.transpose(0, 1)
 
 
-def _progress(enabled: bool, console: Any, total: int, description: str) -> Any:
+@contextlib.contextmanager
+def _progress(
+    enabled: bool, console: Any, total: int, description: str
+) -> Iterator[Callable[[int], None]]:
+    """Yields `done(count)`, which shows `count` of `total` pairs done under `description`.
+
+    Disabled, it yields a no-op, so the extraction loop reads the same either way.
+    """
     if not enabled:
-        return contextlib.nullcontext(None)
+        yield lambda _count: None
+        return
     from kvsl.progress import progress_display
 
-    return progress_display(console, "pairs")
+    with progress_display(console, "pairs") as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda count: bar.update(task, completed=count)
 
 
 def extract_vectors(
@@ -151,7 +161,7 @@ def extract_vectors(
     offset_id = offset_token_id(loaded.tokenizer, plan.extract.offset_token)
     if pairs is None:
         pairs = build_contrast_pairs(plan, on_warning=on_warning)
-    tokenized = tokenize_pairs(pairs, loaded.tokenizer)
+    tokenized = tokenize_pairs(pairs, loaded.tokenizer, plan.extract.prefix)
     size = batch_size or plan.extract.batch_size or default_batch_size(loaded.device)
     reader = _KVReader(loaded)
     geometry = loaded.geometry
@@ -164,19 +174,17 @@ def extract_vectors(
     with (
         torch.inference_mode(),
         _compute_precision(loaded, plan.extract.precision) as compute_dtype,
-        _progress(progress, console, len(tokenized), description) as bar,
+        _progress(progress, console, len(tokenized), description) as done,
     ):
-        task = bar.add_task(description, total=len(tokenized)) if bar is not None else None
         if size <= 1:
-            for pair in tokenized:
+            for count, pair in enumerate(tokenized, start=1):
                 dk, dv = reader.pair_difference(pair, share_prefix)
                 key_sum += dk.cpu()
                 value_sum += dv.cpu()
                 computed += len(pair.positive) + len(pair.negative)
                 if share_prefix:
                     computed -= min(pair.shared, len(pair.positive) - 1, len(pair.negative) - 1)
-                if bar is not None:
-                    bar.advance(task)
+                done(count)
         else:
             pad_id = pad_token_id(loaded.tokenizer, loaded.model)
             prompts = [p for pair in tokenized for p in (pair.positive, pair.negative)]
@@ -189,11 +197,9 @@ def extract_vectors(
                 for row, index in enumerate(chunk):
                     keys_by_prompt[index] = (batch_keys[row].cpu(), batch_values[row].cpu())
                 computed += len(chunk) * max(len(prompts[i]) for i in chunk)
-                if bar is not None:
-                    done = sum(
-                        1 for i in range(0, len(prompts), 2) if {i, i + 1} <= keys_by_prompt.keys()
-                    )
-                    bar.update(task, completed=done)
+                done(
+                    sum(1 for i in range(0, len(prompts), 2) if {i, i + 1} <= keys_by_prompt.keys())
+                )
             for index in range(0, len(prompts), 2):
                 key_sum += keys_by_prompt[index][0] - keys_by_prompt[index + 1][0]
                 value_sum += keys_by_prompt[index][1] - keys_by_prompt[index + 1][1]
@@ -216,7 +222,9 @@ def extract_vectors(
             "computed_tokens": computed,
         },
     )
-    return SteeringVectors(keys, values, plan.extract.offset_token, manifest)
+    return SteeringVectors(
+        keys, values, plan.extract.offset_token, manifest, prefix=plan.extract.prefix
+    )
 
 
 def layer_cosines(a: SteeringVectors, b: SteeringVectors) -> dict[int, tuple[float, float]]:
