@@ -4,8 +4,9 @@ An artifact lives at `<spec dir>/.kvsl/artifacts/<style>-<vector_hash[:12]>.safe
 (or in `--out DIR`). A spec whose folder is not writable, or a built-in spec installed as
 package data (never written to), builds into the user cache instead:
 `$KVSL_CACHE_DIR/artifacts/`, by default `~/.cache/kvsl/artifacts/`. Building a plan
-whose artifact already exists, and verifies, does nothing and says so; `force=True`
-rebuilds. The artifact is written atomically, so Ctrl-C or a crash mid-build leaves the
+whose artifact already exists, and verifies, does nothing and says so; so does a plan
+whose spec ships verified prebuilt vectors (`kvsl.engine.shipped`: the built-in styles on
+the embedded model); `force=True` rebuilds. The artifact is written atomically, so Ctrl-C or a crash mid-build leaves the
 previous state (no file, or the old complete file), and a rerun finishes the job.
 """
 
@@ -154,6 +155,20 @@ def build(
                 )
                 return BuildResult(path, False, time.perf_counter() - started)
             console.print("[yellow]existing artifact belongs to another plan; rebuilding[/]")
+
+    def warn(diagnostic: Diagnostic) -> None:
+        console.print(render_diagnostics([diagnostic], format="human", color=False))
+
+    if not force and out_dir is None:
+        from kvsl.engine.shipped import find_shipped
+
+        shipped = find_shipped(plan, on_warning=warn)
+        if shipped is not None:
+            console.print(
+                f"[green]up to date[/]: `{plan.style}` ships with prebuilt vectors for "
+                f"`{plan.model.name}`, nothing to build ({_shown(shipped)}; `--force` rebuilds)"
+            )
+            return BuildResult(shipped, False, time.perf_counter() - started)
     check_traces_unchanged(plan)
     from kvsl.engine.extract import extract_vectors
     from kvsl.engine.models import load_model, precision_dtype
@@ -163,9 +178,6 @@ def build(
         loaded = load_model(
             plan.model, dtype=precision_dtype(plan.extract.precision), device="auto"
         )
-
-    def warn(diagnostic: Diagnostic) -> None:
-        console.print(render_diagnostics([diagnostic], format="human", color=False))
 
     vectors = extract_vectors(loaded, plan, progress=progress, console=console, on_warning=warn)
     check_compatible(vectors, loaded)  # sanity: what we extracted fits what we loaded
