@@ -12,7 +12,7 @@ rewrites them in kvsl's own layout, which is what `kvsl teach` appends to:
   KVS502, KVS519) and nothing is written, unless `skip_bad` turns them into one KVS521
   warning and leaves them out;
 - ids are the record's own `id` prefixed with the source file's stem (ids repeat across
-  the paper's files), or `<stem>-<line>` when a record has none;
+  the paper's files), or `<stem>-line<N>` when a record has none;
 - a question already imported (same text) is left out, with one KVS522 warning: two
   traces with one question would make a target its own demo;
 - `limit` keeps the first N traces (file order); the output is written atomically and an
@@ -45,7 +45,7 @@ class ImportResult:
 
 
 def _with_id(trace: Trace, stem: str, line: int) -> Trace:
-    own = trace.id if trace.id is not None else str(line)
+    own = trace.id if trace.id is not None else f"line{line}"
     return replace(trace, id=f"{stem}-{own}")
 
 

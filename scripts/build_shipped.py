@@ -3,6 +3,7 @@
     python scripts/build_shipped.py                 # every built-in spec
     python scripts/build_shipped.py step-by-step    # one style
     python scripts/build_shipped.py --check         # exit 1 when any shipped vector is stale
+    python scripts/build_shipped.py --reindex       # index.json from the files present
 
 For each built-in spec: compile it, extract its vectors on the embedded model (the spec's
 own `model`, which must be the embedded one), write `specs/vectors/<style>.safetensors`
@@ -75,7 +76,6 @@ def build_all(plans: list, threads: int) -> None:
     torch.set_num_threads(threads)
     folder = shipped_dir(SPECS / "step_by_step.kvs")
     folder.mkdir(parents=True, exist_ok=True)
-    entries = read_index(folder)
     loaded = None
     for plan in plans:
         if plan.model.kind != "embedded":
@@ -93,6 +93,7 @@ def build_all(plans: list, threads: int) -> None:
         name = f"{_slug(plan.style)}.safetensors"
         path = save_artifact(vectors, folder / name)
         spec = Path(plan.spec_path).name
+        entries = read_index(folder)  # re-read: another run may have added entries since
         entries[spec] = ShippedEntry(
             spec=spec,
             file=name,
@@ -106,15 +107,45 @@ def build_all(plans: list, threads: int) -> None:
         print(f"{plan.style}: {path.relative_to(ROOT)} ({path.stat().st_size} bytes, {seconds} s)")
 
 
+def reindex(plans: list) -> None:
+    """Rewrite the index from the artifacts present (sha256 and manifest vector hash)."""
+    from kvsl.engine.artifact import read_manifest
+    from kvsl.engine.build import _slug
+    from kvsl.engine.shipped import ShippedEntry, file_sha256, shipped_dir, write_index
+
+    folder = shipped_dir(SPECS / "step_by_step.kvs")
+    entries = {}
+    for plan in plans:
+        path = folder / f"{_slug(plan.style)}.safetensors"
+        if path.is_file():
+            spec = Path(plan.spec_path).name
+            entries[spec] = ShippedEntry(
+                spec=spec,
+                file=path.name,
+                sha256=file_sha256(path),
+                vector_hash=str(read_manifest(path).get("vector_hash")),
+                style=plan.style,
+                model=plan.model.name,
+            )
+    write_index(folder, entries)
+    print(f"indexed {len(entries)} artifacts")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("styles", nargs="*", help="built-in style names (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--check", action="store_true", help="only report stale vectors")
+    parser.add_argument(
+        "--reindex", action="store_true", help="rewrite index.json from the files present"
+    )
     args = parser.parse_args(argv)
     plans = _plans(args.styles)
     if args.check:
         return check(plans)
+    if args.reindex:
+        reindex(plans)
+        return 0
     build_all(plans, args.threads)
     return 0
 
