@@ -57,7 +57,7 @@ def check(plans: list) -> int:
     return 1 if stale else 0
 
 
-def build_all(plans: list, threads: int) -> None:
+def build_all(plans: list, threads: int, skip_current: bool = False) -> None:
     import torch
 
     from kvsl.engine.artifact import save_artifact
@@ -67,6 +67,7 @@ def build_all(plans: list, threads: int) -> None:
     from kvsl.engine.shipped import (
         ShippedEntry,
         file_sha256,
+        find_shipped,
         read_index,
         shipped_dir,
         write_index,
@@ -78,6 +79,9 @@ def build_all(plans: list, threads: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     loaded = None
     for plan in plans:
+        if skip_current and find_shipped(plan) is not None:
+            print(f"{plan.style}: shipped vectors are current, skipped")
+            continue
         if plan.model.kind != "embedded":
             sys.exit(f"`{plan.style}` names `{plan.model.name}`: only embedded models ship")
         if loaded is None or loaded.ref != plan.model:
@@ -137,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--check", action="store_true", help="only report stale vectors")
     parser.add_argument(
+        "--skip-current", action="store_true", help="leave styles whose vectors are current"
+    )
+    parser.add_argument(
         "--reindex", action="store_true", help="rewrite index.json from the files present"
     )
     args = parser.parse_args(argv)
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reindex:
         reindex(plans)
         return 0
-    build_all(plans, args.threads)
+    build_all(plans, args.threads, args.skip_current)
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -289,7 +290,7 @@ _NEW_CONTRAST = {"questions": None, "questions_sha256": "", "question_format": N
 _NEW_EXTRACT = {"prefix": ""}
 
 
-def _without_defaults(data: dict[str, object], defaults: dict[str, object]) -> dict[str, object]:
+def _without_defaults(data: dict[str, object], defaults: Mapping[str, object]) -> dict[str, object]:
     return {k: v for k, v in data.items() if k not in defaults or v != defaults[k]}
 
 

@@ -154,9 +154,10 @@ def test_prefix_changes_the_vectors_and_is_recorded(tiny_loaded_llama, tiny_trac
 def test_generation_with_prefixed_vectors_starts_the_answer_with_the_prefix(tiny_llama):
     import dataclasses
 
+    from tiny_models import random_vectors
+
     import kvsl
     from kvsl.engine.generate import chat_prompt, generate_texts
-    from tiny_models import random_vectors
 
     model, tokenizer = tiny_llama
     vectors = dataclasses.replace(random_vectors(model), prefix=PREFIX)
@@ -178,9 +179,10 @@ def test_generation_with_prefixed_vectors_starts_the_answer_with_the_prefix(tiny
 def test_eval_cache_method_uses_the_vectors_prefix(tiny_llama):
     import dataclasses
 
+    from tiny_models import random_vectors
+
     from kvsl.engine.generate import chat_prompt
     from kvsl.eval.methods import Generator, cache_method, plain_method
-    from tiny_models import random_vectors
 
     model, tokenizer = tiny_llama
     vectors = dataclasses.replace(random_vectors(model), prefix=PREFIX)
