@@ -163,6 +163,8 @@ def build(
         from kvsl.engine.shipped import find_shipped
 
         shipped = find_shipped(plan, on_warning=warn)
+        if shipped is not None and loaded is not None:
+            shipped = _fits(shipped, loaded, plan, warn)
         if shipped is not None:
             console.print(
                 f"[green]up to date[/]: `{plan.style}` ships with prebuilt vectors for "
@@ -191,6 +193,33 @@ def build(
         f"{stats.get('seconds', 0):.1f} s → {_shown(path)}"
     )
     return BuildResult(path, True, seconds)
+
+
+def _fits(path: Path, loaded: Any, plan: Plan, warn: Any) -> Path | None:
+    """`path` when the shipped vectors fit the model in memory, else None and KVS312.
+
+    The shipped vectors name the embedded model by its fingerprint (config, tokenizer and
+    chat-template hashes). Another transformers version may describe the same weights
+    with another config; then the vectors are extracted for this model instead.
+    """
+    from kvsl.engine.artifact import check_compatible, load_artifact
+    from kvsl.lang.diagnostics import Severity
+
+    try:
+        check_compatible(load_artifact(path), loaded)
+    except KvslError as err:
+        warn(
+            Diagnostic(
+                "KVS312",
+                Severity.WARNING,
+                f"the shipped vectors of `{plan.style}` do not fit this model "
+                f"({err.diagnostics[0].message}); extracting instead",
+                Span.whole_file(plan.spec_path),
+                help="the new vectors are cached, so this happens once",
+            )
+        )
+        return None
+    return path
 
 
 def _shown(path: Path) -> str:

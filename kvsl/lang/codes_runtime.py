@@ -140,6 +140,18 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "python scripts/build_shipped.py          # or reinstall kvsl",
     ),
     Code(
+        "KVS312",
+        "shipped vectors do not fit the loaded model",
+        Severity.WARNING,
+        "Shipped vectors record the fingerprint of the model they were built on (its "
+        "configuration, tokenizer and chat template). The model loaded here differs, for "
+        "instance because another transformers version describes the same weights with "
+        "another configuration, so kvsl extracts vectors for this model (once; they are "
+        "cached) instead of refusing to run.",
+        "kvsl run step-by-step --prompt '...'    # a transformers release changed the config",
+        "kvsl run step-by-step --prompt '...'    # extracts once, then reuses the cache",
+    ),
+    Code(
         "KVS400",
         "artifact not found",
         Severity.ERROR,

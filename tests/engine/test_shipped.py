@@ -121,6 +121,18 @@ def test_stale_shipped_vectors_are_kvs310_and_never_used(shipping_spec, tiny_loa
     assert load_artifact(result.path).manifest["pairs"] == 4
 
 
+def test_shipped_vectors_that_do_not_fit_the_loaded_model_are_kvs312(
+    shipping_spec, tiny_loaded_qwen2
+):
+    # Same geometry, another fingerprint (as another transformers version's config can be).
+    console, out = _console()
+    result = build(
+        load_plan(shipping_spec), loaded=tiny_loaded_qwen2, console=console, progress=False
+    )
+    assert result.built and result.path.parent.name == "artifacts"
+    assert "KVS312" in out.getvalue()
+
+
 def test_force_rebuilds_and_reproduces_the_shipped_vectors(shipping_spec, tiny_loaded_llama):
     console, _ = _console()
     plan = load_plan(shipping_spec)
