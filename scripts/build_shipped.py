@@ -96,6 +96,7 @@ def build_all(plans: list, threads: int, skip_current: bool = False) -> None:
         )
         name = f"{_slug(plan.style)}.safetensors"
         path = save_artifact(vectors, folder / name)
+        path.chmod(0o644)  # package data: readable by everyone once installed
         spec = Path(plan.spec_path).name
         entries = read_index(folder)  # re-read: another run may have added entries since
         entries[spec] = ShippedEntry(
