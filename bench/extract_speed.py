@@ -1,6 +1,12 @@
 """Extraction speed, measured side by side in one run (issue 4, benchmarks 2 and 3).
 
-    python bench/extract_speed.py TRACES.jsonl [--pairs 12] [--shots 2] [--rounds 5] [--json]
+    python bench/extract_speed.py TRACES.jsonl [--pairs 12] [--shots 2] [--rounds 3]
+        [--questions POOL.jsonl] [--select nearest] [--prefix "Let's think step by step."]
+        [--methods bare,paper,fp32,bf16]
+
+    # the paper's recipe at k = 10 (ratio (a) only):
+    python bench/extract_speed.py specs/traces/step_by_step.jsonl --shots 10 --pairs 6 \
+        --questions specs/questions/gsm8k_train.jsonl --methods bare,fp32 --threads 2
 
 Prints, on the same contrast pairs (same tokens):
   (a) bare forward of the base model over both prompts of every pair / kvsl extraction
@@ -9,48 +15,37 @@ Prints, on the same contrast pairs (same tokens):
       no prefix sharing) / kvsl extraction at fp32 (goal >= 1.3) and at bf16 (goal >= 2),
       with the per-layer cosine of bf16 to fp32 vectors over layers 1 and up (goal: mean
       >= 0.999).
-Each method runs `--rounds` times, interleaved, the order rotated every round (so a burst
-of load on the shared machine hits each method alike). Ratios are taken within a round and
-reported as the median over rounds with their spread (IQR and range), never best-of: on a
-shared machine the minimum is luck, the median is what a user sees. The trace file may use
-kvsl's schema (question/steps/answer) or the paper's (query/steps/solution); it is read,
-never copied.
-On a shared, loaded machine pass `--threads 1`: with more torch threads than free cores the
-threads wait on each other (at load ≈ 17 on 2 cores, one extraction round took ~9 min with 2
-threads against ~1.5 min with 1), and that wait, not the method, dominates the ratios.
+`--shots` sets k (the paper uses 5-12); `--questions` draws the targets from a query pool
+so that k can reach the number of traces; `--prefix` appends the paper's prefix to every
+prompt. Each method runs `--rounds` times, interleaved round by round; the median round
+counts and the spread (min-max) is printed (the machine is shared). Ratios are of medians.
+The trace file may use kvsl's schema (question/steps/answer) or the paper's
+(query/steps/solution), which kvsl reads unchanged; it is never copied.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 
-def kvsl_trace_file(source: Path, folder: Path) -> Path:
-    """The traces in kvsl's schema (converted from the paper's keys when needed)."""
-    out = folder / "traces.jsonl"
-    with source.open(encoding="utf-8") as lines, out.open("w", encoding="utf-8") as target:
-        for line in lines:
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            converted = {
-                "question": record.get("question", record.get("query")),
-                "steps": record["steps"],
-                "answer": str(record.get("answer", record.get("solution"))),
-            }
-            target.write(json.dumps(converted, ensure_ascii=False) + "\n")
-    return out
-
-
-def make_plan(traces: Path, pairs: int, shots: int, seed: int, model: str, precision: str):
+def make_plan(
+    traces: Path,
+    pairs: int,
+    shots: int,
+    seed: int,
+    model: str,
+    precision: str,
+    *,
+    questions: Path | None = None,
+    selection: str = "random",
+    prefix: str = "",
+):
     import hashlib
 
     from kvsl.engine.models import resolve_ref
@@ -67,10 +62,12 @@ def make_plan(traces: Path, pairs: int, shots: int, seed: int, model: str, preci
             traces_sha256=hashlib.sha256(traces.read_bytes()).hexdigest(),
             pairs=pairs,
             shots=shots,
-            selection="random",
+            selection=selection,  # type: ignore[arg-type]
             seed=seed,
+            questions=str(questions) if questions else None,
+            questions_sha256=hashlib.sha256(questions.read_bytes()).hexdigest() if questions else "",
         ),
-        extract=ExtractPlan(precision=precision),  # type: ignore[arg-type]
+        extract=ExtractPlan(precision=precision, prefix=prefix),  # type: ignore[arg-type]
         steer=SteerPlan(),
         generate=GeneratePlan(),
     )
@@ -118,18 +115,31 @@ def _sync(loaded) -> None:
         torch.cuda.synchronize()
 
 
+METHODS = ("bare", "paper", "fp32", "bf16")
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("traces", type=Path, help="trace JSONL (kvsl or paper schema)")
     parser.add_argument("--pairs", type=int, default=12)
-    parser.add_argument("--shots", type=int, default=2)
+    parser.add_argument("--shots", type=int, default=2, help="k demos per prompt")
+    parser.add_argument("--questions", type=Path, default=None, help="query pool (targets)")
+    parser.add_argument("--select", choices=("random", "nearest"), default="random")
+    parser.add_argument("--prefix", default="", help="the paper's prefix variant")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--methods", default=",".join(METHODS), help="subset of bare,paper,fp32,bf16")
     parser.add_argument("--model", default="smollm2-135m", help="embedded name, directory or hub id")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default=None, help="cpu (default) or cuda")
     args = parser.parse_args()
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not set(methods) <= set(METHODS) or "fp32" not in methods:
+        parser.error("--methods is a subset of bare,paper,fp32,bf16 that includes fp32")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -137,75 +147,66 @@ def main() -> None:
     from kvsl.engine.extract import extract_vectors, layer_cosines
     from kvsl.engine.models import load_model, resolve_ref
 
-    folder = Path(tempfile.mkdtemp(prefix="kvsl-bench-"))
-    traces = kvsl_trace_file(args.traces, folder)
-    plan32 = make_plan(traces, args.pairs, args.shots, args.seed, args.model, "fp32")
-    plan16 = make_plan(traces, args.pairs, args.shots, args.seed, args.model, "bf16")
+    traces = args.traces.resolve()
+    options = {"questions": args.questions, "selection": args.select, "prefix": args.prefix}
+    plan32 = make_plan(traces, args.pairs, args.shots, args.seed, args.model, "fp32", **options)
+    plan16 = make_plan(traces, args.pairs, args.shots, args.seed, args.model, "bf16", **options)
     fp32 = load_model(resolve_ref(args.model), dtype=torch.float32, device=args.device)
-    bf16 = load_model(resolve_ref(args.model), dtype=torch.bfloat16, device=args.device)
-    pairs = build_contrast_pairs(plan32)
-    tokenized = tokenize_pairs(pairs, fp32.tokenizer)
+    bf16 = (
+        load_model(resolve_ref(args.model), dtype=torch.bfloat16, device=args.device)
+        if "bf16" in methods
+        else None
+    )
+    pairs = build_contrast_pairs(plan32, on_warning=lambda d: print(f"warning {d.code}: {d.message}"))
+    tokenized = tokenize_pairs(pairs, fp32.tokenizer, args.prefix)
     tokens = sum(len(p.positive) + len(p.negative) for p in tokenized)
     shared = sum(min(p.shared, len(p.positive) - 1, len(p.negative) - 1) for p in tokenized)
     print(
-        f"model {args.model}: {fp32.geometry}; {len(tokenized)} pairs × {args.shots} shots, "
-        f"{tokens} prompt tokens (mean {tokens / (2 * len(tokenized)):.0f} per prompt), "
-        f"{shared} shared-prefix tokens; device {fp32.device}, torch threads {torch.get_num_threads()}",
+        f"model {args.model}: {fp32.geometry}; {len(tokenized)} pairs × {args.shots} shots "
+        f"({args.select}{', query pool' if args.questions else ''}"
+        f"{', prefix' if args.prefix else ''}), {tokens} prompt tokens "
+        f"(mean {tokens / (2 * len(tokenized)):.0f} per prompt), {shared} shared-prefix tokens; "
+        f"device {fp32.device}, torch threads {torch.get_num_threads()}",
         flush=True,
     )
-    from timing import Spread, paired_ratios, rotated
-
-    times: dict[str, list[float]] = {"bare": [], "paper": [], "kvsl_fp32": [], "kvsl_bf16": []}
-    results: dict[str, object] = {}
-
-    def run(method: str) -> float:
-        started = time.perf_counter()
-        if method == "bare":
-            return bare_forward(fp32, tokenized)
-        if method == "paper":
-            seconds, results["paper"] = paper_loop(fp32, tokenized)
-            return seconds
-        plan, loaded = (plan32, fp32) if method == "kvsl_fp32" else (plan16, bf16)
-        results[method] = extract_vectors(loaded, plan, pairs=pairs, progress=False)
-        _sync(loaded)
-        return time.perf_counter() - started
-
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    vectors32 = vectors16 = None
+    paper_values: dict[int, torch.Tensor] = {}
     for round_index in range(args.rounds):
-        for method in rotated(list(times), round_index):
-            times[method].append(run(method))
+        if "bare" in methods:
+            times["bare"].append(bare_forward(fp32, tokenized))
+        if "paper" in methods:
+            seconds, paper_values = paper_loop(fp32, tokenized)
+            times["paper"].append(seconds)
+        started = time.perf_counter()
+        vectors32 = extract_vectors(fp32, plan32, pairs=pairs, progress=False)
+        times["fp32"].append(time.perf_counter() - started)
+        if bf16 is not None:
+            started = time.perf_counter()
+            vectors16 = extract_vectors(bf16, plan16, pairs=pairs, progress=False)
+            times["bf16"].append(time.perf_counter() - started)
         print(f"round {round_index + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
-    vectors32, vectors16 = results["kvsl_fp32"], results["kvsl_bf16"]
-    paper_values: dict[int, torch.Tensor] = results["paper"]  # type: ignore[assignment]
-    # kvsl's fp32 vectors must equal the paper loop's (prefix sharing and no LM head change nothing)
-    worst = max(float((vectors32.values[layer] - paper_values[layer]).abs().max()) for layer in paper_values)  # type: ignore[attr-defined]
-    cosines = layer_cosines(vectors16, vectors32)  # type: ignore[arg-type]
-    steered = [layer for layer in cosines if layer >= 1]
-    value_cos = [cosines[layer][1] for layer in steered]
-    key_cos = [cosines[layer][0] for layer in steered]
-    ratio = {
-        "bare_over_fp32": Spread.of(paired_ratios(times["bare"], times["kvsl_fp32"])),
-        "paper_over_fp32": Spread.of(paired_ratios(times["paper"], times["kvsl_fp32"])),
-        "paper_over_bf16": Spread.of(paired_ratios(times["paper"], times["kvsl_bf16"])),
-        "bf16_over_fp32": Spread.of(paired_ratios(times["kvsl_bf16"], times["kvsl_fp32"])),
-    }
+    assert vectors32 is not None
+    median = {k: statistics.median(v) for k, v in times.items()}
     print()
-    print(f"seconds, median over {args.rounds} interleaved rounds [IQR, range]:")
-    for method, values in times.items():
-        print(f"    {method:10s} {Spread.of(values)}")
-    print("ratios within a round, median [IQR, range]:")
-    print(f"(a) bare forward / kvsl fp32 extraction = {ratio['bare_over_fp32']}  (goal >= 0.9)")
-    print(f"(b) paper loop / kvsl fp32 extraction   = {ratio['paper_over_fp32']}  (goal >= 1.3)")
-    print(f"    paper loop / kvsl bf16 extraction   = {ratio['paper_over_bf16']}  (goal >= 2)")
-    print(f"    kvsl bf16 / kvsl fp32 extraction    = {ratio['bf16_over_fp32']}  (> 1: bf16 slower)")
-    print(f"    bf16 vs fp32 cosine, layers 1+: values mean {statistics.mean(value_cos):.5f} "
-          f"(min {min(value_cos):.5f}), keys mean {statistics.mean(key_cos):.5f} (min {min(key_cos):.5f})")
-    print(f"    max |kvsl fp32 − paper loop| over value vectors = {worst:.2e}")
-    print("    per-layer value cosine: " + " ".join(f"{layer}:{cosines[layer][1]:.4f}" for layer in steered))
-    if args.json:
-        print(json.dumps({"rounds": args.rounds, "pairs": len(tokenized), "shots": args.shots,
-                          "threads": torch.get_num_threads(),
-                          "seconds": {k: Spread.of(v).to_dict() for k, v in times.items()},
-                          "ratios": {k: v.to_dict() for k, v in ratio.items()}}))
+    print(f"median of {args.rounds} (min-max): " + ", ".join(f"{k} {_spread(v)}" for k, v in times.items()))
+    if "bare" in median:
+        print(f"(a) bare forward / kvsl fp32 extraction          = {median['bare'] / median['fp32']:.2f}  (goal >= 0.9)")
+    if "paper" in median:
+        print(f"(b) paper loop / kvsl fp32 extraction            = {median['paper'] / median['fp32']:.2f}  (goal >= 1.3)")
+        # kvsl's fp32 vectors must equal the paper loop's (prefix sharing and no LM head change nothing)
+        worst = max(float((vectors32.values[layer] - paper_values[layer]).abs().max()) for layer in paper_values)
+        print(f"    max |kvsl fp32 − paper loop| over value vectors = {worst:.2e}")
+    if "paper" in median and "bf16" in median:
+        print(f"    paper loop / kvsl bf16 extraction            = {median['paper'] / median['bf16']:.2f}  (goal >= 2)")
+    if vectors16 is not None:
+        cosines = layer_cosines(vectors16, vectors32)
+        steered = [layer for layer in cosines if layer >= 1]
+        value_cos = [cosines[layer][1] for layer in steered]
+        key_cos = [cosines[layer][0] for layer in steered]
+        print(f"    bf16 vs fp32 cosine, layers 1+: values mean {statistics.mean(value_cos):.5f} "
+              f"(min {min(value_cos):.5f}), keys mean {statistics.mean(key_cos):.5f} (min {min(key_cos):.5f})")
+        print("    per-layer value cosine: " + " ".join(f"{layer}:{cosines[layer][1]:.4f}" for layer in steered))
     sys.stdout.flush()
 
 

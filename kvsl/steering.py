@@ -84,7 +84,8 @@ def generate(
 ) -> list[str]:
     """Generate a steered continuation of each prompt (chat template, generation prompt on).
 
-    `vectors=None` is plain generation from the chat prompt. Otherwise the prompt is
+    `vectors=None` is plain generation from the chat prompt. Otherwise the prompt (ending
+    in the vectors' prefix when they were extracted with one, `extract.prefix`) is
     prefilled, `c·S` is added at its last position in the layers of `coefficients`, and
     generation starts by feeding the vectors' offset token. All-zero coefficients skip the
     edit and give exactly what steering with coefficient 0 gives (tested token for token).
@@ -104,7 +105,8 @@ def generate(
 
     texts = [prompts] if isinstance(prompts, str) else list(prompts)
     system = _system_prompt(vectors, system_prompt)
-    ids = [chat_prompt(tokenizer, text, system) for text in texts]
+    prefix = vectors.prefix if vectors is not None else ""
+    ids = [chat_prompt(tokenizer, text, system, prefix) for text in texts]
     if settings is None:
         settings = GenerationSettings(
             max_new_tokens=max_new_tokens,
@@ -148,7 +150,7 @@ def steering_inputs(
     device: Any = None,
 ) -> dict[str, torch.Tensor]:
     """`input_ids` and `attention_mask` for `model.generate` inside `steered`: chat prompt
-    `T` plus the offset token, left-padded.
+    `T`, the vectors' prefix (if any), then the offset token, left-padded.
 
     >>> # inputs = kvsl.steering_inputs(tok, ["Why?", "How?"], vectors)
     >>> # inputs["input_ids"].shape  → (2, longest T + 1)
@@ -159,7 +161,7 @@ def steering_inputs(
     texts = [prompts] if isinstance(prompts, str) else list(prompts)
     system = _system_prompt(vectors, system_prompt)
     offset = _offset_id(tokenizer, vectors)
-    rows = [[*chat_prompt(tokenizer, text, system), offset] for text in texts]
+    rows = [[*chat_prompt(tokenizer, text, system, vectors.prefix), offset] for text in texts]
     # Pad ids never reach the model's attention (mask 0); any id in the vocabulary will do.
     pad = next((t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id) if t is not None), 0)
     ids, mask = left_pad(rows, int(pad), device or "cpu")

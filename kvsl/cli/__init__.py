@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "build_commands",
     "run_commands",
     "teach_commands",
+    "traces_commands",
     "eval_commands",
     "tune_commands",
     "style_commands",

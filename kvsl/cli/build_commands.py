@@ -169,12 +169,14 @@ def _print_inspection(
         (
             "position",
             f"{position.get('convention')}, offset token {position.get('offset_token')!r} "
-            f"(id {position.get('offset_token_id')})",
+            f"(id {position.get('offset_token_id')})"
+            + (f", prefix {position['prefix']!r}" if position.get("prefix") else ""),
         ),
         (
             "contrast",
             f"{manifest.get('pairs')} pairs × {manifest.get('shots')} shots, "
-            f"{manifest.get('selection')} (seed {manifest.get('seed')})",
+            f"{manifest.get('selection')} (seed {manifest.get('seed')})"
+            + (", targets from a query pool" if manifest.get("questions_sha256") else ""),
         ),
         ("precision", f"{manifest.get('precision')} (computed in {manifest.get('compute_dtype')})"),
         ("vector hash", str(manifest.get("vector_hash"))),

@@ -407,12 +407,18 @@ def _run(
     model, tokenizer = loaded.model, loaded.tokenizer
     offset = offset_token_id(tokenizer, vectors.offset_token)
     edit = resolve_edit(vectors, coefficients)
-    ids = [chat_prompt(tokenizer, text, plan.contrast.system_prompt) for text, _ in prompts]
+    # Plain and steered share the prompt, the vectors' prefix included (the paper's prefix
+    # variant), so that --compare shows the effect of the cache edit alone.
+    ids = [
+        chat_prompt(tokenizer, text, plan.contrast.system_prompt, vectors.prefix)
+        for text, _ in prompts
+    ]
     if not quiet:
         mode = "sampling" if settings.sample else "greedy"
         status.print(
             f"steering `{plan.model.name}` with `{plan.style}`: {_describe_steer(coefficients)}, "
             f"{mode}, up to {settings.max_new_tokens} new tokens"
+            + (f", answers start with {vectors.prefix!r}" if vectors.prefix else "")
         )
 
     stream = format == "text" and len(prompts) == 1 and not compare

@@ -13,7 +13,7 @@ Layout (format version 2):
 The manifest holds: `format_version`, `kvsl_version`, `created` (UTC ISO 8601), `style`,
 `model` (identity: name, kind, architecture, revision or GGUF sha256, config, tokenizer and
 chat-template hashes), `geometry` (num_layers, kv_heads, head_dim), `position`
-(convention, offset token and its id), `layers` (stored), `pairs` (N), `shots`,
+(convention, offset token and its id, the prompt prefix), `layers` (stored), `pairs` (N), `shots`,
 `selection`, `seed`, `precision` and `compute_dtype`, `vector_hash`, `plan_hash`,
 `traces_sha256`, `steer` (the spec's recommended coefficients) and `coefficients`
 (resolved: layer → [c_k, c_v]), `stats` (seconds, tokens), `tensors_sha256` (over the
@@ -86,6 +86,7 @@ def make_manifest(
             "convention": plan.extract.position,
             "offset_token": plan.extract.offset_token,
             "offset_token_id": offset_token_id,
+            "prefix": plan.extract.prefix,
         },
         "layers": list(range(geometry.num_layers)),
         "pairs": pairs,
@@ -98,6 +99,7 @@ def make_manifest(
         "plan_hash": plan.plan_hash,
         "spec_path": plan.spec_path,
         "traces_sha256": plan.contrast.traces_sha256,
+        "questions_sha256": plan.contrast.questions_sha256,
         "steer": plan_dict["steer"],
         "coefficients": coefficients,
         "stats": stats or {},
@@ -143,7 +145,9 @@ def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Pat
     manifest = {**vectors.manifest, "tensors_sha256": tensors_sha256(tensors)}
     manifest.pop("artifact_path", None)
     manifest.setdefault("format_version", FORMAT_VERSION)
-    manifest.setdefault("position", {"offset_token": vectors.offset_token})
+    manifest.setdefault(
+        "position", {"offset_token": vectors.offset_token, "prefix": vectors.prefix}
+    )
     manifest_text = json.dumps(manifest, ensure_ascii=False)
     metadata = {
         FORMAT_KEY: str(FORMAT_VERSION),
@@ -356,9 +360,11 @@ def load_artifact(path: str | os.PathLike[str]) -> SteeringVectors:
     assert isinstance(layers, list)
     keys = {int(layer): tensors[f"keys.{layer}"].float() for layer in layers}
     values = {int(layer): tensors[f"values.{layer}"].float() for layer in layers}
-    offset = (manifest.get("position") or {}).get("offset_token", "\n")
+    position = manifest.get("position") or {}
+    offset = position.get("offset_token", "\n")
+    prefix = position.get("prefix") or ""
     manifest["artifact_path"] = str(target)  # in memory only: lets diagnostics name the file
-    return SteeringVectors(keys, values, offset, manifest)
+    return SteeringVectors(keys, values, offset, manifest, prefix=prefix)
 
 
 def _describe(geometry: KVGeometry | dict[str, Any]) -> str:

@@ -4,8 +4,9 @@ An artifact lives at `<spec dir>/.kvsl/artifacts/<style>-<vector_hash[:12]>.safe
 (or in `--out DIR`). A spec whose folder is not writable, or a built-in spec installed as
 package data (never written to), builds into the user cache instead:
 `$KVSL_CACHE_DIR/artifacts/`, by default `~/.cache/kvsl/artifacts/`. Building a plan
-whose artifact already exists, and verifies, does nothing and says so; `force=True`
-rebuilds. The artifact is written atomically, so Ctrl-C or a crash mid-build leaves the
+whose artifact already exists, and verifies, does nothing and says so; so does a plan
+whose spec ships verified prebuilt vectors (`kvsl.engine.shipped`: the built-in styles on
+the embedded model); `force=True` rebuilds. The artifact is written atomically, so Ctrl-C or a crash mid-build leaves the
 previous state (no file, or the old complete file), and a rerun finishes the job.
 """
 
@@ -167,6 +168,22 @@ def build(
                     f"({_shown(path)}; `--force` rebuilds)"
                 )
                 return BuildResult(path, False, time.perf_counter() - started)
+
+    def warn(diagnostic: Diagnostic) -> None:
+        console.print(render_diagnostics([diagnostic], format="human", color=False))
+
+    if not force and out_dir is None:
+        from kvsl.engine.shipped import find_shipped
+
+        shipped = find_shipped(plan, on_warning=warn)
+        if shipped is not None and loaded is not None:
+            shipped = _fits(shipped, loaded, plan, warn)
+        if shipped is not None:
+            console.print(
+                f"[green]up to date[/]: `{plan.style}` ships with prebuilt vectors for "
+                f"`{plan.model.name}`, nothing to build ({_shown(shipped)}; `--force` rebuilds)"
+            )
+            return BuildResult(shipped, False, time.perf_counter() - started)
     check_traces_unchanged(plan)
     from kvsl.engine.extract import extract_vectors
     from kvsl.engine.models import load_model, precision_dtype
@@ -179,9 +196,6 @@ def build(
             device=device,
             device_map=device_map,
         )
-
-    def warn(diagnostic: Diagnostic) -> None:
-        console.print(render_diagnostics([diagnostic], format="human", color=False))
 
     vectors = extract_vectors(
         loaded, plan, progress=progress and main, console=console, on_warning=warn
@@ -218,6 +232,33 @@ def _model_change(manifest: dict[str, Any], plan: Plan, loaded: Any) -> str | No
     here = loaded.identity if loaded is not None else identity_on_disk(plan.model)
     mismatch = identity_mismatch(built, here)
     return None if mismatch is None else mismatch[1]
+
+
+def _fits(path: Path, loaded: Any, plan: Plan, warn: Any) -> Path | None:
+    """`path` when the shipped vectors fit the model in memory, else None and KVS312.
+
+    The shipped vectors name the embedded model by its fingerprint (config, tokenizer and
+    chat-template hashes). Another transformers version may describe the same weights
+    with another config; then the vectors are extracted for this model instead.
+    """
+    from kvsl.engine.artifact import check_compatible, load_artifact
+    from kvsl.lang.diagnostics import Severity
+
+    try:
+        check_compatible(load_artifact(path), loaded)
+    except KvslError as err:
+        warn(
+            Diagnostic(
+                "KVS312",
+                Severity.WARNING,
+                f"the shipped vectors of `{plan.style}` do not fit this model "
+                f"({err.diagnostics[0].message}); extracting instead",
+                Span.whole_file(plan.spec_path),
+                help="the new vectors are cached, so this happens once",
+            )
+        )
+        return None
+    return path
 
 
 def _shown(path: Path) -> str:

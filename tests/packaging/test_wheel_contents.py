@@ -29,6 +29,16 @@ def _shipped_files() -> dict[str, Path]:
             for p in (ROOT / "specs" / "traces").glob("*.jsonl")
         },
         **{f"kvsl/_builtin/templates/{p.name}": p for p in (ROOT / "templates").glob("*.j2")},
+        **{
+            f"kvsl/_builtin/specs/vectors/{p.name}": p
+            for p in (ROOT / "specs" / "vectors").glob("*")
+            if p.suffix in (".safetensors", ".json")
+        },
+        **{
+            f"kvsl/_builtin/specs/questions/{p.name}": p
+            for p in (ROOT / "specs" / "questions").glob("*")
+            if p.suffix in (".jsonl", ".md")
+        },
     }
     assert len(files) > 10
     return files
@@ -85,6 +95,8 @@ def test_installed_wheel_resolves_builtin_names_outside_a_checkout(wheel, tmp_pa
         "plan = load_plan(b.resolve_target('step-by-step'))\n"
         "print('TRACES', plan.contrast.traces)\n"
         "print('ARTIFACTS', artifact_dir_for(plan.spec_path))\n"
+        "from kvsl.engine.shipped import find_shipped\n"
+        "print('SHIPPED', find_shipped(plan))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(site), "KVSL_CACHE_DIR": str(tmp_path / "cache")}
     elsewhere = tmp_path / "elsewhere"
@@ -101,3 +113,5 @@ def test_installed_wheel_resolves_builtin_names_outside_a_checkout(wheel, tmp_pa
     assert lines["CHECK"] == "[]"
     assert lines["TRACES"] == str(packaged / "specs" / "traces" / "step_by_step.jsonl")
     assert lines["ARTIFACTS"] == str(tmp_path / "cache" / "artifacts")
+    # The installed built-in spec finds its shipped vectors, verified, inside the wheel.
+    assert lines["SHIPPED"] == str(packaged / "specs" / "vectors" / "step-by-step.safetensors")

@@ -210,8 +210,11 @@ def make_plan(
     spec_path: Path | None = None,
     precision: str = "fp32",
     batch_size: int | None = None,
+    questions: Path | None = None,
+    question_format: str | None = None,
+    prefix: str = "",
 ):
-    """A Plan built directly (no spec file needed) over a trace file."""
+    """A Plan built directly (no spec file needed) over a trace file (and a query pool)."""
     import hashlib
 
     from kvsl.lang.plan import (
@@ -237,8 +240,11 @@ def make_plan(
             shots=shots,
             selection=selection,  # type: ignore[arg-type]
             seed=seed,
+            questions=str(questions) if questions else None,
+            questions_sha256=hashlib.sha256(questions.read_bytes()).hexdigest() if questions else "",
+            question_format=question_format,  # type: ignore[arg-type]
         ),
-        extract=ExtractPlan(precision=precision, batch_size=batch_size),  # type: ignore[arg-type]
+        extract=ExtractPlan(precision=precision, batch_size=batch_size, prefix=prefix),  # type: ignore[arg-type]
         steer=SteerPlan(),
         generate=GeneratePlan(),
     )

@@ -1,0 +1,162 @@
+"""Rebuild the prebuilt vectors the built-in styles ship with (`specs/vectors/`).
+
+    python scripts/build_shipped.py                 # every built-in spec
+    python scripts/build_shipped.py step-by-step    # one style
+    python scripts/build_shipped.py --check         # exit 1 when any shipped vector is stale
+    python scripts/build_shipped.py --reindex       # index.json from the files present
+
+For each built-in spec: compile it, extract its vectors on the embedded model (the spec's
+own `model`, which must be the embedded one), write `specs/vectors/<style>.safetensors`
+and record the file's sha256 and the plan's vector hash in `specs/vectors/index.json`
+(see `kvsl.engine.shipped`, which verifies both before using a file). Run it after
+changing a built-in spec, its traces or its template; `kvsl build` on an edited spec
+warns (KVS310) until the shipped vectors are rebuilt.
+
+Paths in the written manifests are relative to the repository, so no local path ships.
+Threads: `--threads 2` (default) keeps a shared machine usable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SPECS = ROOT / "specs"
+
+
+def _relative_manifest(manifest: dict) -> dict:
+    """The manifest with every absolute path under the repository made relative to it."""
+    text = json.dumps(manifest, ensure_ascii=False).replace(str(ROOT) + "/", "")
+    return json.loads(text)
+
+
+def _plans(names: list[str]) -> list:
+    from kvsl.lang import load_plan
+    from kvsl.styles import BUILTIN_STYLES, builtin_style
+
+    chosen = [builtin_style(n) for n in names] if names else list(BUILTIN_STYLES.values())
+    missing = [n for n, info in zip(names, chosen, strict=False) if info is None]
+    if missing:
+        sys.exit(f"not a built-in style: {', '.join(missing)}")
+    return [load_plan(SPECS / info.spec_file) for info in chosen if info is not None]
+
+
+def check(plans: list) -> int:
+    """0 when every plan's shipped vectors are present and current, else 1 (listing them)."""
+    from kvsl.engine.shipped import find_shipped
+
+    stale = [plan.style for plan in plans if find_shipped(plan) is None]
+    for style in stale:
+        print(f"stale or missing: {style}")
+    return 1 if stale else 0
+
+
+def build_all(plans: list, threads: int, skip_current: bool = False) -> None:
+    import torch
+
+    from kvsl.engine.artifact import save_artifact
+    from kvsl.engine.build import _slug
+    from kvsl.engine.extract import extract_vectors
+    from kvsl.engine.models import load_model
+    from kvsl.engine.shipped import (
+        ShippedEntry,
+        file_sha256,
+        find_shipped,
+        read_index,
+        shipped_dir,
+        write_index,
+    )
+    from kvsl.engine.vectors import SteeringVectors
+
+    torch.set_num_threads(threads)
+    folder = shipped_dir(SPECS / "step_by_step.kvs")
+    folder.mkdir(parents=True, exist_ok=True)
+    loaded = None
+    for plan in plans:
+        if skip_current and find_shipped(plan) is not None:
+            print(f"{plan.style}: shipped vectors are current, skipped")
+            continue
+        if plan.model.kind != "embedded":
+            sys.exit(f"`{plan.style}` names `{plan.model.name}`: only embedded models ship")
+        if loaded is None or loaded.ref != plan.model:
+            loaded = load_model(plan.model, dtype=torch.float32, device="cpu")
+        vectors = extract_vectors(loaded, plan, progress=True)
+        vectors = SteeringVectors(
+            vectors.keys,
+            vectors.values,
+            vectors.offset_token,
+            _relative_manifest(vectors.manifest),
+            prefix=vectors.prefix,
+        )
+        name = f"{_slug(plan.style)}.safetensors"
+        path = save_artifact(vectors, folder / name)
+        path.chmod(0o644)  # package data: readable by everyone once installed
+        spec = Path(plan.spec_path).name
+        entries = read_index(folder)  # re-read: another run may have added entries since
+        entries[spec] = ShippedEntry(
+            spec=spec,
+            file=name,
+            sha256=file_sha256(path),
+            vector_hash=plan.vector_hash,
+            style=plan.style,
+            model=plan.model.name,
+        )
+        write_index(folder, entries)  # after each style: an interrupted run keeps the rest
+        seconds = vectors.manifest.get("stats", {}).get("seconds")  # type: ignore[union-attr]
+        print(f"{plan.style}: {path.relative_to(ROOT)} ({path.stat().st_size} bytes, {seconds} s)")
+
+
+def reindex(plans: list) -> None:
+    """Rewrite the index from the artifacts present (sha256 and manifest vector hash)."""
+    from kvsl.engine.artifact import read_manifest
+    from kvsl.engine.build import _slug
+    from kvsl.engine.shipped import ShippedEntry, file_sha256, shipped_dir, write_index
+
+    folder = shipped_dir(SPECS / "step_by_step.kvs")
+    entries = {}
+    for plan in plans:
+        path = folder / f"{_slug(plan.style)}.safetensors"
+        if path.is_file():
+            spec = Path(plan.spec_path).name
+            entries[spec] = ShippedEntry(
+                spec=spec,
+                file=path.name,
+                sha256=file_sha256(path),
+                vector_hash=str(read_manifest(path).get("vector_hash")),
+                style=plan.style,
+                model=plan.model.name,
+            )
+    write_index(folder, entries)
+    print(f"indexed {len(entries)} artifacts")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("styles", nargs="*", help="built-in style names (default: all)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--check", action="store_true", help="only report stale vectors")
+    parser.add_argument(
+        "--skip-current", action="store_true", help="leave styles whose vectors are current"
+    )
+    parser.add_argument(
+        "--reindex", action="store_true", help="rewrite index.json from the files present"
+    )
+    args = parser.parse_args(argv)
+    plans = _plans(args.styles)
+    if args.check:
+        return check(plans)
+    if args.reindex:
+        reindex(plans)
+        return 0
+    build_all(plans, args.threads, args.skip_current)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
