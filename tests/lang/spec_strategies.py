@@ -218,10 +218,18 @@ def valid_specs(draw: st.DrawFn) -> str:
             blocks["teacher"].append('questions = "questions.jsonl"')
             if not any(item.startswith("format") for item in blocks["teacher"]):
                 blocks["teacher"].append(f"format = {draw(st.sampled_from(['gsm8k', 'plain']))}")
-    sampling = ("temperature", "top_p")  # only with `mode = sample` (else KVS125)
+    sampling = ("temperature", "top_p", "top_k")  # only with `mode = sample` (else KVS125)
     if any(item.startswith(sampling) for item in blocks.get("generate", [])):
         blocks["generate"] = [i for i in blocks["generate"] if not i.startswith("mode")]
         blocks["generate"].append("mode = sample")
+    # Keys that constrain each other: `min_new_tokens` may not exceed `max_new_tokens`
+    # (256 unless set; else KVS135), so a drawn minimum brings a maximum that fits it.
+    generate = blocks.get("generate", [])
+    least = [int(i.split("=")[1]) for i in generate if i.startswith("min_new_tokens")]
+    most = [int(i.split("=")[1]) for i in generate if i.startswith("max_new_tokens")]
+    if least and least[0] > (most[0] if most else 256):
+        blocks["generate"] = [i for i in generate if not i.startswith("max_new_tokens")]
+        blocks["generate"].append(f"max_new_tokens = {least[0]}")
     if "steer" in blocks and draw(st.booleans()):
         value = draw(st.integers(-8, 8))
         blocks["steer"].append(f"at{sp}{draw(layer_list())}{sp}{{{sp}value = {value}{sp}}}")
