@@ -75,7 +75,8 @@ def guarded(command: Callable[[], int | None]) -> int:
         _report(err)
         return int(err.exit_code)
     try:
-        sys.stdout.flush()
+        if not sys.stdout.closed:  # a command that served over stdout (`kvsl lsp`) closed it
+            sys.stdout.flush()
     except BrokenPipeError:
         _silence(sys.stdout)
         return int(ExitCode.ENVIRONMENT)

@@ -104,6 +104,13 @@ def test_payload_and_plan_hash_are_unchanged_while_the_controls_are_off(tmp_path
         data.pop(key)
     for name in DECODING_CONTROLS:
         data["generate"].pop(name)  # type: ignore[union-attr]
+    # Likewise the query-pool and prefix fields at their defaults (kvsl.lang.plan).
+    for block, fields in (
+        ("contrast", ("questions", "questions_sha256", "question_format")),
+        ("extract", ("prefix",)),
+    ):
+        for name in fields:
+            data[block].pop(name)  # type: ignore[union-attr]
     from kvsl.lang.plan import _digest
 
     assert plain_plan.plan_hash == _digest(data)

@@ -49,7 +49,12 @@ CHILD = textwrap.dedent(
         took = time.perf_counter() - start
         if took > report["slowest"]:
             report["slowest"], report["slowest_file"] = took, path
-    report["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Peak RSS of this process image: VmHWM belongs to the memory map that exec made, while
+    # ru_maxrss is inherited across fork and exec (a test run that already holds torch and
+    # models would be reported as this child's peak).
+    with open("/proc/self/status") as status:
+        hwm = next(line for line in status if line.startswith("VmHWM:"))
+    report["max_rss_kb"] = int(hwm.split()[1])
     print(json.dumps(report))
     """
 )

@@ -14,6 +14,7 @@ from lsp_support import VALID, run, session, write_spec
 from lsprotocol import types as lsp
 from pygls.uris import from_fs_path, to_fs_path
 
+from kvsl.builtin import builtin_spec, spec_description
 from kvsl.lang.check import BLOCK_KEYS, EMBEDDED_MODEL_LAYERS
 from kvsl.lang.fmt import format_text
 from kvsl.styles import BUILTIN_STYLES
@@ -248,7 +249,8 @@ def test_hover_layers_of_a_local_model_from_its_config(tmp_path: Path) -> None:
 
 
 def test_hover_a_style_name_shows_its_description(tmp_path: Path) -> None:
-    name, info = next(iter(BUILTIN_STYLES.items()))
+    name = next(iter(BUILTIN_STYLES))
+    description = spec_description(builtin_spec(name))
     text = VALID.replace('"tiny"', f'"{name}"')
     spec = write_spec(tmp_path, text)
 
@@ -256,7 +258,7 @@ def test_hover_a_style_name_shows_its_description(tmp_path: Path) -> None:
         async with session(tmp_path) as client:
             uri = client.open(spec)
             builtin = await client.hover(uri, 0, 8)
-            assert info.description in builtin.contents.value
+            assert description in builtin.contents.value
             client.replace(uri, VALID, 2)
             own = await client.hover(uri, 0, 8)
             assert "A tiny style." in own.contents.value
