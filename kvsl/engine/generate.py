@@ -36,6 +36,10 @@ class GenerationSettings:
     seed: int = 0
     stop: tuple[str, ...] = ()
     min_new_tokens: int = 0
+    # transformers' own logits processors; 1.0 and 0 leave decoding untouched. Plain and
+    # steered runs of one comparison must share them, or the comparison is not fair.
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
 
     @classmethod
     def from_plan(cls, plan: GeneratePlan) -> GenerationSettings:
@@ -191,6 +195,8 @@ def _generation_config(model: Any, settings: GenerationSettings, pad_id: int) ->
     config.pad_token_id = pad_id
     config.num_beams = 1
     config.do_sample = settings.sample
+    config.repetition_penalty = settings.repetition_penalty
+    config.no_repeat_ngram_size = settings.no_repeat_ngram_size
     if settings.sample:
         config.temperature = settings.temperature
         config.top_p = settings.top_p
