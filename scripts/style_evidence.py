@@ -532,13 +532,13 @@ def main_table(conditions: list[dict[str, Any]]) -> str:
 
 
 def specificity(conditions: list[dict[str, Any]]) -> str:
-    """The 5×5 matrix: rows are the style steered with (spec settings), columns each scorer.
+    """The 5×5 matrix: rows are the style steered with (spec settings), columns all five scorers.
 
     Each row also shows plain's scores under the same decoding, and whether the row's own
     style (the diagonal, in bold) is its largest entry.
     """
     runs = [c for c in conditions if c["label"] == "spec"]
-    scorers = [c["style"] for c in runs]
+    scorers = list(STYLE_SPECS)  # every built-in scorer, also when fewer styles were run
     rows = [
         "| steered with | " + " | ".join(scorers) + " | diagonal largest | plain, same decoding |",
         "|---|" + "---|" * len(scorers) + "---|---|",
@@ -558,7 +558,7 @@ def specificity(conditions: list[dict[str, Any]]) -> str:
 def goals(conditions: list[dict[str, Any]]) -> str:
     """The issue's goals, per style at its spec settings: met or not, with the figures."""
     runs = [c for c in conditions if c["label"] == "spec"]
-    scorers = [c["style"] for c in runs]
+    scorers = list(STYLE_SPECS)
     rows = [
         "| style | steered ≥ 0.6 | plain ≤ 0.3 | novelty ≥ 0.9 | loops ≤ plain's | diagonal largest | all |",
         "|---|---|---|---|---|---|---|",
