@@ -3,6 +3,7 @@
 
     python scripts/style_evidence.py                       # 20 questions, 5 styles (CPU: minutes)
     python scripts/style_evidence.py --per-benchmark 1 --max-new-tokens 32 --styles step-by-step
+    python scripts/style_evidence.py --decoding causal-chain=1.2,0   # other decoding for a style
 
 On the embedded model (the specs' `model = "smollm2-135m"`, loaded once and reused for
 every build and generation), for each built-in spec in `specs/`:
@@ -12,15 +13,24 @@ every build and generation), for each built-in spec in `specs/`:
    dev/validation split (ARC-Challenge-Dev, CommonsenseQA dev, PIQA valid, GSM8K train;
    never a test split), formatted as kvsl formats benchmark questions (`Example.question`),
    skipping any whose question text a bundled trace was written for;
-3. plain once (`T + [o]` without the edit, as `kvsl run --compare` does; it is the same for
-   every style whose spec has the same system prompt and offset token) and steered with
-   the spec's own coefficients;
-4. score every output with every style's scorer (`kvsl.styles.score`).
+3. plain (`T + [o]` without the edit, as `kvsl run --compare` does) and steered with the
+   spec's own coefficients, both under the style's decoding (repetition penalty and
+   no-repeat n-gram size: the spec's `generate` block when it has them, else
+   `DECODING` below, else `--decoding`); plain is generated once per (system prompt,
+   offset token, decoding) and shared by the styles that agree on them;
+4. score every output with every style's scorer (`kvsl.styles.score`) and its novelty
+   (`kvsl.styles.novelty`).
 
 The markdown reports, per style, mean adherence plain vs steered with a 95% paired
-bootstrap interval of the difference, mean response length, a cross-scoring matrix, and
-example outputs. `--sensitivity STYLE=V1,V2` adds runs at other value coefficients
+bootstrap interval of the difference, novelty and looping answers plain vs steered, mean
+response length, the 5×5 specificity matrix (rows: the style steered with; columns: each
+style's scorer; the diagonal should be each row's largest), the issue's goals per style,
+and example outputs. `--sensitivity STYLE=V1,V2` adds runs at other value coefficients
 (c_v on every steered layer; c_k as in the spec), without touching the specs.
+
+Every generation is cached in `--cache` (JSON lines keyed by the prompts, the edit's
+vectors and coefficients, and the decoding), so an interrupted or repeated run resumes
+instead of regenerating; `--cache ""` turns this off.
 
 This is an evidence script, not a test: it needs the benchmark files under `--data-dir`
 and the embedded model, and the test suite never runs it.
@@ -30,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import math
 import platform
@@ -47,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import kvsl  # noqa: E402
-from kvsl.styles import score  # noqa: E402
+from kvsl.styles import novelty, score  # noqa: E402
 
 # Built-in style → its spec file, in the order docs/styles.md lists them.
 STYLE_SPECS: dict[str, str] = {
@@ -67,6 +78,18 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
 )
 
 RESAMPLES = 10_000
+
+# Decoding per style: (repetition_penalty, no_repeat_ngram_size), applied to plain and
+# steered alike. Used when the spec's `generate` block does not set them (the keys are
+# being added to the language); found on train questions, never on the questions below
+# (see docs/styles.md, "Tuning notes").
+DECODING: dict[str, tuple[float, int]] = {
+    "step-by-step": (1.1, 0),
+    "strategy-and-execute": (1.1, 0),
+    "causal-chain": (1.1, 0),
+    "annotated-deduction": (1.1, 0),
+    "analogical": (1.1, 0),
+}
 
 
 @dataclass(frozen=True)
@@ -191,6 +214,69 @@ def parse_sensitivity(items: Sequence[str]) -> dict[str, list[float]]:
     return extra
 
 
+def parse_decoding(items: Sequence[str]) -> dict[str, tuple[float, int]]:
+    """`["causal-chain=1.2,0"]` → `{"causal-chain": (1.2, 0)}` (penalty, no-repeat n-gram size).
+
+    >>> parse_decoding(["analogical=1.15,6"])
+    {'analogical': (1.15, 6)}
+    """
+    chosen: dict[str, tuple[float, int]] = {}
+    for item in items:
+        style, _, values = item.partition("=")
+        parts = values.split(",")
+        if style not in STYLE_SPECS or len(parts) != 2:
+            sys.exit(f"error: --decoding wants STYLE=PENALTY,NGRAM with a built-in style, got `{item}`")
+        chosen[style] = (float(parts[0]), int(parts[1]))
+    return chosen
+
+
+def decoding_for(plan: Any, overrides: dict[str, tuple[float, int]]) -> tuple[float, int]:
+    """(repetition_penalty, no_repeat_ngram_size): `--decoding`, else the spec's, else `DECODING`.
+
+    The spec's `generate` block is read only once the language has the two keys.
+    """
+    if plan.style in overrides:
+        return overrides[plan.style]
+    penalty, ngram = DECODING.get(plan.style, (1.0, 0))
+    penalty = getattr(plan.generate, "repetition_penalty", None) or penalty
+    ngram = getattr(plan.generate, "no_repeat_ngram_size", None) or ngram
+    return float(penalty), int(ngram)
+
+
+class GenerationCache:
+    """Generated texts by a key of everything that decides them (JSON lines, append-only)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.texts: dict[str, list[str]] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Read what is in the file now (several runs with other `--styles` may share it)."""
+        if self.path is not None and self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    self.texts[record["key"]] = record["texts"]
+
+    def get(self, key: str) -> list[str] | None:
+        if key not in self.texts:
+            self.reload()
+        return self.texts.get(key)
+
+    @staticmethod
+    def key(*parts: object) -> str:
+        blob = json.dumps(parts, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    def put(self, key: str, texts: list[str]) -> None:
+        self.texts[key] = texts
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"key": key, "texts": texts}, ensure_ascii=False) + "\n")
+
+
 def _cell(text: str, limit: int = 200) -> str:
     """Text for one markdown table cell: first `limit` characters, newlines shown as ⏎."""
     short = text[:limit] + ("…" if len(text) > limit else "")
@@ -204,7 +290,7 @@ def _describe(coefficients: dict[int, tuple[float, float]]) -> str:
     return f"{where}, " + "; ".join(f"c_k = {k:g}, c_v = {v:g}" for k, v in pairs)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
         "--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "benchmarks"
@@ -225,6 +311,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also steer STYLE with these value coefficients (c_v on every steered layer)",
     )
     parser.add_argument(
+        "--decoding",
+        action="append",
+        default=[],
+        metavar="STYLE=PENALTY,NGRAM",
+        help="decode STYLE (plain and steered) with this repetition penalty and no-repeat n-gram size",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's own)"
     )
     parser.add_argument("--specs-dir", type=Path, default=ROOT / "specs")
@@ -232,16 +325,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--raw", type=Path, default=None, help="also write every output as JSON lines"
     )
+    parser.add_argument(
+        "--cache",
+        default=str(ROOT / ".kvsl" / "style_evidence.jsonl"),
+        help='generation cache, so that a rerun resumes ("" for none)',
+    )
     args = parser.parse_args(argv)
-
-    styles = [s.strip() for s in args.styles.split(",") if s.strip()]
-    unknown = [s for s in styles if s not in STYLE_SPECS]
+    args.style_list = [s.strip() for s in args.styles.split(",") if s.strip()]
+    unknown = [s for s in args.style_list if s not in STYLE_SPECS]
     if unknown:
         parser.error(f"unknown style(s) {unknown}; choose from {list(STYLE_SPECS)}")
-    sensitivity = parse_sensitivity(args.sensitivity)
-    for style in sensitivity:
-        if style not in styles:
+    args.extra = parse_sensitivity(args.sensitivity)
+    for style in args.extra:
+        if style not in args.style_list:
             parser.error(f"--sensitivity names `{style}`, which is not in --styles")
+    args.chosen_decoding = parse_decoding(args.decoding)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _arguments(argv)
+    styles, sensitivity = args.style_list, args.extra
 
     import torch
     from rich.console import Console
@@ -276,30 +380,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     model, tokenizer = loaded.model, loaded.tokenizer
     args.model_name, args.device = first.model.name, str(loaded.device)
     geometry = kv_geometry(model)
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)  # greedy, no stop strings
     num_layers = loaded.geometry.num_layers
+    cache = GenerationCache(Path(args.cache) if args.cache else None)
 
-    def run(ids: list[list[int]], offset: int, edit: Any, what: str) -> tuple[list[str], float]:
+    def run(
+        ids: list[list[int]], offset: int, edit: Any, edit_key: object, decoding: tuple[float, int], what: str
+    ) -> tuple[list[str], float]:
+        # Greedy, no stop strings; the decoding penalties are shared by plain and steered.
+        settings = GenerationSettings(
+            max_new_tokens=args.max_new_tokens,
+            repetition_penalty=decoding[0],
+            no_repeat_ngram_size=decoding[1],
+        )
+        key = GenerationCache.key(args.model_name, ids, offset, edit_key, settings)
+        if (cached := cache.get(key)) is not None:
+            console.print(f"  {what}: {len(ids)} generations from the cache")
+            return cached, 0.0
         began = time.perf_counter()
         texts = generate_texts(
-            model,
-            tokenizer,
-            ids,
-            settings=settings,
-            offset_id=offset,
-            edit=edit,
+            model, tokenizer, ids, settings=settings, offset_id=offset, edit=edit,
             batch_size=args.batch_size,
         )
         seconds = time.perf_counter() - began
+        cache.put(key, texts)
         console.print(f"  {what}: {len(ids)} generations in {seconds:.0f} s")
         return texts, seconds
 
-    # Plain outputs depend only on (system prompt, offset token): generate each once.
-    plain_cache: dict[tuple[str | None, str], list[str]] = {}
+    # Plain outputs depend only on (system prompt, offset token, decoding): generate each once.
+    plain_cache: dict[tuple[str | None, str, tuple[float, int]], list[str]] = {}
     conditions: list[dict[str, Any]] = []  # one per steered run
     build_seconds: dict[str, float] = {}
-    scorers = list(plans)
-    prepared: dict[str, tuple[Any, list[list[int]], int, tuple[str | None, str], Any]] = {}
+    prepared: dict[str, tuple[Any, list[list[int]], int, tuple[str | None, str, tuple[float, int]], Any]] = {}
 
     def steer(style: str, value: float | None) -> None:
         plan = plans[style]
@@ -312,12 +423,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         edit = resolve_edit(vectors, coefficients, geometry)
         label = "spec" if value is None else f"c_v = {value:g}"
-        texts, seconds = run(ids, offset, None if edit.is_empty else edit, f"{style} ({label})")
+        edit_key = (vectors.manifest.get("vector_hash"), sorted(coefficients.items()))
+        texts, seconds = run(
+            ids, offset, None if edit.is_empty else edit, edit_key, key[2], f"{style} ({label})"
+        )
         conditions.append(
             {
                 "style": style,
                 "label": label,
                 "coefficients": _describe(coefficients),
+                "decoding": key[2],
                 "plain": plain_cache[key],
                 "steered": texts,
                 "seconds": seconds,
@@ -327,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         )
         # Written after every run, so that an interrupted run still leaves its figures.
-        write(args, questions, conditions, scorers, build_seconds, time.perf_counter() - started, date)
+        write(args, questions, conditions, styles, build_seconds, time.perf_counter() - started, date)
 
     for style, plan in plans.items():
         precision = None if plan.extract.precision == "fp32" else "fp32"  # reuse the fp32 model
@@ -338,9 +453,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         system = plan.contrast.system_prompt
         offset = offset_token_id(tokenizer, vectors.offset_token)
         ids = [chat_prompt(tokenizer, q.prompt, system) for q in questions]
-        key = (system, vectors.offset_token)
+        decoding = decoding_for(plan, args.chosen_decoding)
+        key = (system, vectors.offset_token, decoding)
         if key not in plain_cache:
-            plain_cache[key], _ = run(ids, offset, None, "plain")
+            what = f"plain (repetition_penalty {decoding[0]:g}, no_repeat_ngram_size {decoding[1]})"
+            plain_cache[key], _ = run(ids, offset, None, None, decoding, what)
         prepared[style] = (vectors, ids, offset, key, result)
         steer(style, None)
     # Other coefficients last: the spec runs are the headline figures.
@@ -348,9 +465,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for value in values:
             steer(style, value)
     wall = time.perf_counter() - started
-    write(args, questions, conditions, scorers, build_seconds, wall, date)
+    write(args, questions, conditions, styles, build_seconds, wall, date)
     console.print(f"wrote {args.out} ({wall:.0f} s)")
     print(main_table(conditions))
+    print(specificity(conditions))
     return 0
 
 
@@ -377,12 +495,22 @@ def write(
     args.out.write_text(text, encoding="utf-8")
 
 
+def _decoding(cond: dict[str, Any]) -> str:
+    penalty, ngram = cond["decoding"]
+    return f"rp {penalty:g}" + (f", nr {ngram}" if ngram else "")
+
+
+def _mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else math.nan
+
+
 def main_table(conditions: list[dict[str, Any]]) -> str:
-    """The headline table: per style (and setting), plain vs steered adherence and length."""
+    """The headline table: per style (and setting), plain vs steered adherence, novelty, loops."""
     rows = [
-        "| style | setting | adherence plain | adherence steered | steered − plain [95% CI] "
-        "| better / same / worse | chars plain | chars steered | looping plain / steered |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| style | setting | decoding | adherence plain | adherence steered | steered − plain [95% CI] "
+        "| better / same / worse | novelty plain / steered | looping plain / steered "
+        "| chars plain | chars steered |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cond in conditions:
         style = cond["style"]
@@ -391,16 +519,69 @@ def main_table(conditions: list[dict[str, Any]]) -> str:
         paired = paired_bootstrap(plain, steered)
         n = len(plain)
         rows.append(
-            f"| {style} | {cond['label']} | {mean_sd(plain)} | {mean_sd(steered)} "
+            f"| {style} | {cond['label']} | {_decoding(cond)} | {mean_sd(plain)} | {mean_sd(steered)} "
             f"| {paired.difference:+.2f} [{paired.low:+.2f}, {paired.high:+.2f}] "
             f"| {paired.better} / {paired.same} / {paired.worse} "
+            f"| {_mean([novelty(t) for t in cond['plain']]):.2f} / "
+            f"{_mean([novelty(t) for t in cond['steered']]):.2f} "
+            f"| {sum(map(repetitive, cond['plain']))}/{n} / {sum(map(repetitive, cond['steered']))}/{n} "
             f"| {mean_sd([len(t) for t in cond['plain']], digits=0)} "
-            f"| {mean_sd([len(t) for t in cond['steered']], digits=0)} "
-            f"| {sum(map(repetitive, cond['plain']))}/{n} / {sum(map(repetitive, cond['steered']))}/{n} |"
+            f"| {mean_sd([len(t) for t in cond['steered']], digits=0)} |"
         )
     return "\n".join(rows)
 
 
+def specificity(conditions: list[dict[str, Any]]) -> str:
+    """The 5×5 matrix: rows are the style steered with (spec settings), columns all five scorers.
+
+    Each row also shows plain's scores under the same decoding, and whether the row's own
+    style (the diagonal, in bold) is its largest entry.
+    """
+    runs = [c for c in conditions if c["label"] == "spec"]
+    scorers = list(STYLE_SPECS)  # every built-in scorer, also when fewer styles were run
+    rows = [
+        "| steered with | " + " | ".join(scorers) + " | diagonal largest | plain, same decoding |",
+        "|---|" + "---|" * len(scorers) + "---|---|",
+    ]
+    for cond in runs:
+        means = {s: _mean([score(t, s) for t in cond["steered"]]) for s in scorers}
+        own = means[cond["style"]]
+        largest = all(own > v for s, v in means.items() if s != cond["style"])
+        cells = [f"**{means[s]:.2f}**" if s == cond["style"] else f"{means[s]:.2f}" for s in scorers]
+        plain = " / ".join(f"{_mean([score(t, s) for t in cond['plain']]):.2f}" for s in scorers)
+        rows.append(
+            f"| {cond['style']} | " + " | ".join(cells) + f" | {'yes' if largest else 'no'} | {plain} |"
+        )
+    return "\n".join(rows)
+
+
+def goals(conditions: list[dict[str, Any]]) -> str:
+    """The issue's goals, per style at its spec settings: met or not, with the figures."""
+    runs = [c for c in conditions if c["label"] == "spec"]
+    scorers = list(STYLE_SPECS)
+    rows = [
+        "| style | steered ≥ 0.6 | plain ≤ 0.3 | novelty ≥ 0.9 | loops ≤ plain's | diagonal largest | all |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def mark(ok: bool, text: str) -> str:
+        return f"{'✓' if ok else '✗'} {text}"
+
+    for cond in runs:
+        style = cond["style"]
+        steered = _mean([score(t, style) for t in cond["steered"]])
+        plain = _mean([score(t, style) for t in cond["plain"]])
+        new = _mean([novelty(t) for t in cond["steered"]])
+        loops = (sum(map(repetitive, cond["steered"])), sum(map(repetitive, cond["plain"])))
+        own = {s: _mean([score(t, s) for t in cond["steered"]]) for s in scorers}
+        largest = all(steered > v for s, v in own.items() if s != style)
+        checks = [steered >= 0.6, plain <= 0.3, new >= 0.9, loops[0] <= loops[1], largest]
+        rows.append(
+            f"| {style} | {mark(checks[0], f'{steered:.2f}')} | {mark(checks[1], f'{plain:.2f}')} "
+            f"| {mark(checks[2], f'{new:.2f}')} | {mark(checks[3], f'{loops[0]} vs {loops[1]}')} "
+            f"| {mark(checks[4], '')} | {'✓' if all(checks) else '✗'} |"
+        )
+    return "\n".join(rows)
 def by_benchmark(questions: list[Question], conditions: list[dict[str, Any]]) -> str:
     """Per style and setting, mean adherence plain → steered within each benchmark."""
     names = list(dict.fromkeys(q.benchmark for q in questions))
@@ -427,7 +608,6 @@ def render(
 ) -> str:
     """The whole markdown page."""
     n = len(questions)
-    spec_runs = [c for c in conditions if c["label"] == "spec"]
     out: list[str] = [
         "# Style adherence: plain vs steered on the embedded model",
         "",
@@ -437,16 +617,19 @@ def render(
         f"--styles {','.join(scorers)}"
         + (f" --threads {args.threads}" if args.threads else "")
         + "".join(f" --sensitivity {s}" for s in args.sensitivity)
+        + "".join(f" --decoding {s}" for s in args.decoding)
         + "`.",
         "",
         f"For each built-in style, {n} held-out questions are answered greedily by the embedded "
         "model twice: plain (the chat prompt plus the offset token, no edit, as `kvsl run "
-        "--compare` does) and steered with the spec's own coefficients. Each output is scored "
+        "--compare` does) and steered with the spec's own coefficients, both under the "
+        "style's decoding (see Settings). Each output is scored "
         "with the style's adherence scorer (`kvsl.styles.score`, 0–1, surface markers only; "
         "see docs/styles.md). Adherence is mean ± sd over the questions; the difference is "
         "paired (same question), with a 95% percentile bootstrap interval "
         f"({RESAMPLES} resamples). *Looping* counts outputs in which some 4-word run occurs "
-        "3 or more times (degenerate repetition).",
+        "3 or more times (degenerate repetition); *novelty* is `kvsl.styles.novelty`, the "
+        "share of an answer's words that repeat nothing (1 = no repetition).",
         "",
         "## Adherence and length",
         "",
@@ -459,27 +642,23 @@ def render(
         "",
         by_benchmark(questions, conditions),
         "",
-        "## Cross-scoring",
+        "## Specificity",
         "",
-        "Mean score of each set of outputs (rows) under each style's scorer (columns): "
-        "steering should raise its own style's score (the diagonal) more than the others.",
+        "Mean score of each style's steered outputs (rows, the spec's settings) under each "
+        "style's scorer (columns). Steering with a style should raise its own score above "
+        "every other style's (the diagonal, in bold, is the row's largest). The last column is "
+        "plain's scores under the same decoding, in the same column order.",
         "",
-        "| outputs | " + " | ".join(scorers) + " |",
-        "|---|" + "---|" * len(scorers),
+        specificity(conditions),
+        "",
+        "## Goals (issue 9)",
+        "",
+        "Per style at the spec's settings: steered adherence ≥ 0.6 where plain under the same "
+        "decoding is ≤ 0.3; mean novelty of the steered answers ≥ 0.9 and no more looping "
+        "answers than plain; the diagonal of the specificity matrix is its row's largest.",
+        "",
+        goals(conditions),
     ]
-    if spec_runs:
-        plain = spec_runs[0]["plain"]
-        out.append(
-            "| plain | "
-            + " | ".join(f"{statistics.fmean(score(t, s) for t in plain):.2f}" for s in scorers)
-            + " |"
-        )
-    for cond in spec_runs:
-        cells = []
-        for s in scorers:
-            value = f"{statistics.fmean(score(t, s) for t in cond['steered']):.2f}"
-            cells.append(f"**{value}**" if s == cond["style"] else value)
-        out.append(f"| steered {cond['style']} | " + " | ".join(cells) + " |")
     out += ["", "## Examples (first ~200 characters; ⏎ is a line break)", ""]
     for cond in conditions:
         style = cond["style"]
@@ -512,7 +691,11 @@ def render(
         "- prompts: `Example.question` from `kvsl.formats.questions.load_benchmark` (multiple "
         "choice with its `Choices:` block), as the user turn of the chat template",
         f"- decoding: greedy, max_new_tokens = {args.max_new_tokens}, no stop strings, "
-        f"batch size {args.batch_size}, torch threads {args.threads or 'default'}",
+        f"batch size {args.batch_size}, torch threads {args.threads or 'default'}; per style, "
+        "plain and steered share a repetition penalty (rp, transformers' "
+        "`repetition_penalty`) and a no-repeat n-gram size (nr, `no_repeat_ngram_size`; "
+        "0 is off): "
+        + ", ".join(f"{c['style']} {_decoding(c)}" for c in conditions if c["label"] == "spec"),
     ]
     for cond in conditions:
         out.append(

@@ -149,6 +149,8 @@ def generation_config(model: Any, settings: GenerationSettings, pad_id: int) -> 
     config.pad_token_id = pad_id
     config.num_beams = 1
     config.do_sample = settings.sample
+    config.repetition_penalty = settings.repetition_penalty
+    config.no_repeat_ngram_size = settings.no_repeat_ngram_size
     if settings.sample:
         config.temperature = settings.temperature
         config.top_p = settings.top_p

@@ -6,6 +6,7 @@ See the `kvsl.styles` docstring for why; `Repetition` documents how segments are
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,27 @@ def _segment_words(segment: str) -> list[str]:
     """The words of a segment as they count for repetition (see `_LEADING_ENUMERATOR`)."""
     text = _LABEL_NUMBER.sub(r"[\1 #]", _LEADING_ENUMERATOR.sub("", segment.lower(), count=1))
     return [w for w in (raw.strip(_WORD_EDGES) for raw in text.split()) if w]
+
+
+_NUMBER = re.compile(r"[$€£]?\d+(?:[.,:/]\d+)*%?")  # a whole word that is a number
+# A segment whose words come back with only new numbers is a loop from this many copies on
+# (counting up "1 page * 2 = 2 pages", "2 pages * 2 = 4 pages", ...); twice is a pattern
+# that legitimate steps share ("weekdays: 5 × 15 = 75 pages", "weekend: 2 × 25 = 50 pages").
+_NUMBER_LOOP_COPIES = 3
+
+
+def _numbers_blind(segment_words: Sequence[str]) -> str | None:
+    """The segment's words with every number as `#`, or None for (nearly) bare arithmetic.
+
+    A segment of bare arithmetic ("12 + 5 = 17") keeps its numbers, which are all it says;
+    two or more words with letters make a body that a loop can repeat.
+
+    >>> _numbers_blind(["17", "sheep", "=", "17", "sheep"]), _numbers_blind(["12", "+", "5"])
+    ('# sheep = # sheep', None)
+    """
+    if sum(1 for w in segment_words if any(c.isalpha() for c in w)) < 2:
+        return None
+    return " ".join("#" if _NUMBER.fullmatch(w) else w for w in segment_words)
 
 
 def _mark_loops(words: Sequence[str], repeated: list[bool]) -> None:
@@ -84,12 +106,21 @@ def repetition(text: str) -> Repetition:
     words: list[str] = []
     repeated: list[bool] = []
     cut: list[tuple[int, int]] = []
-    for start, end in spans:
-        segment_words = _segment_words(text[start:end])
+    bodies = [_segment_words(text[start:end]) for start, end in spans]
+    blind = [_numbers_blind(words_of) for words_of in bodies]
+    blind_copies = Counter(b for b in blind if b is not None)
+    seen_blind: set[str] = set()
+    for (start, end), segment_words, body in zip(spans, bodies, blind, strict=True):
         # A segment without words ("1.", "---") is its own text: "1." and "2." differ.
         key = " ".join(segment_words) or "\0" + " ".join(text[start:end].split())
-        again = key in seen
+        # Repeated: the same words again, or the same words with only new numbers when that
+        # body comes _NUMBER_LOOP_COPIES times or more (a loop that counts up).
+        again = key in seen or (
+            body is not None and body in seen_blind and blind_copies[body] >= _NUMBER_LOOP_COPIES
+        )
         seen.add(key)
+        if body is not None:
+            seen_blind.add(body)
         if again:
             cut.append((start, end))
         words.extend(segment_words)

@@ -145,9 +145,14 @@ def _annotated_deduction(trace: Trace) -> str | None:
 
 
 def _analogical(trace: Trace) -> str | None:
-    text = " ".join(trace.steps).lower()
-    if not any(phrase in text for phrase in ("just like", "similar to", "is like")):
-        return "no analogy (`just like`, `similar to`, `is like`) in the steps"
+    # Every trace opens the same way: the steering vector is read at the token before the
+    # answer, so a shared opener is what it learns to start ("This is just like" taught the
+    # embedded model only "This ...", see docs/styles.md, "Tuning notes").
+    if not trace.steps[0].startswith("Just like "):
+        return f"first step does not open with `Just like `: {trace.steps[0]!r}"
+    text = " ".join(trace.steps[1:]).lower()
+    if not any(phrase in text for phrase in ("just like", "similar to", "is like", "just as", "here")):
+        return "the analogy is not carried back (`similar to`, `just as`, `here`) in a later step"
     return None
 
 
@@ -341,7 +346,8 @@ def _trace(*steps: str) -> Trace:
         ("strategy_execute.jsonl", ("Strategy: p.", "Step 1: a.", "Check: c."), ("Step 1: a.",)),
         ("causal_chain.jsonl", ("If a, then b.", "Therefore c."), ("A.", "B.", "Therefore c.")),
         ("annotated_deduction.jsonl", ("[P] a → [C] b",), ("[P] a, so b",)),
-        ("analogical.jsonl", ("This is just like a seesaw.",), ("This is a seesaw.",)),
+        ("analogical.jsonl", ("Just like a seesaw, a balance levels.", "Here the masses match."),
+         ("This is just like a seesaw.", "Here the masses match.")),
     ],
 )
 def test_shape_rules(name: str, good: tuple[str, ...], bad: tuple[str, ...]) -> None:

@@ -185,8 +185,8 @@ def test_hand_written_examples_repeat_nothing() -> None:
         "[Inference] 30 − 13 = 17 rolls are not sold\n"
         "[Inference] 17 rolls are not sold → [Conclusion] 17 rolls are left",
         "2 × 2 × 2 = 8, and 8 × 8 = 64.",
-        # Same body, different numbers: a calculation, not a loop.
-        "1. Add 2 and 3.\n2. Add 3 and 4.\n3. Add 4 and 5.",
+        # Same body, different numbers, twice: a calculation, not a loop (three times is).
+        "1. Add 2 and 3.\n2. Add 3 and 4.\n3. Then double it.",
     ],
 )
 def test_a_phrase_said_twice_is_not_a_loop(text: str) -> None:
@@ -219,6 +219,20 @@ def test_sentences_repeated_inside_a_paragraph_are_cut() -> None:
 def test_label_numbers_are_set_aside_but_body_numbers_are_not() -> None:
     assert novelty("[Premise 1] a holds\n[Premise 2] a holds") == 0.5
     assert novelty("[Premise] 1 apple\n[Premise] 2 apples") == 1.0
+
+
+def test_a_loop_that_only_changes_its_numbers_is_a_loop() -> None:
+    # The README's steered loop, counting up: same words, new numbers on every line.
+    sheep = "\n".join(f"{i}. {i + 16} sheep = {i + 16} sheep * 1 sheep per sheep" for i in range(1, 13))
+    pages = " ".join(f"Step {i}: {2 ** i} pages times 2 makes {2 ** (i + 1)} pages." for i in range(1, 9))
+    for loop in (sheep, pages):
+        assert novelty(loop) < 0.15
+        assert score(loop, "step-by-step") < 0.1
+    # Arithmetic whose words differ, or bare arithmetic, is content, not a loop.
+    steps = "1. 4 × 18 = 72 muffins.\n2. 3 × 12 = 36 muffins.\n3. 72 + 36 = 108 muffins in all."
+    assert novelty(steps) == 1.0 and score(steps, "step-by-step") == 1.0
+    assert novelty("12 + 5 = 17\n17 + 5 = 22\n22 + 5 = 27") == 1.0
+    assert novelty("1. Add 2 and 3.\n2. Add 3 and 4.\n3. Add 4 and 5.") == pytest.approx(1 / 3, abs=1e-3)
 
 
 def test_a_run_inside_one_line_counts_from_its_third_copy() -> None:
