@@ -6,7 +6,6 @@ too (plus hashes of the inputs), so a JSON report is enough to reproduce a run.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from kvsl.base.hashing import file_sha256
 from kvsl.eval.runner import (
     EvalResult,
     ResultsCache,
@@ -95,9 +95,10 @@ def _results_cache(out_dir: Path) -> ResultsCache:
 
 
 def _file_sha256(path: str | None) -> str | None:
+    """The benchmark file's sha256 for the report (streamed by the floor's one hasher)."""
     if path is None or not Path(path).exists():
         return None
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def _load(path: str, benchmark: str | None, labels: str | None, limit: int | None) -> list[Example]:
