@@ -402,6 +402,7 @@ def _load_gguf(
 ) -> tuple[Any, Any, str]:
     """Load a GGUF file through its converted cache entry, converting on first use."""
     from kvsl.engine.fingerprint import cached_file_sha256
+    from kvsl.engine.gguf_convert import conversion_shortcuts
 
     digest = cached_file_sha256([path])[path]  # hashed in full once, then by file status
     revision = f"gguf-sha256:{digest}"
@@ -423,7 +424,7 @@ def _load_gguf(
         notes,
     )
     started = time.perf_counter()
-    with quiet_transformers():
+    with quiet_transformers(), conversion_shortcuts():
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
