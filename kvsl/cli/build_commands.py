@@ -98,12 +98,13 @@ def _build_precision(spec: Path, requested: str, detected: Any) -> Any:
 
     if requested != "auto":
         return Chosen(requested, f"--precision {requested}")
-    from kvsl.lang.check import Session
+    from kvsl.lang.extends import Session
+    from kvsl.lang.schema import PRECISIONS
 
     decl, _ = Session().resolve(str(spec))
-    found = decl.get("extract", "precision") if decl is not None else None
-    if found is not None and found.value in ("fp32", "bf16"):
-        return Chosen(str(found.value), "the spec's `extract { precision }`")
+    written = decl.choice("extract", "precision", PRECISIONS) if decl is not None else None
+    if written is not None:
+        return Chosen(written, "the spec's `extract { precision }`")
     return detected
 
 

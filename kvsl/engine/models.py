@@ -35,6 +35,7 @@ import torch
 
 from kvsl.base.locations import CACHE_ENV, cache_dir
 from kvsl.lang.diagnostics import ExitCode, KvslError
+from kvsl.lang.models import model_ref
 from kvsl.lang.plan import EMBEDDED_MODELS, ModelRef
 from kvsl.lang.source import Span
 
@@ -338,17 +339,13 @@ def embedded_gguf_path(name: str, ref: ModelRef | None = None) -> Path:
 def resolve_ref(name_or_path: str) -> ModelRef:
     """A ModelRef for what a user typed: an embedded name, a .gguf path, a directory, a hub id.
 
+    The front end's one rule (`kvsl.lang.models.model_ref`), with paths relative to the
+    working directory, so `--model X` means what `model = "X"` means in a spec there.
+
     >>> resolve_ref("smollm2-135m").kind
     'embedded'
     """
-    if name_or_path in EMBEDDED_MODELS:
-        return ModelRef(name_or_path, "embedded", name_or_path)
-    path = Path(name_or_path).expanduser()
-    if name_or_path.endswith(".gguf"):
-        return ModelRef(name_or_path, "gguf", str(path.resolve()))
-    if path.exists() or name_or_path.startswith((".", "/", "~")):
-        return ModelRef(name_or_path, "directory", str(path.resolve()))
-    return ModelRef(name_or_path, "hub", name_or_path)
+    return model_ref(name_or_path, os.getcwd())
 
 
 def _say(message: str, notes: list[str]) -> None:

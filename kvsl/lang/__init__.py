@@ -63,7 +63,8 @@ def compile_spec(path: str | os.PathLike[str]) -> tuple[Plan | None, list[Diagno
     Returns the plan (None when any diagnostic is an error) and every diagnostic,
     sorted. Never raises for anything in the file.
     """
-    from kvsl.lang.check import Session, check_resolved
+    from kvsl.lang.check import check_resolved
+    from kvsl.lang.extends import Session
     from kvsl.lang.lower import lower
 
     name = os.fspath(path)
@@ -138,7 +139,8 @@ def check_paths(paths: list[str]) -> list[Diagnostic]:
     Besides each spec's own diagnostics, style names must be unique across the files
     checked together (KVS119).
     """
-    from kvsl.lang.check import Session, check_resolved
+    from kvsl.lang.check import check_resolved
+    from kvsl.lang.extends import Session
 
     files, diagnostics = spec_files(paths)
     session = Session()

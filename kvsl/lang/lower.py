@@ -10,10 +10,11 @@ the template text is inlined, and `Plan.create` computes both content hashes.
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
-from kvsl.lang.check import TOP, Field, Resolved, model_kind
-from kvsl.lang.checked import INVALID, resolve_path
+from kvsl.lang.checked import Decl, Resolved
 from kvsl.lang.files import regular_file_sha256
+from kvsl.lang.models import model_ref
 from kvsl.lang.plan import (
     DEFAULT_MODEL,
     CoefficientOverride,
@@ -26,6 +27,9 @@ from kvsl.lang.plan import (
     StyleMarkers,
     TeacherPlan,
 )
+from kvsl.lang.schema import POSITIONS, PRECISIONS, QUESTION_FORMATS, SELECTIONS, TOP
+
+T = TypeVar("T")
 
 # Trace files hold a few hundred JSON lines; hashing stops (as if the file did not exist)
 # beyond this, so a huge or endless file cannot hold `kvsl plan` for long.
@@ -43,102 +47,121 @@ def _sha256_or_empty(path: str) -> str:
 def lower(resolved: Resolved) -> Plan:
     """Build the plan of a checked spec (the caller guarantees it has no errors)."""
     decl = resolved.decl
-
-    def get(block: str, key: str, default: object = None) -> object:
-        found = decl.get(block, key)
-        if found is None or found.value is INVALID:
-            return default
-        return found.value
-
-    def path(found: Field | None) -> str | None:
-        if found is None or found.value is INVALID:
-            return None
-        return resolve_path(found.value, found.directory)
-
-    model_field = decl.get(TOP, "model")
-    if model_field is not None:
-        kind, location = model_kind(model_field.value, model_field.directory)
-        model = ModelRef(model_field.value, kind, location)  # type: ignore[arg-type]
-    else:
-        model = ModelRef(DEFAULT_MODEL, "embedded", DEFAULT_MODEL)
-
-    traces = path(decl.get("contrast", "traces")) or path(decl.get("teacher", "traces"))
+    traces = decl.resolved_path("contrast", "traces") or decl.resolved_path("teacher", "traces")
     assert traces is not None  # the checker requires a trace source
-    teacher = None
-    if "teacher" in decl.blocks:
-        defaults = TeacherPlan("", "", None, "")
-        teacher = TeacherPlan(
-            model=str(get("teacher", "model")),
-            template_source=resolved.template_source or "",
-            template_path=resolved.template_path,
-            traces=path(decl.get("teacher", "traces")) or traces,
-            base_url=get("teacher", "base_url"),  # type: ignore[arg-type]
-            questions=path(decl.get("teacher", "questions")),
-            question_format=get("teacher", "format"),  # type: ignore[arg-type]
-            temperature=float(get("teacher", "temperature", defaults.temperature)),  # type: ignore[arg-type]
-            max_tokens=int(get("teacher", "max_tokens", defaults.max_tokens)),  # type: ignore[call-overload]
-            concurrency=int(get("teacher", "concurrency", defaults.concurrency)),  # type: ignore[call-overload]
-        )
-    contrast = ContrastPlan(
+    return Plan.create(
+        style=decl.name or "",
+        description=given(decl.text(TOP, "description"), ""),
+        spec_path=os.path.abspath(decl.path),
+        model=_model(decl),
+        teacher=_teacher(resolved, traces),
+        contrast=_contrast(decl, traces),
+        extract=_extract(decl),
+        steer=_steer(decl),
+        generate=_generate(decl),
+        markers=StyleMarkers(patterns=given(decl.strings(TOP, "markers"), ())),
+    )
+
+
+def given(value: T | None, default: T) -> T:
+    """`value` when the spec wrote it, else the default (`0` and `""` are values too)."""
+    return default if value is None else value
+
+
+def _required(value: T | None, key: str) -> T:
+    assert value is not None, f"the checker requires `{key}`"
+    return value
+
+
+def _model(decl: Decl) -> ModelRef:
+    found = decl.valid(TOP, "model")
+    name = found.text() if found is not None else None
+    if found is None or name is None:
+        return ModelRef(DEFAULT_MODEL, "embedded", DEFAULT_MODEL)
+    return model_ref(name, found.directory)
+
+
+def _teacher(resolved: Resolved, traces: str) -> TeacherPlan | None:
+    decl = resolved.decl
+    if "teacher" not in decl.blocks:
+        return None
+    defaults = TeacherPlan("", "", None, "")
+    return TeacherPlan(
+        model=given(decl.text("teacher", "model"), ""),
+        template_source=resolved.template_source or "",
+        template_path=resolved.template_path,
+        traces=decl.resolved_path("teacher", "traces") or traces,
+        base_url=decl.text("teacher", "base_url"),
+        questions=decl.resolved_path("teacher", "questions"),
+        question_format=decl.choice("teacher", "format", QUESTION_FORMATS),
+        temperature=given(decl.number("teacher", "temperature"), defaults.temperature),
+        max_tokens=given(decl.integer("teacher", "max_tokens"), defaults.max_tokens),
+        concurrency=given(decl.integer("teacher", "concurrency"), defaults.concurrency),
+    )
+
+
+def _contrast(decl: Decl, traces: str) -> ContrastPlan:
+    pool = decl.resolved_path("contrast", "questions")
+    return ContrastPlan(
         traces=traces,
         traces_sha256=_sha256_or_empty(traces),
-        pairs=int(get("contrast", "pairs")),  # type: ignore[call-overload]
-        shots=int(get("contrast", "shots")),  # type: ignore[call-overload]
-        selection=get("contrast", "select", "random"),  # type: ignore[arg-type]
-        seed=int(get("contrast", "seed", 0)),  # type: ignore[call-overload]
-        system_prompt=get("contrast", "system_prompt"),  # type: ignore[arg-type]
-        questions=(pool := path(decl.get("contrast", "questions"))),
+        pairs=_required(decl.integer("contrast", "pairs"), "pairs"),
+        shots=_required(decl.integer("contrast", "shots"), "shots"),
+        selection=given(decl.choice("contrast", "select", SELECTIONS), "random"),
+        seed=given(decl.integer("contrast", "seed"), 0),
+        system_prompt=decl.text("contrast", "system_prompt"),
+        questions=pool,
         questions_sha256=_sha256_or_empty(pool) if pool else "",
-        question_format=get("contrast", "format") if pool else None,  # type: ignore[arg-type]
+        question_format=decl.choice("contrast", "format", QUESTION_FORMATS) if pool else None,
     )
-    extract_defaults = ExtractPlan()
-    extract = ExtractPlan(
-        position=get("extract", "position", extract_defaults.position),  # type: ignore[arg-type]
-        offset_token=get("extract", "offset_token", extract_defaults.offset_token),  # type: ignore[arg-type]
-        prefix=get("extract", "prefix", extract_defaults.prefix),  # type: ignore[arg-type]
-        precision=get("extract", "precision", extract_defaults.precision),  # type: ignore[arg-type]
-        batch_size=get("extract", "batch_size", extract_defaults.batch_size),  # type: ignore[arg-type]
+
+
+def _extract(decl: Decl) -> ExtractPlan:
+    defaults = ExtractPlan()
+    return ExtractPlan(
+        position=given(decl.choice("extract", "position", POSITIONS), defaults.position),
+        offset_token=given(decl.text("extract", "offset_token"), defaults.offset_token),
+        prefix=given(decl.text("extract", "prefix"), defaults.prefix),
+        precision=given(decl.choice("extract", "precision", PRECISIONS), defaults.precision),
+        batch_size=given(decl.integer("extract", "batch_size"), defaults.batch_size),
     )
-    steer_defaults = SteerPlan()
-    steer = SteerPlan(
-        layers=get("steer", "layers", steer_defaults.layers),  # type: ignore[arg-type]
-        key=float(get("steer", "key", steer_defaults.key)),  # type: ignore[arg-type]
-        value=float(get("steer", "value", steer_defaults.value)),  # type: ignore[arg-type]
+
+
+def _steer(decl: Decl) -> SteerPlan:
+    defaults = SteerPlan()
+    return SteerPlan(
+        layers=given(decl.layers("steer", "layers"), defaults.layers),
+        key=given(decl.number("steer", "key"), defaults.key),
+        value=given(decl.number("steer", "value"), defaults.value),
         overrides=tuple(
             CoefficientOverride(
                 layers=o.layers,
-                key=None if o.key is None else float(o.key.value),
-                value=None if o.value is None else float(o.value.value),
+                key=None if o.key is None else o.key.number(),
+                value=None if o.value is None else o.value.number(),
             )
             for o in decl.overrides or ()
         ),
     )
-    generate_defaults = GenerationSettings()
 
-    def number(key: str, cast: type) -> object:
-        return cast(get("generate", key, getattr(generate_defaults, key)))
 
-    generate = GenerationSettings(
-        max_new_tokens=number("max_new_tokens", int),  # type: ignore[arg-type]
-        sample=get("generate", "mode", "greedy") == "sample",
-        temperature=number("temperature", float),  # type: ignore[arg-type]
-        top_p=number("top_p", float),  # type: ignore[arg-type]
-        seed=number("seed", int),  # type: ignore[arg-type]
-        stop=tuple(get("generate", "stop", ())),  # type: ignore[arg-type]
-        min_new_tokens=number("min_new_tokens", int),  # type: ignore[arg-type]
-        repetition_penalty=number("repetition_penalty", float),  # type: ignore[arg-type]
-        no_repeat_ngram_size=number("no_repeat_ngram_size", int),  # type: ignore[arg-type]
-        top_k=number("top_k", int),  # type: ignore[arg-type]
-    )
-    return Plan.create(
-        style=decl.name or "",
-        description=str(get(TOP, "description", "")),
-        spec_path=os.path.abspath(decl.path),
-        model=model,
-        teacher=teacher,
-        contrast=contrast,
-        extract=extract,
-        steer=steer,
-        generate=generate,
-        markers=StyleMarkers(patterns=tuple(get(TOP, "markers", ()))),  # type: ignore[arg-type]
+def _generate(decl: Decl) -> GenerationSettings:
+    defaults = GenerationSettings()
+
+    def integer(key: str, default: int) -> int:
+        return given(decl.integer("generate", key), default)
+
+    def number(key: str, default: float) -> float:
+        return given(decl.number("generate", key), default)
+
+    return GenerationSettings(
+        max_new_tokens=integer("max_new_tokens", defaults.max_new_tokens),
+        sample=decl.text("generate", "mode") == "sample",
+        temperature=number("temperature", defaults.temperature),
+        top_p=number("top_p", defaults.top_p),
+        seed=integer("seed", defaults.seed),
+        stop=given(decl.strings("generate", "stop"), defaults.stop),
+        min_new_tokens=integer("min_new_tokens", defaults.min_new_tokens),
+        repetition_penalty=number("repetition_penalty", defaults.repetition_penalty),
+        no_repeat_ngram_size=integer("no_repeat_ngram_size", defaults.no_repeat_ngram_size),
+        top_k=integer("top_k", defaults.top_k),
     )

@@ -3,7 +3,7 @@
 A file with a syntax error has no syntax tree. Its syntax errors are all reported (the
 parser recovers); its meaning errors come from a second parse of the file with each
 line that holds a syntax error blanked out (offsets kept, so every position stays
-true). When that text parses, the per-key checks (`check.analyze`: unknown keys, types,
+true). When that text parses, the per-key checks (`analyze`: unknown keys, types,
 ranges, duplicates) run on it and their diagnostics are reported too. The whole-spec
 checks (missing keys, `extends`, files, templates) are not: a key on a blanked line
 would be reported missing. When the blanked text does not parse either (a lost `}`
@@ -14,26 +14,26 @@ the syntax to be fixed.
 >>> text = 'style "s" {\\n  contrast { pairz = 4 }\\n  a 1\\n  generate { mode = fast }\\n}\\n'
 >>> _, syntax = parse_text(text, "s.kvs")
 >>> from kvsl.lang.source import SourceFile
->>> from kvsl.lang.check import meaning_despite_syntax
 >>> [d.code for d in syntax + meaning_despite_syntax(SourceFile("s.kvs", text), syntax)]
 ['KVS014', 'KVS104', 'KVS108']
 """
 
 from __future__ import annotations
 
+from kvsl.lang.analyze import analyze
 from kvsl.lang.diagnostics import Diagnostic, Severity
 from kvsl.lang.source import SourceFile
 from kvsl.lang.syntax import Spec
 
-# Whole-file findings of `analyze` that a blanked line can cause rather than reveal: the
-# checker drops these from the meaning diagnostics of a salvaged spec.
+# Whole-file findings of `analyze` that a blanked line can cause rather than reveal:
+# they are dropped from the meaning diagnostics of a salvaged spec.
 UNSAFE_AFTER_BLANKING = frozenset({"KVS006", "KVS100", "KVS101", "KVS102"})
 
 
 def without_broken_lines(source: SourceFile, syntax: list[Diagnostic]) -> Spec | Diagnostic | None:
     """The spec parsed with every line a syntax error touched blanked out (positions stay
     true), or the KVS021 note when even that does not parse; None when no error is in
-    `source` itself. The checker analyses the salvaged spec (see the module doc)."""
+    `source` itself. `meaning_despite_syntax` analyses the salvaged spec."""
     from kvsl.lang.parser import parse_source
 
     broken: set[int] = set()
@@ -57,3 +57,14 @@ def without_broken_lines(source: SourceFile, syntax: list[Diagnostic]) -> Spec |
             "lost), so which block a key is in is not known",
         )
     return spec
+
+
+def meaning_despite_syntax(source: SourceFile, syntax: list[Diagnostic]) -> list[Diagnostic]:
+    """Meaning diagnostics of the lines no syntax error touched (see the module doc)."""
+    salvaged = without_broken_lines(source, syntax)
+    if salvaged is None:
+        return []
+    if isinstance(salvaged, Diagnostic):
+        return [salvaged]
+    _, meaning = analyze(salvaged)
+    return [d for d in meaning if d.code not in UNSAFE_AFTER_BLANKING]

@@ -3,7 +3,7 @@
 Lark trees never leave `kvsl.lang.parser`; everything downstream (checker, formatter,
 lowering) reads these classes. The tree is generic on purpose: a spec is a list of items,
 an item is `key = value` or `name [header] { items }`. Which keys exist is decided by the
-checker (`kvsl.lang.check`), so a misspelt key is a KVS104, not a syntax error.
+checker (`kvsl.lang.analyze`), so a misspelt key is a KVS104, not a syntax error.
 
 >>> from kvsl.lang.parser import parse_text
 >>> spec, diagnostics = parse_text('style "s" { steer { layers = [1..] } }', "s.kvs")

@@ -1,6 +1,6 @@
 """Check an open document: its unsaved text, the files it `extends` and its template.
 
-The checker (`kvsl.lang.check`) reads files from disk through `Session.analyze_file`.
+The checker (`kvsl.lang.extends`) reads files from disk through `Session.analyze_file`.
 An editor's buffers are newer than the disk, so `OverlaySession` serves open documents
 from their text and everything else from disk: the same checks, the same diagnostics,
 on what the user sees. Diagnostics come back grouped by the file they point into, so a
@@ -17,8 +17,11 @@ import os
 from dataclasses import dataclass, field
 
 from kvsl.lang import sort_diagnostics
-from kvsl.lang.check import Decl, Session, analyze, check_resolved
+from kvsl.lang.analyze import analyze
+from kvsl.lang.check import check_resolved
+from kvsl.lang.checked import Decl
 from kvsl.lang.diagnostics import Diagnostic, Severity
+from kvsl.lang.extends import Session
 from kvsl.lang.parser import MAX_SPEC_BYTES, decode_source, parse_source
 from kvsl.lang.source import SourceFile, Span
 from kvsl.lang.syntax import Spec

@@ -1,7 +1,7 @@
 """What the editor says about keys, layers and styles, from the checker's own tables.
 
 Nothing here restates the language: keys, kinds, bounds, choices and one-line docs come
-from `kvsl.lang.check`'s schema (`STYLE_KEYS`, `BLOCK_KEYS`, `OVERRIDE_KEYS`); defaults
+from `kvsl.lang.schema` (`STYLE_KEYS`, `BLOCK_KEYS`, `OVERRIDE_KEYS`); defaults
 are what `kvsl.lang.lower` fills in for a spec that leaves a key out (a minimal spec is
 lowered once and read back); required keys are the ones the checker reports missing
 (KVS106) in an empty style; style descriptions come from `kvsl.styles`.
@@ -22,17 +22,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from kvsl.lang.check import (
-    BLOCK_KEYS,
-    EMBEDDED_MODEL_LAYERS,
-    OVERRIDE_KEYS,
-    STYLE_KEYS,
-    TOP,
-    Decl,
-    KeySpec,
-    model_kind,
-)
+from kvsl.lang.checked import Decl
+from kvsl.lang.models import EMBEDDED_MODEL_LAYERS, model_kind
 from kvsl.lang.plan import DEFAULT_MODEL, LayerSpan
+from kvsl.lang.schema import BLOCK_KEYS, OVERRIDE_KEYS, STYLE_KEYS, TOP, KeySpec
 
 # Keys that name files: completion offers paths, go-to-definition opens them.
 PATH_KEYS: dict[str, tuple[str, ...]] = {
@@ -124,7 +117,9 @@ def _bounds(spec: KeySpec) -> str:
 @lru_cache(maxsize=1)
 def required_keys() -> frozenset[tuple[str, str]]:
     """(block, key) pairs the checker reports missing (KVS106) in an empty style."""
-    from kvsl.lang.check import Session, analyze, check_resolved
+    from kvsl.lang.analyze import analyze
+    from kvsl.lang.check import check_resolved
+    from kvsl.lang.extends import Session
     from kvsl.lang.parser import parse_text
 
     spec, _ = parse_text('style "s" { contrast {} teacher {} }', os.devnull)
@@ -143,7 +138,8 @@ def required_keys() -> frozenset[tuple[str, str]]:
 @lru_cache(maxsize=1)
 def _defaults() -> dict[tuple[str, str], str]:
     """(block, key) → the value lowering fills in when a spec leaves the key out."""
-    from kvsl.lang.check import Resolved, analyze
+    from kvsl.lang.analyze import analyze
+    from kvsl.lang.checked import Resolved
     from kvsl.lang.lower import lower
     from kvsl.lang.parser import parse_text
 

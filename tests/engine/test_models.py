@@ -61,6 +61,38 @@ def test_resolve_ref_kinds(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "name",
+    [
+        "smollm2-135m",
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        "gpt2",
+        "models/tiny.gguf",
+        "models/Tiny.GGUF",
+        "./models/local",
+        "models/local",
+        "ABSOLUTE/models/local",
+    ],
+)
+def test_a_model_flag_means_what_a_spec_model_means(tmp_path, monkeypatch, name):
+    """`--model NAME` (the engine's `resolve_ref`, from the working directory) and
+    `model = "NAME"` in a spec in that directory (the front end's lowering) are one rule:
+    the same kind and the same location."""
+    from tiny_models import tiny_spec
+
+    from kvsl.lang import load_plan
+
+    (tmp_path / "models" / "local").mkdir(parents=True)
+    (tmp_path / "models" / "tiny.gguf").write_bytes(b"GGUF")
+    (tmp_path / "models" / "Tiny.GGUF").write_bytes(b"GGUF")
+    (tmp_path / "traces.jsonl").write_text('{"question": "q", "steps": ["s"], "answer": "a"}\n')
+    name = name.replace("ABSOLUTE", str(tmp_path))
+    spec = tmp_path / "s.kvs"
+    spec.write_text(tiny_spec(name), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_ref(name) == load_plan(spec).model
+
+
+@pytest.mark.parametrize(
     ("ref", "code"),
     [
         (ModelRef("missing", "directory", "/nonexistent/model"), "KVS301"),

@@ -1,8 +1,8 @@
 """Hypothesis strategies for `.kvs` specs: valid ones from the grammar and the key schema,
 then targeted breakages (a plain module: test packages have no __init__).
 
-`valid_specs()` draws a style block whose every key comes from `kvsl.lang.check`'s
-schema with a value of the kind and range that key accepts (numbers, choices, strings
+`valid_specs()` draws a style block whose every key comes from `kvsl.lang.schema`'s
+tables with a value of the kind and range that key accepts (numbers, choices, strings
 with escapes, layer lists with open and negative ranges, markers, inline Jinja2
 templates), laid out with random spacing, line breaks and comments. Such a spec must
 check without errors. `broken_specs()` takes one and breaks it the ways hostile input
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from kvsl.lang.check import BLOCK_KEYS, KeySpec
 from kvsl.lang.fmt import escape_string
+from kvsl.lang.schema import BLOCK_KEYS, KeySpec
 
 TRACE = '{"question": "1+1?", "steps": ["1 plus 1 is 2."], "answer": "2"}\n'
 

@@ -8,7 +8,7 @@ import pytest
 from lang_support import VALID, write_spec
 
 from kvsl.lang import check_paths, compile_spec
-from kvsl.lang.check import EMBEDDED_MODEL_LAYERS
+from kvsl.lang.models import EMBEDDED_MODEL_LAYERS
 from kvsl.lang.plan import EMBEDDED_MODELS
 
 MANY_ERRORS = '''style "many" {
@@ -188,7 +188,7 @@ def test_template_string_that_is_not_a_path(tmp_path: Path) -> None:
 def test_language_reference_documents_every_key() -> None:
     from lang_support import ROOT
 
-    from kvsl.lang.check import BLOCK_KEYS, STYLE_KEYS
+    from kvsl.lang.schema import BLOCK_KEYS, STYLE_KEYS
     from kvsl.lang.templates import TEMPLATE_VARIABLES
 
     text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")

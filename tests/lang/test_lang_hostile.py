@@ -296,7 +296,7 @@ def _chain(tmp_path: Path, length: int) -> Path:
 
 
 def test_long_extends_chains(tmp_path: Path) -> None:
-    from kvsl.lang.check import MAX_EXTENDS_DEPTH
+    from kvsl.lang.extends import MAX_EXTENDS_DEPTH
 
     assert codes(_chain(tmp_path / "ok", MAX_EXTENDS_DEPTH)) == []
     assert codes(_chain(tmp_path / "long", MAX_EXTENDS_DEPTH + 1)) == ["KVS143"]

@@ -15,8 +15,9 @@ from lsprotocol import types as lsp
 from pygls.uris import from_fs_path, to_fs_path
 
 from kvsl.builtin import builtin_spec, spec_description
-from kvsl.lang.check import BLOCK_KEYS, EMBEDDED_MODEL_LAYERS
 from kvsl.lang.fmt import format_text
+from kvsl.lang.models import EMBEDDED_MODEL_LAYERS
+from kvsl.lang.schema import BLOCK_KEYS
 from kvsl.styles import BUILTIN_STYLES
 
 

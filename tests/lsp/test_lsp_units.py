@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from lsp_support import ROOT, VALID, server_env
 
-from kvsl.lang.check import BLOCK_KEYS, OVERRIDE_KEYS, STYLE_KEYS
 from kvsl.lang.codes import CODES
+from kvsl.lang.schema import BLOCK_KEYS, OVERRIDE_KEYS, STYLE_KEYS
 from kvsl.lang.source import SourceFile
 from kvsl.lsp.analysis import analyze_document
 from kvsl.lsp.cursor import completion_context, open_blocks
