@@ -173,6 +173,7 @@ def run(
     import torch
 
     from kvsl.engine.models import load_model
+    from kvsl.engine.prompting import offset_token_id
 
     plan = load_target(request.target, instead="kvsl run SPEC.kvs")
     dtype = torch.bfloat16 if request.precision == "bf16" else torch.float32
@@ -192,9 +193,20 @@ def run(
     plan = _overridden(plan, request)
     span = COMMAND_LINE if request.layers else Span.whole_file(plan.spec_path)
     coefficients = _coefficients(plan, loaded.geometry.num_layers, span)
+    offset = offset_token_id(loaded.tokenizer, vectors.offset_token)  # KVS305 before any output
+    bars = None if quiet else console
+    if bars is not None:
+        bars.print(_status_line(plan, coefficients, vectors.prefix))
     streamed = stream is not None and len(request.prompts) == 1 and not request.compare
     texts = _generate(
-        request, plan, loaded, vectors, coefficients, console, quiet, stream if streamed else None
+        request,
+        plan,
+        loaded,
+        vectors,
+        coefficients,
+        offset,
+        bars=bars,
+        stream=stream if streamed else None,
     )
     records = _records(request, plan, texts, console)
     return RunResult(plan, artifact, coefficients, records, streamed)
@@ -242,18 +254,20 @@ def _generate(
     loaded: Any,
     vectors: SteeringVectors,
     coefficients: dict[int, tuple[float, float]],
-    console: Any,
-    quiet: bool,
+    offset: int,
+    *,
+    bars: Any,
     stream: Callable[[str], object] | None,
 ) -> dict[str, list[str]]:
-    """{"steered": texts} and, with `compare`, "plain": texts, in the prompts' order."""
+    """{"steered": texts} and, with `compare`, "plain": texts, in the prompts' order.
+
+    Progress bars go to `bars` (a console, or None); a streamed text is its own progress.
+    """
     from kvsl.engine.generate import TokenStreamer, chat_prompt, generate_texts
-    from kvsl.engine.prompting import offset_token_id
     from kvsl.engine.steer import resolve_edit
 
     model, tokenizer = loaded.model, loaded.tokenizer
     settings = plan.generate  # plain (`compare`) and steered rows share it: a fair comparison
-    offset = offset_token_id(tokenizer, vectors.offset_token)
     edit = resolve_edit(vectors, coefficients)
     # Plain and steered share the prompt, the vectors' prefix included (the paper's prefix
     # variant), so that `compare` shows the effect of the cache edit alone.
@@ -261,13 +275,6 @@ def _generate(
         chat_prompt(tokenizer, text, plan.contrast.system_prompt, vectors.prefix)
         for text, _ in request.prompts
     ]
-    if not quiet and console is not None:
-        mode = "sampling" if settings.sample else "greedy"
-        console.print(
-            f"steering `{plan.model.name}` with `{plan.style}`: {describe_steer(coefficients)}, "
-            f"{mode}, up to {settings.max_new_tokens} new tokens"
-            + (f", answers start with {vectors.prefix!r}" if vectors.prefix else "")
-        )
     streamer = TokenStreamer(tokenizer, settings.stop, write=stream) if stream else None
 
     def generate(steer: bool, on_batch: Callable[[int], object] | None) -> list[str]:
@@ -283,7 +290,6 @@ def _generate(
             on_batch=on_batch,
         )
 
-    bars = None if quiet else console  # a streamed text is its own progress
     texts = {
         "steered": _with_progress(
             None if stream else bars, "steered", len(ids), lambda done: generate(True, done)
@@ -341,6 +347,16 @@ def _scores(plan: Plan, texts: list[str], console: Any) -> list[float] | None:
             )
         return None
     return [float(score(text, plan)) for text in texts]
+
+
+def _status_line(plan: Plan, coefficients: Mapping[int, tuple[float, float]], prefix: str) -> str:
+    settings = plan.generate
+    mode = "sampling" if settings.sample else "greedy"
+    return (
+        f"steering `{plan.model.name}` with `{plan.style}`: {describe_steer(coefficients)}, "
+        f"{mode}, up to {settings.max_new_tokens} new tokens"
+        + (f", answers start with {prefix!r}" if prefix else "")
+    )
 
 
 def describe_steer(coefficients: Mapping[int, tuple[float, float]]) -> str:
