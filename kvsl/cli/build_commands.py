@@ -1,6 +1,8 @@
 """`kvsl build` and `kvsl inspect`: the build wing (registered on kvsl.cli.app).
 
-torch, transformers and safetensors are imported inside the command bodies only.
+`kvsl build` fills a `kvsl.engine.build_request.BuildRequest` from its flags and calls
+`build_spec`. torch, transformers and safetensors are imported inside the command bodies
+only.
 """
 
 from __future__ import annotations
@@ -65,47 +67,23 @@ def build_command(
         from rich.console import Console
 
         from kvsl.builtin import resolve_target
-        from kvsl.engine.build import build
+        from kvsl.engine.build_request import BuildRequest, build_spec
         from kvsl.engine.distributed import is_main
-        from kvsl.engine.placement import parse_device_map
-        from kvsl.engine.setup import prepare
-        from kvsl.lang import load_plan
 
-        placement = parse_device_map(device_map) if device_map else None
-        target = resolve_target(spec)
-        plan = load_plan(target)
-        console = Console(stderr=True, highlight=False, quiet=not is_main())
-        setup = prepare(threads=threads, device=device, precision="auto", device_map=device_map)
-        chosen = _build_precision(target, precision.value, setup.precision)
-        console.print(f"kvsl build: {setup.line(chosen)}")
-        result = build(
-            plan,
+        request = BuildRequest(
+            resolve_target(spec),
             force=force,
-            precision=chosen.name,
-            console=console,
+            precision=precision.value,
             out_dir=out,
             progress=not quiet,
-            device=setup.device,
-            device_map=placement,
+            threads=threads,
+            device=device,
+            device_map=device_map,
         )
+        console = Console(stderr=True, highlight=False, quiet=not is_main())
+        result = build_spec(request, console=console)
         if is_main():
             print(result.path)
-
-
-def _build_precision(spec: Path, requested: str, detected: Any) -> Any:
-    """The extraction precision: the flag, else the spec's explicit one, else the detected one."""
-    from kvsl.engine.precision import PrecisionChoice as Chosen
-
-    if requested != "auto":
-        return Chosen(requested, f"--precision {requested}")
-    from kvsl.lang.extends import Session
-    from kvsl.lang.schema import PRECISIONS
-
-    decl, _ = Session().resolve(str(spec))
-    written = decl.choice("extract", "precision", PRECISIONS) if decl is not None else None
-    if written is not None:
-        return Chosen(written, "the spec's `extract { precision }`")
-    return detected
 
 
 @app.command("inspect")

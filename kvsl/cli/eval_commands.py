@@ -4,7 +4,9 @@
     kvsl eval SPEC --benchmark arc --dev ARC-Challenge-Dev.jsonl --sweep value=0,2,4,6,8
 
 With `--sweep` the command evaluates settings on the dev split and plots them instead of
-scoring the test file. Everything that needs torch is imported inside the command body.
+scoring the test file. The command fills a `kvsl.eval.request.EvalRequest` from its flags,
+calls `kvsl.eval.request.run` and prints the outcome. Everything that needs torch is
+imported inside the command body.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,6 +33,10 @@ from kvsl.cli.options import (
     decoding_controls,
 )
 from kvsl.lang.diagnostics import KvslError
+from kvsl.lang.overrides import parse_layers
+
+if TYPE_CHECKING:
+    from kvsl.eval.request import EvalOutcome, EvalRequest
 
 
 def _bad_flag(message: str, help: str | None = None) -> KvslError:
@@ -52,52 +58,95 @@ def _numbers(text: str | None, name: str, cast: type = float) -> tuple[Any, ...]
         raise _bad_flag(f"`{name}` takes comma-separated numbers, got `{text}`") from None
 
 
+TargetArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        help="A `.kvs` spec (built first if needed), a built-in style name, or an "
+        "artifact. Optional for plain,cot."
+    ),
+]
+BenchmarkOption = Annotated[
+    str | None,
+    typer.Option("--benchmark", "-b", help="gsm8k, arc, csqa, piqa or plain (default: detected)."),
+]
+DataOption = Annotated[str | None, typer.Option("--data", help="The test file (native format).")]
+LabelsOption = Annotated[str | None, typer.Option("--labels", help="PIQA labels for --data.")]
+DevOption = Annotated[
+    str | None, typer.Option("--dev", help="Dev/train file: CAA choice and sweeps.")
+]
+DevLabelsOption = Annotated[
+    str | None, typer.Option("--dev-labels", help="PIQA labels for --dev.")
+]
+MethodsOption = Annotated[
+    str, typer.Option("--methods", "-m", help="Comma-separated: plain,cot,cache,cache+cot,caa.")
+]
+ModelOption = Annotated[
+    str | None, typer.Option("--model", help="Model without a spec (plain,cot only).")
+]
+LimitOption = Annotated[int | None, typer.Option("--limit", help="First N test examples.")]
+DevLimitOption = Annotated[int | None, typer.Option("--dev-limit", help="First N dev examples.")]
+MaxNewTokensOption = Annotated[int, typer.Option("--max-new-tokens")]
+RunsOption = Annotated[int, typer.Option("--runs", help="Sampled runs (seeds seed..seed+runs-1).")]
+SampleOption = Annotated[
+    bool, typer.Option("--sample/--greedy", help="Sampling (implied by --runs > 1).")
+]
+TemperatureOption = Annotated[float, typer.Option("--temperature")]
+TopPOption = Annotated[float, typer.Option("--top-p")]
+SeedOption = Annotated[int, typer.Option("--seed")]
+LayersOption = Annotated[
+    str | None, typer.Option("--layers", help='Cache steering layers, e.g. "1..".')
+]
+KeyOption = Annotated[float | None, typer.Option("--key", help="c_k for cache steering.")]
+ValueOption = Annotated[float | None, typer.Option("--value", help="c_v for cache steering.")]
+CaaLayerOption = Annotated[int | None, typer.Option("--caa-layer", help="Fix the CAA layer.")]
+CaaMultiplierOption = Annotated[
+    float | None, typer.Option("--caa-multiplier", help="Fix the CAA multiplier.")
+]
+CaaLayersOption = Annotated[
+    str | None, typer.Option("--caa-layers", help="CAA layers to try on --dev.")
+]
+CaaMultipliersOption = Annotated[
+    str, typer.Option("--caa-multipliers", help="CAA multipliers to try on --dev.")
+]
+ExportCaaOption = Annotated[
+    str | None,
+    typer.Option("--export-caa", help="Write the chosen CAA vector as a llama.cpp GGUF."),
+]
+SweepOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sweep",
+        help="NAME=V1,V2,... on --dev (value, key, layers, shots, pairs, caa-layer, caa-multiplier); repeatable.",
+    ),
+]
+ForcedChoiceOption = Annotated[
+    str,
+    typer.Option("--forced-choice", help="model (logits) or overlap, for unreadable answers."),
+]
+OutOption = Annotated[str, typer.Option("--out", help="Results cache, reports and plots.")]
+FormatOption = Annotated[str, typer.Option("--format", "-f", help="text or json.")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Rebuild the spec's vectors.")]
+
+
 @app.command("eval")
 def eval_command(
-    target: Annotated[
-        Path | None,
-        typer.Argument(
-            help="A `.kvs` spec (built first if needed), a built-in style name, or an "
-            "artifact. Optional for plain,cot."
-        ),
-    ] = None,
-    benchmark: Annotated[
-        str | None,
-        typer.Option(
-            "--benchmark", "-b", help="gsm8k, arc, csqa, piqa or plain (default: detected)."
-        ),
-    ] = None,
-    data: Annotated[
-        str | None, typer.Option("--data", help="The test file (native format).")
-    ] = None,
-    labels: Annotated[str | None, typer.Option("--labels", help="PIQA labels for --data.")] = None,
-    dev: Annotated[
-        str | None, typer.Option("--dev", help="Dev/train file: CAA choice and sweeps.")
-    ] = None,
-    dev_labels: Annotated[
-        str | None, typer.Option("--dev-labels", help="PIQA labels for --dev.")
-    ] = None,
-    methods: Annotated[
-        str, typer.Option("--methods", "-m", help="Comma-separated: plain,cot,cache,cache+cot,caa.")
-    ] = "plain,cot,cache,cache+cot,caa",
-    model: Annotated[
-        str | None, typer.Option("--model", help="Model without a spec (plain,cot only).")
-    ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="First N test examples.")] = None,
-    dev_limit: Annotated[
-        int | None, typer.Option("--dev-limit", help="First N dev examples.")
-    ] = 50,
+    target: TargetArgument = None,
+    benchmark: BenchmarkOption = None,
+    data: DataOption = None,
+    labels: LabelsOption = None,
+    dev: DevOption = None,
+    dev_labels: DevLabelsOption = None,
+    methods: MethodsOption = "plain,cot,cache,cache+cot,caa",
+    model: ModelOption = None,
+    limit: LimitOption = None,
+    dev_limit: DevLimitOption = 50,
     batch_size: BatchSizeOption = 8,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 256,
-    runs: Annotated[
-        int, typer.Option("--runs", help="Sampled runs (seeds seed..seed+runs-1).")
-    ] = 1,
-    sample: Annotated[
-        bool, typer.Option("--sample/--greedy", help="Sampling (implied by --runs > 1).")
-    ] = False,
-    temperature: Annotated[float, typer.Option("--temperature")] = 0.7,
-    top_p: Annotated[float, typer.Option("--top-p")] = 0.9,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    max_new_tokens: MaxNewTokensOption = 256,
+    runs: RunsOption = 1,
+    sample: SampleOption = False,
+    temperature: TemperatureOption = 0.7,
+    top_p: TopPOption = 0.9,
+    seed: SeedOption = 0,
     repetition_penalty: RepetitionPenaltyOption = None,
     no_repeat_ngram_size: NoRepeatNgramOption = None,
     min_new_tokens: MinNewTokensOption = None,
@@ -105,145 +154,115 @@ def eval_command(
     precision: PrecisionOption = "auto",
     device: DeviceOption = "auto",
     device_map: DeviceMapOption = None,
-    layers: Annotated[
-        str | None, typer.Option("--layers", help='Cache steering layers, e.g. "1..".')
-    ] = None,
-    key: Annotated[float | None, typer.Option("--key", help="c_k for cache steering.")] = None,
-    value: Annotated[float | None, typer.Option("--value", help="c_v for cache steering.")] = None,
-    caa_layer: Annotated[int | None, typer.Option("--caa-layer", help="Fix the CAA layer.")] = None,
-    caa_multiplier: Annotated[
-        float | None, typer.Option("--caa-multiplier", help="Fix the CAA multiplier.")
-    ] = None,
-    caa_layers: Annotated[
-        str | None, typer.Option("--caa-layers", help="CAA layers to try on --dev.")
-    ] = None,
-    caa_multipliers: Annotated[
-        str, typer.Option("--caa-multipliers", help="CAA multipliers to try on --dev.")
-    ] = "1,2,4",
-    export_caa: Annotated[
-        str | None,
-        typer.Option("--export-caa", help="Write the chosen CAA vector as a llama.cpp GGUF."),
-    ] = None,
-    sweep: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--sweep",
-            help="NAME=V1,V2,... on --dev (value, key, layers, shots, pairs, caa-layer, caa-multiplier); repeatable.",
-        ),
-    ] = None,
-    forced_choice: Annotated[
-        str,
-        typer.Option("--forced-choice", help="model (logits) or overlap, for unreadable answers."),
-    ] = "model",
-    out: Annotated[
-        str, typer.Option("--out", help="Results cache, reports and plots.")
-    ] = ".kvsl/eval",
-    format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
-    force: Annotated[bool, typer.Option("--force", help="Rebuild the spec's vectors.")] = False,
+    layers: LayersOption = None,
+    key: KeyOption = None,
+    value: ValueOption = None,
+    caa_layer: CaaLayerOption = None,
+    caa_multiplier: CaaMultiplierOption = None,
+    caa_layers: CaaLayersOption = None,
+    caa_multipliers: CaaMultipliersOption = "1,2,4",
+    export_caa: ExportCaaOption = None,
+    sweep: SweepOption = None,
+    forced_choice: ForcedChoiceOption = "model",
+    out: OutOption = ".kvsl/eval",
+    format: FormatOption = "text",
+    force: ForceOption = False,
     threads: ThreadsOption = None,
 ) -> None:
     """Compare cache steering with plain, chain-of-thought and activation steering (CAA)."""
     with reported_errors(format="json" if format == "json" else "human"):
         from kvsl.builtin import resolve_target
-        from kvsl.cli.run_commands import parse_layers
         from kvsl.eval.methods import parse_methods
-        from kvsl.eval.pipeline import EvalRequest, parse_sweep
+        from kvsl.eval.pipeline import parse_sweep
+        from kvsl.eval.request import EvalRequest
         from kvsl.lang.plan import DECODING_CONTROLS, GenerationSettings
 
         _check_choice(format, ("text", "json"), "format")
         _check_choice(precision, ("auto", "fp32", "bf16"), "precision")
         _check_choice(forced_choice, ("model", "overlap"), "forced choice")
         controls = decoding_controls(repetition_penalty, no_repeat_ngram_size, min_new_tokens, top_k)
-        from kvsl.engine.placement import parse_device_map
-        from kvsl.engine.setup import prepare
-
-        if device_map:
-            parse_device_map(device_map)  # KVS316 before anything is loaded
-        # Threads (KVS313), the device (KVS309), the process group and the precision.
-        setup = prepare(threads=threads, device=device, precision=precision, device_map=device_map)
-        if setup.dist.is_main:
-            print(f"kvsl eval: {setup.line()}", file=sys.stderr)
+        setup = _prepare(threads, device, precision, device_map)
+        # Every method (plain included) decodes with these: a fair comparison.
+        decode = GenerationSettings(
+            max_new_tokens=max_new_tokens, sample=sample, temperature=temperature, top_p=top_p,
+            seed=seed, **controls,
+        )  # fmt: skip
         request = EvalRequest(
             # A built-in style name (`step-by-step`) stands for its spec file.
             target=str(resolve_target(target)) if target is not None else None,
-            benchmark=benchmark,
-            data=data,
-            labels=labels,
-            dev=dev,
-            dev_labels=dev_labels,
-            methods=parse_methods(methods),
-            model=model,
-            limit=limit,
-            dev_limit=dev_limit,
-            batch_size=batch_size,
-            # Every method (plain included) decodes with these: a fair comparison.
-            decode=GenerationSettings(
-                max_new_tokens=max_new_tokens,
-                sample=sample,
-                temperature=temperature,
-                top_p=top_p,
-                seed=seed,
-                **controls,
-            ),
-            runs=runs,
+            benchmark=benchmark, data=data, labels=labels, dev=dev, dev_labels=dev_labels,
+            methods=parse_methods(methods), model=model, limit=limit, dev_limit=dev_limit,
+            batch_size=batch_size, decode=decode, runs=runs,
             # Controls not given as flags come from the spec's `generate` block.
             spec_controls=tuple(name for name in DECODING_CONTROLS if name not in controls),
-            precision=setup.precision.name,
-            device=setup.device or "cpu",
-            device_map=device_map,
-            layers=parse_layers(layers) if layers else None,
-            key=key,
-            value=value,
-            caa_layer=caa_layer,
-            caa_multiplier=caa_multiplier,
+            precision=setup.precision.name, device=setup.device or "cpu", device_map=device_map,
+            layers=parse_layers(layers) if layers else None, key=key, value=value,
+            caa_layer=caa_layer, caa_multiplier=caa_multiplier,
             caa_layers=_numbers(caa_layers, "--caa-layers", int),
             caa_multipliers=_numbers(caa_multipliers, "--caa-multipliers") or (1.0,),
-            export_caa=export_caa,
-            sweeps=tuple(parse_sweep(s) for s in sweep or ()),
-            forced_choice=forced_choice,
-            out_dir=out,
-            force=force,
-            threads=setup.threads.count,
-        )
+            export_caa=export_caa, sweeps=tuple(parse_sweep(s) for s in sweep or ()),
+            forced_choice=forced_choice, out_dir=out, force=force, threads=setup.threads.count,
+        )  # fmt: skip
         _run(request, format)
 
 
-def _run(request: Any, format: str) -> None:
+def _prepare(threads: int | None, device: str, precision: str, device_map: str | None) -> Any:
+    """Threads (KVS313), the device (KVS309), the process group and the precision."""
+    from kvsl.engine.placement import parse_device_map
+    from kvsl.engine.setup import prepare
+
+    if device_map:
+        parse_device_map(device_map)  # KVS316 before anything is loaded
+    setup = prepare(threads=threads, device=device, precision=precision, device_map=device_map)
+    if setup.dist.is_main:
+        print(f"kvsl eval: {setup.line()}", file=sys.stderr)
+    return setup
+
+
+def _run(request: EvalRequest, format: str) -> None:
+    """Call `kvsl.eval.request.run`, then print its tables (or its JSON report)."""
     from rich.console import Console
 
     from kvsl.engine.distributed import is_main
-    from kvsl.eval.pipeline import run_eval, run_sweep
-    from kvsl.eval.report import legend, rich_table, sweep_table
+    from kvsl.eval.request import run
 
     status = Console(stderr=True, highlight=False, quiet=not is_main())
     quiet = format == "json" or not is_main()
-    if request.sweeps:
-        report = run_sweep(request, console=status, quiet=quiet)
-        points = report.pop("_points")
-        if report.pop("rank", 0) != 0:
-            return  # under torchrun / accelerate: rank 0 prints and writes the report
-        if quiet:
-            typer.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
-            return
-        out = Console(highlight=False)
-        for name, pts in points.items():
-            out.print(sweep_table(pts, title=f"sweep `{name}` on {request.dev}"))
-        out.print(f"best on dev: {report['best']}")
-        out.print(f"plot: {report['plot']}   report: {report['report_path']}")
-        return
-    report = run_eval(request, console=status, quiet=quiet)
-    summaries = report.pop("_summaries")
-    if report.pop("rank", 0) != 0:
+    outcome = run(request, console=status, quiet=quiet)
+    if not outcome.is_main:
         return  # under torchrun / accelerate: rank 0 prints and writes the report
     if quiet:
-        typer.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
-        return
+        typer.echo(json.dumps(outcome.report, indent=2, ensure_ascii=False, default=str))
+    elif outcome.is_sweep:
+        _print_sweeps(outcome, request)
+    else:
+        _print_eval(outcome)
+
+
+def _print_sweeps(outcome: EvalOutcome, request: EvalRequest) -> None:
+    from rich.console import Console
+
+    from kvsl.eval.report import sweep_table
+
+    out = Console(highlight=False)
+    for name, pts in (outcome.points or {}).items():
+        out.print(sweep_table(pts, title=f"sweep `{name}` on {request.dev}"))
+    out.print(f"best on dev: {outcome.report['best']}")
+    out.print(f"plot: {outcome.report['plot']}   report: {outcome.report['report_path']}")
+
+
+def _print_eval(outcome: EvalOutcome) -> None:
+    from rich.console import Console
+
+    from kvsl.eval.report import legend, rich_table
+
+    report = outcome.report
     out = Console(highlight=False)
     bench = report["benchmark"]
     title = f"{bench['format']}: {bench['examples']} examples from {bench['data']}" + (
         f" (first {bench['limit']})" if bench["limit"] is not None else ""
     )
-    out.print(rich_table(summaries, title=title))
+    out.print(rich_table(outcome.summaries or [], title=title))
     out.print(legend(), style="dim")
     if report.get("caa"):
         caa = report["caa"]

@@ -11,44 +11,59 @@ from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import DeviceOption, PrecisionOption, ThreadsOption
 
+TargetsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="SPEC_OR_STYLE", help="Styles to serve: `.kvs` specs (built first if needed), built-in "
+                   "style names, or artifacts. None: the plain model only."),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", help="The model (default: the styles' model, else the embedded one)."),
+]
+HostOption = Annotated[str, typer.Option("--host", help="Address to listen on.")]
+PortOption = Annotated[int, typer.Option("--port", help="Port (0: any free one).")]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option("--api-key", help="Require `Authorization: Bearer KEY` (or set KVSL_API_KEY).",
+                 show_default=False),
+]
+MaxBatchOption = Annotated[int, typer.Option("--max-batch", help="Rows generated at once.")]
+MaxQueueOption = Annotated[
+    int, typer.Option("--max-queue", help="Requests waiting beyond that; then 429.")
+]
+MaxPromptTokensOption = Annotated[int, typer.Option("--max-prompt-tokens")]
+MaxNewTokensOption = Annotated[
+    int, typer.Option("--max-new-tokens", help="The largest `max_tokens` a request may ask.")
+]
+MaxNOption = Annotated[int, typer.Option("--max-n", help="The largest `n` a request may ask.")]
+MaxCoefficientOption = Annotated[
+    float, typer.Option("--max-coefficient", help="Bound on |value| and |key| in requests.")
+]
+MaxBodyBytesOption = Annotated[int, typer.Option("--max-body-bytes")]
+GatherMsOption = Annotated[
+    float, typer.Option("--gather-ms", help="How long an idle server waits to batch requests.")
+]
+ShutdownTimeoutOption = Annotated[
+    float, typer.Option("--shutdown-timeout", help="Seconds in-flight requests get on SIGTERM.")
+]
+
 
 @app.command()
 def serve(
-    targets: Annotated[
-        list[str] | None,
-        typer.Argument(metavar="SPEC_OR_STYLE", help="Styles to serve: `.kvs` specs (built first if needed), built-in "
-                       "style names, or artifacts. None: the plain model only."),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", help="The model (default: the styles' model, else the embedded one)."),
-    ] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port (0: any free one).")] = 8000,
-    api_key: Annotated[
-        str | None,
-        typer.Option("--api-key", help="Require `Authorization: Bearer KEY` (or set KVSL_API_KEY).",
-                     show_default=False),
-    ] = None,
-    max_batch: Annotated[int, typer.Option("--max-batch", help="Rows generated at once.")] = 16,
-    max_queue: Annotated[
-        int, typer.Option("--max-queue", help="Requests waiting beyond that; then 429.")
-    ] = 64,
-    max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens")] = 4096,
-    max_new_tokens: Annotated[
-        int, typer.Option("--max-new-tokens", help="The largest `max_tokens` a request may ask.")
-    ] = 512,
-    max_n: Annotated[int, typer.Option("--max-n", help="The largest `n` a request may ask.")] = 4,
-    max_coefficient: Annotated[
-        float, typer.Option("--max-coefficient", help="Bound on |value| and |key| in requests.")
-    ] = 16.0,
-    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes")] = 1_000_000,
-    gather_ms: Annotated[
-        float, typer.Option("--gather-ms", help="How long an idle server waits to batch requests.")
-    ] = 5.0,
-    shutdown_timeout: Annotated[
-        float, typer.Option("--shutdown-timeout", help="Seconds in-flight requests get on SIGTERM.")
-    ] = 30.0,
+    targets: TargetsArgument = None,
+    model: ModelOption = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    api_key: ApiKeyOption = None,
+    max_batch: MaxBatchOption = 16,
+    max_queue: MaxQueueOption = 64,
+    max_prompt_tokens: MaxPromptTokensOption = 4096,
+    max_new_tokens: MaxNewTokensOption = 512,
+    max_n: MaxNOption = 4,
+    max_coefficient: MaxCoefficientOption = 16.0,
+    max_body_bytes: MaxBodyBytesOption = 1_000_000,
+    gather_ms: GatherMsOption = 5.0,
+    shutdown_timeout: ShutdownTimeoutOption = 30.0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     threads: ThreadsOption = None,

@@ -1,14 +1,13 @@
 """`kvsl teach SPEC`: fill a spec's trace file from an OpenAI-compatible teacher.
 
-The command only composes library functions (`kvsl.lang.load_plan`, `kvsl.teacher.teach`
-or `dry_run`) and prints: prompts (dry run) or the summary on stdout, the progress bar and
+The command fills a `kvsl.teacher.request.TeachRequest` from its flags, calls
+`teach_spec`, and prints: prompts (dry run) or the summary on stdout, the progress bar and
 diagnostics on stderr. The teacher (and with it `openai`) is imported inside the command.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -20,75 +19,88 @@ if TYPE_CHECKING:
     from kvsl.teacher import TeachReport
 
 
+QuestionsOption = Annotated[
+    str | None,
+    typer.Option("--questions", help="Question file (JSONL); default: the spec's `questions`."),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="gsm8k | arc | csqa | piqa | plain; default: detected (or the spec's "
+        "`format` for the spec's own file).",
+    ),
+]
+LabelsOption = Annotated[
+    str | None, typer.Option("--labels", help="PIQA labels file (default X-labels.lst).")
+]
+LimitOption = Annotated[
+    int | None,
+    typer.Option("--limit", min=0, help="Use only the first N questions of the file."),
+]
+ConcurrencyOption = Annotated[
+    int | None,
+    typer.Option("--concurrency", min=1, help="Requests in flight at once (spec default 4)."),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print the rendered prompts; send nothing.")
+]
+BaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible base URL (vLLM, ollama, llama.cpp); overrides the spec "
+        "and OPENAI_BASE_URL.",
+    ),
+]
+ModelOption = Annotated[
+    str | None, typer.Option("--model", help="Teacher model; overrides the spec's.")
+]
+RetrySkippedOption = Annotated[
+    bool,
+    typer.Option(
+        "--retry-skipped",
+        help="Ask again questions an earlier run skipped (no tags, wrong answer).",
+    ),
+]
+MaxRetriesOption = Annotated[
+    int, typer.Option("--max-retries", min=0, help="Client retries per request.")
+]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Seconds per request attempt.")
+]
+TracesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--traces",
+        help="Trace file to fill instead of the spec's `traces` (its skip log goes "
+        "beside it); needed for a built-in style named by its name.",
+    ),
+]
+
+
 @app.command("teach")
 def teach_command(
     spec: Annotated[str, typer.Argument(help="The `.kvs` spec whose teacher block to run.")],
-    questions: Annotated[
-        str | None,
-        typer.Option("--questions", help="Question file (JSONL); default: the spec's `questions`."),
-    ] = None,
-    format: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="gsm8k | arc | csqa | piqa | plain; default: detected (or the spec's "
-            "`format` for the spec's own file).",
-        ),
-    ] = None,
-    labels: Annotated[
-        str | None, typer.Option("--labels", help="PIQA labels file (default X-labels.lst).")
-    ] = None,
-    limit: Annotated[
-        int | None,
-        typer.Option("--limit", min=0, help="Use only the first N questions of the file."),
-    ] = None,
-    concurrency: Annotated[
-        int | None,
-        typer.Option("--concurrency", min=1, help="Requests in flight at once (spec default 4)."),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the rendered prompts; send nothing.")
-    ] = False,
-    base_url: Annotated[
-        str | None,
-        typer.Option(
-            "--base-url",
-            help="OpenAI-compatible base URL (vLLM, ollama, llama.cpp); overrides the spec "
-            "and OPENAI_BASE_URL.",
-        ),
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option("--model", help="Teacher model; overrides the spec's.")
-    ] = None,
-    retry_skipped: Annotated[
-        bool,
-        typer.Option(
-            "--retry-skipped",
-            help="Ask again questions an earlier run skipped (no tags, wrong answer).",
-        ),
-    ] = False,
-    max_retries: Annotated[
-        int, typer.Option("--max-retries", min=0, help="Client retries per request.")
-    ] = 4,
-    timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds per request attempt.")
-    ] = 120.0,
-    traces: Annotated[
-        str | None,
-        typer.Option(
-            "--traces",
-            help="Trace file to fill instead of the spec's `traces` (its skip log goes "
-            "beside it); needed for a built-in style named by its name.",
-        ),
-    ] = None,
+    questions: QuestionsOption = None,
+    format: FormatOption = None,
+    labels: LabelsOption = None,
+    limit: LimitOption = None,
+    concurrency: ConcurrencyOption = None,
+    dry_run: DryRunOption = False,
+    base_url: BaseUrlOption = None,
+    model: ModelOption = None,
+    retry_skipped: RetrySkippedOption = False,
+    max_retries: MaxRetriesOption = 4,
+    timeout: TimeoutOption = 120.0,
+    traces: TracesOption = None,
 ) -> None:
     """Ask a teacher model for reasoning traces and append them to the spec's trace file.
 
     A rerun resumes where the last one stopped. The key comes from OPENAI_API_KEY only.
     """
-    from kvsl.lang import load_plan
-    from kvsl.teacher import TeachAborted, TeachOptions, teach
-    from kvsl.teacher import dry_run as render_only
+    from kvsl.teacher import TeachAborted
+    from kvsl.teacher.request import TeachOptions, TeachRequest, teach_spec
 
     options = TeachOptions(
         questions=questions,
@@ -107,20 +119,10 @@ def teach_command(
     with reported_errors():
         from kvsl.builtin import resolve_target
 
-        path = resolve_target(spec)  # a built-in style name stands for its spec file
-        if not dry_run:
-            _refuse_builtin_output(spec, path, traces)
-        plan = load_plan(path)
-        if dry_run:
-            report = render_only(plan, options)
-            for prompt in report.prompts:
-                typer.echo(f"===== {prompt.id} =====")
-                typer.echo(prompt.prompt.rstrip("\n"))
-                typer.echo("")
-            typer.echo(_summary(report, dry_run=True), err=True)
-            return
+        # A built-in style name stands for its spec file.
+        request = TeachRequest(resolve_target(spec), options, dry_run=dry_run, given=spec)
         try:
-            report = teach(plan, options)
+            report = teach_spec(request)
         except TeachAborted as aborted:
             typer.echo(_summary(aborted.report, stopped=True), err=True)
             raise
@@ -130,41 +132,12 @@ def teach_command(
                 err=True,
             )
             raise typer.Exit(130) from None
-    typer.echo(_summary(report))
-
-
-def _refuse_builtin_output(spec: str, path: Path, traces: str | None) -> None:
-    """KVS518 unless the run writes where the user asked.
-
-    A built-in spec, whether named by its style name (which finds the kvsl checkout's own
-    `specs/` under an editable install) or lying in the installed package, keeps its trace
-    file: `--traces FILE` says where the traces go. A spec given by its path is the user's.
-    """
-    from kvsl.base.locations import is_packaged
-    from kvsl.lang.diagnostics import ExitCode, KvslError
-    from kvsl.lang.source import Span
-
-    packaged = is_packaged(path)
-    by_name = path != Path(spec)
-    target = Path(traces) if traces is not None else None
-    if target is not None and not is_packaged(target):
-        return
-    if not (packaged or by_name or target is not None):
-        return
-    where = (
-        "inside the installed package"
-        if packaged or target is not None
-        else f"of the kvsl checkout (`{path}`)"
-    )
-    raise KvslError.one(
-        "KVS518",
-        f"`{spec}` is a built-in spec {where}: its trace file is not to be written",
-        Span.whole_file(str(path)),
-        help="name the file to fill with `--traces FILE` (outside the package), or copy "
-        f"`{path.parent.parent}` somewhere of your own and teach the copy (`--dry-run` works "
-        "here)",
-        exit_code=ExitCode.USAGE,
-    )
+    if dry_run:
+        for prompt in report.prompts:
+            typer.echo(f"===== {prompt.id} =====")
+            typer.echo(prompt.prompt.rstrip("\n"))
+            typer.echo("")
+    typer.echo(_summary(report, dry_run=dry_run), err=dry_run)
 
 
 def _summary(report: TeachReport, *, dry_run: bool = False, stopped: bool = False) -> str:

@@ -36,66 +36,86 @@ def _numbers(text: str | None, flag: str, cast: type = float) -> tuple[Any, ...]
 
 
 def _layer_grid(text: str | None) -> tuple[Any, ...]:
-    from kvsl.cli.run_commands import parse_layers
+    from kvsl.lang.overrides import parse_layers
 
     if text is None:
         return ()
     return tuple(parse_layers(part) for part in text.split(";") if part.strip())
 
 
+SpecArgument = Annotated[Path, typer.Argument(help="A `.kvs` spec, or a built-in style name.")]
+DevOption = Annotated[
+    str, typer.Option("--dev", help="The dev (or train) file; a test split is refused.")
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option("--format", "-f", help="gsm8k, arc, csqa, piqa or plain (default: detected)."),
+]
+LabelsOption = Annotated[str | None, typer.Option("--labels", help="PIQA labels for --dev.")]
+ValuesOption = Annotated[
+    str | None, typer.Option("--values", help="c_v grid, e.g. 2,4,6 (default: 2,4,6 + spec).")
+]
+KeysOption = Annotated[str | None, typer.Option("--keys", help="c_k grid (default: spec's).")]
+LayersOption = Annotated[
+    str | None,
+    typer.Option("--layers", help='Layer lists separated by ";", e.g. "1..;4..;1..15".'),
+]
+ShotsOption = Annotated[
+    str | None, typer.Option("--shots", help="k grid; each k builds vectors once.")
+]
+PenaltiesOption = Annotated[
+    str | None,
+    typer.Option("--repetition-penalties", help="Grid (default: 1,1.15 + spec's)."),
+]
+NgramSizesOption = Annotated[
+    str | None, typer.Option("--no-repeat-ngram-sizes", help="Grid (default: spec's).")
+]
+MaxNewTokensOption = Annotated[int, typer.Option("--max-new-tokens")]
+LimitOption = Annotated[int, typer.Option("--limit", help="Dev questions used at most.")]
+StartOption = Annotated[
+    int, typer.Option("--start", help="Questions of the first round (successive halving).")
+]
+EtaOption = Annotated[
+    int, typer.Option("--eta", help="Keep the best 1/eta, grow the subset eta times.")
+]
+AlphaOption = Annotated[
+    float, typer.Option("--alpha", help="Level of the paired accuracy test vs plain.")
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Shuffle of the dev questions.")]
+OutOption = Annotated[str, typer.Option("--out", help="Per-example cache, reports and plot.")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Rebuild the spec's vectors.")]
+WriteOption = Annotated[
+    bool, typer.Option("--write", help="Put the chosen values into the spec (comments kept).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+
+
 @app.command("tune")
 def tune_command(
-    spec: Annotated[Path, typer.Argument(help="A `.kvs` spec, or a built-in style name.")],
-    dev: Annotated[
-        str, typer.Option("--dev", help="The dev (or train) file; a test split is refused.")
-    ],
-    format: Annotated[
-        str | None,
-        typer.Option("--format", "-f", help="gsm8k, arc, csqa, piqa or plain (default: detected)."),
-    ] = None,
-    labels: Annotated[str | None, typer.Option("--labels", help="PIQA labels for --dev.")] = None,
-    values: Annotated[
-        str | None, typer.Option("--values", help="c_v grid, e.g. 2,4,6 (default: 2,4,6 + spec).")
-    ] = None,
-    keys: Annotated[str | None, typer.Option("--keys", help="c_k grid (default: spec's).")] = None,
-    layers: Annotated[
-        str | None,
-        typer.Option("--layers", help='Layer lists separated by ";", e.g. "1..;4..;1..15".'),
-    ] = None,
-    shots: Annotated[
-        str | None, typer.Option("--shots", help="k grid; each k builds vectors once.")
-    ] = None,
-    repetition_penalties: Annotated[
-        str | None,
-        typer.Option("--repetition-penalties", help="Grid (default: 1,1.15 + spec's)."),
-    ] = None,
-    no_repeat_ngram_sizes: Annotated[
-        str | None, typer.Option("--no-repeat-ngram-sizes", help="Grid (default: spec's).")
-    ] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 96,
-    limit: Annotated[int, typer.Option("--limit", help="Dev questions used at most.")] = 200,
-    start: Annotated[
-        int, typer.Option("--start", help="Questions of the first round (successive halving).")
-    ] = 20,
-    eta: Annotated[
-        int, typer.Option("--eta", help="Keep the best 1/eta, grow the subset eta times.")
-    ] = 2,
-    alpha: Annotated[
-        float, typer.Option("--alpha", help="Level of the paired accuracy test vs plain.")
-    ] = 0.05,
-    seed: Annotated[int, typer.Option("--seed", help="Shuffle of the dev questions.")] = 0,
+    spec: SpecArgument,
+    dev: DevOption,
+    format: FormatOption = None,
+    labels: LabelsOption = None,
+    values: ValuesOption = None,
+    keys: KeysOption = None,
+    layers: LayersOption = None,
+    shots: ShotsOption = None,
+    repetition_penalties: PenaltiesOption = None,
+    no_repeat_ngram_sizes: NgramSizesOption = None,
+    max_new_tokens: MaxNewTokensOption = 96,
+    limit: LimitOption = 200,
+    start: StartOption = 20,
+    eta: EtaOption = 2,
+    alpha: AlphaOption = 0.05,
+    seed: SeedOption = 0,
     batch_size: BatchSizeOption = 8,
-    out: Annotated[
-        str, typer.Option("--out", help="Per-example cache, reports and plot.")
-    ] = ".kvsl/tune",
+    out: OutOption = ".kvsl/tune",
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     threads: ThreadsOption = None,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild the spec's vectors.")] = False,
-    write: Annotated[
-        bool, typer.Option("--write", help="Put the chosen values into the spec (comments kept).")
-    ] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    force: ForceOption = False,
+    write: WriteOption = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Calibrate c_v, c_k, layers, shots and decoding penalties on a dev set."""
     with reported_errors(format="json" if json_output else "human"):
@@ -111,34 +131,20 @@ def tune_command(
 
             format = canonical_format(format)
         request = TuneRequest(
-            spec=str(resolve_target(spec)),
-            dev=dev,
-            format=format,
-            labels=labels,
-            values=_numbers(values, "--values"),
-            keys=_numbers(keys, "--keys"),
-            layers=_layer_grid(layers),
-            shots=_numbers(shots, "--shots", int),
+            spec=str(resolve_target(spec)), dev=dev, format=format, labels=labels,
+            values=_numbers(values, "--values"), keys=_numbers(keys, "--keys"),
+            layers=_layer_grid(layers), shots=_numbers(shots, "--shots", int),
             repetition_penalties=_numbers(repetition_penalties, "--repetition-penalties"),
             no_repeat_ngram_sizes=_numbers(no_repeat_ngram_sizes, "--no-repeat-ngram-sizes", int),
-            max_new_tokens=max_new_tokens,
-            limit=limit,
-            start=start,
-            eta=eta,
-            alpha=alpha,
-            seed=seed,
-            batch_size=batch_size,
-            out_dir=out,
-            device=setup.device or "cpu",
-            precision=setup.precision.name,
-            threads=setup.threads.count,
-            force=force,
-            write=write,
-        )
+            max_new_tokens=max_new_tokens, limit=limit, start=start, eta=eta, alpha=alpha,
+            seed=seed, batch_size=batch_size, out_dir=out, device=setup.device or "cpu",
+            precision=setup.precision.name, threads=setup.threads.count, force=force, write=write,
+        )  # fmt: skip
         _run(request, json_output)
 
 
 def _run(request: Any, json_output: bool) -> None:
+    """Call `kvsl.tune.run_tune`, then print the chosen setting (or the JSON report)."""
     from rich.console import Console
 
     from kvsl.tune.run import run_tune

@@ -66,6 +66,7 @@ def _same_model(a: ModelRef, b: ModelRef) -> bool:
 def _plans(targets: list[str]) -> list[tuple[Plan, bool, Path]]:
     """(plan, is_spec, path) for each target: a spec, a built-in style name, or an artifact."""
     from kvsl.builtin import resolve_target
+    from kvsl.engine.run import load_target
 
     found = []
     for target in targets:
@@ -78,14 +79,8 @@ def _plans(targets: list[str]) -> list[tuple[Plan, bool, Path]]:
                 help="pass `.kvs` specs, built-in style names or artifacts written by `kvsl build`",
                 exit_code=ExitCode.USAGE,
             )
-        if path.suffix == ".kvs":
-            from kvsl.lang import load_plan
-
-            found.append((load_plan(path), True, path))
-        else:
-            from kvsl.engine.artifact import plan_of_artifact
-
-            found.append((plan_of_artifact(path, instead="kvsl serve SPEC.kvs"), False, path))
+        plan = load_target(path, instead="kvsl serve SPEC.kvs")  # as `kvsl run` reads it
+        found.append((plan, path.suffix == ".kvs", path))
     return found
 
 
@@ -123,17 +118,16 @@ def load_catalog(
     """
     import torch
 
-    from kvsl.engine.artifact import check_compatible, load_artifact
-    from kvsl.engine.build import build
     from kvsl.engine.models import load_model
     from kvsl.engine.prompting import offset_token_id
+    from kvsl.engine.run import vectors_for
 
     plans = _plans(targets)
     ref = _check_one_model(plans, model)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     loaded = load_model(ref, dtype=dtype, device=device)
     styles: dict[str, ServedStyle] = {}
-    for plan, is_spec, path in plans:
+    for plan, _, path in plans:
         if plan.style in styles:
             raise KvslError.one(
                 "KVS801",
@@ -142,13 +136,10 @@ def load_catalog(
                 help="give each served style its own name (`style \"NAME\"` in the spec)",
                 exit_code=ExitCode.USAGE,
             )
-        artifact = path
-        if is_spec:
-            # As in `kvsl run`: reuse the model in memory only for an fp32 extraction.
-            reuse = loaded if precision == plan.extract.precision == "fp32" else None
-            artifact = Path(build(plan, loaded=reuse, console=console, progress=False).path)
-        vectors = load_artifact(artifact)
-        check_compatible(vectors, loaded)
+        # As `kvsl run` does: a spec is built first, the vectors checked against the model.
+        artifact, vectors = vectors_for(
+            plan, path, loaded, precision=precision, console=console, progress=False
+        )
         offset = offset_token_id(loaded.tokenizer, vectors.offset_token, Span.whole_file(str(path)))
         styles[plan.style] = ServedStyle(plan.style, plan, vectors, offset, artifact)
     return Catalog(model_id_for(ref), loaded, styles)

@@ -145,7 +145,7 @@ def test_cpu_flags_reads_the_flags_line(tmp_path):
 
 
 def test_build_auto_keeps_the_spec_precision(machine, tmp_path):
-    from kvsl.cli.build_commands import _build_precision
+    from kvsl.engine.build_request import build_precision as _build_precision
 
     detected = choose_precision("auto", None)  # fp32 on the mocked plain CPU
     spec = tmp_path / "s.kvs"
