@@ -1,4 +1,4 @@
-"""The parser: the fast path agrees with the lark grammar; bad input is a coded diagnostic."""
+"""The parser: it agrees with the Lark grammar (the oracle); bad input is a coded diagnostic."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 from lang_support import FIXTURE_SPECS, SPECS, VALID, write_spec
+from lark_oracle import first_error_kind, lark_first_error, parse_source_lark
 
 from kvsl.lang import compile_spec
 from kvsl.lang.parser import (
     MAX_SPEC_BYTES,
-    _FastParser,
     decode_source,
     load_source,
     parse_source,
-    parse_source_lark,
     parse_text,
 )
 from kvsl.lang.source import SourceFile
@@ -25,17 +24,19 @@ ALL_FILES = SPECS + FIXTURE_SPECS
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
-def test_fast_parser_equals_lark_grammar(path: Path) -> None:
+def test_parser_equals_lark_grammar(path: Path) -> None:
     source, _problems = decode_source(str(path), path.read_bytes())
     if source is None:
         pytest.skip("not text")
-    fast = parse_source(source)
-    if [d.code for d in fast[1]] == ["KVS007"]:
+    spec, diagnostics = parse_source(source)
+    if [d.code for d in diagnostics] == ["KVS007"]:
         pytest.skip("too deep for either parser: the depth guard answers first")
     reference = parse_source_lark(source)
-    assert fast == reference
-    if reference[0] is not None:  # the fast path itself accepts it (no silent fallback)
-        assert _FastParser(source).parse() == reference
+    if reference[0] is not None:  # the same tree, spans, comments and literal errors
+        assert (spec, diagnostics) == reference
+    else:  # both reject it, and the first error is at the same place
+        assert spec is None
+        assert first_error_kind(diagnostics[0]) == lark_first_error(source)
 
 
 def test_values_and_spans() -> None:
