@@ -8,8 +8,8 @@ of `grammar.lark` (the language's definition), as one regular expression in the 
 order of preference: a long string before a string, a number before a name.
 
 >>> tokens = tokenize(SourceFile("s.kvs", 'pairs = 4  # four'))
->>> tokens.kinds, tokens.values[2], tokens.begin_at[2]
-(['NAME', '=', 'NUMBER', '$END'], '4', (1, 9))
+>>> tokens.kinds, tokens.values[2], tokens.span(2, 2).column
+(['NAME', '=', 'NUMBER', '$END'], '4', 9)
 >>> tokens.comments[0].text
 '# four'
 """
@@ -17,6 +17,7 @@ order of preference: a long string before a string, a number before a name.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 
 from kvsl.lang.diagnostics import Diagnostic, Severity
 from kvsl.lang.source import SourceFile, Span
@@ -41,28 +42,18 @@ _SCANNER = re.compile(
     r"|\Z)"
 )
 _LEADING_SPACE = re.compile(r"[ \t\r\n\f\ufeff]*")
+_new = object.__new__
 
 
 class Tokens:
     """The tokens of one file as parallel lists (index i is token i), ending with `$END`.
 
-    `begin_at`/`end_at` are the 1-based (line, column) of each token's first character
-    and of the position just after it; `errors` maps the index of each `$ERROR` token
-    to its diagnostic. Comments are not tokens: they are in `comments`, in order.
+    `errors` maps the index of each `$ERROR` token to its diagnostic. Comments are not
+    tokens: they are in `comments`, in order. Lines and columns are found when a span
+    is made (a binary search in `line_starts`), not per token while scanning.
     """
 
-    __slots__ = (
-        "source",
-        "kinds",
-        "values",
-        "starts",
-        "ends",
-        "begin_at",
-        "end_at",
-        "comments",
-        "errors",
-        "whole",
-    )
+    __slots__ = ("source", "kinds", "values", "starts", "ends", "comments", "errors", "line_starts")
 
     def __init__(self, source: SourceFile) -> None:
         self.source = source
@@ -70,29 +61,69 @@ class Tokens:
         self.values: list[str] = []
         self.starts: list[int] = []
         self.ends: list[int] = []
-        self.begin_at: list[tuple[int, int]] = []
-        self.end_at: list[tuple[int, int]] = []
         self.comments: list[Comment] = []
         self.errors: dict[int, Diagnostic] = {}
-        self.whole = Span(source.path, 0, 0, 1, 1, 1, 1)
+        text = source.text
+        starts = [0]
+        at = text.find("\n")
+        while at >= 0:
+            starts.append(at + 1)
+            at = text.find("\n", at + 1)
+        self.line_starts = starts  # offset of the first character of each line
 
     def span(self, first: int, last: int) -> Span:
         """The span from the start of token `first` to the end of token `last`."""
-        return Span(
-            self.source.path,
-            self.starts[first],
-            self.ends[last],
-            *self.begin_at[first],
-            *self.end_at[last],
-        )
+        start, end = self.starts[first], self.ends[last]
+        starts = self.line_starts
+        line, end_line = bisect_right(starts, start), bisect_right(starts, end)
+        span = _new(Span)  # see offset_span
+        fields = span.__dict__
+        fields["path"] = self.source.path
+        fields["start"] = start
+        fields["end"] = end
+        fields["line"] = line
+        fields["column"] = start - starts[line - 1] + 1
+        fields["end_line"] = end_line
+        fields["end_column"] = end - starts[end_line - 1] + 1
+        return span
+
+    def offset_span(self, start: int, end: int) -> Span:
+        """The span of the characters [start, end)."""
+        starts = self.line_starts
+        line, end_line = bisect_right(starts, start), bisect_right(starts, end)
+        # Span is a frozen dataclass, whose __init__ sets each of its 7 fields through
+        # object.__setattr__; the parser makes one per token, and filling the instance's
+        # dict directly makes the same object in a third of the time (a 2,000-line spec
+        # has 11,000 spans). tests/lang/test_lang_parser.py compares with Span(...).
+        span = _new(Span)
+        fields = span.__dict__
+        fields["path"] = self.source.path
+        fields["start"] = start
+        fields["end"] = end
+        fields["line"] = line
+        fields["column"] = start - starts[line - 1] + 1
+        fields["end_line"] = end_line
+        fields["end_column"] = end - starts[end_line - 1] + 1
+        return span
+
+    @property
+    def whole(self) -> Span:
+        """The span of the whole file."""
+        return self.offset_span(0, len(self.source.text))
+
+    def lines(self) -> list[int]:
+        """The 1-based line of each token's first character."""
+        starts = self.line_starts
+        return [bisect_right(starts, start) for start in self.starts]
 
     def first_on_line(self) -> list[bool]:
         """Whether each token starts a line (no token ends on the line it starts on)."""
+        starts = self.line_starts
         flags = []
         last_line = 0
-        for (line, _), (end_line, _) in zip(self.begin_at, self.end_at, strict=True):
-            flags.append(line > last_line)
-            last_line = end_line
+        for start, end in zip(self.starts, self.ends, strict=True):
+            flags.append(bisect_right(starts, start) > last_line)
+            last_line = bisect_right(starts, end)
         if flags:
             flags[-1] = True  # the end of the file ends every line
         return flags
@@ -102,77 +133,58 @@ def tokenize(source: SourceFile) -> Tokens:
     """Every token of `source`, never failing (see the module doc)."""
     tokens = Tokens(source)
     text = source.text
-    position, line, line_start = 0, 1, 0
+    position = 0
     while True:
-        position, line, line_start = _scan(tokens, position, line, line_start)
+        position = _scan(tokens, position)
         if position >= len(text):
             break
         # whitespace, then a character that starts no token (whitespace alone would
         # have matched the scanner's end of file)
         start = _LEADING_SPACE.match(text, position).end()  # type: ignore[union-attr]
-        newlines = text.count("\n", position, start)
-        if newlines:
-            line += newlines
-            line_start = text.rindex("\n", position, start) + 1
         diagnostic = character_diagnostic(source, start)
         end = diagnostic.span.end if text[start] == '"' else start + 1
         tokens.errors[len(tokens.kinds)] = diagnostic
-        _append(tokens, ERROR, text[start:end], start, end, (line, start - line_start + 1))
-        tokens.end_at[-1] = (line, end - line_start + 1)
+        _append(tokens, ERROR, text[start:end], start, end)
         position = end
     end = len(text)
-    _append(tokens, END, "", end, end, (line, end - line_start + 1))
-    tokens.whole = Span(source.path, 0, end, 1, 1, line, end - line_start + 1)
+    _append(tokens, END, "", end, end)
     return tokens
 
 
-def _append(
-    tokens: Tokens, kind: str, value: str, start: int, end: int, at: tuple[int, int]
-) -> None:
+def _append(tokens: Tokens, kind: str, value: str, start: int, end: int) -> None:
     tokens.kinds.append(kind)
     tokens.values.append(value)
     tokens.starts.append(start)
     tokens.ends.append(end)
-    tokens.begin_at.append(at)
-    tokens.end_at.append(at)
 
 
-def _scan(tokens: Tokens, position: int, line: int, line_start: int) -> tuple[int, int, int]:
+def _scan(tokens: Tokens, position: int) -> int:
     """Scan tokens from `position` up to the end of the file or the first text that
-    starts no token; returns (position, line, line start) where scanning stopped."""
+    starts no token; returns the position where scanning stopped."""
     text = tokens.source.text
-    path = tokens.source.path
     kinds, values = tokens.kinds, tokens.values
     starts, ends = tokens.starts, tokens.ends
-    begin_at, end_at = tokens.begin_at, tokens.end_at
-    comments = tokens.comments
+    comments: list[tuple[int, int]] = []
     for match in _SCANNER.finditer(text, position):
         if match.start() != position:  # the text in between matched nothing
-            return position, line, line_start
-        start = match.end(1)
-        if start != position and text.find("\n", position, start) >= 0:
-            line += text.count("\n", position, start)
-            line_start = text.rindex("\n", position, start) + 1
-        position = match.end()
+            break
         kind = match.lastgroup
+        position = match.end()
         if kind == "WS":  # only whitespace left: the end of the file
-            return position, line, line_start
-        value = text[start:position]
-        begin = (line, start - line_start + 1)
-        if kind == "LONG_STRING" and "\n" in value:
-            line += value.count("\n")
-            line_start = start + value.rindex("\n") + 1
-        finish = (line, position - line_start + 1)
+            break
+        start = match.end(1)
         if kind == "COMMENT":
-            comments.append(Comment(value, Span(path, start, position, *begin, *finish)))
+            comments.append((start, position))
             continue
+        value = text[start:position]
         kinds.append(value if kind == "PUNCT" or kind == "DOTDOT" else kind)  # type: ignore[arg-type]
         values.append(value)
         starts.append(start)
         ends.append(position)
-        begin_at.append(begin)
-        end_at.append(finish)
-    return position, line, line_start
+    tokens.comments.extend(
+        Comment(text[start:end], tokens.offset_span(start, end)) for start, end in comments
+    )
+    return position
 
 
 def character_diagnostic(source: SourceFile, offset: int) -> Diagnostic:

@@ -34,6 +34,8 @@ def number_literal(text: str, span: Span, problems: list[Diagnostic]) -> Number:
     other error follows from it); a decimal too large for a float becomes inf,
     which the checker reports as not finite (KVS111).
     """
+    if len(text) < 19 and text.isdigit():  # the common case: a small non-negative integer
+        return Number(int(text), text, span)
     if not _INTEGER.fullmatch(text):
         return Number(float(text), text, span)  # float() of any digit string is safe
     digits = text.lstrip("+-").lstrip("0")

@@ -171,9 +171,10 @@ class _Recovery:
         brace = tokens.starts[brace_index]
         if kind == NAME:
             return self.indent(at) > self.indent(brace)
-        if tokens.begin_at[brace_index][0] == tokens.begin_at[j][0]:
+        where = tokens.span(j, j)
+        if tokens.span(brace_index, brace_index).line == where.line:
             return True
-        column = tokens.begin_at[j][1] - 1
+        column = where.column - 1
         if self.first_on_line[j]:
             return column == self.indent(brace)
         # a `}` after a typo on its line (`  =}`, `=  }`): the typo pushed it right

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from kvsl.lang.parser import (
     parse_source,
     parse_text,
 )
-from kvsl.lang.source import SourceFile
+from kvsl.lang.source import SourceFile, Span
 from kvsl.lang.syntax import Assignment, Block, Ident, ListValue, Number, Range, String
 
 ALL_FILES = SPECS + FIXTURE_SPECS
@@ -197,3 +198,27 @@ def test_load_source_never_raises_on_odd_paths(tmp_path: Path) -> None:
 def test_source_helpers() -> None:
     src = SourceFile("a.kvs", "ab\ncd")
     assert src.line_text(2) == "cd"
+
+
+def _spans(node: object) -> list[Span]:
+    if isinstance(node, Span):
+        return [node]
+    if isinstance(node, tuple | list):
+        return [s for item in node for s in _spans(item)]
+    if is_dataclass(node) and not isinstance(node, type):
+        return [s for f in fields(node) for s in _spans(getattr(node, f.name))]
+    return []
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_every_span_is_the_span_of_its_offsets(path: Path) -> None:
+    # the lexer fills spans without Span.__init__ (for speed): they must be the same
+    # objects in every respect, lines and columns included
+    source = SourceFile(str(path), path.read_text(encoding="utf-8") + "\n# é\r\n x = 1\n")
+    spec, diagnostics = parse_source(source)
+    assert spec is not None and diagnostics == []
+    spans = _spans(spec)
+    assert len(spans) > 50
+    for span in spans:
+        expected = source.span(span.start, span.end)
+        assert span == expected and hash(span) == hash(expected) and repr(span) == repr(expected)
