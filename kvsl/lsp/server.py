@@ -40,6 +40,7 @@ from kvsl.lsp.features import (
     hover,
     outline,
 )
+from kvsl.lsp.highlight import TOKEN_MODIFIERS, TOKEN_TYPES, encode, semantic_tokens
 from kvsl.lsp.positions import LineIndex, span_range
 
 EXPLAIN_COMMAND = "kvsl.explain"
@@ -429,6 +430,17 @@ def create_server(debounce: float = DEFAULT_DEBOUNCE_MS / 1000) -> KvslLanguageS
                 )
             )
         return actions
+
+    @server.feature(
+        lsp.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL,
+        lsp.SemanticTokensLegend(token_types=TOKEN_TYPES, token_modifiers=TOKEN_MODIFIERS),
+    )
+    @guarded(default=lsp.SemanticTokens(data=[]))
+    def on_semantic_tokens(
+        ls: KvslLanguageServer, params: lsp.SemanticTokensParams
+    ) -> lsp.SemanticTokens:
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        return lsp.SemanticTokens(data=encode(semantic_tokens(doc.source, ls.units)))
 
     @server.command(EXPLAIN_COMMAND)
     def on_explain(ls: KvslLanguageServer, *arguments: object) -> str | None:
