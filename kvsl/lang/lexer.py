@@ -53,7 +53,7 @@ class Tokens:
     is made (a binary search in `line_starts`), not per token while scanning.
     """
 
-    __slots__ = ("source", "kinds", "values", "starts", "ends", "comments", "errors", "line_starts")
+    __slots__ = ("comments", "ends", "errors", "kinds", "line_starts", "source", "starts", "values")
 
     def __init__(self, source: SourceFile) -> None:
         self.source = source

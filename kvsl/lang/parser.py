@@ -1,7 +1,7 @@
 """Parsing `.kvs` files: text → syntax tree (`kvsl.lang.syntax`), or coded diagnostics.
 
-One parser: a hand-written recursive-descent parser over the tokens of
-`kvsl.lang.lexer`, with its own error recovery (`kvsl.lang.recovery`). The Lark grammar
+One parser: a hand-written recursive-descent parser (`kvsl.lang.descent`) over the tokens
+of `kvsl.lang.lexer`, with its own error recovery (`kvsl.lang.recovery`). The Lark grammar
 `grammar.lark` stays the language's definition; the tests parse every spec, fixture and
 thousands of mutants with it and require the same trees and the same first error
 (tests/lang/lark_oracle.py). Why a hand parser and not Lark alone: docs/language.md,
@@ -17,46 +17,21 @@ thousands of mutants with it and require the same trees and the same first error
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
+from kvsl.lang.descent import Parser, Stop, TooDeep
 from kvsl.lang.diagnostics import Diagnostic
-from kvsl.lang.lexer import END, LONG_STRING, NAME, NUMBER, STRING, Tokens, tokenize
-from kvsl.lang.literals import MAX_INTEGER, number_literal, string_literal
+from kvsl.lang.lexer import Tokens, tokenize
+from kvsl.lang.literals import MAX_INTEGER
 from kvsl.lang.reading import MAX_SPEC_BYTES, decode_source, load_source
+from kvsl.lang.recovery import syntax_errors
 from kvsl.lang.source import SourceFile
-from kvsl.lang.syntax import (
-    Assignment,
-    Block,
-    Ident,
-    Item,
-    ListValue,
-    Number,
-    Range,
-    Spec,
-    String,
-    Value,
-)
-from kvsl.lang.syntax_errors import (
-    AFTER_DOTDOT,
-    AFTER_ELEMENT,
-    AFTER_EQUAL,
-    AFTER_HEADER,
-    AFTER_NAME,
-    AFTER_WORD,
-    ELEMENT,
-    ITEM,
-    MAX_NESTING,
-    scan_brackets,
-    too_deep,
-)
+from kvsl.lang.syntax import Spec
+from kvsl.lang.syntax_errors import MAX_NESTING, scan_brackets, too_deep
 
 __all__ = [
     "MAX_INTEGER",
     "MAX_NESTING",
     "MAX_SPEC_BYTES",
-    "Frame",
-    "Parser",
-    "Stop",
     "decode_source",
     "load_source",
     "parse_file",
@@ -64,26 +39,6 @@ __all__ = [
     "parse_text",
     "parse_tokens",
 ]
-
-# An open block while parsing: [name token, header, `{` token, items so far]. The
-# bottom frame is the file (no name, no brace); recovery opens frames without tokens for
-# blocks whose `{` it skipped.
-Frame = list
-
-
-class Stop(Exception):
-    """The parser cannot go on at token `index`, in the context named by `context`
-    (`kvsl.lang.syntax_errors`); `frames` are the blocks open there."""
-
-    def __init__(self, index: int, context: int, frames: list[Frame]) -> None:
-        super().__init__(index, context)
-        self.index = index
-        self.context = context
-        self.frames = frames
-
-
-class TooDeep(Exception):
-    """Blocks and lists nest deeper than MAX_NESTING."""
 
 
 def parse_file(path: str | os.PathLike[str]) -> tuple[Spec | None, list[Diagnostic]]:
@@ -113,8 +68,6 @@ def parse_source(source: SourceFile) -> tuple[Spec | None, list[Diagnostic]]:
 
 def parse_tokens(tokens: Tokens) -> tuple[Spec | None, list[Diagnostic]]:
     """The syntax tree of a tokenized file, or every syntax error it has."""
-    from kvsl.lang.recovery import syntax_errors
-
     parser = Parser(tokens)
     try:
         items = parser.items(0, [[None, None, None, []]])
@@ -126,146 +79,3 @@ def parse_tokens(tokens: Tokens) -> tuple[Spec | None, list[Diagnostic]]:
     if deep is not None:
         return None, [too_deep(tokens.source, deep)]
     return None, syntax_errors(tokens, unclosed)
-
-
-class Parser:
-    """Recursive descent over `Tokens`: blocks on an explicit stack of frames (so that
-    recovery can resume inside any block), values and lists by recursion.
-
-    Raises `Stop` at the first token it cannot take. `misfit`, set by error recovery,
-    says whether to skip a `}` (one that belongs to the broken part of a file).
-    """
-
-    def __init__(self, tokens: Tokens) -> None:
-        self.tokens = tokens
-        self.kinds = tokens.kinds
-        self.values = tokens.values
-        self.problems: list[Diagnostic] = []  # of literals: KVS015, KVS020
-        self.misfit: Callable[[int, list[Frame]], bool] | None = None
-
-    def items(self, i: int, frames: list[Frame]) -> tuple[Item, ...]:
-        """Parse items from token `i` inside the open `frames` to the end of the file;
-        returns the items of the bottom frame."""
-        kinds, values, span = self.kinds, self.values, self.tokens.span
-        after_word = False  # the last item was `key = word`: a `=` now means `key =`
-        while True:
-            kind = kinds[i]
-            if kind == NAME:
-                following = kinds[i + 1]
-                if following == "=":
-                    value, end = self.value(i + 2, len(frames) - 1, frames)
-                    frames[-1][3].append(Assignment(values[i], span(i, i), value, span(i, end - 1)))
-                    after_word = type(value) is Ident
-                    i = end
-                    continue
-                header: String | ListValue | None = None
-                brace = i + 1
-                if following == STRING or following == LONG_STRING:
-                    header = self.string(i + 1)
-                    brace = i + 2
-                elif following == "[":
-                    header, brace = self.list(i + 1, len(frames) - 1, frames)
-                elif following != "{":
-                    raise Stop(i + 1, AFTER_NAME, frames)
-                if kinds[brace] != "{":
-                    raise Stop(brace, AFTER_HEADER, frames)
-                if len(frames) > MAX_NESTING:
-                    raise TooDeep
-                frames.append([i, header, brace, []])
-                after_word = False
-                i = brace + 1
-            elif kind == "}" and len(frames) > 1:
-                if self.misfit is not None and self.misfit(i, frames):
-                    i += 1
-                    continue
-                name, header, brace, inner = frames.pop()
-                if name is not None:  # not a block recovery opened
-                    frames[-1][3].append(
-                        Block(
-                            kind=values[name],
-                            kind_span=span(name, name),
-                            header=header,
-                            items=tuple(inner),
-                            span=span(name, i),
-                            open_span=span(brace, brace),
-                            close_span=span(i, i),
-                        )
-                    )
-                after_word = False
-                i += 1
-            elif kind == END and len(frames) == 1:
-                return tuple(frames[0][3])
-            else:
-                if kind == "}" and self.misfit is not None and self.misfit(i, frames):
-                    i += 1
-                    continue
-                raise Stop(i, AFTER_WORD if after_word else ITEM, frames)
-
-    def value(self, i: int, depth: int, frames: list[Frame]) -> tuple[Value, int]:
-        """The value at token `i` (after `=`) and the index after it; `depth`: the
-        blocks and lists open around it."""
-        kind = self.kinds[i]
-        if kind == NUMBER:
-            return self.number(i), i + 1
-        if kind == STRING or kind == LONG_STRING:
-            return self.string(i), i + 1
-        if kind == NAME:
-            return Ident(self.values[i], self.tokens.span(i, i)), i + 1
-        if kind == "[":
-            return self.list(i, depth, frames)
-        raise Stop(i, AFTER_EQUAL, frames)
-
-    def list(self, first: int, depth: int, frames: list[Frame]) -> tuple[ListValue, int]:
-        """The list whose `[` is token `first`, and the index after its `]`."""
-        depth += 1
-        if depth > MAX_NESTING:
-            raise TooDeep
-        kinds, span = self.kinds, self.tokens.span
-        items: list[String | Number | Ident | ListValue | Range] = []
-        i = first + 1
-        while kinds[i] != "]":
-            kind = kinds[i]
-            if kind == NUMBER:
-                if kinds[i + 1] == "..":
-                    start = self.number(i)
-                    if kinds[i + 2] == NUMBER:
-                        items.append(Range(start, self.number(i + 2), span(i, i + 2)))
-                        i += 3
-                    elif kinds[i + 2] == "," or kinds[i + 2] == "]":
-                        items.append(Range(start, None, span(i, i + 1)))
-                        i += 2
-                    else:
-                        raise Stop(i + 2, AFTER_DOTDOT, frames)
-                else:
-                    items.append(self.number(i))
-                    i += 1
-            elif kind == STRING or kind == LONG_STRING:
-                items.append(self.string(i))
-                i += 1
-            elif kind == NAME:
-                items.append(Ident(self.values[i], span(i, i)))
-                i += 1
-            elif kind == "[":
-                inner, i = self.list(i, depth, frames)
-                items.append(inner)
-            else:
-                raise Stop(i, ELEMENT, frames)
-            if kinds[i] == ",":
-                i += 1
-            elif kinds[i] != "]":
-                raise Stop(i, AFTER_ELEMENT, frames)
-        return ListValue(tuple(items), span(first, i)), i + 1
-
-    def string(self, i: int) -> String:
-        raw = self.values[i]
-        if self.kinds[i] == LONG_STRING:
-            return String(raw[3:-3], True, self.tokens.span(i, i))
-        if "\\" not in raw:
-            return String(raw[1:-1], False, self.tokens.span(i, i))
-        tokens = self.tokens
-        return string_literal(
-            STRING, raw, tokens.starts[i], tokens.ends[i], tokens.source, self.problems
-        )
-
-    def number(self, i: int) -> Number:
-        return number_literal(self.values[i], self.tokens.span(i, i), self.problems)

@@ -25,9 +25,9 @@ from __future__ import annotations
 import re
 from itertools import pairwise
 
+from kvsl.lang.descent import Frame, Parser, Stop, TooDeep
 from kvsl.lang.diagnostics import Diagnostic
 from kvsl.lang.lexer import END, ERROR, NAME, Tokens
-from kvsl.lang.parser import Frame, Parser, Stop, TooDeep
 from kvsl.lang.syntax_errors import unexpected
 
 MAX_SYNTAX_ERRORS = 10
@@ -49,7 +49,7 @@ def syntax_errors(tokens: Tokens, unclosed: list[int]) -> list[Diagnostic]:
     recovery = _Recovery(tokens, first_on_line, layout)
     parser = Parser(tokens)
     found: list[Diagnostic] = []
-    i, frames = 0, [[None, None, None, []]]
+    i, frames = 0, [_bottom()]
     while len(found) < MAX_SYNTAX_ERRORS:
         try:
             parser.items(i, frames)
@@ -109,7 +109,8 @@ class _Recovery:
                 best: tuple[int, list[Frame] | None] = (0, None)
                 for close in closes:
                     candidate = [_reopened(f) for f in frames[: len(frames) - close]]
-                    candidate += [[None, None, None, []] for _ in range(opened)]
+                    # the blocks whose `{` was skipped since the error
+                    candidate += [_bottom() for _ in range(opened)]
                     if self.layout and not self.fits(candidate, j):
                         continue
                     accepted = self.trial(candidate, j)
@@ -184,6 +185,11 @@ class _Recovery:
         text = self.tokens.source.text
         start = text.rfind("\n", 0, offset) + 1
         return _LEADING_SPACE.match(text, start).end() - start  # type: ignore[union-attr]
+
+
+def _bottom() -> Frame:
+    """The frame of the file itself (no block around it)."""
+    return [None, None, None, []]
 
 
 def _reopened(frame: Frame) -> Frame:

@@ -22,7 +22,16 @@ from kvsl.lang.source import SourceFile
 from kvsl.lsp.positions import LineIndex, Units, utf16_units
 
 # The legend the server announces; a token's kind is an index into TOKEN_TYPES.
-TOKEN_TYPES = ["keyword", "property", "string", "number", "comment", "type", "enumMember", "operator"]
+TOKEN_TYPES = [
+    "keyword",
+    "property",
+    "string",
+    "number",
+    "comment",
+    "type",
+    "enumMember",
+    "operator",
+]
 TOKEN_MODIFIERS = ["declaration"]
 _TYPE_INDEX = {name: index for index, name in enumerate(TOKEN_TYPES)}
 
@@ -102,6 +111,12 @@ def encode(found: list[SemanticToken]) -> list[int]:
     for token in found:
         delta_line = token.line - last_line
         delta_start = token.start - last_start if delta_line == 0 else token.start
-        data += [delta_line, delta_start, token.length, _TYPE_INDEX[token.kind], int(token.declaration)]
+        data += [
+            delta_line,
+            delta_start,
+            token.length,
+            _TYPE_INDEX[token.kind],
+            int(token.declaration),
+        ]
         last_line, last_start = token.line, token.start
     return data

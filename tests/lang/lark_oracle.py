@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
@@ -36,7 +36,7 @@ GRAMMAR = Path(__file__).resolve().parents[2] / "kvsl" / "lang" / "grammar.lark"
 class _Comments:
     """The comments of the parse in progress (the tests parse one file at a time)."""
 
-    found: list[Token] = []
+    found: ClassVar[list[Token]] = []
 
     @classmethod
     def collect(cls, token: Token) -> None:
@@ -112,7 +112,7 @@ class _ToSyntax(Transformer[Token, Any]):
         return ListValue(tuple(children), self._span(meta))
 
     def range(self, meta: Any, children: list[Any]) -> Range:
-        start, stop = (children + [None])[:2]
+        start, stop = [*children, None][:2]
         return Range(
             self._number(start), self._number(stop) if stop is not None else None, self._span(meta)
         )

@@ -20,8 +20,8 @@ from kvsl.lang import compile_spec
 from kvsl.lang.codes import CODES
 from kvsl.lang.fmt import format_text
 from kvsl.lang.parser import decode_source, parse_source
-from kvsl.lang.syntax_errors import scan_brackets
 from kvsl.lang.render import render_diagnostics
+from kvsl.lang.syntax_errors import scan_brackets
 
 SOURCES = [p.read_bytes() for p in SPECS]
 
