@@ -13,7 +13,10 @@ Then the memory phase sends `--edits` incremental edits (10,000 by default) to t
 typical spec, waiting for the diagnostics of every `--settle`-th one, and reports the
 server's resident memory (VmRSS) at the start, every 1,000 edits and at the end.
 
-    python bench/lsp_bench.py [--repeat 40] [--edits 10000] [--settle 20]
+    python bench/lsp_bench.py [--repeat 40] [--edits 10000] [--settle 20] [--baseline DIR]
+
+With `--baseline DIR` a second server, from another checkout, takes its turn in every
+round (the order alternates), so the two are compared under the same load.
 """
 
 from __future__ import annotations
@@ -152,6 +155,60 @@ def summary(name: str, samples: list[float], goal_ms: float) -> str:
     )
 
 
+class Server:
+    """One `kvsl lsp` process (from the checkout `root`) with both documents open."""
+
+    def __init__(self, name: str, root: Path) -> None:
+        self.name = name
+        self.root = root
+        self.client = Client()
+        self.times: dict[str, list[float]] = {"typical": [], "large": []}
+        self.cpu: dict[str, float] = {"typical": 0.0, "large": 0.0}
+
+    async def start(self, folder: Path, typical_path: Path, large_path: Path) -> None:
+        env = dict(os.environ, PYTHONPATH=str(self.root), OMP_NUM_THREADS="1")
+        client = self.client
+        await client.start_io(sys.executable, "-m", "kvsl", "lsp", env=env, cwd=str(folder))
+        await client.initialize_async(
+            lsp.InitializeParams(capabilities=lsp.ClientCapabilities(), process_id=os.getpid())
+        )
+        client.initialized(lsp.InitializedParams())
+        self.pid = client._server.pid  # type: ignore[union-attr]
+        self.docs = {"typical": Document(client, typical_path), "large": Document(client, large_path)}
+        for doc in self.docs.values():
+            await client.published(doc.uri, 1)
+        for _ in range(5):  # warm up (first checks fill caches)
+            for doc in self.docs.values():
+                await doc.timed_edit(self.pid)
+
+    async def timed_round(self) -> None:
+        for name, doc in self.docs.items():
+            wall, used = await doc.timed_edit(self.pid)
+            self.times[name].append(wall)
+            self.cpu[name] += used
+
+    def report(self, lines: int, repeat: int) -> None:
+        times, cpu = self.times, self.cpu
+        print(f"{self.name} ({self.root}):")
+        print("  didChange → publishDiagnostics at the client (server debounce included):")
+        print("  " + summary("typical spec", times["typical"], 50))
+        print("  " + summary(f"{lines}-line spec", times["large"], 200))
+        ratio = statistics.median(times["large"]) / statistics.median(times["typical"])
+        print(f"  large / typical (medians): {ratio:.2f}x")
+        print(
+            "  server CPU per edit (mean; wall minus CPU is debounce and waiting for a core): "
+            f"typical {cpu['typical'] / repeat * 1000:.1f} ms, "
+            f"large {cpu['large'] / repeat * 1000:.1f} ms"
+        )
+
+    async def stop(self) -> None:
+        client = self.client
+        await asyncio.wait_for(client.shutdown_async(None), TIMEOUT)
+        client.exit(None)
+        await asyncio.wait_for(client._server.wait(), TIMEOUT)  # type: ignore[union-attr]
+        await client.stop()
+
+
 async def main(args: argparse.Namespace) -> int:
     folder = Path(tempfile.mkdtemp(prefix="kvsl-lsp-bench-"))
     try:
@@ -160,43 +217,32 @@ async def main(args: argparse.Namespace) -> int:
         typical_path = folder / "specs" / "step_by_step.kvs"
         large_path = folder / "specs" / "large.kvs"
         large_path.write_text(large_spec(args.lines), encoding="utf-8")
-        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-        client = Client()
-        await client.start_io(sys.executable, "-m", "kvsl", "lsp", env=env, cwd=str(folder))
-        await client.initialize_async(
-            lsp.InitializeParams(capabilities=lsp.ClientCapabilities(), process_id=os.getpid())
-        )
-        client.initialized(lsp.InitializedParams())
-        pid = client._server.pid  # type: ignore[union-attr]
-        typical = Document(client, typical_path)
-        large = Document(client, large_path)
-        await client.published(typical.uri, 1)
-        await client.published(large.uri, 1)
-        print(
-            f"typical spec: {len(typical.text.splitlines())} lines; "
-            f"large spec: {len(large.text.splitlines())} lines"
-        )
-        for _ in range(5):  # warm up (first checks fill caches)
-            await typical.timed_edit(pid)
-            await large.timed_edit(pid)
-        times: dict[str, list[float]] = {"typical": [], "large": []}
-        cpu: dict[str, float] = {"typical": 0.0, "large": 0.0}
-        for _ in range(args.repeat):
-            for name, doc in (("typical", typical), ("large", large)):
-                wall, used = await doc.timed_edit(pid)
-                times[name].append(wall)
-                cpu[name] += used
-        print("didChange → publishDiagnostics at the client (server debounce included):")
-        print(summary("typical spec", times["typical"], 50))
-        print(summary(f"{args.lines}-line spec", times["large"], 200))
-        ratio = statistics.median(times["large"]) / statistics.median(times["typical"])
-        print(f"large / typical (medians): {ratio:.2f}x")
-        print(
-            "server CPU per edit (mean; wall minus CPU is debounce and waiting for a core): "
-            f"typical {cpu['typical'] / args.repeat * 1000:.1f} ms, "
-            f"large {cpu['large'] / args.repeat * 1000:.1f} ms"
-        )
+        servers = [Server("this checkout", ROOT)]
+        if args.baseline:
+            servers.append(Server("baseline", Path(args.baseline).resolve()))
+        for server in servers:
+            await server.start(folder, typical_path, large_path)
+        typical_lines = len(servers[0].docs["typical"].text.splitlines())
+        print(f"typical spec: {typical_lines} lines; large spec: {args.lines} lines")
+        for rep in range(args.repeat):  # the servers take turns, so load hits both alike
+            for server in servers[rep % len(servers) :] + servers[: rep % len(servers)]:
+                await server.timed_round()
+        for server in servers:
+            server.report(args.lines, args.repeat)
+        if args.baseline:
+            this, base = servers
+            for name in ("typical", "large"):
+                ratios = [a / b for a, b in zip(this.times[name], base.times[name], strict=True)]
+                print(
+                    f"this / baseline, {name} spec: median {statistics.median(ratios):.2f}x "
+                    f"(p10 {sorted(ratios)[len(ratios) // 10]:.2f}, "
+                    f"p90 {sorted(ratios)[len(ratios) * 9 // 10]:.2f}; paired by round)"
+                )
         print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        for server in servers[1:]:
+            await server.stop()
+        client, pid = servers[0].client, servers[0].pid
+        typical = servers[0].docs["typical"]
 
         start_rss = rss_kib(pid)
         print(f"\nmemory over {args.edits} edits (every {args.settle}th awaited):")
@@ -214,10 +260,7 @@ async def main(args: argparse.Namespace) -> int:
             f"  end RSS {end_rss / 1024:7.1f} MiB  (change {(end_rss - start_rss) / 1024:+.1f} MiB, "
             f"{time.perf_counter() - began:.1f} s)"
         )
-        await asyncio.wait_for(client.shutdown_async(None), TIMEOUT)
-        client.exit(None)
-        await asyncio.wait_for(client._server.wait(), TIMEOUT)  # type: ignore[union-attr]
-        await client.stop()
+        await servers[0].stop()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 0
@@ -229,4 +272,9 @@ if __name__ == "__main__":
     parser.add_argument("--lines", type=int, default=2000, help="lines of the large spec")
     parser.add_argument("--edits", type=int, default=10_000, help="edits in the memory phase")
     parser.add_argument("--settle", type=int, default=20, help="await diagnostics every N edits")
+    parser.add_argument(
+        "--baseline",
+        help="another kvsl checkout (e.g. a `git archive` of an older commit): its server "
+        "is timed in the same run, round by round, and the ratios printed",
+    )
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -57,7 +57,7 @@ def _condition(code: str, path: Path) -> Iterator[None]:
         with mock.patch.object(os, "open", unreadable):
             yield
     elif code == "KVS005":
-        with mock.patch("kvsl.lang.parser.MAX_SPEC_BYTES", 64):
+        with mock.patch("kvsl.lang.reading.MAX_SPEC_BYTES", 64):
             yield
     else:
         yield

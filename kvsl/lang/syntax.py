@@ -1,7 +1,7 @@
 """The syntax tree of a `.kvs` spec: frozen dataclasses, each carrying its span.
 
-Lark trees never leave `kvsl.lang.parser`; everything downstream (checker, formatter,
-lowering) reads these classes. The tree is generic on purpose: a spec is a list of items,
+The parser (`kvsl.lang.parser`) builds these; everything downstream (checker, formatter,
+lowering, the editor server) reads them. The tree is generic on purpose: a spec is a list of items,
 an item is `key = value` or `name [header] { items }`. Which keys exist is decided by the
 checker (`kvsl.lang.analyze`), so a misspelt key is a KVS104, not a syntax error.
 

@@ -9,6 +9,7 @@ openai, the engine, the eval or the teacher. Its modules:
     schema.py      what the checker's key schema says about a key, and the lowered defaults
     cursor.py      what is under the cursor: a key, a value, a block, a layer range, a path
     features.py    hover, completion, definition, outline, formatting, quick fixes (plain functions)
+    highlight.py   semantic tokens (keys, blocks, strings, numbers, comments) from the lexer
     explain.py     `kvsl explain` text as Markdown, and the file a diagnostic's code links to
     server.py      the pygls server: handlers, debounced diagnostics, crash guards
 

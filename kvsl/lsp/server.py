@@ -13,11 +13,13 @@ broken, stops the server. The checker never raises for bad input; this is for bu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import gc
 import logging
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from lsprotocol import types as lsp
@@ -40,6 +42,7 @@ from kvsl.lsp.features import (
     hover,
     outline,
 )
+from kvsl.lsp.highlight import TOKEN_MODIFIERS, TOKEN_TYPES, encode, semantic_tokens
 from kvsl.lsp.positions import LineIndex, span_range
 
 EXPLAIN_COMMAND = "kvsl.explain"
@@ -110,11 +113,17 @@ class KvslLanguageServer(LanguageServer):
         doc = self.workspace.get_text_document(uri)
         found = self.analyses.get(uri)
         if found is None or found.text != doc.source:
-            found = analyze_document(doc.path, doc.source, self.overlays())
+            with collector_paused():
+                found = analyze_document(doc.path, doc.source, self.overlays())
         return found
 
     def check_now(self, uri: str) -> None:
         """Check one document and publish into every file its diagnostics point at."""
+        # the collector's turn comes after the diagnostics are on their way
+        with collector_paused():
+            self._check(uri)
+
+    def _check(self, uri: str) -> None:
         doc = self.workspace.get_text_document(uri)
         analysis = analyze_document(doc.path, doc.source, self.overlays())
         self.analyses[uri] = analysis
@@ -237,6 +246,26 @@ class KvslLanguageServer(LanguageServer):
             self.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Error, message=text))
         except Exception:
             logger.exception("cannot report an internal error to the client")
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for one check.
+
+    A check of a 2,000-line spec allocates some 40,000 objects (tokens, spans, tree
+    nodes, declarations), and the collector, triggered every 700 allocations, walks the
+    young ones again and again and promotes the tree to be walked in full collections:
+    a third of the check's time. The tree has no cycles, so reference counting frees the
+    previous one; the collector runs again once the diagnostics are sent.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def guarded(default: Any = None) -> Callable[[Handler], Handler]:
@@ -430,6 +459,17 @@ def create_server(debounce: float = DEFAULT_DEBOUNCE_MS / 1000) -> KvslLanguageS
             )
         return actions
 
+    @server.feature(
+        lsp.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL,
+        lsp.SemanticTokensLegend(token_types=TOKEN_TYPES, token_modifiers=TOKEN_MODIFIERS),
+    )
+    @guarded(default=lsp.SemanticTokens(data=[]))
+    def on_semantic_tokens(
+        ls: KvslLanguageServer, params: lsp.SemanticTokensParams
+    ) -> lsp.SemanticTokens:
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        return lsp.SemanticTokens(data=encode(semantic_tokens(doc.source, ls.units)))
+
     @server.command(EXPLAIN_COMMAND)
     def on_explain(ls: KvslLanguageServer, *arguments: object) -> str | None:
         """`kvsl explain CODE` as Markdown (the target of a diagnostic's code link)."""
@@ -448,5 +488,9 @@ def _before(a: lsp.Position, b: lsp.Position) -> bool:
 
 def serve(debounce_ms: int = DEFAULT_DEBOUNCE_MS) -> int:
     """Run the server on stdin/stdout until the client says `exit`."""
-    create_server(debounce_ms / 1000).start_io()
+    server = create_server(debounce_ms / 1000)
+    # What is imported by now lives as long as the server: out of the collector's sight,
+    # so that its full collections walk only what the checks leave behind.
+    gc.freeze()
+    server.start_io()
     return 0

@@ -14,18 +14,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lang_support import SPECS
+from lark_oracle import first_error_kind, lark_first_error, parse_source_lark
 
 from kvsl.lang import compile_spec
 from kvsl.lang.codes import CODES
 from kvsl.lang.fmt import format_text
-from kvsl.lang.parser import (
-    _FastParser,
-    _NotAccepted,
-    _scan_brackets,
-    decode_source,
-    parse_source_lark,
-)
+from kvsl.lang.parser import decode_source, parse_source
 from kvsl.lang.render import render_diagnostics
+from kvsl.lang.syntax_errors import scan_brackets
 
 SOURCES = [p.read_bytes() for p in SPECS]
 
@@ -93,14 +89,14 @@ def test_mutations_give_located_codes(data: bytes) -> None:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
-def test_fast_parser_agrees_with_the_grammar(data: bytes) -> None:
+def test_parser_agrees_with_the_grammar(data: bytes) -> None:
     source, _ = decode_source("mutant.kvs", data)
-    if source is None or _scan_brackets(source.text)[0] is not None:
+    if source is None or scan_brackets(source.text)[0] is not None:
         return
     reference = parse_source_lark(source)
-    try:
-        fast = _FastParser(source).parse()
-    except _NotAccepted:
-        assert reference[0] is None, "the fast parser rejected a file the grammar accepts"
-        return
-    assert fast == reference
+    spec, diagnostics = parse_source(source)
+    if reference[0] is not None:
+        assert (spec, diagnostics) == reference
+    else:
+        assert spec is None, "the parser accepted a file the grammar rejects"
+        assert first_error_kind(diagnostics[0]) == lark_first_error(source)

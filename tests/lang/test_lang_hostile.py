@@ -21,7 +21,7 @@ from kvsl.lang import check_paths, compile_spec
 from kvsl.lang.codes import CODES
 from kvsl.lang.diagnostics import Severity
 from kvsl.lang.lower import _sha256_or_empty as file_sha256
-from kvsl.lang.parser import parse_source_lark, parse_text
+from kvsl.lang.parser import parse_source, parse_text
 from kvsl.lang.render import render_diagnostics
 from kvsl.lang.source import SourceFile
 
@@ -382,14 +382,14 @@ def test_plan_of_a_directory_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_parsing_is_reentrant() -> None:
-    # the grammar parser collected comments in a module-level list: two parses at once
-    # (threads, an editor server) mixed their comments
+    # the grammar parser once collected comments in a module-level list: two parses at
+    # once (threads, an editor server) mixed their comments; the parser keeps no state
     texts = [f'# comment {i}\nstyle "s{i}" {{ a = {i} }} # tail {i}\n' for i in range(8)]
     results: dict[int, list[str]] = {}
 
     def parse(i: int) -> None:
         for _ in range(20):
-            spec, _ = parse_source_lark(SourceFile(f"{i}.kvs", texts[i]))
+            spec, _ = parse_source(SourceFile(f"{i}.kvs", texts[i]))
             assert spec is not None
             results[i] = [c.text for c in spec.comments]
 

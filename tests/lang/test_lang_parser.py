@@ -1,41 +1,43 @@
-"""The parser: the fast path agrees with the lark grammar; bad input is a coded diagnostic."""
+"""The parser: it agrees with the Lark grammar (the oracle); bad input is a coded diagnostic."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 import pytest
 from lang_support import FIXTURE_SPECS, SPECS, VALID, write_spec
+from lark_oracle import first_error_kind, lark_first_error, parse_source_lark
 
 from kvsl.lang import compile_spec
 from kvsl.lang.parser import (
     MAX_SPEC_BYTES,
-    _FastParser,
     decode_source,
     load_source,
     parse_source,
-    parse_source_lark,
     parse_text,
 )
-from kvsl.lang.source import SourceFile
+from kvsl.lang.source import SourceFile, Span
 from kvsl.lang.syntax import Assignment, Block, Ident, ListValue, Number, Range, String
 
 ALL_FILES = SPECS + FIXTURE_SPECS
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
-def test_fast_parser_equals_lark_grammar(path: Path) -> None:
+def test_parser_equals_lark_grammar(path: Path) -> None:
     source, _problems = decode_source(str(path), path.read_bytes())
     if source is None:
         pytest.skip("not text")
-    fast = parse_source(source)
-    if [d.code for d in fast[1]] == ["KVS007"]:
+    spec, diagnostics = parse_source(source)
+    if [d.code for d in diagnostics] == ["KVS007"]:
         pytest.skip("too deep for either parser: the depth guard answers first")
     reference = parse_source_lark(source)
-    assert fast == reference
-    if reference[0] is not None:  # the fast path itself accepts it (no silent fallback)
-        assert _FastParser(source).parse() == reference
+    if reference[0] is not None:  # the same tree, spans, comments and literal errors
+        assert (spec, diagnostics) == reference
+    else:  # both reject it, and the first error is at the same place
+        assert spec is None
+        assert first_error_kind(diagnostics[0]) == lark_first_error(source)
 
 
 def test_values_and_spans() -> None:
@@ -196,3 +198,27 @@ def test_load_source_never_raises_on_odd_paths(tmp_path: Path) -> None:
 def test_source_helpers() -> None:
     src = SourceFile("a.kvs", "ab\ncd")
     assert src.line_text(2) == "cd"
+
+
+def _spans(node: object) -> list[Span]:
+    if isinstance(node, Span):
+        return [node]
+    if isinstance(node, tuple | list):
+        return [s for item in node for s in _spans(item)]
+    if is_dataclass(node) and not isinstance(node, type):
+        return [s for f in fields(node) for s in _spans(getattr(node, f.name))]
+    return []
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_every_span_is_the_span_of_its_offsets(path: Path) -> None:
+    # the lexer fills spans without Span.__init__ (for speed): they must be the same
+    # objects in every respect, lines and columns included
+    source = SourceFile(str(path), path.read_text(encoding="utf-8") + "\n# é\r\n x = 1\n")
+    spec, diagnostics = parse_source(source)
+    assert spec is not None and diagnostics == []
+    spans = _spans(spec)
+    assert len(spans) > 50
+    for span in spans:
+        expected = source.span(span.start, span.end)
+        assert span == expected and hash(span) == hash(expected) and repr(span) == repr(expected)

@@ -1,6 +1,6 @@
 """Syntax error recovery: every independent syntax error of a file, without cascades.
 
-After a syntax error the parser resynchronises (kvsl.lang.parser._syntax_errors) and
+After a syntax error the parser resynchronises (kvsl.lang.recovery.syntax_errors) and
 reports later errors too; one typo still gives exactly one diagnostic.
 """
 
@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from lang_support import FIXTURES, SPECS, TRACE
 
 from kvsl.lang import check_paths, compile_spec
-from kvsl.lang.parser import MAX_SYNTAX_ERRORS, parse_text
+from kvsl.lang.parser import parse_text
+from kvsl.lang.recovery import MAX_SYNTAX_ERRORS
 from kvsl.lang.render import render_diagnostics
 
 SOURCES = [p.read_text(encoding="utf-8") for p in SPECS]

@@ -481,6 +481,7 @@ async def poke(client, uri: str, rng: random.Random) -> None:
     await client.request(
         lsp.TEXT_DOCUMENT_CODE_ACTION, lsp.CodeActionParams(doc, whole, lsp.CodeActionContext([]))
     )
+    await client.request(lsp.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL, lsp.SemanticTokensParams(doc))
 
 
 def test_document_symbols_outline_blocks_and_keys(tmp_path: Path) -> None:
@@ -508,5 +509,58 @@ def test_document_symbols_outline_blocks_and_keys(tmp_path: Path) -> None:
             assert pairs.selection_range.start == lsp.Position(*position_of(text, "pairs"))
             client.replace(uri, "style {", 2)
             assert not await client.request(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL, params)
+
+    run(scenario())
+
+
+def decode_semantic_tokens(data: list[int], legend: lsp.SemanticTokensLegend) -> list[tuple]:
+    """LSP's relative encoding back to (line, start, length, type, modifiers)."""
+    found = []
+    line = start = 0
+    for i in range(0, len(data), 5):
+        delta_line, delta_start, length, kind, bits = data[i : i + 5]
+        line += delta_line
+        start = start + delta_start if delta_line == 0 else delta_start
+        modifiers = [m for b, m in enumerate(legend.token_modifiers) if bits >> b & 1]
+        found.append((line, start, length, legend.token_types[kind], modifiers))
+    return found
+
+
+def test_semantic_tokens_colour_blocks_keys_values_and_comments(tmp_path: Path) -> None:
+    text = (
+        '# a tiny style 😀\nstyle "tiny" {\n  description = "A tiny style é😀."\n'
+        '  contrast {\n    traces = "traces.jsonl"\n    pairs = 4  # four\n    shots = 1\n'
+        '    select = random\n  }\n  steer { at [1..4] { value = 4.5 } }\n}\n'
+    )
+    spec = write_spec(tmp_path, text)
+
+    async def scenario() -> None:
+        async with session(tmp_path) as client:
+            legend = client.capabilities.semantic_tokens_provider.legend
+            assert client.capabilities.semantic_tokens_provider.full
+            uri = client.open(spec)
+            params = lsp.SemanticTokensParams(lsp.TextDocumentIdentifier(uri))
+            result = await client.request(lsp.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL, params)
+            found = decode_semantic_tokens(result.data, legend)
+            assert found[:6] == [
+                (0, 0, 17, "comment", []),  # the emoji is two UTF-16 units
+                (1, 0, 5, "keyword", []),
+                (1, 6, 6, "type", ["declaration"]),  # the style's name
+                (2, 2, 11, "property", []),
+                (2, 14, 1, "operator", []),
+                (2, 16, 19, "string", []),  # "A tiny style é😀." in UTF-16 units
+            ]
+            assert (5, 4, 5, "property", []) in found  # pairs
+            assert (5, 12, 1, "number", []) in found
+            assert (5, 15, 6, "comment", []) in found
+            assert (7, 13, 6, "enumMember", []) in found  # random
+            assert (9, 2, 5, "keyword", []) in found and (9, 10, 2, "keyword", []) in found
+            assert (9, 15, 2, "operator", []) in found  # ..
+            assert (9, 30, 3, "number", []) in found
+            # a broken edit still colours what it can, and never fails
+            client.replace(uri, 'style "s" {\n  pairs: 4\n  "unterminated\n', 2)
+            result = await client.request(lsp.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL, params)
+            found = decode_semantic_tokens(result.data, legend)
+            assert [t[3] for t in found] == ["keyword", "type", "keyword", "number"]
 
     run(scenario())

@@ -359,3 +359,30 @@ def test_bounds_and_choices_in_key_hover() -> None:
     shots = key_info("contrast", "shots")
     assert shots is not None and "integer, >= 0" in shots.markdown()
     assert key_info("contrast", "nope") is None and key_info("nope", "pairs") is None
+
+
+def test_semantic_tokens_split_long_strings_per_line_and_count_units() -> None:
+    from kvsl.lsp.highlight import encode, semantic_tokens
+
+    text = 'style "s" {\n  template = """a\n😀b\n"""\n  layers = [1.., all]\n}\n'
+    found = [(t.line, t.start, t.length, t.kind) for t in semantic_tokens(text)]
+    assert found == [
+        (0, 0, 5, "keyword"),
+        (0, 6, 3, "type"),
+        (1, 2, 8, "property"),
+        (1, 11, 1, "operator"),
+        (1, 13, 4, "string"),  # one piece per line of the long string
+        (2, 0, 3, "string"),  # the emoji is two UTF-16 units
+        (3, 0, 3, "string"),
+        (4, 2, 6, "property"),
+        (4, 9, 1, "operator"),
+        (4, 12, 1, "number"),
+        (4, 13, 2, "operator"),
+        (4, 17, 3, "enumMember"),
+    ]
+    utf32 = semantic_tokens(text, units=len)
+    assert [t.length for t in utf32 if t.line == 2] == [2]
+    data = encode(semantic_tokens(text))
+    assert data[:10] == [0, 0, 5, 0, 0, 0, 6, 3, 5, 1]
+    assert len(data) == 5 * len(found)
+    assert semantic_tokens("x" * 300_000) == []  # larger than any spec: not coloured

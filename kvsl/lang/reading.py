@@ -1,0 +1,104 @@
+"""Reading a spec: path → bytes → text, or a coded diagnostic saying why it cannot be one.
+
+Every failure a user can cause (missing, a directory, unreadable, too large, binary, not
+UTF-8) comes back as a KVS00x diagnostic with a location; nothing here raises for bad
+input. The editor server sends an open buffer through `decode_source` too, so a buffer
+is refused for the reasons a file would be.
+
+>>> source, diagnostics = decode_source("s.kvs", b"pairs = 4")
+>>> source.text, diagnostics
+('pairs = 4', [])
+"""
+
+from __future__ import annotations
+
+import os
+
+from kvsl.lang.diagnostics import Diagnostic, Label, Severity
+from kvsl.lang.source import SourceFile, Span
+
+# A spec is a page of settings (the largest bundled one, with an inline template, is
+# under 5 KB); anything bigger is a mistake (a trace file or a model passed by accident).
+# The cap also bounds the parser: a file at the cap of the densest kind (a list of
+# 128,000 numbers) parses in about a second and 100 MB.
+MAX_SPEC_BYTES = 256_000
+
+
+def _error(
+    code: str,
+    message: str,
+    span: Span,
+    help: str | None = None,
+    labels: tuple[Label, ...] = (),
+) -> Diagnostic:
+    return Diagnostic(code, Severity.ERROR, message, span, labels=labels, help=help)
+
+
+def load_source(path: str | os.PathLike[str]) -> tuple[SourceFile | None, list[Diagnostic]]:
+    """Read a spec file as text, or explain why it cannot be a spec.
+
+    >>> load_source("/nonexistent.kvs")[1][0].code
+    'KVS008'
+    """
+    from kvsl.lang.files import FileProblem, read_regular_file
+
+    name = os.fspath(path)
+    whole = Span.whole_file(name)
+    try:
+        data = read_regular_file(name, MAX_SPEC_BYTES)
+    except FileProblem as problem:
+        if problem.kind == "missing":
+            return None, [_error("KVS008", f"no such file: `{name}`", whole)]
+        if problem.kind == "directory":
+            return None, [
+                _error(
+                    "KVS002",
+                    f"`{name}` is a directory, not a spec file",
+                    whole,
+                    help="pass a `.kvs` file (`kvsl check` also accepts directories)",
+                )
+            ]
+        if problem.kind == "too-large":
+            return None, [
+                _error(
+                    "KVS005",
+                    f"file is too large for a spec ({problem.size:,} bytes, the limit is "
+                    f"{MAX_SPEC_BYTES:,})",
+                    whole,
+                    help="a spec is a page of settings: is this the right file?",
+                )
+            ]
+        if problem.kind == "unreadable":
+            return None, [_error("KVS001", f"cannot read `{name}`: {problem.detail}", whole)]
+        return None, [_error("KVS001", f"cannot read `{name}`: it {problem.reason}", whole)]
+    return decode_source(name, data)
+
+
+def decode_source(path: str, data: bytes) -> tuple[SourceFile | None, list[Diagnostic]]:
+    """Bytes → SourceFile, rejecting binary data and invalid UTF-8 at their position."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        prefix = SourceFile(path, data[:nul].decode("utf-8", errors="replace"))
+        offset = len(prefix.text)
+        return None, [
+            _error(
+                "KVS004",
+                "binary file: found a NUL byte",
+                prefix.span(offset, offset),
+                help="a spec is UTF-8 text; is this the right file?",
+            )
+        ]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        prefix = SourceFile(path, data[: err.start].decode("utf-8", errors="replace"))
+        offset = len(prefix.text)
+        return None, [
+            _error(
+                "KVS003",
+                f"file is not valid UTF-8: byte 0x{data[err.start]:02x} at offset {err.start}",
+                prefix.span(offset, offset + 1),
+                help="save the file as UTF-8",
+            )
+        ]
+    return SourceFile(path, text), []
