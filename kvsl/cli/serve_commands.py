@@ -46,6 +46,10 @@ def serve(
     gather_ms: Annotated[
         float, typer.Option("--gather-ms", help="How long an idle server waits to batch requests.")
     ] = 5.0,
+    batching: Annotated[
+        str, typer.Option("--batching", help="continuous (requests join the running batch between "
+                          "decoding steps) or dynamic (a batch runs to its end, then the next).")
+    ] = "continuous",
     shutdown_timeout: Annotated[
         float, typer.Option("--shutdown-timeout", help="Seconds in-flight requests get on SIGTERM.")
     ] = 30.0,
@@ -60,7 +64,7 @@ def serve(
         check_options(port=port, max_batch=max_batch, max_queue=max_queue,
                       max_prompt_tokens=max_prompt_tokens, max_new_tokens=max_new_tokens,
                       max_n=max_n, max_body_bytes=max_body_bytes, max_coefficient=max_coefficient,
-                      gather_ms=gather_ms)
+                      gather_ms=gather_ms, batching=batching)
         from kvsl.engine.setup import prepare
 
         # Threads (KVS313), the device (KVS309) and the precision, before anything loads.
@@ -73,17 +77,23 @@ def serve(
         try:
             from rich.console import Console
 
-            from kvsl.serve.app import ServerConfig, create_app
+            from kvsl.serve.app import ServerConfig, batching_for, create_app
             from kvsl.serve.catalog import load_catalog
             from kvsl.serve.schemas import Limits
 
             status = Console(stderr=True, highlight=False, soft_wrap=True)
             catalog = load_catalog(list(targets or []), model=model, device=where,
                                    precision=precision, console=status)
+            batching, why_not = batching_for(catalog, batching)
+            if why_not is not None:
+                from kvsl.lang.codes import CODES
+
+                print(f"warning[KVS805]: {CODES['KVS805'].title}: {why_not}; serving with "
+                      "dynamic batching", file=sys.stderr)
             config = ServerConfig(
                 limits=Limits(max_prompt_tokens, max_new_tokens, max_coefficient, max_n),
                 api_key=key, max_batch=max_batch, max_queue=max_queue, gather_ms=gather_ms,
-                max_body_bytes=max_body_bytes,
+                max_body_bytes=max_body_bytes, batching=batching,
             )
             application = create_app(catalog, config)
         except BaseException:
