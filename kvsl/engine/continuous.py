@@ -271,8 +271,7 @@ class RowDecoder:
         old, new = _tensors(self._cache), _tensors(cache)
         shapes = old or new
         merged = []
-        for layer, (keys, values) in enumerate(shapes):
-            like = keys
+        for layer, (like, _) in enumerate(shapes):
             merged.append(tuple(
                 torch.cat([
                     _left_pad(_or_empty(old, layer, part, len(self._running), like), width),

@@ -230,8 +230,9 @@ class _Server:
         # Continuous batching decodes each row with its own settings (dynamic batching with
         # the batch's): the `n` rows of a sampled request share one seeded generator.
         seed = gen.seed if gen.seed is not None else random.randrange(2**31)
+        controls: dict[str, Any] = dict(gen.controls)
         settings = GenerationSettings(sample=gen.sample, temperature=gen.temperature,
-                                      top_p=gen.top_p, seed=seed, **dict(gen.controls))
+                                      top_p=gen.top_p, seed=seed, **controls)
         rng = None
         if gen.sample and isinstance(self.batcher, ContinuousBatcher):
             from kvsl.engine.continuous import row_generator
