@@ -10,8 +10,16 @@ min..max):
    this process (what `kvsl run` calls: `generate_texts`); goal ≤ 1.1×;
 3. mixed styles: N requests at once mixing styles, coefficients and plain rows vs N of one
    style (seconds per generated token); goal ≤ 1.05×;
-4. faults: a bounded run of requests (default 500) of which 10% are malformed or whose
+4. staggered arrivals: N requests arriving one every `--stagger-ms` (default 75 ms), sent to
+   a continuous-batching server and to a dynamic-batching one (`--batching dynamic`),
+   interleaved: median latency per request and aggregate tokens/s of each, and their
+   ratios (continuous batching lets a late request join the running batch; dynamic batching
+   makes it wait for the batch to end);
+5. faults: a bounded run of requests (default 500) of which 10% are malformed or whose
    clients disconnect; reports crashes, 5xx answers and slots left in use (goal: 0, 0, 0).
+
+The main server uses `--batching` (default continuous); the staggered case starts a second
+server with the other kind of batching. The load average is printed at the start and end.
 
     python bench/serve_bench.py                              # embedded SmolLM2-135M
     python bench/serve_bench.py --tiny                       # a tiny random Llama (smoke)
@@ -57,6 +65,7 @@ PROMPTS = [
 
 class Server:
     def __init__(self, cwd: Path, args: list[str], env: dict[str, str]) -> None:
+        self.batching = args[args.index("--batching") + 1] if "--batching" in args else "continuous"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kvsl", "serve", *args, "--port", "0"],
             cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -145,9 +154,10 @@ def throughput(server: Server, style: str, n: int, max_tokens: int, reps: int) -
         together.append(rates[True])
         alone.append(rates[False])
         ratios.append(rates[True] / rates[False])
+    per = "decoding step" if server.batching == "continuous" else "batch"
     print(f"throughput, {n} requests × {max_tokens} tokens: at once {_summary(together)} tok/s, "
           f"one at a time {_summary(alone)} tok/s, ratio {_summary(ratios)}  (goal ≥ 4); "
-          f"rows per batch at once {_summary(sizes)}")
+          f"rows per {per} at once {_summary(sizes)}")
     return statistics.median(ratios)
 
 
@@ -211,6 +221,44 @@ def mixed(server: Server, styles: list[str], plain: str, n: int, max_tokens: int
     print(f"mixed styles, {n} at once: mixed {_summary(per_token[True])} ms/token, one style "
           f"{_summary(per_token[False])} ms/token, ratio {_summary(ratios)}  (goal ≤ 1.05)")
     return statistics.median(ratios)
+
+
+def _staggered(server: Server, style: str, n: int, max_tokens: int, gap: float) -> tuple[float, float]:
+    """N requests, the i-th sent at i × `gap` seconds: (median latency, aggregate tokens/s)."""
+    started = time.perf_counter()
+    latencies: list[float] = [0.0] * n
+
+    def one(i: int) -> int:
+        time.sleep(max(0.0, started + i * gap - time.perf_counter()))
+        sent = time.perf_counter()
+        tokens = server.chat(style, PROMPTS[i % len(PROMPTS)], max_tokens)
+        latencies[i] = time.perf_counter() - sent
+        return tokens
+
+    with ThreadPoolExecutor(n) as pool:
+        tokens = sum(pool.map(one, range(n)))
+    return statistics.median(latencies), tokens / (time.perf_counter() - started)
+
+
+def staggered(servers: dict[str, Server], style: str, n: int, max_tokens: int, gap_ms: float,
+              reps: int) -> float:
+    latency_s: dict[str, list[float]] = {kind: [] for kind in servers}
+    rate: dict[str, list[float]] = {kind: [] for kind in servers}
+    latency_ratios, rate_ratios = [], []
+    for rep in range(reps):
+        got = {}
+        for kind in (("continuous", "dynamic") if rep % 2 == 0 else ("dynamic", "continuous")):
+            got[kind] = _staggered(servers[kind], style, n, max_tokens, gap_ms / 1000)
+            latency_s[kind].append(got[kind][0])
+            rate[kind].append(got[kind][1])
+        latency_ratios.append(got["continuous"][0] / got["dynamic"][0])
+        rate_ratios.append(got["continuous"][1] / got["dynamic"][1])
+    print(f"staggered arrivals, {n} requests × {max_tokens} tokens, one every {gap_ms:g} ms: "
+          f"median latency continuous {_summary(latency_s['continuous'])} s, dynamic "
+          f"{_summary(latency_s['dynamic'])} s, ratio {_summary(latency_ratios)} (< 1: continuous "
+          f"answers sooner); tokens/s continuous {_summary(rate['continuous'])}, dynamic "
+          f"{_summary(rate['dynamic'])}, ratio {_summary(rate_ratios)}")
+    return statistics.median(latency_ratios)
 
 
 def _fault(server: Server, kind: str, model: str) -> str:
@@ -302,7 +350,12 @@ def main() -> None:
     parser.add_argument("--fault-seconds", type=float, default=600)
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads for the server and the direct runs (0: torch's default)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "latency", "mixed"])
+    parser.add_argument("--batching", default="continuous", choices=["continuous", "dynamic"],
+                        help="the main server's batching")
+    parser.add_argument("--stagger-ms", type=float, default=75.0,
+                        help="gap between arrivals in the staggered case")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["throughput", "latency", "mixed", "staggered"])
     args = parser.parse_args()
     # A `timeout` or Ctrl-C still stops the server: SIGTERM becomes SystemExit (finally runs).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -314,10 +367,13 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
-    server = Server(cwd, [*args.targets, *(["--model", args.model] if args.model else []),
-                          "--max-batch", str(max(16, args.requests)), "--max-queue", "1000",
-                          "--gather-ms", "10", "--max-new-tokens", str(max(64, args.max_tokens))], env)
+    server_args = [*args.targets, *(["--model", args.model] if args.model else []),
+                   "--max-batch", str(max(16, args.requests)), "--max-queue", "1000",
+                   "--gather-ms", "10", "--max-new-tokens", str(max(64, args.max_tokens))]
+    print(f"load average at the start: {_load()}")
+    server = Server(cwd, [*server_args, "--batching", args.batching], env)
     plain, styles = server.models[0], server.models[1:] or server.models[:1]
+    other: Server | None = None
     try:
         server.chat(styles[0], PROMPTS[0], 2)  # warm-up
         if "throughput" not in args.skip:
@@ -326,11 +382,26 @@ def main() -> None:
             latency(server, args, styles[0], args.reps * 2)
         if "mixed" not in args.skip:
             mixed(server, styles, plain, args.requests, args.max_tokens, args.reps)
+        if "staggered" not in args.skip:
+            kind = "dynamic" if args.batching == "continuous" else "continuous"
+            other = Server(cwd, [*server_args, "--batching", kind], env)
+            other.chat(styles[0], PROMPTS[0], 2)  # warm-up
+            staggered({args.batching: server, kind: other}, styles[0], args.requests,
+                      args.max_tokens, args.stagger_ms, args.reps)
+            print(f"second server exit code after SIGTERM: {other.stop()}")
+            other = None
         if args.faults:
             faults(server, [plain, *styles], args.faults, args.fault_seconds)
     finally:
+        if other is not None:
+            other.stop()
         code = server.stop()
         print(f"server exit code after SIGTERM: {code}")
+        print(f"load average at the end: {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} CPUs)"
 
 
 if __name__ == "__main__":

@@ -43,6 +43,11 @@ MaxBodyBytesOption = Annotated[int, typer.Option("--max-body-bytes")]
 GatherMsOption = Annotated[
     float, typer.Option("--gather-ms", help="How long an idle server waits to batch requests.")
 ]
+BatchingOption = Annotated[
+    str,
+    typer.Option("--batching", help="continuous (requests join the running batch between "
+                 "decoding steps) or dynamic (a batch runs to its end, then the next)."),
+]
 ShutdownTimeoutOption = Annotated[
     float, typer.Option("--shutdown-timeout", help="Seconds in-flight requests get on SIGTERM.")
 ]
@@ -63,6 +68,7 @@ def serve(
     max_coefficient: MaxCoefficientOption = 16.0,
     max_body_bytes: MaxBodyBytesOption = 1_000_000,
     gather_ms: GatherMsOption = 5.0,
+    batching: BatchingOption = "continuous",
     shutdown_timeout: ShutdownTimeoutOption = 30.0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -75,7 +81,7 @@ def serve(
         check_options(port=port, max_batch=max_batch, max_queue=max_queue,
                       max_prompt_tokens=max_prompt_tokens, max_new_tokens=max_new_tokens,
                       max_n=max_n, max_body_bytes=max_body_bytes, max_coefficient=max_coefficient,
-                      gather_ms=gather_ms)
+                      gather_ms=gather_ms, batching=batching)
         from kvsl.engine.setup import prepare
 
         # Threads (KVS313), the device (KVS309) and the precision, before anything loads.
@@ -88,17 +94,23 @@ def serve(
         try:
             from rich.console import Console
 
-            from kvsl.serve.app import ServerConfig, create_app
+            from kvsl.serve.app import ServerConfig, batching_for, create_app
             from kvsl.serve.catalog import load_catalog
             from kvsl.serve.schemas import Limits
 
             status = Console(stderr=True, highlight=False, soft_wrap=True)
             catalog = load_catalog(list(targets or []), model=model, device=where,
                                    precision=precision, console=status)
+            batching, why_not = batching_for(catalog, batching)
+            if why_not is not None:
+                from kvsl.lang.codes import CODES
+
+                print(f"warning[KVS805]: {CODES['KVS805'].title}: {why_not}; serving with "
+                      "dynamic batching", file=sys.stderr)
             config = ServerConfig(
                 limits=Limits(max_prompt_tokens, max_new_tokens, max_coefficient, max_n),
                 api_key=key, max_batch=max_batch, max_queue=max_queue, gather_ms=gather_ms,
-                max_body_bytes=max_body_bytes,
+                max_body_bytes=max_body_bytes, batching=batching,
             )
             application = create_app(catalog, config)
         except BaseException:

@@ -154,8 +154,9 @@ def generation_config(model: Any, settings: GenerationSettings, pad_id: int) -> 
     if settings.sample:
         config.temperature = settings.temperature
         config.top_p = settings.top_p
-        # The plan's nucleus sampling, without a hidden top-k from the model's own config.
-        config.top_k = settings.top_k or None
+        # The plan's nucleus sampling, without a hidden top-k: None would be filled in from
+        # the model's own config or generate's global default (50); 0 switches it off.
+        config.top_k = settings.top_k or 0
     else:  # unset sampling knobs so greedy decoding does not warn about them
         config.temperature = None
         config.top_p = None

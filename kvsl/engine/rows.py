@@ -55,6 +55,11 @@ class Row:
     tokens: list[int] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     cancelled: bool = False
+    # Continuous batching decodes each row with its own settings (`kvsl.engine.continuous`;
+    # `max_new_tokens` and `stop` are the row's own above) and, when it samples, its own
+    # generator, shared by the rows of one request; `generate_rows` uses the batch's instead.
+    settings: GenerationSettings = _GREEDY
+    rng: Any = None  # torch.Generator
 
     @property
     def fed(self) -> list[int]:

@@ -38,8 +38,8 @@ SERVE_CODES: tuple[Code, ...] = (
         Severity.ERROR,
         "A limit or setting of `kvsl serve` is out of its range: the port must be 0..65535 "
         "(0 picks a free one), every limit (`--max-batch`, `--max-queue`, `--max-prompt-tokens`, "
-        "`--max-new-tokens`, `--max-body-bytes`) at least 1, `--max-coefficient` greater than 0 "
-        "and `--gather-ms` not negative.",
+        "`--max-new-tokens`, `--max-body-bytes`) at least 1, `--max-coefficient` greater than 0, "
+        "`--gather-ms` not negative and `--batching` continuous or dynamic.",
         "kvsl serve step-by-step --max-batch 0",
         "kvsl serve step-by-step --max-batch 16",
     ),
@@ -61,5 +61,20 @@ SERVE_CODES: tuple[Code, ...] = (
         "`KVSL_API_KEY` environment variable (clients then send `Authorization: Bearer KEY`).",
         "kvsl serve step-by-step --host 0.0.0.0",
         "KVSL_API_KEY=$(openssl rand -hex 16) kvsl serve step-by-step --host 0.0.0.0",
+    ),
+    Code(
+        "KVS805",
+        "continuous batching is not available for this model",
+        Severity.WARNING,
+        "Continuous batching decodes in kvsl's own loop, one token per row per step, and "
+        "merges the caches of requests that join the running batch. It needs a cache of plain "
+        "per-layer key and value tensors (no sliding-window or linear-attention layers) and a "
+        "generation config with nothing but what kvsl's settings control (no "
+        "`suppress_tokens`, `bad_words_ids`, `min_length`, ...), or its rows would not decode "
+        "as `kvsl run` does. Otherwise the server falls back to dynamic batching (requests "
+        "that arrive together are generated together, then the next batch): it serves the "
+        "same answers, with less throughput when requests arrive at different times.",
+        "kvsl serve --model google/gemma-2-2b-it          # sliding-window layers",
+        "kvsl serve --model google/gemma-2-2b-it --batching dynamic",
     ),
 )

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -29,9 +30,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from kvsl.engine.generate import GenerationSettings
 from kvsl.engine.rows import Row
 from kvsl.serve.batcher import Batcher, Busy, Job, Sampling, ShuttingDown
 from kvsl.serve.catalog import Catalog
+from kvsl.serve.continuous import ContinuousBatcher
 from kvsl.serve.metrics import Metrics
 from kvsl.serve.schemas import ApiError, Generation, Limits, parse_body, parse_generation
 
@@ -46,6 +49,7 @@ class ServerConfig:
     max_queue: int = 64
     gather_ms: float = 5.0
     max_body_bytes: int = 1_000_000
+    batching: str = "continuous"  # or "dynamic" (`kvsl.serve.batcher`)
 
 
 def _error(err: ApiError) -> JSONResponse:
@@ -126,11 +130,16 @@ def _usage(gen: Generation, rows: list[Row]) -> dict[str, int]:
 class _Server:
     """The handlers, around one catalog, batcher and metrics."""
 
-    def __init__(self, catalog: Catalog, config: ServerConfig, run_rows: Callable[..., Any]) -> None:
+    def __init__(
+        self, catalog: Catalog, config: ServerConfig, run_rows: Callable[..., Any] | None,
+        decoder: Any, worker_tokenizer: Any,
+    ) -> None:
         self.catalog = catalog
         self.config = config
         self.metrics = Metrics()
         self.run_rows = run_rows
+        self.decoder = decoder
+        self.worker_tokenizer = worker_tokenizer  # the model thread's own copy
         self.batcher: Batcher | None = None
         self.started = int(time.time())
         self.stopping = False
@@ -140,11 +149,15 @@ class _Server:
         return self.catalog.loaded.tokenizer
 
     async def startup(self) -> None:
-        self.batcher = Batcher(
-            self.run_rows, self.tokenizer, max_batch=self.config.max_batch,
+        options: dict[str, Any] = dict(
+            worker_tokenizer=self.worker_tokenizer, max_batch=self.config.max_batch,
             max_queue=self.config.max_queue, gather_s=self.config.gather_ms / 1000,
             metrics=self.metrics,
         )
+        if self.run_rows is not None:
+            self.batcher = Batcher(self.run_rows, self.tokenizer, **options)
+        else:
+            self.batcher = ContinuousBatcher(self.decoder, self.tokenizer, **options)
         self.batcher.start()
 
     async def shutdown(self) -> None:
@@ -164,6 +177,7 @@ class _Server:
             "queued": sum(1 for j in batcher.pending if not j.finished) if batcher else 0,
             "running_rows": batcher.running_rows if batcher else 0,
             "batches": batcher.batches if batcher else 0,
+            "batching": "continuous" if isinstance(batcher, ContinuousBatcher) else "dynamic",
         })
 
     async def models(self, request: Request) -> Response:
@@ -212,8 +226,20 @@ class _Server:
 
     def _admit(self, gen: Generation) -> Job:
         assert self.batcher is not None
-        rows = [Row(gen.prompt, gen.offset_id, gen.edit, gen.max_tokens, gen.stop) for _ in range(gen.n)]
         sampling = Sampling(gen.sample, gen.temperature, gen.top_p, gen.seed, gen.controls)
+        # Continuous batching decodes each row with its own settings (dynamic batching with
+        # the batch's): the `n` rows of a sampled request share one seeded generator.
+        seed = gen.seed if gen.seed is not None else random.randrange(2**31)
+        controls: dict[str, Any] = dict(gen.controls)
+        settings = GenerationSettings(sample=gen.sample, temperature=gen.temperature,
+                                      top_p=gen.top_p, seed=seed, **controls)
+        rng = None
+        if gen.sample and isinstance(self.batcher, ContinuousBatcher):
+            from kvsl.engine.continuous import row_generator
+
+            rng = row_generator(seed, self.catalog.loaded.model.device)
+        rows = [Row(gen.prompt, gen.offset_id, gen.edit, gen.max_tokens, gen.stop,
+                    settings=settings, rng=rng) for _ in range(gen.n)]
         job = Job(rows, sampling, stream=gen.stream)
         try:
             self.batcher.submit(job)
@@ -340,21 +366,46 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return _error(ApiError(500, f"internal error: {type(exc).__name__}", type="server_error"))
 
 
+def batching_for(catalog: Catalog, wanted: str) -> tuple[str, str | None]:
+    """The batching the server will use, and why it is not the one wanted (None: it is).
+
+    Continuous batching decodes in kvsl's own loop, which reproduces `generate` for kvsl's
+    settings on models with a plain per-layer cache; other models are batched dynamically.
+    """
+    if wanted != "continuous":
+        return wanted, None
+    from kvsl.engine.continuous import unsupported_reason
+
+    reason = unsupported_reason(catalog.loaded.model)
+    return ("dynamic", reason) if reason is not None else ("continuous", None)
+
+
 def create_app(
     catalog: Catalog, config: ServerConfig | None = None, *, run_rows: Callable[..., Any] | None = None
 ) -> Starlette:
-    """The ASGI app serving `catalog`; `run_rows(rows, settings, on_step)` generates a batch
-    (by default `kvsl.engine.rows.generate_rows` on the catalog's model)."""
-    config = config or ServerConfig()
-    if run_rows is None:
-        from kvsl.engine.rows import generate_rows
+    """The ASGI app serving `catalog`.
 
-        model, tokenizer = catalog.loaded.model, catalog.loaded.tokenizer
+    `config.batching` "continuous": a `kvsl.engine.continuous.RowDecoder` on the catalog's
+    model; "dynamic" (or `run_rows` given): `run_rows(rows, settings, on_step)` generates a
+    batch (by default `kvsl.engine.rows.generate_rows`). The model thread decodes with its own
+    copy of the tokenizer, the event loop (prompts, answers) with the catalog's.
+    """
+    import copy
+
+    config = config or ServerConfig()
+    model, tokenizer = catalog.loaded.model, copy.deepcopy(catalog.loaded.tokenizer)
+    decoder: Any = None
+    if run_rows is None and config.batching == "continuous":
+        from kvsl.engine.continuous import RowDecoder
+
+        decoder = RowDecoder(model, tokenizer)
+    elif run_rows is None:
+        from kvsl.engine.rows import generate_rows
 
         def run_rows(rows: list[Row], settings: Any, on_step: Callable[[], None]) -> Any:
             return generate_rows(model, tokenizer, rows, settings=settings, on_step=on_step)
 
-    server = _Server(catalog, config, run_rows)
+    server = _Server(catalog, config, run_rows, decoder, tokenizer)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -1,5 +1,8 @@
 """Dynamic batching: requests that arrive together are generated together, one row each.
 
+(`--batching dynamic`; the server's default is continuous batching, `kvsl.serve.continuous`,
+which shares this module's jobs, slots and queue.)
+
 The scheduler runs on the event loop; the model runs on one worker thread, one batch at a
 time. When the model is idle and a request arrives, the scheduler waits `gather_s` (a few
 milliseconds) for others, and again while more keep arriving (at most 4 × `gather_s`),
@@ -150,6 +153,8 @@ class Batcher:
     """Queues jobs, forms batches, runs them on one worker thread.
 
     `run_rows(rows, settings, on_step)` generates one batch (blocking; worker thread).
+    `tokenizer` is used on the event loop, `worker_tokenizer` (by default the same) on the
+    worker thread: HF fast tokenizers must not be used by two threads at once.
     """
 
     def __init__(
@@ -157,6 +162,7 @@ class Batcher:
         run_rows: Callable[[list[Row], GenerationSettings, Callable[[], None]], object],
         tokenizer: Any,
         *,
+        worker_tokenizer: Any = None,
         max_batch: int = 16,
         max_queue: int = 64,
         gather_s: float = 0.005,
@@ -164,6 +170,7 @@ class Batcher:
     ) -> None:
         self.run_rows = run_rows
         self.tokenizer = tokenizer
+        self.worker_tokenizer = worker_tokenizer if worker_tokenizer is not None else tokenizer
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.gather_s = gather_s
@@ -275,7 +282,7 @@ class Batcher:
                     job.finishing = True
                     loop.call_soon_threadsafe(self._finish, job)
                 elif job.stream:
-                    job.stream_deltas(self.tokenizer, final=False)
+                    job.stream_deltas(self.worker_tokenizer, final=False)
 
         started = time.perf_counter()
         self.running_rows = len(rows)

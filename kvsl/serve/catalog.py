@@ -145,9 +145,11 @@ def load_catalog(
     return Catalog(model_id_for(ref), loaded, styles)
 
 
-def check_options(**values: float) -> None:
+def check_options(batching: str = "continuous", **values: float) -> None:
     """KVS802 for every server limit out of its range (all reported at once)."""
     problems = []
+    if batching not in ("continuous", "dynamic"):
+        problems.append(f"`--batching {batching}` must be continuous or dynamic")
     for name, value in values.items():
         flag = "--" + name.replace("_", "-")
         if name == "port" and not 0 <= value <= 65535:

@@ -24,8 +24,12 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128), registry=r,
         )
         self.batch_rows = Histogram(
-            "kvsl_batch_rows", "Rows per generated batch.", buckets=(1, 2, 4, 8, 16, 32, 64),
-            registry=r,
+            "kvsl_batch_rows",
+            "Rows decoded together: per decoding step (continuous batching), per batch (dynamic).",
+            buckets=(1, 2, 4, 8, 16, 32, 64), registry=r,
+        )
+        self.joined_running = Counter(
+            "kvsl_rows_joined_running", "Rows that joined a batch while it was decoding.", registry=r
         )
         self.disconnects = Counter(
             "kvsl_client_disconnects", "Requests whose client left before the answer.", registry=r

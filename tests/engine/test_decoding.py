@@ -254,3 +254,24 @@ def test_eval_methods_share_the_decoding_and_take_the_spec_controls(spec_dir, tm
         "eval", str(tuned), "--data", str(fixtures / "gsm8k.jsonl"), "--methods", "plain",
         "--repetition-penalty", "-1"])
     assert bad.exit_code == 2 and "KVS612" in bad.output
+
+
+def test_sampling_has_no_hidden_top_k(tok):
+    """An unset `top_k` means no top-k at all, not generate's default of 50 (or the model's).
+
+    On this 128-word model with flat, hot logits a top-50 cut changes what is sampled, while
+    a top-k of the whole vocabulary cuts nothing: the unset case must equal the latter.
+    """
+    model = tiny.word_model("llama")
+    rows = [chat_prompt(tok, p) for p in tiny.WORD_PROMPTS]
+    vocab = model.config.vocab_size
+
+    def sampled(top_k: int) -> list[list[int]]:
+        settings = GenerationSettings(
+            max_new_tokens=24, sample=True, temperature=3.0, top_p=1.0, seed=7, top_k=top_k
+        )
+        return generate_batch(model, tok, rows, settings=settings, offset_id=OFFSET)
+
+    unset = sampled(0)
+    assert unset == sampled(vocab)
+    assert unset != sampled(50)

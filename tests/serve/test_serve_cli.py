@@ -28,6 +28,7 @@ def _serve(*args: str):
         (["--port", "70000"], "--port 70000"),
         (["--max-coefficient", "0"], "--max-coefficient 0"),
         (["--gather-ms", "-1"], "--gather-ms -1"),
+        (["--batching", "eager"], "--batching eager"),
     ],
 )
 def test_options_out_of_range_are_kvs802(root, flags, needle):
@@ -74,6 +75,6 @@ def test_every_serve_code_is_registered_with_examples():
     from kvsl.lang.codes import CODES
 
     serve_codes = [code for code in CODES if code.startswith("KVS8")]
-    assert serve_codes == ["KVS800", "KVS801", "KVS802", "KVS803", "KVS804"]
+    assert serve_codes == ["KVS800", "KVS801", "KVS802", "KVS803", "KVS804", "KVS805"]
     for code in serve_codes:
         assert CODES[code].bad and CODES[code].good and CODES[code].explanation
