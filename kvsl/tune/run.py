@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from kvsl.eval.runner import ResultsCache
+from kvsl.eval.results_cache import ResultsCache
 from kvsl.formats.questions import Example, canonical_format, load_benchmark
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.plan import GenerationSettings, Plan
