@@ -247,10 +247,10 @@ def _model_change(manifest: dict[str, Any], plan: Plan, loaded: Any) -> str | No
     The vector hash names the model (its path), not its files: a local directory saved
     again with other weights or another config keeps its hash. So its identity is compared
     too: the loaded model's when one is given, else what can be read without loading the
-    weights (`kvsl.engine.models.identity_on_disk`).
+    weights (`kvsl.engine.identity.identity_on_disk`).
     """
     from kvsl.engine.artifact import identity_mismatch
-    from kvsl.engine.models import identity_on_disk
+    from kvsl.engine.identity import identity_on_disk
 
     built = manifest.get("model")
     if not isinstance(built, dict):

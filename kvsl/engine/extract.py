@@ -34,8 +34,9 @@ import torch
 from kvsl.engine.contrast import ContrastPair, TokenizedPair, build_contrast_pairs, tokenize_pairs
 from kvsl.engine.distributed import all_reduce_sum, shard
 from kvsl.engine.generate import pad_token_id
+from kvsl.engine.geometry import base_model, cache_kwarg
 from kvsl.engine.inputs import left_pad, new_cache, position_ids
-from kvsl.engine.models import LoadedModel, base_model, cache_kwarg
+from kvsl.engine.models import LoadedModel
 from kvsl.engine.prompting import offset_token_id
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.formats.traces import Trace

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
+from kvsl.engine.geometry import KVGeometry, cache_kwarg, kv_geometry
 from kvsl.engine.inputs import new_cache, position_ids
-from kvsl.engine.models import KVGeometry, cache_kwarg, kv_geometry
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
