@@ -123,9 +123,10 @@ def build(
     """
     from rich.console import Console
 
+    from kvsl.engine.artifact import describe
     from kvsl.engine.contrast import plan_traces
     from kvsl.engine.distributed import is_main
-    from kvsl.engine.extract import extract_vectors
+    from kvsl.engine.extract import extract_means
 
     started = time.perf_counter()
     main = is_main()
@@ -144,9 +145,10 @@ def build(
     traces = plan_traces(plan)
     if loaded is None:
         loaded = _load(plan, console, device, device_map)
-    vectors = extract_vectors(
+    extraction = extract_means(
         loaded, plan, traces=traces, progress=progress and main, console=console, on_warning=warn
     )
+    vectors = describe(extraction, plan, loaded)  # the manifest: what the artifact records
     _save(vectors, loaded, path, main)
     seconds = time.perf_counter() - started
     stats = vectors.manifest.get("stats", {})

@@ -38,7 +38,7 @@ from kvsl.engine.geometry import base_model, cache_kwarg
 from kvsl.engine.inputs import left_pad, new_cache, position_ids
 from kvsl.engine.models import LoadedModel
 from kvsl.engine.prompting import offset_token_id
-from kvsl.engine.vectors import SteeringVectors
+from kvsl.engine.vectors import Extraction, SteeringVectors
 from kvsl.formats.traces import Trace
 from kvsl.lang.diagnostics import Diagnostic
 from kvsl.lang.plan import Plan
@@ -153,18 +153,49 @@ def extract_vectors(
 ) -> SteeringVectors:
     """Steering vectors for `plan` on `loaded`: all layers, float32, (kv_heads, head_dim) each.
 
-    `batch_size` overrides the plan's (None: the plan's, else by device). `pairs` skips
-    reading the trace file (tests and benchmarks); `traces` are the plan's traces already
-    read (`kvsl.engine.contrast.plan_traces`, as `kvsl build` does), else they are read
-    here. The returned vectors carry a manifest (see `kvsl.engine.artifact.make_manifest`)
-    ready for `save_artifact`.
+    `extract_means` described by their manifest (`kvsl.engine.artifact.describe`), ready
+    for `save_artifact`; the options are `extract_means`'.
 
     >>> vectors = extract_vectors(load_model(plan.model), plan)   # doctest: +SKIP
     >>> vectors.keys[1].shape                                      # doctest: +SKIP
     torch.Size([3, 64])
     """
-    from kvsl.engine.artifact import make_manifest
+    from kvsl.engine.artifact import describe
 
+    extraction = extract_means(
+        loaded,
+        plan,
+        batch_size=batch_size,
+        progress=progress,
+        share_prefix=share_prefix,
+        pairs=pairs,
+        traces=traces,
+        console=console,
+        on_warning=on_warning,
+    )
+    return describe(extraction, plan, loaded)
+
+
+def extract_means(
+    loaded: LoadedModel,
+    plan: Plan,
+    *,
+    batch_size: int | None = None,
+    progress: bool = True,
+    share_prefix: bool = True,
+    pairs: Sequence[ContrastPair] | None = None,
+    traces: Sequence[Trace] | None = None,
+    console: Any = None,
+    on_warning: Callable[[Diagnostic], None] | None = None,
+) -> Extraction:
+    """The per-layer mean (positive − negative) keys and values of the plan's pairs.
+
+    `batch_size` overrides the plan's (None: the plan's, else by device). `pairs` skips
+    reading the trace file (tests and benchmarks); `traces` are the plan's traces already
+    read (`kvsl.engine.contrast.plan_traces`, as `kvsl build` does), else they are read
+    here. What describes the result as an artifact (its manifest) is the artifact's
+    business: `kvsl.engine.artifact.describe`.
+    """
     started = time.perf_counter()
     offset_id = offset_token_id(loaded.tokenizer, plan.extract.offset_token)
     if pairs is None:
@@ -184,22 +215,13 @@ def extract_vectors(
             pad_id = pad_token_id(loaded.tokenizer, loaded.model)
             sums = _sum_batched(reader, mine, size, pad_id, loaded.geometry, done)
     keys, values, count, computed = _mean_over_ranks(sums, len(mine), loaded.geometry.num_layers)
-    manifest = make_manifest(
-        plan,
-        loaded,
-        offset_token_id=offset_id,
-        pairs=count,
-        compute_dtype=compute_dtype,
-        stats={
-            "seconds": round(time.perf_counter() - started, 3),
-            "batch_size": size,
-            "prompt_tokens": sum(len(p.positive) + len(p.negative) for p in tokenized),
-            "computed_tokens": computed,
-        },
-    )
-    return SteeringVectors(
-        keys, values, plan.extract.offset_token, manifest, prefix=plan.extract.prefix
-    )
+    stats = {
+        "seconds": round(time.perf_counter() - started, 3),
+        "batch_size": size,
+        "prompt_tokens": sum(len(p.positive) + len(p.negative) for p in tokenized),
+        "computed_tokens": computed,
+    }
+    return Extraction(keys, values, count, offset_id, compute_dtype, stats)
 
 
 # (key sum, value sum) each (layers, kv_heads, head_dim) float32, and the tokens computed
