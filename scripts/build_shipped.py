@@ -60,13 +60,13 @@ def check(plans: list) -> int:
 def build_all(plans: list, threads: int, skip_current: bool = False) -> None:
     import torch
 
+    from kvsl.base.hashing import file_sha256
     from kvsl.engine.artifact import save_artifact
     from kvsl.engine.build import _slug
     from kvsl.engine.extract import extract_vectors
     from kvsl.engine.models import load_model
     from kvsl.engine.shipped import (
         ShippedEntry,
-        file_sha256,
         find_shipped,
         read_index,
         shipped_dir,
@@ -114,9 +114,10 @@ def build_all(plans: list, threads: int, skip_current: bool = False) -> None:
 
 def reindex(plans: list) -> None:
     """Rewrite the index from the artifacts present (sha256 and manifest vector hash)."""
+    from kvsl.base.hashing import file_sha256
     from kvsl.engine.artifact import read_manifest
     from kvsl.engine.build import _slug
-    from kvsl.engine.shipped import ShippedEntry, file_sha256, shipped_dir, write_index
+    from kvsl.engine.shipped import ShippedEntry, shipped_dir, write_index
 
     folder = shipped_dir(SPECS / "step_by_step.kvs")
     entries = {}

@@ -5,7 +5,9 @@
 - `hashing`    `file_sha256`
 - `locations`  where kvsl keeps files: the user cache (`KVSL_CACHE_DIR`), the package data
 - `progress`   the one rich progress display
-- `answers`    reading a final answer out of a model's text (numbers, choice labels)
+- `answers`    reading a final answer out of a model's text, and grading it; its readers:
+  `numbers` (numeric answers), `choices` (multiple-choice labels), and `extracted`
+  (what they return: the answer and how it was read)
 
 Rule (tests/test_layers.py): modules here import the standard library and rich only,
 never another part of kvsl, never torch, transformers or openai.

@@ -44,7 +44,7 @@ import torch
 import kvsl
 from kvsl.base.atomic import atomic_path
 from kvsl.engine.models import KVGeometry, LoadedModel
-from kvsl.engine.vectors import SteeringVectors
+from kvsl.engine.vectors import Extraction, SteeringVectors
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.plan import Plan
 from kvsl.lang.source import Span
@@ -105,6 +105,25 @@ def make_manifest(
         "stats": stats or {},
         "plan": plan_dict,
     }
+
+
+def describe(extraction: Extraction, plan: Plan, loaded: LoadedModel) -> SteeringVectors:
+    """The vectors of `extraction` with their manifest (`make_manifest`), ready to save."""
+    manifest = make_manifest(
+        plan,
+        loaded,
+        offset_token_id=extraction.offset_token_id,
+        pairs=extraction.pairs,
+        compute_dtype=extraction.compute_dtype,
+        stats=extraction.stats,
+    )
+    return SteeringVectors(
+        extraction.keys,
+        extraction.values,
+        plan.extract.offset_token,
+        manifest,
+        prefix=plan.extract.prefix,
+    )
 
 
 def _tensors(vectors: SteeringVectors) -> dict[str, torch.Tensor]:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kvsl.base.hashing import file_sha256
 from kvsl.base.locations import cache_dir, is_packaged
 from kvsl.lang.diagnostics import Diagnostic, KvslError
 from kvsl.lang.plan import Plan
@@ -94,20 +94,6 @@ def with_precision(plan: Plan, precision: str | None) -> Plan:
     return Plan.create(**fields)
 
 
-def check_traces_unchanged(plan: Plan) -> None:
-    """KVS308 when the trace file changed after the plan was made (its hash is stale)."""
-    path = Path(plan.contrast.traces)
-    if not plan.contrast.traces_sha256 or not path.is_file():
-        return  # a missing file is reported by load_traces (KVS500) with its own help
-    if file_sha256(path) != plan.contrast.traces_sha256:
-        raise KvslError.one(
-            "KVS308",
-            f"trace file `{path}` changed after the plan was made",
-            Span.whole_file(plan.spec_path),
-            help="run the command again: the plan is recomputed from the current file",
-        )
-
-
 def build(
     plan: Plan,
     *,
@@ -137,73 +123,33 @@ def build(
     """
     from rich.console import Console
 
-    from kvsl.engine.artifact import check_compatible, load_artifact, save_artifact
-    from kvsl.engine.distributed import barrier, is_main
-    from kvsl.lang.render import render_diagnostics
+    from kvsl.engine.artifact import describe
+    from kvsl.engine.contrast import plan_traces
+    from kvsl.engine.distributed import is_main
+    from kvsl.engine.extract import extract_means
 
     started = time.perf_counter()
     main = is_main()
     console = console if console is not None and main else Console(stderr=True, quiet=not main)
     plan = with_precision(plan, precision)
     path = artifact_path_for(plan, out_dir)
-    if path.exists() and not force:
-        try:
-            existing = load_artifact(path)
-        except KvslError as err:
-            console.print(
-                f"[yellow]existing artifact is unusable ({err.diagnostics[0].message}); rebuilding[/]"
-            )
-        else:
-            changed = _model_change(existing.manifest, plan, loaded)
-            if existing.manifest.get("vector_hash") != plan.vector_hash:
-                console.print("[yellow]existing artifact belongs to another plan; rebuilding[/]")
-            elif changed is not None:
-                console.print(
-                    f"[yellow]the model's {changed} changed since this artifact was built; "
-                    "rebuilding[/]"
-                )
-            else:
-                console.print(
-                    f"[green]up to date[/]: `{plan.style}` is unchanged, nothing to build "
-                    f"({_shown(path)}; `--force` rebuilds)"
-                )
-                return BuildResult(path, False, time.perf_counter() - started)
-
-    def warn(diagnostic: Diagnostic) -> None:
-        console.print(render_diagnostics([diagnostic], format="human", color=False))
-
-    if not force and out_dir is None:
-        from kvsl.engine.shipped import find_shipped
-
-        shipped = find_shipped(plan, on_warning=warn)
-        if shipped is not None and loaded is not None:
-            shipped = _fits(shipped, loaded, plan, warn)
-        if shipped is not None:
-            console.print(
-                f"[green]up to date[/]: `{plan.style}` ships with prebuilt vectors for "
-                f"`{plan.model.name}`, nothing to build ({_shown(shipped)}; `--force` rebuilds)"
-            )
-            return BuildResult(shipped, False, time.perf_counter() - started)
-    check_traces_unchanged(plan)
-    from kvsl.engine.extract import extract_vectors
-    from kvsl.engine.models import load_model, precision_dtype
-
+    warn = _warner(console)
+    if not force:
+        ready = _existing_artifact(plan, path, loaded, console)
+        if ready is None and out_dir is None:
+            ready = _shipped_artifact(plan, loaded, console, warn)
+        if ready is not None:
+            return BuildResult(ready, False, time.perf_counter() - started)
+    # Read once, before a model is loaded: a changed (KVS308) or bad trace file stops here,
+    # and the bytes checked against the plan's hash are the bytes the pairs are made of.
+    traces = plan_traces(plan)
     if loaded is None:
-        console.print(f"loading model `{plan.model.name}` ({plan.extract.precision})")
-        loaded = load_model(
-            plan.model,
-            dtype=precision_dtype(plan.extract.precision),
-            device=device,
-            device_map=device_map,
-        )
-
-    vectors = extract_vectors(
-        loaded, plan, progress=progress and main, console=console, on_warning=warn
+        loaded = _load(plan, console, device, device_map)
+    extraction = extract_means(
+        loaded, plan, traces=traces, progress=progress and main, console=console, on_warning=warn
     )
-    check_compatible(vectors, loaded)  # sanity: what we extracted fits what we loaded
-    if main:
-        save_artifact(vectors, path)
-    barrier()  # the other ranks read the artifact only once rank 0 has written it
+    vectors = describe(extraction, plan, loaded)  # the manifest: what the artifact records
+    _save(vectors, loaded, path, main)
     seconds = time.perf_counter() - started
     stats = vectors.manifest.get("stats", {})
     assert isinstance(stats, dict)
@@ -215,16 +161,98 @@ def build(
     return BuildResult(path, True, seconds)
 
 
+def _warner(console: Any) -> Callable[[Diagnostic], None]:
+    """Warnings of the build (KVS307, KVS312, ...) printed on the build's console."""
+    from kvsl.lang.render import render_diagnostics
+
+    def warn(diagnostic: Diagnostic) -> None:
+        console.print(render_diagnostics([diagnostic], format="human", color=False))
+
+    return warn
+
+
+def _existing_artifact(plan: Plan, path: Path, loaded: Any, console: Any) -> Path | None:
+    """`path` when the artifact there is up to date for `plan` (and the model), else None.
+
+    Says on `console` why an artifact that is there gets rebuilt.
+    """
+    from kvsl.engine.artifact import load_artifact
+
+    if not path.exists():
+        return None
+    try:
+        existing = load_artifact(path)
+    except KvslError as err:
+        console.print(
+            f"[yellow]existing artifact is unusable ({err.diagnostics[0].message}); rebuilding[/]"
+        )
+        return None
+    changed = _model_change(existing.manifest, plan, loaded)
+    if existing.manifest.get("vector_hash") != plan.vector_hash:
+        console.print("[yellow]existing artifact belongs to another plan; rebuilding[/]")
+        return None
+    if changed is not None:
+        console.print(
+            f"[yellow]the model's {changed} changed since this artifact was built; rebuilding[/]"
+        )
+        return None
+    console.print(
+        f"[green]up to date[/]: `{plan.style}` is unchanged, nothing to build "
+        f"({_shown(path)}; `--force` rebuilds)"
+    )
+    return path
+
+
+def _shipped_artifact(
+    plan: Plan, loaded: Any, console: Any, warn: Callable[[Diagnostic], None]
+) -> Path | None:
+    """The prebuilt vectors shipped for `plan` (and fitting `loaded`, if given), or None."""
+    from kvsl.engine.shipped import find_shipped
+
+    shipped = find_shipped(plan, on_warning=warn)
+    if shipped is not None and loaded is not None:
+        shipped = _fits(shipped, loaded, plan, warn)
+    if shipped is not None:
+        console.print(
+            f"[green]up to date[/]: `{plan.style}` ships with prebuilt vectors for "
+            f"`{plan.model.name}`, nothing to build ({_shown(shipped)}; `--force` rebuilds)"
+        )
+    return shipped
+
+
+def _load(plan: Plan, console: Any, device: str | None, device_map: Any) -> Any:
+    from kvsl.engine.models import load_model, precision_dtype
+
+    console.print(f"loading model `{plan.model.name}` ({plan.extract.precision})")
+    return load_model(
+        plan.model,
+        dtype=precision_dtype(plan.extract.precision),
+        device=device,
+        device_map=device_map,
+    )
+
+
+def _save(vectors: Any, loaded: Any, path: Path, main: bool) -> None:
+    """Check what was extracted against the model, and write it (rank 0 alone)."""
+    from kvsl.engine.artifact import check_compatible, save_artifact
+    from kvsl.engine.distributed import barrier
+
+    check_compatible(vectors, loaded)  # sanity: what we extracted fits what we loaded
+    if main:
+        save_artifact(vectors, path)
+    barrier()  # the other ranks read the artifact only once rank 0 has written it
+
+
 def _model_change(manifest: dict[str, Any], plan: Plan, loaded: Any) -> str | None:
     """What of the model differs from the one the artifact was built with, or None.
 
     The vector hash names the model (its path), not its files: a local directory saved
     again with other weights or another config keeps its hash. So its identity is compared
     too: the loaded model's when one is given, else what can be read without loading the
-    weights (`kvsl.engine.models.identity_on_disk`).
+    weights (`kvsl.engine.identity.identity_on_disk`).
     """
     from kvsl.engine.artifact import identity_mismatch
-    from kvsl.engine.models import identity_on_disk
+    from kvsl.engine.identity import identity_on_disk
 
     built = manifest.get("model")
     if not isinstance(built, dict):

@@ -27,6 +27,7 @@ Targets and demos (seeded, deterministic):
 
 from __future__ import annotations
 
+import hashlib
 import random
 import warnings
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kvsl.engine.prompting import Message, chat_messages, prompt_ids
-from kvsl.formats.traces import Trace, load_traces
+from kvsl.formats.traces import Trace, load_traces, read_trace_bytes
 from kvsl.lang.diagnostics import Diagnostic, KvslError, Severity
 from kvsl.lang.plan import Plan
 from kvsl.lang.source import Span
@@ -179,6 +180,28 @@ def select_demos(
     return chosen
 
 
+def plan_traces(plan: Plan) -> list[Trace]:
+    """The plan's traces, read once: the bytes hashed against the plan are the bytes parsed.
+
+    The plan carries the trace file's sha256 (taken when it was lowered, and part of its
+    vector hash). The file is read here once, its bytes hashed and compared with it
+    (KVS308 when the file changed since), and those same bytes parsed, so a file that
+    changes between the check and the parse cannot slip into the vectors.
+    A plan made before its trace file existed (`traces_sha256 == ""`) skips the check.
+    """
+    path = plan.contrast.traces
+    data = read_trace_bytes(path)  # KVS500 when it is missing or unreadable
+    expected = plan.contrast.traces_sha256
+    if expected and hashlib.sha256(data).hexdigest() != expected:
+        raise KvslError.one(
+            "KVS308",
+            f"trace file `{path}` changed after the plan was made",
+            Span.whole_file(plan.spec_path),
+            help="run the command again: the plan is recomputed from the current file",
+        )
+    return load_traces(path, data)
+
+
 def load_query_pool(plan: Plan) -> list[Trace] | None:
     """The plan's query pool as step-less traces (id, question, answer), None without one.
 
@@ -203,6 +226,7 @@ def build_contrast_pairs(
 ) -> list[ContrastPair]:
     """The plan's N contrast pairs (reads the trace file and query pool unless given).
 
+    `traces` defaults to `plan_traces(plan)`: read once, checked against the plan's hash.
     `questions` is the query pool (targets without steps; default: the plan's pool, if it
     names one). `on_warning` receives non-fatal diagnostics (KVS307: `nearest` fell back to
     TF-IDF because the MiniLM package is missing); by default they go to `warnings.warn`.
@@ -213,7 +237,7 @@ def build_contrast_pairs(
     """
     contrast = plan.contrast
     if traces is None:
-        traces = load_traces(contrast.traces)
+        traces = plan_traces(plan)
     if questions is None:
         questions = load_query_pool(plan)
     problem = _too_few(plan, len(traces), None if questions is None else len(questions))

@@ -34,10 +34,12 @@ import torch
 from kvsl.engine.contrast import ContrastPair, TokenizedPair, build_contrast_pairs, tokenize_pairs
 from kvsl.engine.distributed import all_reduce_sum, shard
 from kvsl.engine.generate import pad_token_id
+from kvsl.engine.geometry import base_model, cache_kwarg
 from kvsl.engine.inputs import left_pad, new_cache, position_ids
-from kvsl.engine.models import LoadedModel, base_model, cache_kwarg
+from kvsl.engine.models import LoadedModel
 from kvsl.engine.prompting import offset_token_id
-from kvsl.engine.vectors import SteeringVectors
+from kvsl.engine.vectors import Extraction, SteeringVectors
+from kvsl.formats.traces import Trace
 from kvsl.lang.diagnostics import Diagnostic
 from kvsl.lang.plan import Plan
 
@@ -145,94 +147,156 @@ def extract_vectors(
     progress: bool = True,
     share_prefix: bool = True,
     pairs: Sequence[ContrastPair] | None = None,
+    traces: Sequence[Trace] | None = None,
     console: Any = None,
     on_warning: Callable[[Diagnostic], None] | None = None,
 ) -> SteeringVectors:
     """Steering vectors for `plan` on `loaded`: all layers, float32, (kv_heads, head_dim) each.
 
-    `batch_size` overrides the plan's (None: the plan's, else by device). `pairs` skips
-    reading the trace file (tests and benchmarks). The returned vectors carry a manifest
-    (see `kvsl.engine.artifact.make_manifest`) ready for `save_artifact`.
+    `extract_means` described by their manifest (`kvsl.engine.artifact.describe`), ready
+    for `save_artifact`; the options are `extract_means`'.
 
     >>> vectors = extract_vectors(load_model(plan.model), plan)   # doctest: +SKIP
     >>> vectors.keys[1].shape                                      # doctest: +SKIP
     torch.Size([3, 64])
     """
-    from kvsl.engine.artifact import make_manifest
+    from kvsl.engine.artifact import describe
 
+    extraction = extract_means(
+        loaded,
+        plan,
+        batch_size=batch_size,
+        progress=progress,
+        share_prefix=share_prefix,
+        pairs=pairs,
+        traces=traces,
+        console=console,
+        on_warning=on_warning,
+    )
+    return describe(extraction, plan, loaded)
+
+
+def extract_means(
+    loaded: LoadedModel,
+    plan: Plan,
+    *,
+    batch_size: int | None = None,
+    progress: bool = True,
+    share_prefix: bool = True,
+    pairs: Sequence[ContrastPair] | None = None,
+    traces: Sequence[Trace] | None = None,
+    console: Any = None,
+    on_warning: Callable[[Diagnostic], None] | None = None,
+) -> Extraction:
+    """The per-layer mean (positive − negative) keys and values of the plan's pairs.
+
+    `batch_size` overrides the plan's (None: the plan's, else by device). `pairs` skips
+    reading the trace file (tests and benchmarks); `traces` are the plan's traces already
+    read (`kvsl.engine.contrast.plan_traces`, as `kvsl build` does), else they are read
+    here. What describes the result as an artifact (its manifest) is the artifact's
+    business: `kvsl.engine.artifact.describe`.
+    """
     started = time.perf_counter()
     offset_id = offset_token_id(loaded.tokenizer, plan.extract.offset_token)
     if pairs is None:
-        pairs = build_contrast_pairs(plan, on_warning=on_warning)
+        pairs = build_contrast_pairs(plan, traces, on_warning=on_warning)
     tokenized = tokenize_pairs(pairs, loaded.tokenizer, plan.extract.prefix)
     mine = shard(tokenized)  # this rank's pairs (all of them in one process)
     size = batch_size or plan.extract.batch_size or default_batch_size(loaded.device)
     reader = _KVReader(loaded)
-    geometry = loaded.geometry
-    shape = (geometry.num_layers, geometry.kv_heads, geometry.head_dim)
-    key_sum = torch.zeros(shape, dtype=torch.float32)
-    value_sum = torch.zeros(shape, dtype=torch.float32)
-    tokens = sum(len(p.positive) + len(p.negative) for p in tokenized)
-    computed = 0
-    description = f"extracting {plan.style}"
     with (
         torch.inference_mode(),
         _compute_precision(loaded, plan.extract.precision) as compute_dtype,
-        _progress(progress, console, len(mine), description) as done,
+        _progress(progress, console, len(mine), f"extracting {plan.style}") as done,
     ):
         if size <= 1:
-            for count, pair in enumerate(mine, start=1):
-                dk, dv = reader.pair_difference(pair, share_prefix)
-                key_sum += dk.cpu()
-                value_sum += dv.cpu()
-                computed += len(pair.positive) + len(pair.negative)
-                if share_prefix:
-                    computed -= min(pair.shared, len(pair.positive) - 1, len(pair.negative) - 1)
-                done(count)
+            sums = _sum_one_by_one(reader, mine, share_prefix, loaded.geometry, done)
         else:
             pad_id = pad_token_id(loaded.tokenizer, loaded.model)
-            prompts = [p for pair in mine for p in (pair.positive, pair.negative)]
-            # Similar lengths together waste less padding; results go back by index.
-            order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-            keys_by_prompt: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-            for start in range(0, len(order), size):
-                chunk = order[start : start + size]
-                batch_keys, batch_values = reader.batch_last([prompts[i] for i in chunk], pad_id)
-                for row, index in enumerate(chunk):
-                    keys_by_prompt[index] = (batch_keys[row].cpu(), batch_values[row].cpu())
-                computed += len(chunk) * max(len(prompts[i]) for i in chunk)
-                done(
-                    sum(1 for i in range(0, len(prompts), 2) if {i, i + 1} <= keys_by_prompt.keys())
-                )
-            for index in range(0, len(prompts), 2):
-                key_sum += keys_by_prompt[index][0] - keys_by_prompt[index + 1][0]
-                value_sum += keys_by_prompt[index][1] - keys_by_prompt[index + 1][1]
-    # Sums and count over all ranks (one process: unchanged), so the mean is exact.
+            sums = _sum_batched(reader, mine, size, pad_id, loaded.geometry, done)
+    keys, values, count, computed = _mean_over_ranks(sums, len(mine), loaded.geometry.num_layers)
+    stats = {
+        "seconds": round(time.perf_counter() - started, 3),
+        "batch_size": size,
+        "prompt_tokens": sum(len(p.positive) + len(p.negative) for p in tokenized),
+        "computed_tokens": computed,
+    }
+    return Extraction(keys, values, count, offset_id, compute_dtype, stats)
+
+
+# (key sum, value sum) each (layers, kv_heads, head_dim) float32, and the tokens computed
+_Sums = tuple[torch.Tensor, torch.Tensor, int]
+
+
+def _zeros(geometry: Any) -> torch.Tensor:
+    shape = (geometry.num_layers, geometry.kv_heads, geometry.head_dim)
+    return torch.zeros(shape, dtype=torch.float32)
+
+
+def _sum_one_by_one(
+    reader: _KVReader,
+    pairs: Sequence[TokenizedPair],
+    share_prefix: bool,
+    geometry: Any,
+    done: Callable[[int], None],
+) -> _Sums:
+    """Sum of (positive − negative) over `pairs`, one pair at a time (the shared prefix once)."""
+    key_sum, value_sum = _zeros(geometry), _zeros(geometry)
+    computed = 0
+    for count, pair in enumerate(pairs, start=1):
+        dk, dv = reader.pair_difference(pair, share_prefix)
+        key_sum += dk.cpu()
+        value_sum += dv.cpu()
+        computed += len(pair.positive) + len(pair.negative)
+        if share_prefix:
+            computed -= min(pair.shared, len(pair.positive) - 1, len(pair.negative) - 1)
+        done(count)
+    return key_sum, value_sum, computed
+
+
+def _sum_batched(
+    reader: _KVReader,
+    pairs: Sequence[TokenizedPair],
+    size: int,
+    pad_id: int,
+    geometry: Any,
+    done: Callable[[int], None],
+) -> _Sums:
+    """Sum of (positive − negative) over `pairs`, prompts in left-padded batches of `size`."""
+    prompts = [p for pair in pairs for p in (pair.positive, pair.negative)]
+    # Similar lengths together waste less padding; results go back by index.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    keys_by_prompt: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    computed = 0
+    for start in range(0, len(order), size):
+        chunk = order[start : start + size]
+        batch_keys, batch_values = reader.batch_last([prompts[i] for i in chunk], pad_id)
+        for row, index in enumerate(chunk):
+            keys_by_prompt[index] = (batch_keys[row].cpu(), batch_values[row].cpu())
+        computed += len(chunk) * max(len(prompts[i]) for i in chunk)
+        done(sum(1 for i in range(0, len(prompts), 2) if {i, i + 1} <= keys_by_prompt.keys()))
+    key_sum, value_sum = _zeros(geometry), _zeros(geometry)
+    for index in range(0, len(prompts), 2):
+        key_sum += keys_by_prompt[index][0] - keys_by_prompt[index + 1][0]
+        value_sum += keys_by_prompt[index][1] - keys_by_prompt[index + 1][1]
+    return key_sum, value_sum, computed
+
+
+def _mean_over_ranks(
+    sums: _Sums, pairs: int, num_layers: int
+) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], int, int]:
+    """Per-layer mean keys and values, the pair count and the tokens computed, all ranks.
+
+    Sums and count are reduced over all ranks (one process: unchanged), so the mean is exact.
+    """
+    key_sum, value_sum, computed = sums
     key_sum = all_reduce_sum(key_sum)
     value_sum = all_reduce_sum(value_sum)
-    totals = all_reduce_sum(torch.tensor([len(mine), computed], dtype=torch.float64))
+    totals = all_reduce_sum(torch.tensor([pairs, computed], dtype=torch.float64))
     count, computed = int(totals[0]), int(totals[1])
-    keys = {layer: (key_sum[layer] / count).contiguous() for layer in range(geometry.num_layers)}
-    values = {
-        layer: (value_sum[layer] / count).contiguous() for layer in range(geometry.num_layers)
-    }
-    seconds = time.perf_counter() - started
-    manifest = make_manifest(
-        plan,
-        loaded,
-        offset_token_id=offset_id,
-        pairs=count,
-        compute_dtype=compute_dtype,
-        stats={
-            "seconds": round(seconds, 3),
-            "batch_size": size,
-            "prompt_tokens": tokens,
-            "computed_tokens": computed,
-        },
-    )
-    return SteeringVectors(
-        keys, values, plan.extract.offset_token, manifest, prefix=plan.extract.prefix
-    )
+    keys = {layer: (key_sum[layer] / count).contiguous() for layer in range(num_layers)}
+    values = {layer: (value_sum[layer] / count).contiguous() for layer in range(num_layers)}
+    return keys, values, count, computed
 
 
 def layer_cosines(a: SteeringVectors, b: SteeringVectors) -> dict[int, tuple[float, float]]:

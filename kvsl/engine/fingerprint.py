@@ -9,7 +9,7 @@ so an unchanged model costs a few `stat` calls per run, not a read of every byte
 write to a file changes its mtime or ctime (ctime cannot be set back by `touch` or `cp -p`),
 so a changed file is always hashed again.
 
-The cache lives beside converted models (`kvsl.engine.models.model_cache_dir()`, file
+The cache lives beside converted models (`kvsl.engine.gguf.model_cache_dir()`, file
 `kvsl-fingerprints.json`). It is written atomically; when it cannot be written the
 digests are simply computed again next time.
 """

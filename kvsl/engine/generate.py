@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from kvsl.engine.geometry import cache_kwarg
 from kvsl.engine.inputs import left_pad
-from kvsl.engine.models import cache_kwarg
 from kvsl.engine.prompting import chat_messages, prompt_ids
 from kvsl.engine.steer import CacheEdit, apply_edit, prefill
 from kvsl.lang.plan import GenerationSettings

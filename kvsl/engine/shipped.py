@@ -23,13 +23,13 @@ vectors are never used silently. Running the model checks the rest (`check_compa
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kvsl.base.hashing import file_sha256
 from kvsl.lang.diagnostics import Diagnostic, Severity
 from kvsl.lang.plan import Plan
 from kvsl.lang.source import Span
@@ -91,10 +91,6 @@ def write_index(folder: Path, entries: dict[str, ShippedEntry]) -> Path:
     with atomic_path(target) as temporary:
         Path(temporary).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", "utf-8")
     return target
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _warning(code: str, message: str, plan: Plan, help: str) -> Diagnostic:

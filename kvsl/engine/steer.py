@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
+from kvsl.engine.geometry import KVGeometry, cache_kwarg, kv_geometry
 from kvsl.engine.inputs import new_cache, position_ids
-from kvsl.engine.models import KVGeometry, cache_kwarg, kv_geometry
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
@@ -238,6 +238,66 @@ def coefficients_from_manifest(vectors: SteeringVectors) -> dict[int, tuple[floa
 _SEQUENCE_ARGUMENTS = ("input_ids", "position_ids", "token_type_ids", "cache_position")
 
 
+def _is_prefill(kwargs: dict[str, Any], cache: Any) -> bool:
+    """A forward pass of more than one token into an empty (or absent) cache."""
+    ids = kwargs.get("input_ids")
+    sequence = ids if ids is not None else kwargs.get("inputs_embeds")
+    return (
+        sequence is not None
+        and sequence.shape[1] > 1
+        and (cache is None or cache.get_seq_length() == 0)
+    )
+
+
+def _check_prefill(kwargs: dict[str, Any], offset_token_id: int | None) -> None:
+    """KVS462 for a prefill without a cache; KVS460 for a prompt not ending in the offset token."""
+    if kwargs.get("use_cache") is False:
+        raise KvslError.one(
+            "KVS462",
+            "a steered forward pass was called with `use_cache=False`",
+            _API,
+            help="leave `use_cache` on: the edit is made in the cache",
+            exit_code=ExitCode.USAGE,
+        )
+    ids = kwargs.get("input_ids")
+    if (
+        offset_token_id is not None
+        and ids is not None
+        and bool((ids[:, -1] != offset_token_id).any())
+    ):
+        raise KvslError.one(
+            "KVS460",
+            f"a steered prompt ends with token {int(ids[0, -1])}, not the offset token "
+            f"{offset_token_id}",
+            _API,
+            help="build the inputs with `kvsl.steering_inputs(tokenizer, prompts, vectors)`",
+            exit_code=ExitCode.USAGE,
+        )
+
+
+def _split_prefill(
+    kwargs: dict[str, Any], cache_name: str, cache: Any, original: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The prefill's arguments split in two: the prompt without its last token (`head`,
+    filling `cache`), and that last token alone (`tail`, fed after the edit)."""
+    head = dict(kwargs, **{cache_name: cache, "use_cache": True})
+    tail = dict(head)
+    for name in (*_SEQUENCE_ARGUMENTS, "inputs_embeds"):
+        value = kwargs.get(name)
+        if isinstance(value, torch.Tensor):
+            # position_ids may be (batch, seq) or (3, batch, seq): split the last dim,
+            # except inputs_embeds (batch, seq, hidden) and 1-D cache_position.
+            dim = 1 if name == "inputs_embeds" else -1
+            head[name] = value.narrow(dim, 0, value.shape[dim] - 1)
+            tail[name] = value.narrow(dim, value.shape[dim] - 1, 1)
+    mask = kwargs.get("attention_mask")
+    if isinstance(mask, torch.Tensor) and mask.dim() == 2:
+        head["attention_mask"] = mask[:, :-1]  # (batch, seq - 1)
+    if "logits_to_keep" in inspect.signature(original).parameters:
+        head["logits_to_keep"] = 1
+    return head, tail
+
+
 @contextmanager
 def steered(
     model: Any,
@@ -275,54 +335,12 @@ def steered(
         if args:  # input_ids given positionally: name it so it can be split
             kwargs["input_ids"], args = args[0], args[1:]
         cache = kwargs.get(cache_name)
-        ids = kwargs.get("input_ids")
-        embeds = kwargs.get("inputs_embeds")
-        sequence = ids if ids is not None else embeds
-        is_prefill = (
-            sequence is not None
-            and sequence.shape[1] > 1
-            and (cache is None or cache.get_seq_length() == 0)
-        )
-        if not is_prefill:
+        if not _is_prefill(kwargs, cache):
             return original(*args, **kwargs)
-        if kwargs.get("use_cache") is False:
-            raise KvslError.one(
-                "KVS462",
-                "a steered forward pass was called with `use_cache=False`",
-                _API,
-                help="leave `use_cache` on: the edit is made in the cache",
-                exit_code=ExitCode.USAGE,
-            )
-        if (
-            offset_token_id is not None
-            and ids is not None
-            and bool((ids[:, -1] != offset_token_id).any())
-        ):
-            raise KvslError.one(
-                "KVS460",
-                f"a steered prompt ends with token {int(ids[0, -1])}, not the offset token "
-                f"{offset_token_id}",
-                _API,
-                help="build the inputs with `kvsl.steering_inputs(tokenizer, prompts, vectors)`",
-                exit_code=ExitCode.USAGE,
-            )
+        _check_prefill(kwargs, offset_token_id)
         if cache is None:
             cache = new_cache(model)
-        head = dict(kwargs, **{cache_name: cache, "use_cache": True})
-        tail = dict(head)
-        for name in (*_SEQUENCE_ARGUMENTS, "inputs_embeds"):
-            value = kwargs.get(name)
-            if isinstance(value, torch.Tensor):
-                # position_ids may be (batch, seq) or (3, batch, seq): split the last dim,
-                # except inputs_embeds (batch, seq, hidden) and 1-D cache_position.
-                dim = 1 if name == "inputs_embeds" else -1
-                head[name] = value.narrow(dim, 0, value.shape[dim] - 1)
-                tail[name] = value.narrow(dim, value.shape[dim] - 1, 1)
-        mask = kwargs.get("attention_mask")
-        if isinstance(mask, torch.Tensor) and mask.dim() == 2:
-            head["attention_mask"] = mask[:, :-1]
-        if "logits_to_keep" in inspect.signature(original).parameters:
-            head["logits_to_keep"] = 1
+        head, tail = _split_prefill(kwargs, cache_name, cache, original)
         original(**head)
         apply_edit(cache, edit)
         return original(**tail)

@@ -1,13 +1,29 @@
 """Steering vectors in memory: what extraction produces and steering consumes.
 
-The on-disk form (safetensors + manifest) lives in `kvsl.engine.artifact`.
+`Extraction` is what extraction measures (`kvsl.engine.extract.extract_means`);
+`SteeringVectors` are those vectors described by their manifest
+(`kvsl.engine.artifact.describe`), ready to steer or to save. The on-disk form
+(safetensors + manifest) lives in `kvsl.engine.artifact`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The measured vectors of one extraction, before they are described as an artifact."""
+
+    keys: dict[int, torch.Tensor]  # layer → (kv_heads, head_dim): mean over the pairs
+    values: dict[int, torch.Tensor]  # layer → (kv_heads, head_dim)
+    pairs: int  # pairs averaged, over all ranks
+    offset_token_id: int
+    compute_dtype: str  # "float32", "bfloat16 (autocast)", ...
+    stats: dict[str, Any]  # seconds, batch size, prompt and computed tokens
 
 
 @dataclass(frozen=True)

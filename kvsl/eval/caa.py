@@ -11,7 +11,7 @@ residual stream instead of the KV cache:
   of every decoding step after it — so, unlike the one-shot cache edit, it costs work at
   every generated token. The hook is scoped: it is removed in `finally`;
 - choice: the layer and the multiplier are chosen on a dev split (see
-  `kvsl.eval.runner.choose_caa`), never on the test set;
+  `kvsl.eval.sweep.choose_caa`), never on the test set;
 - export: `export_control_vector` writes a llama.cpp control-vector GGUF (architecture
   `controlvector`, tensors `direction.N`). llama.cpp adds `direction.N` to the output of
   its layer N (0-based) at every position, prompt included, and cannot steer layer 0, so

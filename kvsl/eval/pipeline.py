@@ -9,25 +9,28 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kvsl.base.hashing import file_sha256
-from kvsl.eval.runner import (
-    EvalResult,
-    ResultsCache,
+from kvsl.eval.results_cache import ResultsCache
+from kvsl.eval.runner import EvalResult, check_settings, evaluate
+from kvsl.eval.sweep import (
+    SWEEP_PARAMETERS,
+    SweepBase,
     SweepPoint,
-    check_settings,
+    best_values,
+    chance_rate,
     choose_caa,
-    evaluate,
+    parse_sweep,
     run_points,
+    swept_method,
 )
 from kvsl.formats.questions import Example, canonical_format, load_benchmark
 from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.plan import GenerationSettings, LayerSpan
-
-SWEEP_PARAMETERS = ("value", "key", "layers", "shots", "pairs", "caa-layer", "caa-multiplier")
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,7 @@ def run_eval(
     Also writes `<out>/results.jsonl` (the per-example cache) and
     `<out>/eval-<benchmark>-<data stem>.json` (the report).
     """
-    from kvsl.eval.session import caa_vectors, coefficients, make_methods
+    from kvsl.eval.session import coefficients
 
     check_settings(request.decode, request.batch_size, request.limit, request.runs)
     if request.data is None:
@@ -235,45 +238,11 @@ def run_eval(
         if need_vectors
         else None
     )
-    caa = caa_info = None
-    layer = multiplier = None
-    with display if display is not None else _nothing():
-        if "caa" in request.methods:
-            caa = caa_vectors(ctx, batch_size=1)
-            layer, multiplier, caa_info = _caa_choice(request, ctx, caa, cache, progress)
-        methods = make_methods(
-            ctx,
-            request.methods,
-            coefficients_=coeffs,
-            caa=caa,
-            caa_layer=layer,
-            caa_multiplier=multiplier,
-        )
-        result = evaluate(
-            ctx.generator,
-            methods,
-            examples,
-            effective_decode(request, ctx.plan),
-            cache=cache,
-            identity=ctx.identity,
-            forced=request.forced_choice,
-            style=ctx.plan,
-            progress=progress,
-            runs=request.runs,
-        )
-    exported = None
-    if request.export_caa and caa is not None and layer is not None and multiplier is not None:
-        from kvsl.eval.caa import export_control_vector
-
-        exported = str(
-            export_control_vector(caa, request.export_caa, layers=[layer], multiplier=multiplier)
-        )
+    with display if display is not None else nullcontext():
+        caa = _caa_run(request, ctx, cache, progress) if "caa" in request.methods else None
+        result = _evaluate_methods(request, ctx, examples, cache, coeffs, caa, progress)
     report = _report(request, ctx, examples, result, started)
-    report["caa"] = (
-        {"layer": layer, "multiplier": multiplier, "export": exported, **(caa_info or {})}
-        if caa is not None
-        else None
-    )
+    report["caa"] = _caa_section(request, caa)
     report["coefficients"] = {str(k): list(v) for k, v in coeffs.items()} if coeffs else None
     # Runs with other coefficients get their own report instead of overwriting this one.
     overrides = "".join(
@@ -282,22 +251,87 @@ def run_eval(
         if value is not None
     )
     path = out_dir / f"eval-{examples[0].source}-{Path(request.data).stem}{overrides}.json"
-    from kvsl.engine.distributed import dist_env
-
-    if dist_env().is_main:  # under torchrun, rank 0 alone writes the report
-        _write_json(path, report)
-    report["report_path"] = str(path)
-    report["rank"] = dist_env().rank
+    _write_report(path, report)
     report["_summaries"] = result.summaries  # for tables; dropped before JSON output
     return report
 
 
-class _nothing:
-    def __enter__(self) -> None:
-        return None
+@dataclass(frozen=True)
+class _CaaRun:
+    """CAA's vectors and the (layer, multiplier) it runs with; `info`: how they were chosen."""
 
-    def __exit__(self, *exc: object) -> None:
+    vectors: Any
+    layer: int
+    multiplier: float
+    info: dict[str, object]
+
+
+def _caa_run(request: EvalRequest, ctx: Any, cache: ResultsCache, progress: Any) -> _CaaRun:
+    from kvsl.eval.session import caa_vectors
+
+    vectors = caa_vectors(ctx, batch_size=1)
+    layer, multiplier, info = _caa_choice(request, ctx, vectors, cache, progress)
+    return _CaaRun(vectors, layer, multiplier, info)
+
+
+def _evaluate_methods(
+    request: EvalRequest,
+    ctx: Any,
+    examples: Sequence[Example],
+    cache: ResultsCache,
+    coeffs: Any,
+    caa: _CaaRun | None,
+    progress: Any,
+) -> EvalResult:
+    """Every requested method on the test examples (generated, or read from the cache)."""
+    from kvsl.eval.session import make_methods
+
+    methods = make_methods(
+        ctx,
+        request.methods,
+        coefficients_=coeffs,
+        caa=caa.vectors if caa is not None else None,
+        caa_layer=caa.layer if caa is not None else None,
+        caa_multiplier=caa.multiplier if caa is not None else None,
+    )
+    return evaluate(
+        ctx.generator,
+        methods,
+        examples,
+        effective_decode(request, ctx.plan),
+        cache=cache,
+        identity=ctx.identity,
+        forced=request.forced_choice,
+        style=ctx.plan,
+        progress=progress,
+        runs=request.runs,
+    )
+
+
+def _caa_section(request: EvalRequest, caa: _CaaRun | None) -> dict[str, object] | None:
+    """The report's `caa` entry; exports the control vector when `--export-caa` asks."""
+    if caa is None:
         return None
+    exported = None
+    if request.export_caa:
+        from kvsl.eval.caa import export_control_vector
+
+        exported = str(
+            export_control_vector(
+                caa.vectors, request.export_caa, layers=[caa.layer], multiplier=caa.multiplier
+            )
+        )
+    return {"layer": caa.layer, "multiplier": caa.multiplier, "export": exported, **caa.info}
+
+
+def _write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write the JSON report (under torchrun, rank 0 alone); note its path and rank in it."""
+    from kvsl.engine.distributed import dist_env
+
+    if dist_env().is_main:
+        _write_json(path, report)
+    report["report_path"] = str(path)
+    report["rank"] = dist_env().rank
 
 
 def _report(
@@ -350,31 +384,6 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         )
 
 
-def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
-    """`"value=0,2,4"` → `("value", (0.0, 2.0, 4.0))`; KVS612 when malformed.
-
-    >>> parse_sweep("shots=0,1,2")
-    ('shots', (0.0, 1.0, 2.0))
-    """
-    name, _, values = text.partition("=")
-    name = name.strip().lower().replace("_", "-")
-    if name == "multiplier":
-        name = "caa-multiplier"
-    try:
-        numbers = tuple(float(v) for v in values.split(",") if v.strip())
-    except ValueError:
-        numbers = ()
-    if name not in SWEEP_PARAMETERS or not numbers:
-        raise KvslError.usage(
-            "KVS612",
-            f"cannot read the sweep `{text}`",
-            help=f"write `--sweep NAME=V1,V2,...` with NAME one of {', '.join(SWEEP_PARAMETERS)}",
-        )
-    if name in ("layers", "shots", "pairs", "caa-layer") and any(v != int(v) for v in numbers):
-        raise KvslError.usage("KVS612", f"sweep `{name}` takes whole numbers, got `{values}`")
-    return name, numbers
-
-
 def run_sweep(
     request: EvalRequest, *, console: Any = None, quiet: bool = False, context: Any = None
 ) -> dict[str, Any]:
@@ -382,10 +391,6 @@ def run_sweep(
 
     `context` reuses a loaded `EvalContext` for the same target, as in `run_eval`.
     """
-    from kvsl.eval.methods import caa_method, cache_method
-    from kvsl.eval.plot import plot_sweeps
-    from kvsl.eval.session import caa_vectors, coefficients, vectors_for_contrast
-
     check_settings(request.decode, request.batch_size, request.dev_limit, request.runs)
     if request.dev is None:
         raise KvslError.usage(
@@ -406,40 +411,21 @@ def run_sweep(
     out_dir = Path(request.out_dir)
     cache = _results_cache(out_dir)
     display, progress = _progress(console, quiet)
-    cot = "cache+cot" in request.methods and "cache" not in request.methods
-    kind = "cache+cot" if cot else "cache"
+    base = SweepBase(
+        layers=request.layers,
+        key=request.key,
+        value=request.value,
+        caa_layer=request.caa_layer,
+        caa_multiplier=request.caa_multiplier,
+        cot="cache+cot" in request.methods and "cache" not in request.methods,
+    )
     sweeps: dict[str, list[SweepPoint]] = {}
-    with display if display is not None else _nothing():
+    with display if display is not None else nullcontext():
         for name, values in request.sweeps:
-            points: list[tuple[float, Any]] = []
-            for v in values:
-                if name in ("value", "key", "layers"):
-                    coeffs = coefficients(
-                        ctx,
-                        layers=(LayerSpan(int(v), None),) if name == "layers" else request.layers,
-                        key=v if name == "key" else request.key,
-                        value=v if name == "value" else request.value,
-                    )
-                    method = cache_method(ctx.vectors, coeffs, cot=cot, name=f"{kind} {name}={v:g}")
-                elif name in ("shots", "pairs"):
-                    vectors = vectors_for_contrast(ctx, **{name: int(v)})
-                    coeffs = coefficients(
-                        ctx, layers=request.layers, key=request.key, value=request.value
-                    )
-                    method = cache_method(vectors, coeffs, cot=cot, name=f"{kind} {name}={v:g}")
-                else:
-                    caa = caa_vectors(ctx)
-                    layer = int(v) if name == "caa-layer" else request.caa_layer
-                    if layer is None:
-                        layer = ctx.num_layers // 2
-                    mult = v if name == "caa-multiplier" else request.caa_multiplier
-                    mult = 1.0 if mult is None else mult
-                    method = caa_method(caa, layer, mult, name=f"caa@{layer}x{mult:g}")
-                points.append((v, method))
             sweeps[name] = run_points(
                 ctx.generator,
                 name,
-                points,
+                [(v, swept_method(ctx, name, v, base)) for v in values],
                 dev,
                 effective_decode(request, ctx.plan),
                 cache=cache,
@@ -448,25 +434,42 @@ def run_sweep(
                 progress=progress,
                 runs=request.runs,
             )
-    choices = {len(e.choices) for e in dev}
-    chance = 1 / choices.pop() if len(choices) == 1 and 0 not in choices else None
     stem = f"sweep-{dev[0].source}-{Path(request.dev).stem}"
-    from kvsl.engine.distributed import dist_env
+    plot = _sweep_plot(sweeps, out_dir / f"{stem}.png", ctx, request.dev, dev)
+    report = _sweep_report(request, ctx, dev, sweeps, plot, started)
+    _write_report(out_dir / f"{stem}.json", report)
+    report["_points"] = sweeps  # for the terminal table; dropped before JSON output
+    return report
 
-    main = dist_env().is_main  # under torchrun, rank 0 alone writes the plot and report
-    plot = (
-        plot_sweeps(
-            sweeps,
-            out_dir / f"{stem}.png",
-            title=f"{ctx.plan.style if ctx.plan else ''} on {Path(request.dev).name} ({len(dev)} questions)",
-            chance=chance,
-        )
-        if main
-        else out_dir / f"{stem}.png"
+
+def _sweep_plot(
+    sweeps: dict[str, list[SweepPoint]], path: Path, ctx: Any, dev_path: str, dev: list[Example]
+) -> Path:
+    """The sweep's PNG plot (under torchrun, rank 0 alone draws it); returns its path."""
+    from kvsl.engine.distributed import dist_env
+    from kvsl.eval.plot import plot_sweeps
+
+    if not dist_env().is_main:
+        return path
+    return plot_sweeps(
+        sweeps,
+        path,
+        title=f"{ctx.plan.style if ctx.plan else ''} on {Path(dev_path).name} ({len(dev)} questions)",
+        chance=chance_rate(dev),
     )
+
+
+def _sweep_report(
+    request: EvalRequest,
+    ctx: Any,
+    dev: list[Example],
+    sweeps: dict[str, list[SweepPoint]],
+    plot: Path,
+    started: float,
+) -> dict[str, Any]:
     from kvsl import __version__
 
-    report = {
+    return {
         "kvsl_version": __version__,
         "command": sys.argv,
         "request": request.to_dict(),
@@ -478,17 +481,17 @@ def run_sweep(
             "examples": len(dev),
         },
         "sweeps": {name: [p.to_dict() for p in pts] for name, pts in sweeps.items()},
-        "best": {
-            name: max(pts, key=lambda p: (p.accuracy.rate, -abs(p.value))).value
-            for name, pts in sweeps.items()
-        },
+        "best": best_values(sweeps),
         "plot": str(plot),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    path = out_dir / f"{stem}.json"
-    if main:
-        _write_json(path, report)
-    report["report_path"] = str(path)
-    report["rank"] = dist_env().rank
-    report["_points"] = sweeps  # for the terminal table; dropped before JSON output
-    return report
+
+
+__all__ = [
+    "SWEEP_PARAMETERS",
+    "EvalRequest",
+    "effective_decode",
+    "parse_sweep",
+    "run_eval",
+    "run_sweep",
+]

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kvsl.eval.runner import SweepPoint
+from kvsl.eval.sweep import SweepPoint
 
 
 def plot_sweeps(

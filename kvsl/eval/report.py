@@ -9,7 +9,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from kvsl.eval.runner import MethodSummary, SweepPoint
+from kvsl.eval.runner import MethodSummary
+from kvsl.eval.sweep import SweepPoint
 
 COLUMNS = (
     "method",

@@ -120,9 +120,15 @@ def iter_trace_file(path: str | os.PathLike[str]) -> Iterator[Trace | Diagnostic
         yield item
 
 
-def iter_trace_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Trace | Diagnostic]]:
-    """(1-based line number, parsed line) for every non-blank line of a trace file."""
-    text = read_trace_text(path)
+def iter_trace_lines(
+    path: str | os.PathLike[str], data: bytes | None = None
+) -> Iterator[tuple[int, Trace | Diagnostic]]:
+    """(1-based line number, parsed line) for every non-blank line of a trace file.
+
+    `data` is the file's bytes when the caller has read them already (a build hashes the
+    bytes it parses, see `kvsl.engine.contrast.plan_traces`); None reads the file.
+    """
+    text = read_trace_text(path) if data is None else decode_trace_bytes(path, data)
     source = SourceFile(str(path), text)
     offset = 0
     seen_ids: dict[str, int] = {}
@@ -145,10 +151,10 @@ def iter_trace_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Trace 
         yield line_no, item
 
 
-def read_trace_text(path: str | os.PathLike[str]) -> str:
-    """The file's text, or a KvslError (KVS500) if it cannot be read as UTF-8."""
+def read_trace_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The file's bytes, or a KvslError (KVS500) if it does not exist or cannot be read."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise KvslError.one(
             "KVS500",
@@ -156,19 +162,33 @@ def read_trace_text(path: str | os.PathLike[str]) -> str:
             Span.whole_file(str(path)),
             help="write traces with `kvsl teach SPEC`, or fix the path in the spec",
         ) from None
-    except (OSError, UnicodeDecodeError) as err:
-        reason = (
-            "is not UTF-8 text"
-            if isinstance(err, UnicodeDecodeError)
-            else f"cannot be read ({err.strerror})"
-        )
+    except OSError as err:
         raise KvslError.one(
-            "KVS500", f"trace file `{path}` {reason}", Span.whole_file(str(path))
+            "KVS500",
+            f"trace file `{path}` cannot be read ({err.strerror})",
+            Span.whole_file(str(path)),
         ) from None
 
 
-def load_traces(path: str | os.PathLike[str]) -> list[Trace]:
+def decode_trace_bytes(path: str | os.PathLike[str], data: bytes) -> str:
+    """The text of a trace file's bytes, or a KvslError (KVS500) if they are not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KvslError.one(
+            "KVS500", f"trace file `{path}` is not UTF-8 text", Span.whole_file(str(path))
+        ) from None
+
+
+def read_trace_text(path: str | os.PathLike[str]) -> str:
+    """The file's text, or a KvslError (KVS500) if it cannot be read as UTF-8."""
+    return decode_trace_bytes(path, read_trace_bytes(path))
+
+
+def load_traces(path: str | os.PathLike[str], data: bytes | None = None) -> list[Trace]:
     """All traces of a file; raises KvslError listing every bad line if any is bad.
+
+    `data`: the file's bytes, already read (None: read the file).
 
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "t.jsonl")
@@ -178,7 +198,7 @@ def load_traces(path: str | os.PathLike[str]) -> list[Trace]:
     """
     traces: list[Trace] = []
     errors: list[Diagnostic] = []
-    for item in iter_trace_file(path):
+    for _line_no, item in iter_trace_lines(path, data):
         (traces if isinstance(item, Trace) else errors).append(item)  # type: ignore[arg-type]
     if errors:
         raise KvslError(errors, ExitCode.ERRORS)

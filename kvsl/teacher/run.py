@@ -28,24 +28,24 @@ A question is identified by its id *and* its text: ids made from line numbers
 (`train-12`) repeat across benchmark files, so a GSM8K `train-12` is never taken for a
 PIQA `train-12`. A trace whose id is already used by another question in the file gets
 the source's name as a prefix (`piqa-train-12`), so trace ids stay unique.
+
+The steps live in their own modules: `resume` (what is done, what to ask), `outputs`
+(the two files, checked before any request), `replies` (is a response a completion, is
+its text a trace), `skiplog` (the skip log's records); this one plans and runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
-import unicodedata
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from kvsl.base.jsonl import append_jsonl
-from kvsl.formats.traces import Trace, append_trace, load_traces
+from kvsl.formats.traces import Trace, append_trace
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.source import Span
 from kvsl.teacher.client import (
@@ -59,7 +59,8 @@ from kvsl.teacher.client import (
     make_client,
     resolve_endpoint,
 )
-from kvsl.teacher.parsing import answers_agree, parse_reply
+from kvsl.teacher.outputs import check_outputs, output_error
+from kvsl.teacher.parsing import parse_reply
 from kvsl.teacher.pricing import Usage
 from kvsl.teacher.prompts import (
     RenderedPrompt,
@@ -69,12 +70,13 @@ from kvsl.teacher.prompts import (
     load_questions,
     render_prompt,
 )
+from kvsl.teacher.replies import judge_reply, malformed_completion
+from kvsl.teacher.resume import already_done, question_hash, questions_to_ask
+from kvsl.teacher.skiplog import SkipRecord, iter_skip_log, skip_log_path
 
 if TYPE_CHECKING:
     from kvsl.formats.questions import Example
     from kvsl.lang.plan import Plan, TeacherPlan
-
-REPLY_EXCERPT_CHARS = 2000  # how much of a rejected reply the skip log keeps
 
 
 @dataclass(frozen=True)
@@ -96,35 +98,6 @@ class TeachOptions:
     # the server is down in a way the per-request retries cannot fix.
     max_consecutive_failures: int = 8
     progress: bool = False  # a rich progress bar on stderr
-
-
-@dataclass(frozen=True)
-class SkipRecord:
-    """One question the teacher did not produce a usable trace for."""
-
-    id: str
-    reason: str  # no_steps, no_answer, wrong_answer, truncated, empty_reply, bad_request, ...
-    permanent: bool  # False: asked again by the next run
-    detail: str = ""
-    expected: str | None = None
-    got: str | None = None
-    reply: str | None = None  # the start of the teacher's reply, for debugging templates
-    model: str | None = None
-    question_hash: str | None = None  # `question_hash(question)`: ids alone can repeat
-
-    def to_json(self) -> str:
-        record: dict[str, object] = {
-            "id": self.id,
-            "reason": self.reason,
-            "permanent": self.permanent,
-            "detail": self.detail,
-        }
-        for key in ("expected", "got", "reply", "model", "question_hash"):
-            value = getattr(self, key)
-            if value is not None:
-                record[key] = value
-        record["time"] = datetime.now(UTC).isoformat(timespec="seconds")
-        return json.dumps(record, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -161,120 +134,6 @@ class TeachAborted(KvslError):
         self.report = report
 
 
-def question_hash(question: str) -> str:
-    """A short, stable fingerprint of a question's text (16 hex digits).
-
-    >>> question_hash("What is 2 + 2?") == question_hash("  What is 2 + 2?\\n")
-    True
-    """
-    return hashlib.sha256(question.strip().encode("utf-8")).hexdigest()[:16]
-
-
-def normalized_question(question: str) -> str:
-    """A question's text as duplicates are found: Unicode NFC, runs of whitespace as one space.
-
-    >>> normalized_question("What is\\n 2 + 2? ") == normalized_question("What is 2 + 2?")
-    True
-    """
-    return " ".join(unicodedata.normalize("NFC", question).split())
-
-
-def skip_log_path(traces_path: str | os.PathLike[str]) -> Path:
-    """The skip log that sits next to a trace file.
-
-    >>> skip_log_path("traces/step_by_step.jsonl").name
-    'step_by_step.skipped.jsonl'
-    """
-    path = Path(traces_path)
-    return path.with_name(f"{path.stem}.skipped{path.suffix or '.jsonl'}")
-
-
-# --- what is already done ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Progress:
-    done: frozenset[str]  # question hashes of the traces in the file
-    used_ids: frozenset[str]  # trace ids in the file
-    skipped: frozenset[tuple[str, str]]  # (id, question hash) skipped for good
-
-
-def _already_done(traces_path: Path, skip_path: Path) -> _Progress:
-    done: set[str] = set()
-    used_ids: set[str] = set()
-    if traces_path.exists():
-        # A trace file with bad lines is reported (KVS50x at file:line) before anything is
-        # asked: appending to it would only hide the damage from `kvsl build`.
-        for trace in load_traces(traces_path):
-            done.add(question_hash(trace.question))
-            if trace.id is not None:
-                used_ids.add(trace.id)
-    latest: dict[tuple[str, str], bool] = {}
-    for record in iter_skip_log(skip_path):
-        if isinstance(record.get("id"), str) and isinstance(record.get("question_hash"), str):
-            key = (str(record["id"]), str(record["question_hash"]))
-            latest[key] = bool(record.get("permanent"))  # the latest record wins
-    return _Progress(
-        frozenset(done),
-        frozenset(used_ids),
-        frozenset(key for key, permanent in latest.items() if permanent),
-    )
-
-
-# --- where the run writes ----------------------------------------------------------------
-
-
-def _output_error(code: str, what: str, path: Path, reason: str, *, mid_run: bool) -> Diagnostic:
-    when = "stopped: " if mid_run else ""
-    return Diagnostic(
-        code,
-        Severity.ERROR,
-        f"{when}cannot write the {what} `{path}`: {reason}",
-        Span.whole_file(str(path)),
-        help="fix the path (the spec's teacher `traces`, or `--traces FILE`) or the folder's "
-        "permissions, then rerun"
-        + ("" if mid_run else "; nothing was sent")
-        + (" (the skip log sits beside the trace file)" if code == "KVS526" else ""),
-    )
-
-
-def _unwritable_reason(path: Path) -> str | None:
-    """Why `path` cannot be appended to (created, with its folders), or None if it can.
-
-    Checked without writing anything: no empty file, no folder is left behind.
-    """
-    if path.exists() or path.is_symlink():
-        if path.is_dir():
-            return "a folder is in its place"
-        if not path.is_file():
-            return "it is not a regular file"
-        if not os.access(path, os.W_OK):
-            return "the file is read-only"
-        return None
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        return f"`{ancestor}` is a file, not a folder"
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        return f"the folder `{ancestor}` is not writable"
-    return None
-
-
-def check_outputs(traces_path: Path, skip_path: Path) -> None:
-    """KVS525 / KVS526 (exit 3) when the trace file or its skip log cannot be written."""
-    problems = []
-    for code, what, path in (
-        ("KVS525", "trace file", traces_path),
-        ("KVS526", "skip log", skip_path),
-    ):
-        reason = _unwritable_reason(path)
-        if reason is not None:
-            problems.append(_output_error(code, what, path, reason, mid_run=False))
-    if problems:
-        raise KvslError(problems, ExitCode.ENVIRONMENT)
-
-
 # --- planning a run ----------------------------------------------------------------------
 
 
@@ -309,33 +168,18 @@ def _prepare(plan: Plan, options: TeachOptions) -> _Work:
     fmt = options.question_format or (None if options.questions else teacher.question_format)
     examples = load_questions(source, fmt, labels_path=options.labels, limit=options.limit)
     traces_path, skip_path = output_paths(plan, options)
-    done = _already_done(traces_path, skip_path)
-    todo: list[Example] = []
-    already = previously_skipped = duplicates = 0
-    seen: set[str] = set()
-    for example in examples:
-        text = normalized_question(example.question)
-        if text in seen:
-            duplicates += 1
-            continue
-        seen.add(text)
-        fingerprint = question_hash(example.question)
-        if fingerprint in done.done:
-            already += 1
-        elif (example.id, fingerprint) in done.skipped and not options.retry_skipped:
-            previously_skipped += 1
-        else:
-            todo.append(example)
+    done = already_done(traces_path, skip_path)
+    todo = questions_to_ask(examples, done, retry_skipped=options.retry_skipped)
     return _Work(
         teacher=teacher,
         model=options.model or teacher.model,
         traces_path=traces_path,
         skip_path=skip_path,
         examples=examples,
-        todo=todo,
-        already_done=already,
-        previously_skipped=previously_skipped,
-        duplicates=duplicates,
+        todo=todo.ask,
+        already_done=todo.already_done,
+        previously_skipped=todo.previously_skipped,
+        duplicates=todo.duplicates,
         used_ids=done.used_ids,
     )
 
@@ -560,49 +404,9 @@ class _Run:
     def _accept(self, example: Example, response: Any) -> None:
         choice = response.choices[0] if getattr(response, "choices", None) else None
         content = self.redact.scrub((choice.message.content if choice else None) or "")
-        finish = getattr(choice, "finish_reason", None)
         parsed = parse_reply(content)
-        excerpt = content[:REPLY_EXCERPT_CHARS]
-        reject: SkipRecord | None = None
-        if not content.strip():
-            permanent = finish == "content_filter"
-            reject = SkipRecord(
-                example.id,
-                "empty_reply",
-                permanent,
-                f"the reply was empty (finish_reason={finish})",
-            )
-        elif not parsed.steps:
-            reject = SkipRecord(
-                example.id,
-                "no_steps",
-                True,
-                "the reply has no <step>...</step> tags",
-                reply=excerpt,
-            )
-        elif parsed.answer is None:
-            reject = SkipRecord(
-                example.id,
-                "no_answer",
-                True,
-                "the reply has no <answer>...</answer> tag",
-                reply=excerpt,
-            )
-        elif not answers_agree(parsed.answer, example.answer, example.choices):
-            reject = SkipRecord(
-                example.id,
-                "wrong_answer",
-                True,
-                "the teacher's answer differs from the known answer",
-                expected=example.answer,
-                got=parsed.answer,
-                reply=excerpt,
-            )
+        reject = judge_reply(example, content, parsed, getattr(choice, "finish_reason", None))
         if reject is not None:
-            if finish == "length" and reject.reason != "wrong_answer":
-                reject = replace(
-                    reject, reason="truncated", detail=reject.detail + "; the reply hit max_tokens"
-                )
             self._skip(example, reject)
             return
         trace = Trace(
@@ -622,7 +426,7 @@ class _Run:
 
     def _write_failed(self, code: str, what: str, path: Path, err: OSError) -> Diagnostic:
         reason = err.strerror or str(err)
-        return _output_error(code, what, path, reason, mid_run=True)
+        return output_error(code, what, path, reason, mid_run=True)
 
     def _fresh_id(self, example: Example) -> str:
         """The example's id, or a prefixed one if another question in the file has it."""
@@ -643,34 +447,6 @@ class _Run:
             self._stop(self._write_failed("KVS526", "skip log", self.work.skip_path, err))
         self.skipped.append(record)
         self.advance()
-
-
-def malformed_completion(response: Any) -> str | None:
-    """Why a 200 response is not a chat completion, or None when it is one.
-
-    The openai client returns what it could make of the body: the text of a non-JSON page,
-    a list, or a ChatCompletion built without validation from JSON of another shape.
-
-    >>> malformed_completion("<html>sign in</html>")
-    "the server answered HTTP 200 with a body that is not JSON: '<html>sign in</html>'"
-    """
-    if isinstance(response, str | bytes):
-        text = response.decode("utf-8", "replace") if isinstance(response, bytes) else response
-        start = " ".join(text.split())[:120]
-        return f"the server answered HTTP 200 with a body that is not JSON: {start!r}"
-    choices = getattr(response, "choices", None)
-    if not isinstance(choices, list) or not choices:
-        found = (
-            f"JSON {type(response).__name__}"
-            if not hasattr(response, "model_extra")
-            else "JSON with keys " + ", ".join(f"`{k}`" for k in sorted(response.model_extra or {}))
-        )
-        return f"the server answered HTTP 200 with {found} and no `choices`: not a chat completion"
-    message = getattr(choices[0], "message", None)
-    content = getattr(message, "content", None)
-    if message is None or not (content is None or isinstance(content, str)):
-        return "the server answered HTTP 200 with a `choices` entry that has no message text"
-    return None
 
 
 class _Stop(Exception):
@@ -709,31 +485,6 @@ class _ProgressBar:
             self._progress.stop()
 
 
-def iter_skip_log(path: str | os.PathLike[str]) -> Iterable[dict[str, object]]:
-    """The records of a skip log; lines that are not JSON objects (a line cut short by a
-    kill) are ignored: it is a log, not data."""
-    target = Path(path)
-    if not target.exists():
-        return
-    try:
-        text = target.read_text(encoding="utf-8", errors="replace")
-    except OSError as err:
-        raise KvslError.one(
-            "KVS526",
-            f"cannot read the skip log `{target}`: {err.strerror or err}",
-            Span.whole_file(str(target)),
-            help="remove or rename what is in its place (it sits beside the trace file)",
-            exit_code=ExitCode.ENVIRONMENT,
-        ) from None
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            yield record
-
-
 __all__ = [
     "SkipRecord",
     "TeachAborted",
@@ -743,7 +494,6 @@ __all__ = [
     "dry_run",
     "iter_skip_log",
     "malformed_completion",
-    "normalized_question",
     "output_paths",
     "skip_log_path",
     "teach",

@@ -12,13 +12,13 @@ put the chosen values into the spec (`kvsl.tune.write`).
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from kvsl.eval.runner import ResultsCache
+from kvsl.base.hashing import file_sha256
+from kvsl.eval.results_cache import ResultsCache
 from kvsl.formats.questions import Example, canonical_format, load_benchmark
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.plan import GenerationSettings, Plan
@@ -188,10 +188,6 @@ def _warning(code: str, message: str, request: TuneRequest) -> Diagnostic:
     return Diagnostic(code, Severity.WARNING, message, Span.whole_file(request.dev))
 
 
-def _sha256(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _report(
     request: TuneRequest,
     plan: Plan,
@@ -213,7 +209,7 @@ def _report(
         "dev": {
             "path": request.dev,
             "format": dev[0].source if dev else request.format,
-            "sha256": _sha256(request.dev),
+            "sha256": file_sha256(request.dev),
             "examples": len(dev),
         },
         "alpha": request.alpha,

@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kvsl.eval.runner import MethodSummary, Progress, ResultsCache, evaluate
+from kvsl.eval.results_cache import ResultsCache
+from kvsl.eval.runner import MethodSummary, Progress, evaluate
 from kvsl.formats.questions import Example
 from kvsl.lang.plan import GenerationSettings
 from kvsl.tune.grid import Setting, TuneRequest

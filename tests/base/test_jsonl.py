@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from kvsl.base.jsonl import append_jsonl
-from kvsl.eval.runner import ResultsCache
+from kvsl.eval.results_cache import ResultsCache
 from kvsl.formats.traces import Trace, append_trace, iter_trace_file
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import kvsl.engine.models as models
+import kvsl.engine.gguf as models
 from kvsl.base import locations
 from kvsl.base.locations import cache_dir, cache_root, is_packaged
 from kvsl.engine.build import user_artifact_dir

@@ -20,7 +20,7 @@ import tiny_models as tiny
 import torch
 
 from kvsl.engine.distributed import DistEnv, all_gather, all_reduce_sum, dist_env, shard
-from kvsl.eval.runner import ResultsCache, shard_paths
+from kvsl.eval.results_cache import ResultsCache, shard_paths
 from kvsl.lang.diagnostics import KvslError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,13 +18,13 @@ from tiny_models import TINY_TRACES, tiny_spec
 from typer.testing import CliRunner
 
 import kvsl.engine.models as models
+from kvsl.base.hashing import file_sha256
 from kvsl.cli import app
 from kvsl.engine.artifact import load_artifact, save_artifact
 from kvsl.engine.build import build
 from kvsl.engine.extract import extract_vectors, layer_cosines
 from kvsl.engine.shipped import (
     ShippedEntry,
-    file_sha256,
     find_shipped,
     read_index,
     shipped_dir,

@@ -10,14 +10,9 @@ from tiny_models import random_vectors
 
 from kvsl.eval.caa import extract_caa
 from kvsl.eval.methods import Generator, cache_method, cot_method, plain_method
-from kvsl.eval.runner import (
-    ResultsCache,
-    best_point,
-    check_settings,
-    choose_caa,
-    evaluate,
-    run_points,
-)
+from kvsl.eval.results_cache import ResultsCache
+from kvsl.eval.runner import check_settings, evaluate
+from kvsl.eval.sweep import best_point, choose_caa, run_points
 from kvsl.formats.questions import load_benchmark
 from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.plan import GenerationSettings

@@ -1,0 +1,157 @@
+"""The per-example results cache of an eval: `results.jsonl`, one generated response a line.
+
+Each record is keyed by
+
+    <method name>/<settings hash>/<run>/<example id>/<question hash>
+
+where the settings hash covers the model identity, the method's settings (coefficients,
+vectors, layer, multiplier, CoT), the decoding settings (max new tokens, sampling,
+temperature, top-p, per-run seed) and the system prompt. An interrupted eval resumes:
+a second run with the same settings generates nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from kvsl.base.jsonl import append_jsonl
+from kvsl.formats.questions import Example
+from kvsl.lang.diagnostics import Diagnostic, Severity
+from kvsl.lang.plan import GenerationSettings
+from kvsl.lang.source import Span
+
+EVAL_FORMAT = 1  # bump when a change invalidates cached generations
+
+
+def _question_hash(example: Example) -> str:
+    return hashlib.sha256(f"{example.question}\x00{example.answer}".encode()).hexdigest()[:10]
+
+
+def shard_paths(path: Path) -> list[Path]:
+    """The per-rank shards of a results cache: `results.rank-0.jsonl`, ... (sorted)."""
+    return sorted(path.parent.glob(f"{path.stem}.rank-*{path.suffix}"))
+
+
+class ResultsCache:
+    """Append-only JSONL of generated responses, read back into a dict by key.
+
+    Lines that are not valid records (a run killed mid-write) are skipped with a KVS613
+    warning, collected in `warnings`.
+
+    With `rank` set (several processes under torchrun), this process appends to its own
+    shard `<stem>.rank-<rank>.jsonl` beside the file, so no two processes write one file;
+    `merge_shards` (rank 0, after a barrier) appends the shards to the file and removes
+    them. Shards left by an interrupted run are read like the file itself, so it resumes.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, *, rank: int | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.rank = rank
+        self.records: dict[str, dict[str, Any]] = {}
+        self.warnings: list[Diagnostic] = []
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the file and any shards again (after another rank merged them)."""
+        self.records = {}
+        self.warnings = []
+        if self.path is None:
+            return
+        for path in [self.path, *shard_paths(self.path)]:
+            if path.exists():
+                self._load(path)
+
+    @property
+    def write_path(self) -> Path | None:
+        if self.path is None or self.rank is None:
+            return self.path
+        return self.path.with_name(f"{self.path.stem}.rank-{self.rank}{self.path.suffix}")
+
+    def merge_shards(self) -> int:
+        """Append every shard's lines to the file, then remove the shards; returns lines moved."""
+        if self.path is None:
+            return 0
+        lines: list[str] = []
+        shards = shard_paths(self.path)
+        for shard in shards:
+            text = shard.read_text(encoding="utf-8", errors="replace")
+            lines.extend(line for line in text.split("\n") if line.strip())
+        if lines:
+            append_jsonl(self.path, lines)
+        for shard in shards:
+            shard.unlink(missing_ok=True)
+        return len(lines)
+
+    def _load(self, path: Path) -> None:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                key = record["key"]
+                if not isinstance(record.get("response"), str) or not isinstance(
+                    record.get("tokens"), int
+                ):
+                    raise TypeError("a record needs `response` and `tokens`")
+            except (json.JSONDecodeError, KeyError, TypeError):
+                self.warnings.append(
+                    Diagnostic(
+                        "KVS613",
+                        Severity.WARNING,
+                        f"line {number} of the results cache is not a valid record; "
+                        "that example is generated again",
+                        Span(str(path), 0, 0, number, 1, number, 1),
+                    )
+                )
+                continue
+            self.records[key] = record
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.records.get(key)
+
+    def add(self, records: Iterable[dict[str, Any]]) -> None:
+        batch = list(records)
+        for record in batch:
+            self.records[record["key"]] = record
+        target = self.write_path
+        if target is None:
+            return
+        # A killed run leaves at most one torn last line, which the loader skips.
+        append_jsonl(
+            target, (json.dumps(record, ensure_ascii=False, sort_keys=True) for record in batch)
+        )
+
+
+def cache_key(method: Any, run_hash: str, run: int, example: Example) -> str:
+    return f"{method.name}/{run_hash}/{run}/{example.id}/{_question_hash(example)}"
+
+
+def method_run_hash(
+    method: Any,
+    decode: GenerationSettings,
+    run: int,
+    identity: dict[str, object],
+    system_prompt: str | None,
+    runs: int = 1,
+) -> str:
+    from kvsl.eval.methods import COT_PREFIX, settings_hash
+
+    return settings_hash(
+        {
+            "format": EVAL_FORMAT,
+            "model": identity,
+            "method": method.settings(),
+            "decode": decode.for_run(run, runs).payload(),
+            "system_prompt": system_prompt,
+            "cot_prefix": COT_PREFIX if method.cot else None,
+        }
+    )

@@ -1,0 +1,98 @@
+"""Judging what the teacher server sent back: a chat completion at all, and a usable trace.
+
+`malformed_completion` refuses a 200 response that is not a chat completion (an HTML
+page, another API's JSON, text that is not JSON): a failed request (`bad_response`).
+`judge_reply` refuses a completion whose text gives no usable trace (no `<step>` tags,
+no `<answer>`, the wrong answer, an empty or truncated reply) with the skip record
+that says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from kvsl.formats.questions import Example
+from kvsl.teacher.parsing import ParsedReply, answers_agree
+from kvsl.teacher.skiplog import SkipRecord
+
+REPLY_EXCERPT_CHARS = 2000  # how much of a rejected reply the skip log keeps
+
+
+def judge_reply(
+    example: Example, content: str, parsed: ParsedReply, finish: str | None
+) -> SkipRecord | None:
+    """Why the reply `content` (parsed as `parsed`) gives no trace for `example`, or None.
+
+    A rejected reply cut short by `max_tokens` (`finish == "length"`) is `truncated`,
+    unless its answer was simply wrong.
+    """
+    excerpt = content[:REPLY_EXCERPT_CHARS]
+    reject: SkipRecord | None = None
+    if not content.strip():
+        permanent = finish == "content_filter"
+        reject = SkipRecord(
+            example.id,
+            "empty_reply",
+            permanent,
+            f"the reply was empty (finish_reason={finish})",
+        )
+    elif not parsed.steps:
+        reject = SkipRecord(
+            example.id,
+            "no_steps",
+            True,
+            "the reply has no <step>...</step> tags",
+            reply=excerpt,
+        )
+    elif parsed.answer is None:
+        reject = SkipRecord(
+            example.id,
+            "no_answer",
+            True,
+            "the reply has no <answer>...</answer> tag",
+            reply=excerpt,
+        )
+    elif not answers_agree(parsed.answer, example.answer, example.choices):
+        reject = SkipRecord(
+            example.id,
+            "wrong_answer",
+            True,
+            "the teacher's answer differs from the known answer",
+            expected=example.answer,
+            got=parsed.answer,
+            reply=excerpt,
+        )
+    if reject is not None and finish == "length" and reject.reason != "wrong_answer":
+        reject = replace(
+            reject, reason="truncated", detail=reject.detail + "; the reply hit max_tokens"
+        )
+    return reject
+
+
+def malformed_completion(response: Any) -> str | None:
+    """Why a 200 response is not a chat completion, or None when it is one.
+
+    The openai client returns what it could make of the body: the text of a non-JSON page,
+    a list, or a ChatCompletion built without validation from JSON of another shape.
+
+    >>> malformed_completion("<html>sign in</html>")
+    "the server answered HTTP 200 with a body that is not JSON: '<html>sign in</html>'"
+    """
+    if isinstance(response, str | bytes):
+        text = response.decode("utf-8", "replace") if isinstance(response, bytes) else response
+        start = " ".join(text.split())[:120]
+        return f"the server answered HTTP 200 with a body that is not JSON: {start!r}"
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        found = (
+            f"JSON {type(response).__name__}"
+            if not hasattr(response, "model_extra")
+            else "JSON with keys " + ", ".join(f"`{k}`" for k in sorted(response.model_extra or {}))
+        )
+        return f"the server answered HTTP 200 with {found} and no `choices`: not a chat completion"
+    message = getattr(choices[0], "message", None)
+    content = getattr(message, "content", None)
+    if message is None or not (content is None or isinstance(content, str)):
+        return "the server answered HTTP 200 with a `choices` entry that has no message text"
+    return None
