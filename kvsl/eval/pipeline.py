@@ -22,6 +22,7 @@ from kvsl.eval.runner import (
     choose_caa,
     evaluate,
     run_points,
+    shared_results_cache,
 )
 from kvsl.formats.questions import Example, canonical_format, load_benchmark
 from kvsl.lang.diagnostics import KvslError
@@ -86,12 +87,7 @@ def effective_decode(request: EvalRequest, plan: Any) -> GenerationSettings:
 
 def _results_cache(out_dir: Path) -> ResultsCache:
     """The per-example cache; under torchrun each rank appends to its own shard of it."""
-    from kvsl.engine.distributed import barrier, dist_env
-
-    env = dist_env()
-    cache = ResultsCache(out_dir / "results.jsonl", rank=env.rank if env.active else None)
-    barrier()  # every rank has read the cache before any rank appends to it
-    return cache
+    return shared_results_cache(out_dir / "results.jsonl")
 
 
 def _file_sha256(path: str | None) -> str | None:

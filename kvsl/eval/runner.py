@@ -170,6 +170,17 @@ class ResultsCache:
         )
 
 
+def shared_results_cache(path: str | os.PathLike[str]) -> ResultsCache:
+    """The per-example cache for this process: under torchrun each rank appends to its own
+    shard of it (merged by rank 0 after each `evaluate`); one process writes the file."""
+    from kvsl.engine.distributed import barrier, dist_env
+
+    env = dist_env()
+    cache = ResultsCache(path, rank=env.rank if env.active else None)
+    barrier()  # every rank has read the cache before any rank appends to it
+    return cache
+
+
 # --- evaluation ----------------------------------------------------------------------------
 
 
@@ -337,6 +348,10 @@ def _merge_ranks(cache: ResultsCache, generated: int) -> int:
         cache.merge_shards()
     barrier()  # the merged file is complete
     cache.reload()
+    # Every rank has read the merged file before any appends to its shard again (the next
+    # evaluate of a sweep or a tune): a rank reading a shard another rank is already
+    # writing could see other pending questions and split them differently.
+    barrier()
     return sum(counts)
 
 
