@@ -153,12 +153,17 @@ def _group_ready() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def shard(items: Sequence[T]) -> list[T]:
-    """This rank's share: items rank, rank + world, ... (all of them in one process)."""
+def shard(items: Sequence[T], offset: int = 0) -> list[T]:
+    """This rank's share: the items whose `offset + index` is `rank` modulo the world size
+    (all of them in one process). `offset` continues a round-robin over several lists.
+
+    >>> shard([1, 2, 3])  # one process
+    [1, 2, 3]
+    """
     env = dist_env()
     if not _group_ready():
         return list(items)
-    return list(items[env.rank :: env.world_size])
+    return list(items[(env.rank - offset) % env.world_size :: env.world_size])
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

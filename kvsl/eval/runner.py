@@ -285,6 +285,7 @@ def evaluate(
 
     identity = identity or {}
     generated = 0
+    turn = 0  # batches dealt so far: the round-robin goes on across methods and runs
     for run in range(runs):
         settings = decode.for_run(run, runs)
         for method in methods:
@@ -302,8 +303,12 @@ def evaluate(
                 for start in range(0, len(pending), generator.batch_size)
             ]
             # Under torchrun, whole batches go round-robin to ranks: each batch is the one a
-            # single process would run, so greedy generations are the same tokens.
-            for chunk in shard(chunks):
+            # single process would run, so greedy generations are the same tokens. The deal
+            # goes on from method to method, so methods of one batch each (a tune's first
+            # rungs) still spread over the ranks instead of all landing on rank 0.
+            mine = shard(chunks, offset=turn)
+            turn += len(chunks)
+            for chunk in mine:
                 gens = generator.generate(method, [e.question for e in chunk], settings)
                 forced_labels = _model_forced(generator, method, chunk, gens, forced)
                 cache.add(

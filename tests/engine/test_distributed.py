@@ -64,6 +64,20 @@ def test_one_process_needs_no_process_group(monkeypatch):
     assert not torch.distributed.is_initialized()
 
 
+def test_the_deal_goes_on_across_lists(monkeypatch):
+    """Rank 1 of 2: its share of each list, the round-robin continuing from `offset`, so
+    lists of one item each (one batch per method) alternate between the ranks."""
+    import kvsl.engine.distributed as distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(distributed, "_group_ready", lambda: True)
+    assert shard(["a", "b", "c"]) == ["b"]
+    assert shard(["a", "b", "c"], offset=3) == ["a", "c"]
+    deal = [shard([method], offset=turn) for turn, method in enumerate(["m0", "m1", "m2"])]
+    assert deal == [[], ["m1"], []]
+
+
 def test_results_cache_shards_are_read_and_merged(tmp_path):
     path = tmp_path / "results.jsonl"
     for rank in (0, 1):
