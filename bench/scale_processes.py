@@ -5,6 +5,7 @@ greedy, the embedded model, nothing cached: a fresh output folder per run), in o
 interleaved repetitions of:
 
   1p x 2t   one process, the default threads (both cores of a 2-core machine)
+  1p x 1t   one process, `--threads 1`
   2p x 1t   `torchrun --nproc-per-node 2`: the batches split over two gloo processes,
             the default threads (cores / 2 = 1 each)
   and, for the thread rule, two *independent* `kvsl eval` processes side by side, each on
@@ -16,6 +17,11 @@ Prints each mode's median wall time with its min-max spread and the ratios to `1
 The machine may be shared: the spread says how much to trust a ratio.
 
     python bench/scale_processes.py [--questions 16] [--max-new-tokens 32] [--repeat 3]
+
+`--command tune` times `kvsl tune step-by-step` instead (the built-in spec and its shipped
+vectors, so nothing is extracted) on the first `--questions` of ARC-Challenge dev, c_v 2 and
+4 at repetition penalty 1.1, successive halving from half the questions: the modes
+`1p x 2t`, `1p x 1t` and `2p x 1t` only.
 """
 
 from __future__ import annotations
@@ -31,10 +37,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "benchmarks" / "arc_challenge" / "ARC-Challenge-Test.jsonl"
+ARC = ROOT.parent / "shared" / "data" / "benchmarks" / "arc_challenge"
+DATA = ARC / "ARC-Challenge-Test.jsonl"
+DEV = ARC / "ARC-Challenge-Dev.jsonl"
 
 
 def _eval_args(args: argparse.Namespace, limit: int, out: Path) -> list[str]:
+    if args.command == "tune":
+        return [
+            "tune", "step-by-step", "--dev", str(args.dev), "--format", "arc",
+            "--limit", str(limit), "--start-questions", str(max(1, limit // 2)),
+            "--values", "2,4", "--repetition-penalties", "1.1", "--max-new-tokens",
+            str(args.max_new_tokens), "--batch-size", str(args.batch_size), "--device", "cpu",
+            "--json", "--out", str(out),
+        ]  # fmt: skip
     return [
         "eval", "--model", "smollm2-135m", "--benchmark", "arc", "--data", str(args.data),
         "--limit", str(limit), "--methods", "plain", "--max-new-tokens",
@@ -78,7 +94,9 @@ def _timed(commands: list[list[str]], timeout: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--command", choices=("eval", "tune"), default="eval")
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--dev", type=Path, default=DEV, help="the dev file of --command tune")
     parser.add_argument("--questions", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=4)
@@ -98,6 +116,8 @@ def main() -> None:
                 full = _eval_args(args, args.questions, out)
                 if mode == "1p x 2t":
                     commands = [[*kvsl, *full]]
+                elif mode == "1p x 1t":  # one process that cannot contend with itself
+                    commands = [[*kvsl, *full, "--threads", "1"]]
                 elif mode == "2p x 1t":
                     commands = [[*torchrun, "--nproc-per-node=2", "-m", "kvsl", *full]]
                 else:
@@ -110,7 +130,9 @@ def main() -> None:
                 times[mode].append(seconds)
                 print(f"rep {rep + 1} {mode:8s} {seconds:7.1f} s", flush=True)
     base = statistics.median(times[modes[0]])
-    print(f"\n{args.questions} questions, {args.max_new_tokens} new tokens, batch {args.batch_size}, "
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nload average at the end (1, 5, 15 min): {load}")
+    print(f"\nkvsl {args.command}, {args.questions} questions, {args.max_new_tokens} new tokens, batch {args.batch_size}, "
           f"{os.cpu_count()} cores, {args.repeat} interleaved repetitions")  # fmt: skip
     print(f"{'mode':10s} {'median s':>9s} {'min-max s':>15s} {'vs ' + modes[0]:>12s}")
     for mode in modes:

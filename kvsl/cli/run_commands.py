@@ -236,6 +236,9 @@ def run(
 ) -> None:
     """Generate with steering: `kvsl run specs/step_by_step.kvs --prompt "Why is the sky blue?"`."""
     with reported_errors("json" if format in ("json", "jsonl") else "human"):
+        from kvsl.engine.distributed import refuse_launcher
+
+        refuse_launcher("run")  # KVS317 under torchrun: every rank would print the same text
         controls = decoding_controls(
             repetition_penalty, no_repeat_ngram_size, min_new_tokens, top_k
         )

@@ -76,6 +76,9 @@ def serve(
 ) -> None:
     """Serve the model and its styles over the OpenAI API: `kvsl serve step-by-step causal-chain`."""
     with reported_errors():
+        from kvsl.engine.distributed import refuse_launcher
+
+        refuse_launcher("serve")  # KVS317 under torchrun: every rank would bind the port
         from kvsl.serve.catalog import api_key_from, check_options
 
         check_options(port=port, max_batch=max_batch, max_queue=max_queue,

@@ -118,7 +118,11 @@ def teach_command(
     )
     with reported_errors():
         from kvsl.builtin import resolve_target
+        from kvsl.engine.distributed import refuse_launcher
 
+        # KVS317 under torchrun: every rank would ask the same questions and append the
+        # same traces to one file. (No torch is imported for this.)
+        refuse_launcher("teach")
         # A built-in style name stands for its spec file.
         request = TeachRequest(resolve_target(spec), options, dry_run=dry_run, given=spec)
         try:

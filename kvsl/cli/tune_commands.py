@@ -73,7 +73,14 @@ NgramSizesOption = Annotated[
 MaxNewTokensOption = Annotated[int, typer.Option("--max-new-tokens")]
 LimitOption = Annotated[int, typer.Option("--limit", help="Dev questions used at most.")]
 StartOption = Annotated[
-    int, typer.Option("--start", help="Questions of the first round (successive halving).")
+    int,
+    typer.Option(
+        "--start",
+        # torchrun's argument parser reads `--start` as an ambiguous prefix of its own
+        # `--start-method` and stops; under torchrun, write `--start-questions`.
+        "--start-questions",
+        help="Questions of the first round (successive halving).",
+    ),
 ]
 EtaOption = Annotated[
     int, typer.Option("--eta", help="Keep the best 1/eta, grow the subset eta times.")
@@ -125,7 +132,8 @@ def tune_command(
 
         # Threads (KVS313), the device (KVS309) and the precision, before anything loads.
         setup = prepare(threads=threads, device=device, precision=precision)
-        print(f"kvsl tune: {setup.line()}", file=sys.stderr)
+        if setup.dist.is_main:
+            print(f"kvsl tune: {setup.line()}", file=sys.stderr)
         if format is not None:
             from kvsl.formats.questions import canonical_format
 
@@ -147,10 +155,13 @@ def _run(request: Any, json_output: bool) -> None:
     """Call `kvsl.tune.run_tune`, then print the chosen setting (or the JSON report)."""
     from rich.console import Console
 
+    from kvsl.engine.distributed import is_main
     from kvsl.tune.run import run_tune
 
-    status = Console(stderr=True, highlight=False)
+    status = Console(stderr=True, highlight=False, quiet=not is_main())
     report = run_tune(request, console=status, quiet=json_output)
+    if report.pop("rank", 0) != 0:
+        return  # under torchrun / accelerate: rank 0 prints and writes the report
     if json_output:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
         return

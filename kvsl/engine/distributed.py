@@ -11,9 +11,16 @@ reduced (docs/scale.md):
 - extraction: contrast pairs go round-robin to ranks; each rank sums its pairs'
   (positive − negative) keys and values; the sums and the pair count are all-reduced, so
   the mean is exact whatever the split (float32 summation order aside, ≤ 1e-5);
-- eval: the batches of each method's pending questions go round-robin to ranks (whole
-  batches, so greedy generations are the same tokens as in one process); each rank appends
-  to its own shard of the results cache, rank 0 merges the shards and writes the report.
+- eval and tune: the batches of each method's pending questions go round-robin to ranks
+  (whole batches, so greedy generations are the same tokens as in one process); each rank
+  appends to its own shard of the results cache, rank 0 merges the shards and writes the
+  report; CAA's residual directions are summed like the cache vectors.
+
+Commands that run as one process (`kvsl run`, `serve`, `teach`) call `refuse_launcher`
+first (KVS317), since every rank would do the same work and write the same outputs.
+
+torch is imported inside the functions that reduce or gather, so reading the launcher's
+variables (and refusing) costs no torch import.
 """
 
 from __future__ import annotations
@@ -21,12 +28,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.source import Span
+
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
@@ -88,6 +96,25 @@ def dist_env(environ: Mapping[str, str] | None = None) -> DistEnv:
     return DistEnv(rank, world, local)
 
 
+def refuse_launcher(command: str, environ: Mapping[str, str] | None = None) -> None:
+    """KVS317 when a one-process command is started by a launcher as several processes.
+
+    Checked before anything loads or joins a process group, so every rank stops at once
+    (exit 2) instead of each doing the same work and writing the same outputs.
+    """
+    env = dist_env(environ)
+    if env.active:
+        raise KvslError.usage(
+            "KVS317",
+            f"`kvsl {command}` runs as one process, but a launcher started {env.world_size} "
+            f"(WORLD_SIZE={env.world_size}): every process would do the same work and write "
+            "the same output",
+            help=f"run `kvsl {command} ...` without torchrun / accelerate launch (for a model "
+            "larger than one device: `--device-map auto`); `kvsl build`, `eval` and `tune` "
+            "are the commands that split their work across processes",
+        )
+
+
 def init_distributed(device: str | None = None) -> DistEnv:
     """Join the process group when launched as several processes; a no-op for one.
 
@@ -126,12 +153,17 @@ def _group_ready() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def shard(items: Sequence[T]) -> list[T]:
-    """This rank's share: items rank, rank + world, ... (all of them in one process)."""
+def shard(items: Sequence[T], offset: int = 0) -> list[T]:
+    """This rank's share: the items whose `offset + index` is `rank` modulo the world size
+    (all of them in one process). `offset` continues a round-robin over several lists.
+
+    >>> shard([1, 2, 3])  # one process
+    [1, 2, 3]
+    """
     env = dist_env()
     if not _group_ready():
         return list(items)
-    return list(items[env.rank :: env.world_size])
+    return list(items[(env.rank - offset) % env.world_size :: env.world_size])
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

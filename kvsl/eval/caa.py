@@ -5,7 +5,9 @@ residual stream instead of the KV cache:
 
 - extraction: for every decoder layer `l`, the mean over the N pairs of
   (positive − negative) of layer `l`'s output hidden state at the last prompt token,
-  `(hidden,)` in float32 (`extract_caa`);
+  `(hidden,)` in float32 (`extract_caa`). Under `torchrun` each rank takes pairs
+  `rank, rank + W, ...`; the sums and the pair count are all-reduced, so the mean is exact
+  whatever the split (`kvsl.engine.distributed`);
 - steering: `multiplier · direction[l]` is added to layer `l`'s output by a forward hook
   (`caa_steering`), at the last prompt position during the prefill and at every position
   of every decoding step after it — so, unlike the one-shot cache edit, it costs work at
@@ -115,17 +117,20 @@ def extract_caa(
     `pairs` are token ids `(positive, negative)` (see `kvsl.engine.contrast.tokenize_pairs`).
     Batches are left-padded, so the last prompt token is at index -1 in every row.
     `progress(n)` is called after each batch with the number of prompts it finished.
+    Under `torchrun` every rank must call it with the same `pairs`: each runs its share.
 
     >>> # vectors = extract_caa(model, [(pos_ids, neg_ids), ...])
     >>> # vectors.directions[5].shape  → (hidden,)
     """
+    from kvsl.engine.distributed import all_reduce_sum, shard
     from kvsl.engine.inputs import left_pad, position_ids
     from kvsl.engine.models import base_model
 
     if not pairs:
         raise ValueError("CAA needs at least one contrast pair")
     layers = decoder_layers(model)
-    prompts = [list(p) for pair in pairs for p in pair]  # pos0, neg0, pos1, neg1, ...
+    mine = shard(pairs)  # this rank's pairs (all of them in one process)
+    prompts = [list(p) for pair in mine for p in pair]  # pos0, neg0, pos1, neg1, ...
     last: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(layers))}
     current: dict[int, torch.Tensor] = {}
 
@@ -158,10 +163,16 @@ def extract_caa(
     finally:
         for handle in handles:
             handle.remove()
-    directions = {}
+    hidden = int(model.get_input_embeddings().weight.shape[-1])  # the residual width
+    sums = torch.zeros(len(layers), hidden, dtype=torch.float32)  # (layers, hidden)
     for i, rows in last.items():
-        stacked = torch.cat(rows)  # (2N, hidden): positives at even rows
-        directions[i] = (stacked[0::2] - stacked[1::2]).mean(dim=0).contiguous()
+        if rows:  # a rank with no pairs (more ranks than pairs) adds zeros
+            stacked = torch.cat(rows)  # (2n, hidden): positives at even rows
+            sums[i] = (stacked[0::2] - stacked[1::2]).sum(dim=0)
+    # Sums and count over all ranks (one process: unchanged), so the mean is exact.
+    sums = all_reduce_sum(sums)
+    count = int(all_reduce_sum(torch.tensor([len(mine)], dtype=torch.float64))[0])
+    directions = {i: (sums[i] / count).contiguous() for i in range(len(layers))}
     hint = model_hint or str(getattr(model.config, "model_type", "llama"))
     digest = hashlib.sha256(repr([tuple(p) for pair in pairs for p in pair]).encode()).hexdigest()
     return CaaVectors(directions, hint, len(pairs), {"pairs_sha256": digest})

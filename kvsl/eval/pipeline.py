@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kvsl.base.hashing import file_sha256
-from kvsl.eval.results_cache import ResultsCache
+from kvsl.eval.results_cache import ResultsCache, shared_results_cache
 from kvsl.eval.runner import EvalResult, check_settings, evaluate
 from kvsl.eval.sweep import (
     SWEEP_PARAMETERS,
@@ -89,12 +89,7 @@ def effective_decode(request: EvalRequest, plan: Any) -> GenerationSettings:
 
 def _results_cache(out_dir: Path) -> ResultsCache:
     """The per-example cache; under torchrun each rank appends to its own shard of it."""
-    from kvsl.engine.distributed import barrier, dist_env
-
-    env = dist_env()
-    cache = ResultsCache(out_dir / "results.jsonl", rank=env.rank if env.active else None)
-    barrier()  # every rank has read the cache before any rank appends to it
-    return cache
+    return shared_results_cache(out_dir / "results.jsonl")
 
 
 def _file_sha256(path: str | None) -> str | None:

@@ -155,3 +155,14 @@ def method_run_hash(
             "cot_prefix": COT_PREFIX if method.cot else None,
         }
     )
+
+
+def shared_results_cache(path: str | os.PathLike[str]) -> ResultsCache:
+    """The per-example cache for this process: under torchrun each rank appends to its own
+    shard of it (merged by rank 0 after each `evaluate`); one process writes the file."""
+    from kvsl.engine.distributed import barrier, dist_env
+
+    env = dist_env()
+    cache = ResultsCache(path, rank=env.rank if env.active else None)
+    barrier()  # every rank has read the cache before any rank appends to it
+    return cache

@@ -130,9 +130,10 @@ def evaluate(
     """
     identity = identity or {}
     generated = 0
+    turn = 0  # batches dealt so far: the round-robin goes on across methods and runs
     for run in range(runs):
         for method in methods:
-            generated += _generate_missing(
+            done, dealt = _generate_missing(
                 generator,
                 method,
                 examples,
@@ -143,7 +144,10 @@ def evaluate(
                 identity=identity,
                 forced=forced,
                 progress=progress,
+                turn=turn,
             )
+            generated += done
+            turn += dealt
     generated = _merge_ranks(cache, generated)
     outcomes = {
         method.name: collect_outcomes(
@@ -167,10 +171,12 @@ def _generate_missing(
     identity: dict[str, object],
     forced: ForcedMode,
     progress: Progress | None,
-) -> int:
+    turn: int = 0,
+) -> tuple[int, int]:
     """Generate, and add to `cache`, the responses of one method and run it lacks.
 
-    Returns how many this process generated.
+    `turn` is how many batches were dealt to ranks before this one. Returns how many
+    responses this process generated and how many batches were dealt here.
     """
     from kvsl.engine.distributed import shard
 
@@ -188,8 +194,10 @@ def _generate_missing(
     ]
     generated = 0
     # Under torchrun, whole batches go round-robin to ranks: each batch is the one a
-    # single process would run, so greedy generations are the same tokens.
-    for chunk in shard(chunks):
+    # single process would run, so greedy generations are the same tokens. The deal goes
+    # on from method to method (`turn`), so methods of one batch each (a tune's first
+    # rungs) still spread over the ranks instead of all landing on rank 0.
+    for chunk in shard(chunks, offset=turn):
         gens = generator.generate(method, [e.question for e in chunk], settings)
         forced_labels = _model_forced(generator, method, chunk, gens, forced)
         cache.add(
@@ -210,7 +218,7 @@ def _generate_missing(
         generated += len(chunk)
         if progress is not None:
             progress(label, len(chunk), len(examples))
-    return generated
+    return generated, len(chunks)
 
 
 def _merge_ranks(cache: ResultsCache, generated: int) -> int:
@@ -226,6 +234,10 @@ def _merge_ranks(cache: ResultsCache, generated: int) -> int:
         cache.merge_shards()
     barrier()  # the merged file is complete
     cache.reload()
+    # Every rank has read the merged file before any appends to its shard again (the next
+    # evaluate of a sweep or a tune): a rank reading a shard another rank is already
+    # writing could see other pending questions and split them differently.
+    barrier()
     return sum(counts)
 
 

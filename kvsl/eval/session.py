@@ -196,11 +196,16 @@ def coefficients(
 
 
 def caa_vectors(ctx: EvalContext, *, batch_size: int | None = None) -> CaaVectors:
-    """CAA directions from the plan's contrast pairs, cached under `<out>/caa/`."""
+    """CAA directions from the plan's contrast pairs, cached under `<out>/caa/`.
+
+    Under `torchrun` every rank calls it: the pairs are split (`extract_caa`), rank 0
+    writes the cache file.
+    """
     import torch
     from safetensors.torch import load_file, save_file
 
     from kvsl.engine.contrast import build_contrast_pairs, tokenize_pairs
+    from kvsl.engine.distributed import is_main
     from kvsl.engine.generate import pad_token_id
     from kvsl.eval.caa import extract_caa
 
@@ -221,7 +226,7 @@ def caa_vectors(ctx: EvalContext, *, batch_size: int | None = None) -> CaaVector
         )
     pairs = tokenize_pairs(build_contrast_pairs(ctx.plan), tokenizer)
     ids = [(p.positive, p.negative) for p in pairs]
-    if ctx.console is not None:
+    if ctx.console is not None and is_main():
         ctx.console.print(f"extracting CAA directions from {len(ids)} contrast pairs")
     vectors = extract_caa(
         model,
@@ -231,13 +236,19 @@ def caa_vectors(ctx: EvalContext, *, batch_size: int | None = None) -> CaaVector
         model_hint=hint,
     )
     from kvsl.base.atomic import atomic_path
+    from kvsl.engine.distributed import barrier
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temporary:
-        save_file(
-            {f"direction.{i}": v.to(torch.float32).contiguous() for i, v in vectors.directions.items()},
-            str(temporary),
-        )
+    if is_main():  # under torchrun every rank holds the reduced directions; rank 0 saves them
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temporary:
+            save_file(
+                {
+                    f"direction.{i}": v.to(torch.float32).contiguous()
+                    for i, v in vectors.directions.items()
+                },
+                str(temporary),
+            )
+    barrier()  # the file exists for every rank before any looks for it again
     return CaaVectors(
         vectors.directions, hint, vectors.pairs, {"pairs_sha256": ctx.plan.vector_hash}
     )

@@ -195,6 +195,19 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "kvsl run specs/s.kvs --device-map auto -p 'Why?'",
     ),
     Code(
+        "KVS317",
+        "command runs as one process",
+        Severity.ERROR,
+        "`kvsl build`, `kvsl eval` and `kvsl tune` split their work across the processes a "
+        "launcher (`torchrun`, `accelerate launch`) starts. `kvsl run`, `kvsl serve` and "
+        "`kvsl teach` do not: every process would generate the same text, bind the same port "
+        "or ask the teacher the same questions and append to the same trace file. They stop "
+        "before loading anything when WORLD_SIZE is above 1. Run them as one process; a model "
+        "too large for one device is spread with `--device-map`.",
+        "torchrun --nproc-per-node 2 -m kvsl run specs/s.kvs -p 'Why?'",
+        "kvsl run specs/s.kvs --device-map auto -p 'Why?'",
+    ),
+    Code(
         "KVS400",
         "artifact not found",
         Severity.ERROR,

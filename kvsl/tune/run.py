@@ -8,6 +8,13 @@ Steps: refuse a test split (KVS700), load the dev file (KVS6xx diagnostics at fi
 check the style can be scored (KVS701), load the model and the spec's vectors, search
 (`kvsl.tune.search`), write the JSON and markdown reports and the plot, and with `write`
 put the chosen values into the spec (`kvsl.tune.write`).
+
+Under `torchrun` / `accelerate launch` every rank runs all of this: each setting's
+questions are split across ranks by `evaluate`, each rank appends to its own shard of the
+per-example cache, and after every evaluation rank 0 merges the shards and every rank reads
+the merged cache back, so all ranks score the same answers and halve alike (rank 0's
+choice is taken, `kvsl.tune.search`). Rank 0 alone writes the reports, the plot and the
+spec (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kvsl.base.hashing import file_sha256
-from kvsl.eval.results_cache import ResultsCache
+from kvsl.eval.results_cache import shared_results_cache
 from kvsl.formats.questions import Example, canonical_format, load_benchmark
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.plan import GenerationSettings, Plan
@@ -85,10 +92,13 @@ def run_tune(
     if len(dev) < SMALL_DEV:
         warnings.append(_warning("KVS705", f"the dev set has only {len(dev)} questions", request))
     ctx = context if context is not None else _context(request, console)
-    cache = ResultsCache(results_path(request.out_dir))
+    from kvsl.engine.distributed import dist_env
+
+    main = dist_env().is_main  # under torchrun: rank 0 alone shows progress and writes
+    cache = shared_results_cache(results_path(request.out_dir))  # a shard per rank
     warnings += cache.warnings
     base = GenerationSettings(max_new_tokens=request.max_new_tokens, seed=plan.generate.seed)
-    display, progress = _progress(console, quiet)
+    display, progress = _progress(console, quiet or not main)
     with display if display is not None else _Nothing():
         result = search(
             request,
@@ -109,6 +119,12 @@ def run_tune(
     report = _report(request, plan, dev, result, warnings)
     out_dir = Path(request.out_dir)
     stem = f"tune-{plan.style}-{Path(request.dev).stem}"
+    if not main:  # the same report as rank 0's, nothing written
+        report["plot"] = str(out_dir / f"{stem}.png")
+        report["report_path"] = str(out_dir / f"{stem}.json")
+        report["markdown_path"] = str(out_dir / f"{stem}.md")
+        report["rank"] = dist_env().rank
+        return report
     plot = plot_tune(result, out_dir / f"{stem}.png", title=f"{plan.style} on {Path(request.dev).name}")
     report["plot"] = str(plot)
     if request.write and result.chosen is not None:

@@ -15,6 +15,10 @@ Cheap by design:
   answered them all (so the accuracy test of the chosen setting uses the whole dev set);
 - every answer goes to the eval's per-example cache (`<out>/results.jsonl`), keyed by the
   method and decoding settings, so a killed tune resumes without generating anything twice.
+
+Under `torchrun` each `evaluate` splits its questions across ranks and leaves every rank
+with the same merged answers, so every rank scores the same trials; the settings that go
+on are still taken from rank 0 (`_agreed`), so the ranks cannot drift apart on a tie.
 """
 
 from __future__ import annotations
@@ -176,7 +180,9 @@ def search(
                 scored.append(_trial(setting, rung, n, summary, plain, novelty, request.alpha))
         trials.extend(scored)
         keep = rungs[rung + 1][1] if rung + 1 < len(rungs) else 1
-        alive = [t.setting for t in sorted(scored, key=rank_key, reverse=True)[:keep]]
+        alive = _agreed(
+            settings, [t.setting for t in sorted(scored, key=rank_key, reverse=True)[:keep]]
+        )
     last = [t for t in trials if t.rung == len(rungs) - 1]
     best = max(last, key=rank_key)
     return TuneResult(
@@ -187,6 +193,18 @@ def search(
         generated,
         time.perf_counter() - started,
     )
+
+
+def _agreed(settings: Sequence[Setting], alive: list[Setting]) -> list[Setting]:
+    """Rank 0's `alive` on every rank (`alive` itself in one process).
+
+    Every rank reads the same merged cache, so the lists already agree; taking rank 0's
+    keeps the ranks running the same evaluations (the same collective calls) regardless.
+    """
+    from kvsl.engine.distributed import all_gather
+
+    chosen = all_gather([settings.index(s) for s in alive])[0]
+    return [settings[i] for i in chosen]
 
 
 def _trial(
