@@ -4,6 +4,7 @@
     python scripts/build_shipped.py step-by-step    # one style
     python scripts/build_shipped.py --check         # exit 1 when any shipped vector is stale
     python scripts/build_shipped.py --reindex       # index.json from the files present
+    python scripts/build_shipped.py --reuse-built   # take up-to-date `kvsl build` artifacts
 
 For each built-in spec: compile it, extract its vectors on the embedded model (the spec's
 own `model`, which must be the embedded one), write `specs/vectors/<style>.safetensors`
@@ -57,7 +58,28 @@ def check(plans: list) -> int:
     return 1 if stale else 0
 
 
-def build_all(plans: list, threads: int, skip_current: bool = False) -> None:
+def _built(plan: object) -> object | None:
+    """The plan's `kvsl build` artifact when one with its vector hash exists, else None.
+
+    Extraction is deterministic, so the cached artifact (content-addressed by the vector
+    hash, `kvsl.engine.build.artifact_path_for`) holds the vectors a fresh extraction
+    would; reusing it saves one extraction per style on a crowded CPU.
+    """
+    from kvsl.engine.artifact import load_artifact
+    from kvsl.engine.build import artifact_path_for
+
+    path = artifact_path_for(plan)  # type: ignore[arg-type]
+    if not path.is_file():
+        return None
+    vectors = load_artifact(path)
+    if vectors.manifest.get("vector_hash") != plan.vector_hash:  # type: ignore[attr-defined]
+        return None
+    return vectors
+
+
+def build_all(
+    plans: list, threads: int, skip_current: bool = False, reuse_built: bool = False
+) -> None:
     import torch
 
     from kvsl.engine.artifact import save_artifact
@@ -84,9 +106,13 @@ def build_all(plans: list, threads: int, skip_current: bool = False) -> None:
             continue
         if plan.model.kind != "embedded":
             sys.exit(f"`{plan.style}` names `{plan.model.name}`: only embedded models ship")
-        if loaded is None or loaded.ref != plan.model:
-            loaded = load_model(plan.model, dtype=torch.float32, device="cpu")
-        vectors = extract_vectors(loaded, plan, progress=True)
+        vectors = _built(plan) if reuse_built else None
+        if vectors is None:
+            if loaded is None or loaded.ref != plan.model:
+                loaded = load_model(plan.model, dtype=torch.float32, device="cpu")
+            vectors = extract_vectors(loaded, plan, progress=True)
+        else:
+            print(f"{plan.style}: reusing the up-to-date `kvsl build` artifact")
         vectors = SteeringVectors(
             vectors.keys,
             vectors.values,
@@ -145,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-current", action="store_true", help="leave styles whose vectors are current"
     )
     parser.add_argument(
+        "--reuse-built",
+        action="store_true",
+        help="take a style's vectors from its up-to-date `kvsl build` artifact when there is one",
+    )
+    parser.add_argument(
         "--reindex", action="store_true", help="rewrite index.json from the files present"
     )
     args = parser.parse_args(argv)
@@ -154,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reindex:
         reindex(plans)
         return 0
-    build_all(plans, args.threads, args.skip_current)
+    build_all(plans, args.threads, args.skip_current, args.reuse_built)
     return 0
 
 
