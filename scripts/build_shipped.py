@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -58,7 +59,7 @@ def check(plans: list) -> int:
     return 1 if stale else 0
 
 
-def _built(plan: object) -> object | None:
+def _built(plan: Any) -> Any:
     """The plan's `kvsl build` artifact when one with its vector hash exists, else None.
 
     Extraction is deterministic, so the cached artifact (content-addressed by the vector
@@ -68,11 +69,11 @@ def _built(plan: object) -> object | None:
     from kvsl.engine.artifact import load_artifact
     from kvsl.engine.build import artifact_path_for
 
-    path = artifact_path_for(plan)  # type: ignore[arg-type]
+    path = artifact_path_for(plan)
     if not path.is_file():
         return None
     vectors = load_artifact(path)
-    if vectors.manifest.get("vector_hash") != plan.vector_hash:  # type: ignore[attr-defined]
+    if vectors.manifest.get("vector_hash") != plan.vector_hash:
         return None
     return vectors
 
@@ -106,19 +107,19 @@ def build_all(
             continue
         if plan.model.kind != "embedded":
             sys.exit(f"`{plan.style}` names `{plan.model.name}`: only embedded models ship")
-        vectors = _built(plan) if reuse_built else None
-        if vectors is None:
+        source: SteeringVectors | None = _built(plan) if reuse_built else None
+        if source is None:
             if loaded is None or loaded.ref != plan.model:
                 loaded = load_model(plan.model, dtype=torch.float32, device="cpu")
-            vectors = extract_vectors(loaded, plan, progress=True)
+            source = extract_vectors(loaded, plan, progress=True)
         else:
             print(f"{plan.style}: reusing the up-to-date `kvsl build` artifact")
         vectors = SteeringVectors(
-            vectors.keys,
-            vectors.values,
-            vectors.offset_token,
-            _relative_manifest(vectors.manifest),
-            prefix=vectors.prefix,
+            source.keys,
+            source.values,
+            source.offset_token,
+            _relative_manifest(source.manifest),
+            prefix=source.prefix,
         )
         name = f"{_slug(plan.style)}.safetensors"
         path = save_artifact(vectors, folder / name)
@@ -134,7 +135,8 @@ def build_all(
             model=plan.model.name,
         )
         write_index(folder, entries)  # after each style: an interrupted run keeps the rest
-        seconds = vectors.manifest.get("stats", {}).get("seconds")  # type: ignore[union-attr]
+        stats = vectors.manifest.get("stats", {})
+        seconds = stats.get("seconds") if isinstance(stats, dict) else None
         print(f"{plan.style}: {path.relative_to(ROOT)} ({path.stat().st_size} bytes, {seconds} s)")
 
 

@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -119,9 +120,9 @@ def main() -> int:
         spec_coefficients = {
             layer: kv for layer, kv in spec_coefficients.items() if first <= layer <= last
         }
-    values = [float(v) for v in args.values.split(",") if v] or [None]
+    values: list[float | None] = [float(v) for v in args.values.split(",") if v] or [None]
 
-    def generate(edit: object, edit_key: object) -> list[str]:
+    def generate(edit: Any, edit_key: object) -> list[str]:
         key = GenerationCache.key("lab", plan.model.name, ids, offset, edit_key, settings)
         if (texts := cache.get(key)) is None:
             t0 = time.perf_counter()
