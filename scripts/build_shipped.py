@@ -4,6 +4,7 @@
     python scripts/build_shipped.py step-by-step    # one style
     python scripts/build_shipped.py --check         # exit 1 when any shipped vector is stale
     python scripts/build_shipped.py --reindex       # index.json from the files present
+    python scripts/build_shipped.py --reuse-built   # take up-to-date `kvsl build` artifacts
 
 For each built-in spec: compile it, extract its vectors on the embedded model (the spec's
 own `model`, which must be the embedded one), write `specs/vectors/<style>.safetensors`
@@ -22,6 +23,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -57,7 +59,28 @@ def check(plans: list) -> int:
     return 1 if stale else 0
 
 
-def build_all(plans: list, threads: int, skip_current: bool = False) -> None:
+def _built(plan: Any) -> Any:
+    """The plan's `kvsl build` artifact when one with its vector hash exists, else None.
+
+    Extraction is deterministic, so the cached artifact (content-addressed by the vector
+    hash, `kvsl.engine.build.artifact_path_for`) holds the vectors a fresh extraction
+    would; reusing it saves one extraction per style on a crowded CPU.
+    """
+    from kvsl.engine.artifact import load_artifact
+    from kvsl.engine.build import artifact_path_for
+
+    path = artifact_path_for(plan)
+    if not path.is_file():
+        return None
+    vectors = load_artifact(path)
+    if vectors.manifest.get("vector_hash") != plan.vector_hash:
+        return None
+    return vectors
+
+
+def build_all(
+    plans: list, threads: int, skip_current: bool = False, reuse_built: bool = False
+) -> None:
     import torch
 
     from kvsl.base.hashing import file_sha256
@@ -84,15 +107,19 @@ def build_all(plans: list, threads: int, skip_current: bool = False) -> None:
             continue
         if plan.model.kind != "embedded":
             sys.exit(f"`{plan.style}` names `{plan.model.name}`: only embedded models ship")
-        if loaded is None or loaded.ref != plan.model:
-            loaded = load_model(plan.model, dtype=torch.float32, device="cpu")
-        vectors = extract_vectors(loaded, plan, progress=True)
+        source: SteeringVectors | None = _built(plan) if reuse_built else None
+        if source is None:
+            if loaded is None or loaded.ref != plan.model:
+                loaded = load_model(plan.model, dtype=torch.float32, device="cpu")
+            source = extract_vectors(loaded, plan, progress=True)
+        else:
+            print(f"{plan.style}: reusing the up-to-date `kvsl build` artifact")
         vectors = SteeringVectors(
-            vectors.keys,
-            vectors.values,
-            vectors.offset_token,
-            _relative_manifest(vectors.manifest),
-            prefix=vectors.prefix,
+            source.keys,
+            source.values,
+            source.offset_token,
+            _relative_manifest(source.manifest),
+            prefix=source.prefix,
         )
         name = f"{_slug(plan.style)}.safetensors"
         path = save_artifact(vectors, folder / name)
@@ -108,7 +135,8 @@ def build_all(plans: list, threads: int, skip_current: bool = False) -> None:
             model=plan.model.name,
         )
         write_index(folder, entries)  # after each style: an interrupted run keeps the rest
-        seconds = vectors.manifest.get("stats", {}).get("seconds")  # type: ignore[union-attr]
+        stats = vectors.manifest.get("stats", {})
+        seconds = stats.get("seconds") if isinstance(stats, dict) else None
         print(f"{plan.style}: {path.relative_to(ROOT)} ({path.stat().st_size} bytes, {seconds} s)")
 
 
@@ -146,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-current", action="store_true", help="leave styles whose vectors are current"
     )
     parser.add_argument(
+        "--reuse-built",
+        action="store_true",
+        help="take a style's vectors from its up-to-date `kvsl build` artifact when there is one",
+    )
+    parser.add_argument(
         "--reindex", action="store_true", help="rewrite index.json from the files present"
     )
     args = parser.parse_args(argv)
@@ -155,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reindex:
         reindex(plans)
         return 0
-    build_all(plans, args.threads, args.skip_current)
+    build_all(plans, args.threads, args.skip_current, args.reuse_built)
     return 0
 
 

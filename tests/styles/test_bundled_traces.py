@@ -129,6 +129,9 @@ def _strategy_execute(trace: Trace) -> str | None:
 
 
 def _causal_chain(trace: Trace) -> str | None:
+    # A shared opener, as for analogical: the vector mostly sets the answer's first token.
+    if not trace.steps[0].startswith("Because "):
+        return f"first step does not open with `Because `: {trace.steps[0]!r}"
     linked = sum(1 for step in trace.steps if CAUSAL_WORD.search(step))
     if linked * 4 < len(trace.steps) * 3:  # at least three steps in four carry a link
         return f"only {linked} of {len(trace.steps)} steps say if/then/because/therefore"
@@ -138,6 +141,8 @@ def _causal_chain(trace: Trace) -> str | None:
 
 
 def _annotated_deduction(trace: Trace) -> str | None:
+    if not trace.steps[0].startswith("[Fact] "):  # a shared opener (see _causal_chain)
+        return f"first step does not open with `[Fact] `: {trace.steps[0]!r}"
     arrows = sum(1 for step in trace.steps if "→" in step)
     if arrows * 2 < len(trace.steps):  # most steps read "[Premise] ... → [Conclusion] ..."
         return f"only {arrows} of {len(trace.steps)} steps carry a `→` deduction"
@@ -344,8 +349,12 @@ def _trace(*steps: str) -> Trace:
     [
         ("step_by_step.jsonl", ("1. a.", "2. b."), ("1. a.", "3. b.")),
         ("strategy_execute.jsonl", ("Strategy: p.", "Step 1: a.", "Check: c."), ("Step 1: a.",)),
-        ("causal_chain.jsonl", ("If a, then b.", "Therefore c."), ("A.", "B.", "Therefore c.")),
-        ("annotated_deduction.jsonl", ("[P] a → [C] b",), ("[P] a, so b",)),
+        ("causal_chain.jsonl", ("Because a, b.", "If b, then c.", "Therefore c."),
+         ("A.", "B.", "Therefore c.")),
+        ("causal_chain.jsonl", ("Because a, b.", "If b, then c.", "Therefore c."),
+         ("If a, then b.", "Because b, c.", "Therefore c.")),
+        ("annotated_deduction.jsonl", ("[Fact] a → [C] b",), ("[Fact] a, so b",)),
+        ("annotated_deduction.jsonl", ("[Fact] a → [C] b",), ("[P] a → [C] b",)),
         ("analogical.jsonl", ("Just like a seesaw, a balance levels.", "Here the masses match."),
          ("This is just like a seesaw.", "Here the masses match.")),
     ],
