@@ -73,19 +73,7 @@ class Tokens:
 
     def span(self, first: int, last: int) -> Span:
         """The span from the start of token `first` to the end of token `last`."""
-        start, end = self.starts[first], self.ends[last]
-        starts = self.line_starts
-        line, end_line = bisect_right(starts, start), bisect_right(starts, end)
-        span = _new(Span)  # see offset_span
-        fields = span.__dict__
-        fields["path"] = self.source.path
-        fields["start"] = start
-        fields["end"] = end
-        fields["line"] = line
-        fields["column"] = start - starts[line - 1] + 1
-        fields["end_line"] = end_line
-        fields["end_column"] = end - starts[end_line - 1] + 1
-        return span
+        return self.offset_span(self.starts[first], self.ends[last])
 
     def offset_span(self, start: int, end: int) -> Span:
         """The span of the characters [start, end)."""
