@@ -370,4 +370,11 @@ def markdown(meta: dict[str, Any], rows: dict[str, Any], args: argparse.Namespac
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from kvsl.lang.diagnostics import KvslError
+
+    try:
+        sys.exit(main())
+    except KvslError as err:  # a coded diagnostic (a missing file, a test split), no traceback
+        for diagnostic in err.diagnostics:
+            print(f"{diagnostic.code}: {diagnostic.message}", file=sys.stderr)
+        sys.exit(int(err.exit_code))
