@@ -98,6 +98,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--out", default=str(ROOT / ".kvsl" / "dev_accuracy"))
     parser.add_argument("--doc", default=str(ROOT / "docs" / "dev_accuracy.md"))
+    parser.add_argument(
+        "--doc-only",
+        action="store_true",
+        help="rewrite the document from <out>/dev-accuracy.json; load and generate nothing",
+    )
     return parser.parse_args(argv)
 
 
@@ -221,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _args(argv)
     console = Console(stderr=True, highlight=False)
+    if args.doc_only:
+        saved = json.loads((Path(args.out) / "dev-accuracy.json").read_text(encoding="utf-8"))
+        write_outputs(args, saved["meta"], saved["rows"])
+        console.print(f"wrote {args.doc}")
+        return 0
     root = Path(args.data_root)
     specs = [Path(s.strip()) for s in args.specs.split(",") if s.strip()]
     names = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
@@ -353,7 +363,18 @@ def markdown(meta: dict[str, Any], rows: dict[str, Any], args: argparse.Namespac
         for name, row in by_bench.items()
         if row["difference"] < 0 and row["p_mcnemar"] < 0.05
     ]
+    done = {(Path(row["spec"]).stem, name) for by in rows.values() for name, row in by.items()}
+    missing = [
+        f"{stem} on {BENCHMARKS[name][3]}"
+        for stem in SPECS
+        for name in BENCHMARKS
+        if (stem, name) not in done
+    ]
     lines += [
+        "",
+        "Not measured yet (run the script again; it resumes): "
+        + (", ".join(missing) if missing else "nothing")
+        + ".",
         "",
         "Significantly below plain (Δ < 0 and p < 0.05): "
         + (", ".join(below) if below else "none of the rows above")

@@ -92,6 +92,7 @@ def test_dev_accuracy_writes_every_row_and_shares_plain(tmp_path: Path, tiny) ->
                 for line in text.splitlines()
             ), (style, bench)
     assert "capped at **3**" in text
+    assert "annotated_deduction on PIQA" in text.split("Not measured yet")[1]
     data = json.loads((tmp_path / "out" / "dev-accuracy.json").read_text())
     rows = data["rows"]
     # Plain is generated once per benchmark and shared: the second style generates only its
@@ -111,6 +112,10 @@ def test_dev_accuracy_writes_every_row_and_shares_plain(tmp_path: Path, tiny) ->
     assert again["analogical"]["piqa"]["generated"] == 0
     assert again["analogical"]["piqa"]["steered"] == rows["analogical"]["piqa"]["steered"]
     assert "step-by-step" in again
+    # The document can be rewritten from the saved numbers alone (no model is loaded).
+    doc.unlink()
+    assert _script().main(["--doc-only", "--out", str(tmp_path / "out"), "--doc", str(doc)]) == 0
+    assert "| analogical (" in doc.read_text()
 
 
 def test_piqa_sample_is_fixed_and_test_splits_are_refused(tmp_path: Path) -> None:
