@@ -55,7 +55,8 @@ def tune_command(
     ] = None,
     labels: Annotated[str | None, typer.Option("--labels", help="PIQA labels for --dev.")] = None,
     values: Annotated[
-        str | None, typer.Option("--values", help="c_v grid, e.g. 2,4,6 (default: 2,4,6 + spec).")
+        str | None,
+        typer.Option("--values", help="c_v grid, e.g. 2,4,6 (default: the spec's c_v and ±2)."),
     ] = None,
     keys: Annotated[str | None, typer.Option("--keys", help="c_k grid (default: spec's).")] = None,
     layers: Annotated[
@@ -67,7 +68,7 @@ def tune_command(
     ] = None,
     repetition_penalties: Annotated[
         str | None,
-        typer.Option("--repetition-penalties", help="Grid (default: 1,1.15 + spec's)."),
+        typer.Option("--repetition-penalties", help="Grid (default: 1 and the spec's, or 1.15)."),
     ] = None,
     no_repeat_ngram_sizes: Annotated[
         str | None, typer.Option("--no-repeat-ngram-sizes", help="Grid (default: spec's).")
