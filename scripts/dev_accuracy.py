@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write docs/dev_accuracy.md: does each built-in style, as written, keep dev accuracy?
 
-    python scripts/dev_accuracy.py --threads 2 --batch-size 32 --max-new-tokens 128
+    python scripts/dev_accuracy.py --threads 2 --batch-size 32 --max-new-tokens 96
 
 For every spec (default: the five built-in styles, step-by-step first) and every benchmark
 (ARC-Challenge, CommonsenseQA, PIQA), plain generation and cache steering answer the same
@@ -88,7 +88,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-new-tokens",
         type=int,
-        default=128,
+        default=96,
         help="cap on the spec's max_new_tokens (a truncated multiple-choice answer falls "
         "back to the model's forced choice, as in `kvsl eval`)",
     )
@@ -380,7 +380,8 @@ def markdown(meta: dict[str, Any], rows: dict[str, Any], args: argparse.Namespac
         + (", ".join(below) if below else "none of the rows above")
         + ".",
         "",
-        "Rerun (resumes from `.kvsl/dev_accuracy/results.jsonl`; plain is not regenerated):",
+        "Rerun (resumes from `.kvsl/dev_accuracy/results.jsonl`; plain is not regenerated; add",
+        "`--data-root DIR` when the benchmarks are not in `../shared/data/benchmarks`):",
         "",
         "    python scripts/dev_accuracy.py --threads 2 --batch-size 32 --max-new-tokens "
         f"{meta['max_new_tokens']}",
