@@ -64,17 +64,19 @@ def main() -> None:
 
     from kvsl.engine.models import load_model, resolve_ref
     from kvsl.formats.questions import load_benchmark
-    from kvsl.tune.grid import DEFAULT_PENALTIES, DEFAULT_VALUES, TuneRequest
+    from kvsl.tune.grid import TuneRequest, default_penalties, default_values
     from kvsl.tune.search import answer_budget, rung_sizes
 
     loaded = load_model(resolve_ref(args.model), dtype=torch.float32)
     questions = [e.question for e in load_benchmark(args.dev, args.format)[: args.batch_size]]
     walls, cpus = _measure(loaded.model, loaded.tokenizer, questions, args)
     wall, cpu = statistics.median(walls), statistics.median(cpus)
-    settings = len(DEFAULT_VALUES) * len(DEFAULT_PENALTIES)
+    # The default grid of a built-in spec: its c_v ± 2 and the penalties off and its own.
+    penalties = len(default_penalties(1.1))
+    settings = len(default_values(5.0)) * penalties
     request = TuneRequest("", "")
     rungs = rung_sizes(200, request.start, request.eta, settings)
-    steered, plain = answer_budget(rungs, decodings=len(DEFAULT_PENALTIES))
+    steered, plain = answer_budget(rungs, decodings=penalties)
     tokens = steered * args.steered_tokens + plain * args.plain_tokens
     print(f"model {args.model}, batch {args.batch_size}, {args.new_tokens} new tokens/row, "
           f"{args.threads} thread(s), {args.reps} reps")

@@ -53,7 +53,8 @@ FormatOption = Annotated[
 ]
 LabelsOption = Annotated[str | None, typer.Option("--labels", help="PIQA labels for --dev.")]
 ValuesOption = Annotated[
-    str | None, typer.Option("--values", help="c_v grid, e.g. 2,4,6 (default: 2,4,6 + spec).")
+    str | None,
+    typer.Option("--values", help="c_v grid, e.g. 2,4,6 (default: the spec's c_v and ±2)."),
 ]
 KeysOption = Annotated[str | None, typer.Option("--keys", help="c_k grid (default: spec's).")]
 LayersOption = Annotated[
@@ -65,7 +66,7 @@ ShotsOption = Annotated[
 ]
 PenaltiesOption = Annotated[
     str | None,
-    typer.Option("--repetition-penalties", help="Grid (default: 1,1.15 + spec's)."),
+    typer.Option("--repetition-penalties", help="Grid (default: 1 and the spec's, or 1.15)."),
 ]
 NgramSizesOption = Annotated[
     str | None, typer.Option("--no-repeat-ngram-sizes", help="Grid (default: spec's).")

@@ -17,8 +17,8 @@ from kvsl.lang.diagnostics import COMMAND_LINE, ExitCode, KvslError
 from kvsl.lang.plan import GenerationSettings, LayerSpan, Plan
 from kvsl.lang.source import Span
 
-DEFAULT_VALUES = (2.0, 4.0, 6.0)
-DEFAULT_PENALTIES = (1.0, 1.15)
+VALUE_STEP = 2.0  # the default c_v grid: the spec's value and one step either side
+DEFAULT_PENALTY = 1.15  # tried beside "off" when the spec sets no repetition penalty
 SMALL_DEV = 30  # below this the paired accuracy test has little power (KVS705)
 
 
@@ -26,8 +26,9 @@ SMALL_DEV = 30  # below this the paired accuracy test has little power (KVS705)
 class TuneRequest:
     """Every setting of one `kvsl tune` (the CLI fills it from flags; a server may too).
 
-    Grids left empty take the spec's own value (c_v: `DEFAULT_VALUES` and the spec's;
-    repetition penalty: `DEFAULT_PENALTIES` and the spec's). Successive halving: every
+    Grids left empty take the spec's own value (c_v: the spec's and one `VALUE_STEP` either
+    side; repetition penalty: off and the spec's, or `DEFAULT_PENALTY` when the spec sets
+    none), so the default search has 6 settings whatever the spec. Successive halving: every
     setting is tried on the first `start` dev questions, the best `1/eta` go on to `eta`
     times as many questions, until one setting has answered all `limit` questions.
     """
@@ -121,13 +122,34 @@ def bad_option(message: str, help: str | None = None) -> KvslError:
     return KvslError.one("KVS702", message, COMMAND_LINE, help=help, exit_code=ExitCode.USAGE)
 
 
+def default_values(value: float) -> tuple[float, ...]:
+    """The c_v grid around a spec's value: a tune refines the spec, it does not restart.
+
+    Below the step, the lower neighbour is half the value (c_v = 0 would be plain).
+
+    >>> default_values(5), default_values(6.0), default_values(2), default_values(1)
+    ((3.0, 5.0, 7.0), (4.0, 6.0, 8.0), (1.0, 2.0, 4.0), (0.5, 1.0, 3.0))
+    """
+    value = float(value)
+    return tuple(sorted({max(value - VALUE_STEP, value / 2), value, value + VALUE_STEP}))
+
+
+def default_penalties(spec_penalty: float) -> tuple[float, ...]:
+    """Off, and the spec's own penalty (or `DEFAULT_PENALTY` when the spec sets none).
+
+    Two decodings, not three: each decoding costs a plain baseline on every dev question.
+
+    >>> default_penalties(1.1), default_penalties(1.0)
+    ((1.0, 1.1), (1.0, 1.15))
+    """
+    return (1.0, float(spec_penalty) if spec_penalty != 1.0 else DEFAULT_PENALTY)
+
+
 def grid(request: TuneRequest, plan: Plan) -> list[Setting]:
     """Every setting to try, in a stable order; KVS702 for values out of range."""
     gen = plan.generate
-    values = request.values or tuple(sorted({*DEFAULT_VALUES, plan.steer.value}))
-    penalties = request.repetition_penalties or tuple(
-        sorted({*DEFAULT_PENALTIES, gen.repetition_penalty})
-    )
+    values = request.values or default_values(plan.steer.value)
+    penalties = request.repetition_penalties or default_penalties(gen.repetition_penalty)
     axes = (
         request.shots or (plan.contrast.shots,),
         request.layers or (plan.steer.layers,),

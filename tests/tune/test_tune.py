@@ -86,9 +86,20 @@ def test_rungs_and_the_default_grid(spec: Path) -> None:
     assert rung_sizes(8, 2, 3, 1) == [(2, 1), (8, 1)]
     plan = load_plan(spec)
     settings = grid(TuneRequest(str(spec), str(DEV)), plan)
-    assert sorted({s.value for s in settings}) == [2.0, 4.0, 6.0]
+    assert sorted({s.value for s in settings}) == [4.0, 6.0, 8.0]  # the spec's c_v 6, ± 2
     assert sorted({s.repetition_penalty for s in settings}) == [1.0, 1.15]
     assert {s.shots for s in settings} == {1} and len(settings) == 6
+    # A spec with its own c_v and penalty (the built-ins: 5 and 1.1) still gives 6 settings,
+    # not 4 values x 3 penalties (12 settings cost a 200-question tune over twice as much).
+    tuned = replace(
+        plan,
+        steer=replace(plan.steer, value=5.0),
+        generate=replace(plan.generate, repetition_penalty=1.1),
+    )
+    settings = grid(TuneRequest(str(spec), str(DEV)), tuned)
+    assert sorted({s.value for s in settings}) == [3.0, 5.0, 7.0]
+    assert sorted({s.repetition_penalty for s in settings}) == [1.0, 1.1]
+    assert len(settings) == 6
     with pytest.raises(KvslError) as err:
         grid(TuneRequest(str(spec), str(DEV), shots=(3,)), plan)  # pairs = 3: k <= 2
     assert err.value.diagnostics[0].code == "KVS702" and err.value.exit_code == 2

@@ -1,0 +1,132 @@
+"""scripts/dev_accuracy.py end to end on a tiny model and fixture benchmark files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from tiny_models import TINY_TRACES as SHARED_TRACES
+
+from kvsl.lang.diagnostics import KvslError
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "dev_accuracy", ROOT / "scripts" / "dev_accuracy.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _data_root(tmp_path: Path) -> Path:
+    root = tmp_path / "benchmarks"
+    files = {
+        "arc_challenge/ARC-Challenge-Dev.jsonl": "arc.jsonl",
+        "csqa/dev_rand_split.jsonl": "csqa.jsonl",
+        "piqa/train.jsonl": "piqa.jsonl",
+        "piqa/train-labels.lst": "piqa-labels.lst",
+    }
+    for target, source in files.items():
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIXTURES / source, root / target)
+    return root
+
+
+def _spec(tmp_path: Path, model_dir: Path, name: str, value: float) -> Path:
+    (tmp_path / "traces.jsonl").write_text("".join(json.dumps(t) + "\n" for t in SHARED_TRACES[:6]))
+    spec = tmp_path / f"{name}.kvs"
+    spec.write_text(
+        f'style "{name}" {{\n  description = "tiny"\n  model = "{model_dir}"\n'
+        '  contrast {\n    traces = "traces.jsonl"\n    pairs = 3\n    shots = 1\n  }\n'
+        f"  steer {{\n    value = {value}\n  }}\n"
+        "  generate {\n    repetition_penalty = 1.1\n  }\n}\n"
+    )
+    return spec
+
+
+def _run(tmp_path: Path, specs: list[Path], doc: Path) -> int:
+    import torch
+
+    threads = torch.get_num_threads()  # the script sets torch's global thread count
+    try:
+        return _script().main(
+            [
+                "--data-root", str(_data_root(tmp_path)),
+                "--specs", ",".join(str(s) for s in specs),
+                "--limit", "3",
+                "--max-new-tokens", "3",
+                "--batch-size", "2",
+                "--threads", "1",
+                "--device", "cpu",
+                "--out", str(tmp_path / "out"),
+                "--doc", str(doc),
+            ]
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_dev_accuracy_writes_every_row_and_shares_plain(tmp_path: Path, tiny) -> None:
+    model, tokenizer = tiny
+    model_dir = tmp_path / "model"
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    first = _spec(tmp_path, model_dir, "step-by-step", 4)
+    second = _spec(tmp_path, model_dir, "analogical", 0)
+    doc = tmp_path / "dev_accuracy.md"
+    assert _run(tmp_path, [first, second], doc) == 0
+
+    text = doc.read_text()
+    for style in ("step-by-step", "analogical"):
+        for bench, n in (("ARC-Challenge", 3), ("CommonsenseQA", 2), ("PIQA", 3)):
+            assert any(
+                line.startswith(f"| {style} (") and f"| {bench} | {n} |" in line
+                for line in text.splitlines()
+            ), (style, bench)
+    assert "capped at **3**" in text
+    assert "annotated_deduction on PIQA" in text.split("Not measured yet")[1]
+    data = json.loads((tmp_path / "out" / "dev-accuracy.json").read_text())
+    rows = data["rows"]
+    # Plain is generated once per benchmark and shared: the second style generates only its
+    # own steered answers (3 per benchmark).
+    assert rows["step-by-step"]["arc"]["generated"] == 6
+    assert rows["analogical"]["arc"]["generated"] == 3
+    # c_v = 0 on every layer reproduces plain generation exactly, so every answer agrees.
+    zero = rows["analogical"]["arc"]
+    assert zero["difference"] == 0 and zero["p_mcnemar"] == 1.0
+    assert zero["plain"] == zero["steered"]
+    assert zero["decoding"]["max_new_tokens"] == 3
+    assert zero["decoding"]["repetition_penalty"] == 1.1
+
+    # A rerun resumes from the cache (nothing generated) and keeps rows of styles not rerun.
+    assert _run(tmp_path, [second], doc) == 0
+    again = json.loads((tmp_path / "out" / "dev-accuracy.json").read_text())["rows"]
+    assert again["analogical"]["piqa"]["generated"] == 0
+    assert again["analogical"]["piqa"]["steered"] == rows["analogical"]["piqa"]["steered"]
+    assert "step-by-step" in again
+    # The document can be rewritten from the saved numbers alone (no model is loaded).
+    doc.unlink()
+    assert _script().main(["--doc-only", "--out", str(tmp_path / "out"), "--doc", str(doc)]) == 0
+    assert "| analogical (" in doc.read_text()
+
+
+def test_piqa_sample_is_fixed_and_test_splits_are_refused(tmp_path: Path) -> None:
+    script = _script()
+    root = _data_root(tmp_path)
+    one = script.dev_examples(root, "piqa", 2, piqa_seed=0)
+    assert [e.id for e in one] == [e.id for e in script.dev_examples(root, "piqa", 2, piqa_seed=0)]
+    assert len(one) == 2
+    script.BENCHMARKS = {**script.BENCHMARKS, "arc": ("arc_challenge/ARC-Challenge-Test.jsonl",
+                                                      None, "arc", "ARC", "")}  # fmt: skip
+    (root / "arc_challenge" / "ARC-Challenge-Test.jsonl").write_text("")
+    with pytest.raises(KvslError) as err:
+        script.dev_examples(root, "arc", 2, piqa_seed=0)
+    assert err.value.diagnostics[0].code == "KVS700"
