@@ -160,52 +160,8 @@ def check_template(text: str, origin: TemplateOrigin) -> list[Diagnostic]:
     label = () if inline else (Label(origin.spec_span, "template used here"),)
     facts = template_facts(text)
     if facts.error is not None:
-        line = facts.error_line
-        message, help = {
-            "KVS201": (
-                f"template syntax error: {_lower_first(facts.error)}",
-                f"template line {line}; see https://jinja.palletsprojects.com/templates/",
-            ),
-            "KVS204": (
-                f"template is too complex: {facts.error}",
-                "a teacher template is a page of text with a few conditionals; "
-                "see the limits in docs/language.md",
-            ),
-            "KVS206": (
-                f"template feature refused: {facts.error}",
-                "a kvsl template is one self-contained text: write the text inline",
-            ),
-        }[facts.error_code]
-        return [
-            Diagnostic(
-                facts.error_code,
-                Severity.ERROR,
-                message,
-                _line_span(text, origin, line, None),
-                labels=label,
-                help=help,
-            )
-        ]
-    diagnostics: list[Diagnostic] = []
-    names = {name for name, _ in facts.undeclared}
-    for name, line in facts.undeclared:
-        if name in TEMPLATE_VARIABLES:
-            continue
-        from difflib import get_close_matches
-
-        close = get_close_matches(name, list(TEMPLATE_VARIABLES), n=1)
-        provided = ", ".join(f"`{v}`" for v in TEMPLATE_VARIABLES)
-        diagnostics.append(
-            Diagnostic(
-                "KVS202",
-                Severity.ERROR,
-                f"template variable `{name}` is not provided",
-                _line_span(text, origin, line, name),
-                labels=label,
-                help=(f"did you mean `{close[0]}`? " if close else "")
-                + f"templates receive {provided}",
-            )
-        )
+        return [_refusal(text, origin, facts, label)]
+    diagnostics = _unprovided(text, origin, facts, label)
     if facts.render_error is not None:
         diagnostics.append(
             Diagnostic(
@@ -217,7 +173,7 @@ def check_template(text: str, origin: TemplateOrigin) -> list[Diagnostic]:
                 "`kvsl teach` would fail the same way",
             )
         )
-    if "question" not in names:
+    if "question" not in {name for name, _ in facts.undeclared}:
         diagnostics.append(
             Diagnostic(
                 "KVS203",
@@ -226,6 +182,62 @@ def check_template(text: str, origin: TemplateOrigin) -> list[Diagnostic]:
                 origin.spec_span,
                 help="the teacher sends this prompt once per question: include "
                 "`{{ question }}` so that each trace answers its own question",
+            )
+        )
+    return diagnostics
+
+
+def _refusal(
+    text: str, origin: TemplateOrigin, facts: TemplateFacts, label: tuple[Label, ...]
+) -> Diagnostic:
+    """The one diagnostic of a template that does not parse or is refused (KVS201/204/206)."""
+    line, error = facts.error_line, facts.error or ""
+    message, help = {
+        "KVS201": (
+            f"template syntax error: {_lower_first(error)}",
+            f"template line {line}; see https://jinja.palletsprojects.com/templates/",
+        ),
+        "KVS204": (
+            f"template is too complex: {error}",
+            "a teacher template is a page of text with a few conditionals; "
+            "see the limits in docs/language.md",
+        ),
+        "KVS206": (
+            f"template feature refused: {error}",
+            "a kvsl template is one self-contained text: write the text inline",
+        ),
+    }[facts.error_code]
+    return Diagnostic(
+        facts.error_code,
+        Severity.ERROR,
+        message,
+        _line_span(text, origin, line, None),
+        labels=label,
+        help=help,
+    )
+
+
+def _unprovided(
+    text: str, origin: TemplateOrigin, facts: TemplateFacts, label: tuple[Label, ...]
+) -> list[Diagnostic]:
+    """KVS202 for each variable the template uses that kvsl does not provide."""
+    from difflib import get_close_matches
+
+    diagnostics: list[Diagnostic] = []
+    provided = ", ".join(f"`{v}`" for v in TEMPLATE_VARIABLES)
+    for name, line in facts.undeclared:
+        if name in TEMPLATE_VARIABLES:
+            continue
+        close = get_close_matches(name, list(TEMPLATE_VARIABLES), n=1)
+        diagnostics.append(
+            Diagnostic(
+                "KVS202",
+                Severity.ERROR,
+                f"template variable `{name}` is not provided",
+                _line_span(text, origin, line, name),
+                labels=label,
+                help=(f"did you mean `{close[0]}`? " if close else "")
+                + f"templates receive {provided}",
             )
         )
     return diagnostics

@@ -288,198 +288,216 @@ def guarded(default: Any = None) -> Callable[[Handler], Handler]:
 def create_server(debounce: float = DEFAULT_DEBOUNCE_MS / 1000) -> KvslLanguageServer:
     """A server with every kvsl feature registered (not yet started)."""
     server = KvslLanguageServer(debounce)
+    for name, options, handler in _FEATURES:
+        server.feature(name, options)(handler)
+    server.command(EXPLAIN_COMMAND)(on_explain)
+    return server
 
-    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
-    @guarded()
-    def did_open(ls: KvslLanguageServer, params: lsp.DidOpenTextDocumentParams) -> None:
-        ls.check_now(params.text_document.uri)
 
-    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    @guarded()
-    def did_change(ls: KvslLanguageServer, params: lsp.DidChangeTextDocumentParams) -> None:
-        uri = params.text_document.uri
+# ---- the handlers: each registered by `create_server` on a new server ----------------------
+
+_FEATURES: list[tuple[str, Any, Callable[..., Any]]] = []
+
+
+def _feature(name: str, options: Any = None) -> Callable[[Handler], Handler]:
+    """Record a handler of the LSP method `name` (with its server options) for create_server."""
+
+    def record(handler: Handler) -> Handler:
+        _FEATURES.append((name, options, handler))
+        return handler
+
+    return record
+
+
+
+@_feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+@guarded()
+def did_open(ls: KvslLanguageServer, params: lsp.DidOpenTextDocumentParams) -> None:
+    ls.check_now(params.text_document.uri)
+
+@_feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+@guarded()
+def did_change(ls: KvslLanguageServer, params: lsp.DidChangeTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    ls.schedule(uri)
+    for other in ls.dependents(uri):
+        ls.schedule(other)
+
+@_feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+@guarded()
+def did_save(ls: KvslLanguageServer, params: lsp.DidSaveTextDocumentParams) -> None:
+    ls.check_now(params.text_document.uri)
+
+@_feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+@guarded()
+def did_close(ls: KvslLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
+    ls.forget(params.text_document.uri)
+
+@_feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+@guarded()
+def files_changed(ls: KvslLanguageServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+    # A base, template or trace file changed on disk (`kvsl teach` wrote the traces,
+    # a branch switch): check the open specs again.
+    for uri in list(ls.analyses):
         ls.schedule(uri)
-        for other in ls.dependents(uri):
-            ls.schedule(other)
 
-    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
-    @guarded()
-    def did_save(ls: KvslLanguageServer, params: lsp.DidSaveTextDocumentParams) -> None:
-        ls.check_now(params.text_document.uri)
+@_feature(lsp.TEXT_DOCUMENT_HOVER)
+@guarded()
+def on_hover(ls: KvslLanguageServer, params: lsp.HoverParams) -> lsp.Hover | None:
+    uri = params.text_document.uri
+    analysis = ls.current(uri)
+    index = LineIndex(analysis.text, ls.units)
+    offset = index.offset(params.position.line, params.position.character)
+    parts: list[str] = []
+    found = hover(analysis, offset)
+    start = end = offset
+    if found is not None:
+        parts.append(found[0])
+        start, end = found[1], found[2]
+    for d in analysis.diagnostics.get(analysis.path, []):
+        if d.span.start <= offset <= max(d.span.end, d.span.start + 1):
+            explained = explain_markdown(d.code)
+            if explained:
+                parts.append(explained.replace("# ", "### ", 1))
+                if found is None:
+                    start, end = d.span.start, d.span.end
+    if not parts:
+        return None
+    return lsp.Hover(
+        contents=lsp.MarkupContent(
+            kind=lsp.MarkupKind.Markdown, value="\n\n---\n\n".join(parts)
+        ),
+        range=lsp.Range(
+            lsp.Position(*index.position(start)), lsp.Position(*index.position(end))
+        ),
+    )
 
-    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
-    @guarded()
-    def did_close(ls: KvslLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
-        ls.forget(params.text_document.uri)
+@_feature(
+    lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=['"', "/", "=", " "])
+)
+@guarded(default=[])
+def on_completion(
+    ls: KvslLanguageServer, params: lsp.CompletionParams
+) -> list[lsp.CompletionItem]:
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    text = doc.source
+    offset = LineIndex(text, ls.units).offset(params.position.line, params.position.character)
+    return completions(text, offset, doc.path)
 
-    @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    @guarded()
-    def files_changed(ls: KvslLanguageServer, params: lsp.DidChangeWatchedFilesParams) -> None:
-        # A base, template or trace file changed on disk (`kvsl teach` wrote the traces,
-        # a branch switch): check the open specs again.
-        for uri in list(ls.analyses):
-            ls.schedule(uri)
+@_feature(lsp.TEXT_DOCUMENT_DEFINITION)
+@guarded()
+def on_definition(ls: KvslLanguageServer, params: lsp.DefinitionParams) -> lsp.Location | None:
+    analysis = ls.current(params.text_document.uri)
+    index = LineIndex(analysis.text, ls.units)
+    path = definition(analysis, index.offset(params.position.line, params.position.character))
+    if path is None:
+        return None
+    start = lsp.Position(0, 0)
+    return lsp.Location(uri=from_fs_path(path), range=lsp.Range(start, start))
 
-    @server.feature(lsp.TEXT_DOCUMENT_HOVER)
-    @guarded()
-    def on_hover(ls: KvslLanguageServer, params: lsp.HoverParams) -> lsp.Hover | None:
-        uri = params.text_document.uri
-        analysis = ls.current(uri)
-        index = LineIndex(analysis.text, ls.units)
-        offset = index.offset(params.position.line, params.position.character)
-        parts: list[str] = []
-        found = hover(analysis, offset)
-        start = end = offset
-        if found is not None:
-            parts.append(found[0])
-            start, end = found[1], found[2]
-        for d in analysis.diagnostics.get(analysis.path, []):
-            if d.span.start <= offset <= max(d.span.end, d.span.start + 1):
-                explained = explain_markdown(d.code)
-                if explained:
-                    parts.append(explained.replace("# ", "### ", 1))
-                    if found is None:
-                        start, end = d.span.start, d.span.end
-        if not parts:
-            return None
-        return lsp.Hover(
-            contents=lsp.MarkupContent(
-                kind=lsp.MarkupKind.Markdown, value="\n\n---\n\n".join(parts)
-            ),
-            range=lsp.Range(
-                lsp.Position(*index.position(start)), lsp.Position(*index.position(end))
-            ),
+@_feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+@guarded(default=[])
+def on_symbols(
+    ls: KvslLanguageServer, params: lsp.DocumentSymbolParams
+) -> list[lsp.DocumentSymbol]:
+    analysis = ls.current(params.text_document.uri)
+    index = LineIndex(analysis.text, ls.units)
+
+    def convert(found: Symbol) -> lsp.DocumentSymbol:
+        def span(offsets: tuple[int, int]) -> lsp.Range:
+            return lsp.Range(
+                lsp.Position(*index.position(offsets[0])),
+                lsp.Position(*index.position(offsets[1])),
+            )
+
+        return lsp.DocumentSymbol(
+            name=found.name,
+            detail=found.detail or None,
+            kind=lsp.SymbolKind.Namespace if found.block else lsp.SymbolKind.Property,
+            range=span(found.span),
+            selection_range=span(found.name_span),
+            children=[convert(child) for child in found.children] or None,
         )
 
-    @server.feature(
-        lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=['"', "/", "=", " "])
-    )
-    @guarded(default=[])
-    def on_completion(
-        ls: KvslLanguageServer, params: lsp.CompletionParams
-    ) -> list[lsp.CompletionItem]:
-        doc = ls.workspace.get_text_document(params.text_document.uri)
-        text = doc.source
-        offset = LineIndex(text, ls.units).offset(params.position.line, params.position.character)
-        return completions(text, offset, doc.path)
+    return [convert(found) for found in outline(analysis.spec, analysis.text)]
 
-    @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
-    @guarded()
-    def on_definition(ls: KvslLanguageServer, params: lsp.DefinitionParams) -> lsp.Location | None:
-        analysis = ls.current(params.text_document.uri)
-        index = LineIndex(analysis.text, ls.units)
-        path = definition(analysis, index.offset(params.position.line, params.position.character))
-        if path is None:
-            return None
-        start = lsp.Position(0, 0)
-        return lsp.Location(uri=from_fs_path(path), range=lsp.Range(start, start))
-
-    @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-    @guarded(default=[])
-    def on_symbols(
-        ls: KvslLanguageServer, params: lsp.DocumentSymbolParams
-    ) -> list[lsp.DocumentSymbol]:
-        analysis = ls.current(params.text_document.uri)
-        index = LineIndex(analysis.text, ls.units)
-
-        def convert(found: Symbol) -> lsp.DocumentSymbol:
-            def span(offsets: tuple[int, int]) -> lsp.Range:
-                return lsp.Range(
-                    lsp.Position(*index.position(offsets[0])),
-                    lsp.Position(*index.position(offsets[1])),
-                )
-
-            return lsp.DocumentSymbol(
-                name=found.name,
-                detail=found.detail or None,
-                kind=lsp.SymbolKind.Namespace if found.block else lsp.SymbolKind.Property,
-                range=span(found.span),
-                selection_range=span(found.name_span),
-                children=[convert(child) for child in found.children] or None,
+@_feature(lsp.TEXT_DOCUMENT_FORMATTING)
+@guarded(default=[])
+def on_formatting(
+    ls: KvslLanguageServer, params: lsp.DocumentFormattingParams
+) -> list[lsp.TextEdit]:
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    text = doc.source
+    result = formatted(text, doc.path)
+    if result is None:
+        ls.window_log_message(
+            lsp.LogMessageParams(
+                type=lsp.MessageType.Info,
+                message=f"kvsl fmt: {doc.filename} has syntax errors; not formatted",
             )
+        )
+        return []
+    if result == text:
+        return []
+    index = LineIndex(text, ls.units)
+    whole = lsp.Range(lsp.Position(0, 0), lsp.Position(*index.position(len(text))))
+    return [lsp.TextEdit(range=whole, new_text=result)]
 
-        return [convert(found) for found in outline(analysis.spec, analysis.text)]
-
-    @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
-    @guarded(default=[])
-    def on_formatting(
-        ls: KvslLanguageServer, params: lsp.DocumentFormattingParams
-    ) -> list[lsp.TextEdit]:
-        doc = ls.workspace.get_text_document(params.text_document.uri)
-        text = doc.source
-        result = formatted(text, doc.path)
-        if result is None:
-            ls.window_log_message(
-                lsp.LogMessageParams(
-                    type=lsp.MessageType.Info,
-                    message=f"kvsl fmt: {doc.filename} has syntax errors; not formatted",
-                )
+@_feature(
+    lsp.TEXT_DOCUMENT_CODE_ACTION,
+    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]),
+)
+@guarded(default=[])
+def on_code_action(
+    ls: KvslLanguageServer, params: lsp.CodeActionParams
+) -> list[lsp.CodeAction]:
+    uri = params.text_document.uri
+    if (
+        uri not in ls.analyses
+        or ls.analyses[uri].text != ls.workspace.get_text_document(uri).source
+    ):
+        ls.check_now(uri)
+    index = LineIndex(ls.analyses[uri].text, ls.units)
+    wanted = params.range
+    actions = []
+    for item, fix in ls.fixes.get(uri, []):
+        if _before(item.range.end, wanted.start) or _before(wanted.end, item.range.start):
+            continue
+        edit = lsp.TextEdit(
+            range=lsp.Range(
+                lsp.Position(*index.position(fix.start)), lsp.Position(*index.position(fix.end))
+            ),
+            new_text=fix.new_text,
+        )
+        actions.append(
+            lsp.CodeAction(
+                title=fix.title,
+                kind=lsp.CodeActionKind.QuickFix,
+                diagnostics=[item],
+                edit=lsp.WorkspaceEdit(changes={uri: [edit]}),
+                is_preferred=True,
             )
-            return []
-        if result == text:
-            return []
-        index = LineIndex(text, ls.units)
-        whole = lsp.Range(lsp.Position(0, 0), lsp.Position(*index.position(len(text))))
-        return [lsp.TextEdit(range=whole, new_text=result)]
+        )
+    return actions
 
-    @server.feature(
-        lsp.TEXT_DOCUMENT_CODE_ACTION,
-        lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]),
-    )
-    @guarded(default=[])
-    def on_code_action(
-        ls: KvslLanguageServer, params: lsp.CodeActionParams
-    ) -> list[lsp.CodeAction]:
-        uri = params.text_document.uri
-        if (
-            uri not in ls.analyses
-            or ls.analyses[uri].text != ls.workspace.get_text_document(uri).source
-        ):
-            ls.check_now(uri)
-        index = LineIndex(ls.analyses[uri].text, ls.units)
-        wanted = params.range
-        actions = []
-        for item, fix in ls.fixes.get(uri, []):
-            if _before(item.range.end, wanted.start) or _before(wanted.end, item.range.start):
-                continue
-            edit = lsp.TextEdit(
-                range=lsp.Range(
-                    lsp.Position(*index.position(fix.start)), lsp.Position(*index.position(fix.end))
-                ),
-                new_text=fix.new_text,
-            )
-            actions.append(
-                lsp.CodeAction(
-                    title=fix.title,
-                    kind=lsp.CodeActionKind.QuickFix,
-                    diagnostics=[item],
-                    edit=lsp.WorkspaceEdit(changes={uri: [edit]}),
-                    is_preferred=True,
-                )
-            )
-        return actions
+@_feature(
+    lsp.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL,
+    lsp.SemanticTokensLegend(token_types=TOKEN_TYPES, token_modifiers=TOKEN_MODIFIERS),
+)
+@guarded(default=lsp.SemanticTokens(data=[]))
+def on_semantic_tokens(
+    ls: KvslLanguageServer, params: lsp.SemanticTokensParams
+) -> lsp.SemanticTokens:
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    return lsp.SemanticTokens(data=encode(semantic_tokens(doc.source, ls.units)))
 
-    @server.feature(
-        lsp.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL,
-        lsp.SemanticTokensLegend(token_types=TOKEN_TYPES, token_modifiers=TOKEN_MODIFIERS),
-    )
-    @guarded(default=lsp.SemanticTokens(data=[]))
-    def on_semantic_tokens(
-        ls: KvslLanguageServer, params: lsp.SemanticTokensParams
-    ) -> lsp.SemanticTokens:
-        doc = ls.workspace.get_text_document(params.text_document.uri)
-        return lsp.SemanticTokens(data=encode(semantic_tokens(doc.source, ls.units)))
-
-    @server.command(EXPLAIN_COMMAND)
-    def on_explain(ls: KvslLanguageServer, *arguments: object) -> str | None:
-        """`kvsl explain CODE` as Markdown (the target of a diagnostic's code link)."""
-        try:
-            return explain_markdown(str(arguments[0]).strip().upper()) if arguments else None
-        except Exception:
-            ls.log_error(EXPLAIN_COMMAND)
-            return None
-
-    return server
+def on_explain(ls: KvslLanguageServer, *arguments: object) -> str | None:
+    """`kvsl explain CODE` as Markdown (the target of a diagnostic's code link)."""
+    try:
+        return explain_markdown(str(arguments[0]).strip().upper()) if arguments else None
+    except Exception:
+        ls.log_error(EXPLAIN_COMMAND)
+        return None
 
 
 def _before(a: lsp.Position, b: lsp.Position) -> bool:
