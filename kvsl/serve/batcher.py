@@ -312,10 +312,18 @@ class Batcher:
 
     async def stop(self) -> None:
         """Refuse new work, cancel waiting jobs, let the running batch finish, stop the thread."""
+        self._refuse_waiting()
+        await self._stop_worker()
+
+    def _refuse_waiting(self) -> None:
+        """Take no new work and end every job still waiting for the model."""
         self._stopping = True
         for job in list(self.pending):
             job._end(error=ShuttingDown("the server is shutting down"))
         self.pending.clear()
+
+    async def _stop_worker(self) -> None:
+        """Wait for the model thread's current step, then stop the loop task and the thread."""
         if self._current is not None:
             with contextlib.suppress(Exception):
                 await self._current

@@ -22,12 +22,11 @@ gone; `max_batch` bounds it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import time
 from typing import Any
 
-from kvsl.serve.batcher import Batcher, Job, ShuttingDown
+from kvsl.serve.batcher import Batcher, Job
 
 
 class ContinuousBatcher(Batcher):
@@ -172,22 +171,11 @@ class ContinuousBatcher(Batcher):
     async def stop(self) -> None:
         """Refuse new work, end waiting jobs, cancel the rows still decoding (the server has
         already let in-flight requests finish), stop the thread."""
-        self._stopping = True
-        for job in list(self.pending):
-            job._end(error=ShuttingDown("the server is shutting down"))
-        self.pending.clear()
+        self._refuse_waiting()
         for job in list(self.in_flight):
             job.cancel()
         self._inbox.put(None)
-        if self._current is not None:
-            with contextlib.suppress(Exception):
-                await self._current
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._executor.shutdown(wait=True)
+        await self._stop_worker()
 
 
 def _no_batches(*_: Any) -> None:
