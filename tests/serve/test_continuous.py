@@ -10,28 +10,9 @@ import tiny_models as tiny
 
 from kvsl.engine.continuous import RowDecoder, row_generator, unsupported_reason
 from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_batch
-from kvsl.engine.models import kv_geometry
 from kvsl.engine.rows import Row
-from kvsl.engine.steer import resolve_edit
 
 OFFSET = 7  # "\n" in the word vocabulary
-
-
-@pytest.fixture(scope="module", params=["llama", "qwen2"])
-def model(request):
-    return tiny.word_model(request.param)
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return tiny.word_tokenizer()
-
-
-def _edits(model):
-    geometry = kv_geometry(model)
-    style_a = resolve_edit(tiny.word_vectors(scale=2.0, seed=1), {1: (0.0, 4.0), 2: (0.0, 4.0)}, geometry)
-    style_b = resolve_edit(tiny.word_vectors(scale=2.0, seed=5), {1: (1.0, -3.0)}, geometry)
-    return style_a, style_b
 
 
 def _alone(model, tok, row: Row) -> list[int]:
@@ -56,7 +37,7 @@ def _run(decoder: RowDecoder, limit: int = 200) -> list[Row]:
 
 
 def test_rows_that_join_mid_decode_equal_their_solo_runs(model, tok):
-    style_a, style_b = _edits(model)
+    style_a, style_b = tiny.word_style_edits(model)
     prompts = _prompts(tok)
     first = Row(prompts[0], OFFSET, style_a, max_new_tokens=12)
     joiners = [Row(prompts[1], max_new_tokens=5), Row(prompts[2], OFFSET, style_b, max_new_tokens=9)]
@@ -167,7 +148,7 @@ def test_a_one_token_prompt_joins_without_a_prefill(model, tok):
 
 
 def test_a_steered_row_without_offset_is_refused(model, tok):
-    style_a, _ = _edits(model)
+    style_a, _ = tiny.word_style_edits(model)
     with pytest.raises(ValueError):
         RowDecoder(model, tok).join([Row([5, 6], None, style_a)])
 

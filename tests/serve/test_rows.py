@@ -7,29 +7,11 @@ import tiny_models as tiny
 import torch
 
 from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_batch, left_pad
-from kvsl.engine.models import kv_geometry
 from kvsl.engine.rows import Row, generate_rows
 from kvsl.engine.steer import apply_edit, apply_row_edits, prefill, resolve_edit
 
 OFFSET = 7  # "\n" in the word vocabulary
 GREEDY = GenerationSettings(max_new_tokens=10)
-
-
-@pytest.fixture(scope="module", params=["llama", "qwen2"])
-def model(request):
-    return tiny.word_model(request.param)
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return tiny.word_tokenizer()
-
-
-def _edits(model):
-    geometry = kv_geometry(model)
-    style_a = resolve_edit(tiny.word_vectors(scale=2.0, seed=1), {1: (0.0, 4.0), 2: (0.0, 4.0)}, geometry)
-    style_b = resolve_edit(tiny.word_vectors(scale=2.0, seed=5), {1: (1.0, -3.0)}, geometry)
-    return style_a, style_b
 
 
 def _alone(model, tok, row: Row) -> list[int]:
@@ -43,7 +25,7 @@ def _alone(model, tok, row: Row) -> list[int]:
 
 def test_row_edits_equal_the_single_edit_row_by_row(model, tok):
     ids, mask = left_pad([chat_prompt(tok, p) for p in tiny.WORD_PROMPTS[:3]], pad_id=0)
-    style_a, style_b = _edits(model)
+    style_a, style_b = tiny.word_style_edits(model)
     with torch.inference_mode():
         mixed = prefill(model, ids, mask)
         apply_row_edits(mixed, [style_a, None, style_b])
@@ -57,7 +39,7 @@ def test_row_edits_equal_the_single_edit_row_by_row(model, tok):
 
 
 def test_a_mixed_batch_equals_each_row_alone_token_for_token(model, tok):
-    style_a, style_b = _edits(model)
+    style_a, style_b = tiny.word_style_edits(model)
     prompts = [chat_prompt(tok, p) for p in tiny.WORD_PROMPTS]
     zero = resolve_edit(tiny.word_vectors(), {1: (0.0, 0.0)})
     rows = [
@@ -78,7 +60,7 @@ def test_a_mixed_batch_equals_each_row_alone_token_for_token(model, tok):
 def test_coefficient_zero_rows_equal_plain_rows(model, tok):
     prompts = [chat_prompt(tok, p) for p in tiny.WORD_PROMPTS]
     zero = resolve_edit(tiny.word_vectors(), {0: (0.0, 0.0), 2: (0.0, 0.0)})
-    steered_a, _ = _edits(model)
+    steered_a, _ = tiny.word_style_edits(model)
     zero_rows = [Row(p, OFFSET, zero, max_new_tokens=8) for p in prompts]
     # A steered neighbour forces the split prefill: zero rows still equal plain T + [o].
     generate_rows(model, tok, [*zero_rows, Row(prompts[0], OFFSET, steered_a, max_new_tokens=8)])
@@ -122,6 +104,6 @@ def test_sampling_rows_are_reproducible_with_the_seed(model, tok):
 
 
 def test_a_steered_row_without_offset_is_refused(model, tok):
-    style_a, _ = _edits(model)
+    style_a, _ = tiny.word_style_edits(model)
     with pytest.raises(ValueError):
         generate_rows(model, tok, [Row([5, 6], None, style_a)])

@@ -277,3 +277,14 @@ def tiny_spec(
         f"  steer {{\n    layers = [1..]\n    key = 0\n    value = {value:g}\n  }}\n"
         f"{generate}}}\n"
     )
+
+
+def word_style_edits(model: Any) -> tuple[Any, Any]:
+    """Two different steering edits for a word model: style A (value 4 on layers 1-2) and
+    style B (key 1, value -3 on layer 1), for tests that mix styles in one batch."""
+    from kvsl.engine.steer import resolve_edit
+
+    geometry = kv_geometry(model)
+    style_a = resolve_edit(word_vectors(scale=2.0, seed=1), {1: (0.0, 4.0), 2: (0.0, 4.0)}, geometry)
+    style_b = resolve_edit(word_vectors(scale=2.0, seed=5), {1: (1.0, -3.0)}, geometry)
+    return style_a, style_b
