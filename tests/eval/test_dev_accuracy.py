@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 from tiny_models import TINY_TRACES as SHARED_TRACES
 
 from kvsl.lang.diagnostics import KvslError
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "dev_accuracy", ROOT / "scripts" / "dev_accuracy.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("dev_accuracy")
 
 
 def _data_root(tmp_path: Path) -> Path:

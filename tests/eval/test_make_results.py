@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
+from script_loader import load_script
 from tiny_models import TINY_TRACES as SHARED_TRACES
-
-ROOT = Path(__file__).resolve().parents[2]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY_TRACES = SHARED_TRACES[:6]  # as in conftest.py
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "make_results", ROOT / "scripts" / "make_results.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_results")
 
 
 def _data_root(tmp_path: Path) -> Path:
