@@ -103,7 +103,10 @@ def main() -> int:
     console.print(f"vectors {result.path.name} ({time.perf_counter() - began:.0f} s)")
     vectors = load_artifact(result.path)
     questions = train_questions(args.data_dir, args.start, args.per_benchmark)
-    ids = [chat_prompt(loaded.tokenizer, q.prompt, plan.contrast.system_prompt) for q in questions]
+    # The prefix variant starts the assistant turn with `extract.prefix` in plain and steered
+    # generation alike (as `kvsl run` does); it is part of the answer, so it is scored with it.
+    prefix = vectors.prefix
+    ids = [chat_prompt(loaded.tokenizer, q.prompt, plan.contrast.system_prompt, prefix) for q in questions]
     offset = offset_token_id(loaded.tokenizer, vectors.offset_token)
     overrides = {}
     if args.decoding:
@@ -132,7 +135,7 @@ def main() -> int:
             )
             cache.put(key, texts)
             console.print(f"  generated {len(ids)} in {time.perf_counter() - t0:.0f} s")
-        return texts
+        return [prefix + t for t in texts] if prefix else texts
 
     def report(label: str, texts: list[str]) -> None:
         own = [score(t, style) for t in texts]
