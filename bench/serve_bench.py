@@ -26,10 +26,9 @@ server with the other kind of batching. The load average is printed at the start
     python bench/serve_bench.py --tiny                       # a tiny random Llama (smoke)
     python bench/serve_bench.py --threads 1                  # on a shared, oversubscribed machine
 
-On a machine busier than its cores, give both sides `--threads 1`: torch's two OpenMP
-threads in a process's main thread (as in `kvsl run`) then slow down by an order of
-magnitude while the server's worker thread does not, which makes the latency ratio
-meaningless.
+On a machine busier than its cores, give both sides `--threads 1`: a spinning team of two
+OpenMP threads (`kvsl run`'s, and the server's) then slows down by an order of magnitude,
+and the timings say more about the other work than about the server.
     python bench/serve_bench.py --requests 8 --max-tokens 16 --reps 2 --faults 200   # reduced
 """
 
