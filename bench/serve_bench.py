@@ -7,7 +7,8 @@ min..max):
 1. throughput: N requests sent at once vs the same N one at a time (aggregate tokens/s);
    goal ≥ 4× for N = 16 on 2 CPU cores;
 2. latency: one request alone through the server vs the same generation run directly in
-   this process (what `kvsl run` calls: `generate_texts`); goal ≤ 1.1×;
+   this process (what `kvsl run` calls: `generate_batch`, with the style's own settings; the
+   texts are compared); goal ≤ 1.1×;
 3. mixed styles: N requests at once mixing styles, coefficients and plain rows vs N of one
    style (seconds per generated token); goal ≤ 1.05×;
 4. staggered arrivals: N requests arriving one every `--stagger-ms` (default 75 ms), sent to
@@ -25,10 +26,9 @@ server with the other kind of batching. The load average is printed at the start
     python bench/serve_bench.py --tiny                       # a tiny random Llama (smoke)
     python bench/serve_bench.py --threads 1                  # on a shared, oversubscribed machine
 
-On a machine busier than its cores, give both sides `--threads 1`: torch's two OpenMP
-threads in a process's main thread (as in `kvsl run`) then slow down by an order of
-magnitude while the server's worker thread does not, which makes the latency ratio
-meaningless.
+On a machine busier than its cores, give both sides `--threads 1`: a spinning team of two
+OpenMP threads (`kvsl run`'s, and the server's) then slows down by an order of magnitude,
+and the timings say more about the other work than about the server.
     python bench/serve_bench.py --requests 8 --max-tokens 16 --reps 2 --faults 200   # reduced
 """
 
@@ -162,9 +162,14 @@ def throughput(server: Server, style: str, n: int, max_tokens: int, reps: int) -
 
 
 def latency(server: Server, args: argparse.Namespace, style: str, reps: int) -> float:
+    """One request through the server vs the same generation run directly: the same prompt
+    ids, the style's own `generate { ... }` settings (as the server and `kvsl run` use them),
+    the same new tokens (checked), torch's threads as the server's."""
+    import dataclasses
+
     import torch
 
-    from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_texts
+    from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_batch
     from kvsl.serve.catalog import load_catalog
 
     catalog = load_catalog(args.targets, model=args.model, precision="fp32")
@@ -173,34 +178,45 @@ def latency(server: Server, args: argparse.Namespace, style: str, reps: int) -> 
     served = catalog.styles.get(name)
     edit = offset = None
     system = None
+    settings = GenerationSettings(max_new_tokens=args.max_tokens)
     if served is not None:
         from kvsl.engine.steer import resolve_edit
 
         coefficients = served.plan.steer.coefficients(loaded.geometry.num_layers)
         edit, offset, system = resolve_edit(served.vectors, coefficients), served.offset_id, served.system_prompt
+        settings = dataclasses.replace(served.plan.generate, max_new_tokens=args.max_tokens)
     if args.threads:
         torch.set_num_threads(args.threads)
     prompt = PROMPTS[0]
     ids = [chat_prompt(loaded.tokenizer, prompt, system)]
-    settings = GenerationSettings(max_new_tokens=args.max_tokens)
-    generate_texts(loaded.model, loaded.tokenizer, ids, settings=settings, offset_id=offset, edit=edit)
-    direct, served_times, ratios = [], [], []
+
+    def direct() -> str:
+        tokens = generate_batch(loaded.model, loaded.tokenizer, ids, settings=settings,
+                                offset_id=offset, edit=edit)[0]
+        return str(loaded.tokenizer.decode(tokens, skip_special_tokens=True))
+
+    def through_server() -> str:
+        body = {"model": style, "max_tokens": args.max_tokens,
+                "messages": [{"role": "user", "content": prompt}]}
+        status, answer = server.request("POST", "/v1/chat/completions", body)
+        if status != 200:
+            raise RuntimeError(f"{status}: {answer}")
+        return str(answer["choices"][0]["message"]["content"])
+
+    same = direct() == through_server()  # also the warm-up of both sides
+    direct_s, served_s, ratios = [], [], []
     for rep in range(reps):
         times = {}
         for side in (("direct", "server") if rep % 2 == 0 else ("server", "direct")):
             started = time.perf_counter()
-            if side == "direct":
-                generate_texts(loaded.model, loaded.tokenizer, ids, settings=settings,
-                               offset_id=offset, edit=edit)
-            else:
-                server.chat(style, prompt, args.max_tokens)
+            (direct if side == "direct" else through_server)()
             times[side] = time.perf_counter() - started
-        direct.append(times["direct"])
-        served_times.append(times["server"])
+        direct_s.append(times["direct"])
+        served_s.append(times["server"])
         ratios.append(times["server"] / times["direct"])
-    print(f"latency, one request of {args.max_tokens} tokens: server {_summary(served_times)} s, "
-          f"direct {_summary(direct)} s, ratio {_summary(ratios)}  (goal ≤ 1.1)")
-    del catalog, loaded
+    print(f"latency, one request of {args.max_tokens} tokens: server {_summary(served_s)} s, "
+          f"direct {_summary(direct_s)} s, ratio {_summary(ratios)}  (goal ≤ 1.1); "
+          f"same text on both sides: {'yes' if same else 'NO'}")
     return statistics.median(ratios)
 
 
@@ -365,8 +381,8 @@ def main() -> None:
     elif not args.targets:
         args.targets = ["step-by-step"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    if args.threads:
-        env["OMP_NUM_THREADS"] = str(args.threads)
+    if args.threads:  # kvsl's thread rule reads --threads or KVSL_THREADS, not OMP_NUM_THREADS
+        env["KVSL_THREADS"] = env["OMP_NUM_THREADS"] = str(args.threads)
     server_args = [*args.targets, *(["--model", args.model] if args.model else []),
                    "--max-batch", str(max(16, args.requests)), "--max-queue", "1000",
                    "--gather-ms", "10", "--max-new-tokens", str(max(64, args.max_tokens))]

@@ -90,10 +90,11 @@ def serve(
         # Threads (KVS313), the device (KVS309) and the precision, before anything loads.
         setup = prepare(threads=threads, device=device, precision=precision)
         where, precision = setup.device, setup.precision.name
-        from kvsl.serve.server import bind, is_loopback
+        from kvsl.serve.server import bind, is_loopback, model_thread
 
         key = api_key_from(api_key)
         sock = bind(host, port)  # before the model loads: a busy port fails fast (KVS803)
+        thread = model_thread()  # all of torch's work on one thread (see model_thread)
         try:
             from rich.console import Console
 
@@ -102,8 +103,8 @@ def serve(
             from kvsl.serve.schemas import Limits
 
             status = Console(stderr=True, highlight=False, soft_wrap=True)
-            catalog = load_catalog(list(targets or []), model=model, device=where,
-                                   precision=precision, console=status)
+            catalog = thread.submit(load_catalog, list(targets or []), model=model, device=where,
+                                    precision=precision, console=status).result()
             batching, why_not = batching_for(catalog, batching)
             if why_not is not None:
                 from kvsl.lang.codes import CODES
@@ -115,9 +116,10 @@ def serve(
                 api_key=key, max_batch=max_batch, max_queue=max_queue, gather_ms=gather_ms,
                 max_body_bytes=max_body_bytes, batching=batching,
             )
-            application = create_app(catalog, config)
+            application = create_app(catalog, config, executor=thread)
         except BaseException:
             sock.close()
+            thread.shutdown(wait=False)
             raise
         if key is None and not is_loopback(host):
             from kvsl.lang.codes import CODES

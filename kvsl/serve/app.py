@@ -132,9 +132,10 @@ class _Server:
 
     def __init__(
         self, catalog: Catalog, config: ServerConfig, run_rows: Callable[..., Any] | None,
-        decoder: Any, worker_tokenizer: Any,
+        decoder: Any, worker_tokenizer: Any, executor: Any = None,
     ) -> None:
         self.catalog = catalog
+        self.executor = executor  # the model thread (None: the batcher starts one)
         self.config = config
         self.metrics = Metrics()
         self.run_rows = run_rows
@@ -152,7 +153,7 @@ class _Server:
         options: dict[str, Any] = dict(
             worker_tokenizer=self.worker_tokenizer, max_batch=self.config.max_batch,
             max_queue=self.config.max_queue, gather_s=self.config.gather_ms / 1000,
-            metrics=self.metrics,
+            metrics=self.metrics, executor=self.executor,
         )
         if self.run_rows is not None:
             self.batcher = Batcher(self.run_rows, self.tokenizer, **options)
@@ -381,14 +382,20 @@ def batching_for(catalog: Catalog, wanted: str) -> tuple[str, str | None]:
 
 
 def create_app(
-    catalog: Catalog, config: ServerConfig | None = None, *, run_rows: Callable[..., Any] | None = None
+    catalog: Catalog,
+    config: ServerConfig | None = None,
+    *,
+    run_rows: Callable[..., Any] | None = None,
+    executor: Any = None,
 ) -> Starlette:
     """The ASGI app serving `catalog`.
 
     `config.batching` "continuous": a `kvsl.engine.continuous.RowDecoder` on the catalog's
     model; "dynamic" (or `run_rows` given): `run_rows(rows, settings, on_step)` generates a
     batch (by default `kvsl.engine.rows.generate_rows`). The model thread decodes with its own
-    copy of the tokenizer, the event loop (prompts, answers) with the catalog's.
+    copy of the tokenizer, the event loop (prompts, answers) with the catalog's. `executor`
+    is the model thread, best the one that loaded the model (`kvsl.serve.server.model_thread`);
+    None: a new one.
     """
     import copy
 
@@ -405,7 +412,7 @@ def create_app(
         def run_rows(rows: list[Row], settings: Any, on_step: Callable[[], None]) -> Any:
             return generate_rows(model, tokenizer, rows, settings=settings, on_step=on_step)
 
-    server = _Server(catalog, config, run_rows, decoder, tokenizer)
+    server = _Server(catalog, config, run_rows, decoder, tokenizer, executor)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

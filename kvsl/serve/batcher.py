@@ -32,6 +32,7 @@ from typing import Any
 
 from kvsl.engine.generate import GenerationSettings, cut_at_stop
 from kvsl.engine.rows import Row
+from kvsl.serve.server import model_thread
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class Batcher:
     """Queues jobs, forms batches, runs them on one worker thread.
 
     `run_rows(rows, settings, on_step)` generates one batch (blocking; worker thread).
+    `executor` is that thread (one worker), by default a new one; the batcher shuts it down.
     `tokenizer` is used on the event loop, `worker_tokenizer` (by default the same) on the
     worker thread: HF fast tokenizers must not be used by two threads at once.
     """
@@ -167,6 +169,7 @@ class Batcher:
         max_queue: int = 64,
         gather_s: float = 0.005,
         metrics: Any = None,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
         self.run_rows = run_rows
         self.tokenizer = tokenizer
@@ -181,7 +184,8 @@ class Batcher:
         self.last_batch_seconds = 1.0
         self.batches = 0
         self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kvsl-model")
+        # The model thread; the server passes the one that loaded the model (`server.model_thread`).
+        self._executor = executor if executor is not None else model_thread()
         self._task: asyncio.Task[None] | None = None
         self._current: asyncio.Future[Any] | None = None
         self._stopping = False

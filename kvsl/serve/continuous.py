@@ -47,10 +47,11 @@ class ContinuousBatcher(Batcher):
         max_queue: int = 64,
         gather_s: float = 0.005,
         metrics: Any = None,
+        executor: Any = None,
     ) -> None:
         super().__init__(_no_batches, tokenizer, worker_tokenizer=worker_tokenizer,
                          max_batch=max_batch, max_queue=max_queue, gather_s=gather_s,
-                         metrics=metrics)
+                         metrics=metrics, executor=executor)
         self.decoder = decoder
         self.joined_running = 0  # rows that joined while others were decoding
         self._inbox: queue.SimpleQueue[list[Job] | None] = queue.SimpleQueue()

@@ -38,7 +38,10 @@ def tiny_workspace(root: Path) -> Path:
 
 def environment(root: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", KVSL_CACHE_DIR=str(root / "cache"))
+    # One torch thread (kvsl's own rule reads KVSL_THREADS, not OMP_NUM_THREADS): the servers
+    # share the machine with the tests and each other.
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", KVSL_THREADS="1",
+               KVSL_CACHE_DIR=str(root / "cache"))
     env.pop("KVSL_API_KEY", None)
     env.update(extra)
     return env

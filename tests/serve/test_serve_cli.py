@@ -78,3 +78,32 @@ def test_every_serve_code_is_registered_with_examples():
     assert serve_codes == ["KVS800", "KVS801", "KVS802", "KVS803", "KVS804", "KVS805"]
     for code in serve_codes:
         assert CODES[code].bad and CODES[code].good and CODES[code].explanation
+
+
+def test_the_model_loads_on_the_thread_that_decodes_it(root, monkeypatch):
+    """All of torch's work in one thread (`kvsl.serve.server.model_thread`): a second thread
+    with its own OpenMP team made every decoding step sleep at its barriers."""
+    import threading
+
+    from kvsl.serve import catalog, server
+
+    seen: dict[str, threading.Thread] = {}
+    real_load = catalog.load_catalog
+
+    def load(*args, **kwargs):
+        seen["loaded on"] = threading.current_thread()
+        return real_load(*args, **kwargs)
+
+    def run_server(application, sock, *, shutdown_timeout):  # instead of uvicorn
+        executor = application.state.server.executor
+        seen["decodes on"] = executor.submit(threading.current_thread).result()
+        executor.shutdown()
+        sock.close()
+
+    monkeypatch.setattr(catalog, "load_catalog", load)
+    monkeypatch.setattr(server, "run_server", run_server)
+    result = _serve(str(root / "alpha.kvs"), "--port", "0")
+    assert result.exit_code == 0, result.output
+    assert seen["loaded on"] is seen["decodes on"]
+    assert seen["loaded on"] is not threading.main_thread()
+    assert seen["loaded on"].name.startswith("kvsl-model")
