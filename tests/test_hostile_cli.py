@@ -173,3 +173,21 @@ def test_data_files_that_are_not_regular_text_are_refused(
     assert isinstance(err, KvslError), repr(err)
     assert err.diagnostics[0].code == code
     assert path in err.diagnostics[0].span.path or err.diagnostics[0].span.path == path
+
+
+# --- layer selections that steer nothing -----------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["5..", "2..", "0, 7.."])
+def test_open_layer_range_past_the_last_layer_is_refused(text: str) -> None:
+    """`--layers 5..` on a 2-layer model steered no layer and ran plain, silently (exit 0);
+    `kvsl run`, `eval` and `serve` turn this ValueError into KVS451 / a 400."""
+    from kvsl.lang.overrides import parse_layers
+    from kvsl.lang.plan import SteerPlan
+
+    plan = SteerPlan(layers=parse_layers(text), key=0.0, value=1.0)
+    with pytest.raises(ValueError, match="outside a model with 2 layers"):
+        plan.coefficients(2)
+    assert SteerPlan(layers=parse_layers("1.."), key=0.0, value=1.0).coefficients(2) == {
+        1: (0.0, 1.0)
+    }

@@ -163,7 +163,12 @@ class SteerPlan:
 def _resolve_all(spans: tuple[LayerSpan, ...], num_layers: int) -> list[int]:
     layers: list[int] = []
     for span in spans:
-        for layer in span.resolve(num_layers):
+        resolved = span.resolve(num_layers)
+        if span.stop is None and not resolved:
+            # `5..` on a 2-layer model: an open range that starts past the last layer
+            # would steer nothing, silently (a run identical to plain generation).
+            raise ValueError(f"layer {resolved.start} is outside a model with {num_layers} layers")
+        for layer in resolved:
             if not 0 <= layer < num_layers:
                 raise ValueError(f"layer {layer} is outside a model with {num_layers} layers")
             if layer not in layers:
