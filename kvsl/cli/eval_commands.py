@@ -12,6 +12,7 @@ imported inside the command body.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -53,9 +54,12 @@ def _numbers(text: str | None, name: str, cast: type = float) -> tuple[Any, ...]
     if text is None:
         return None
     try:
-        return tuple(cast(v) for v in text.split(",") if v.strip())
+        numbers = tuple(cast(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise _bad_flag(f"`{name}` takes comma-separated numbers, got `{text}`") from None
+        numbers = (math.nan,)
+    if not all(math.isfinite(v) for v in numbers):
+        raise _bad_flag(f"`{name}` takes comma-separated finite numbers, got `{text}`")
+    return numbers
 
 
 TargetArgument = Annotated[

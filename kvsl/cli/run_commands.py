@@ -9,6 +9,7 @@ front-end commands stay fast.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
@@ -100,14 +101,13 @@ def _read_prompts(prompts: list[str], file: Path | None) -> list[tuple[str, dict
     if prompts:
         return [(p, {}) for p in prompts]
     if file is not None:
+        from kvsl.lang.files import MAX_DATA_BYTES, FileProblem, read_regular_file
+
         try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            reason = (
-                "not UTF-8 text"
-                if isinstance(err, UnicodeDecodeError)
-                else (err.strerror or str(err))
-            )
+            # Regular files only, capped: `--file /dev/zero` or a FIFO must not hang.
+            text = read_regular_file(str(file), MAX_DATA_BYTES).decode("utf-8")
+        except (FileProblem, UnicodeDecodeError) as err:
+            reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else str(err)
             raise _usage(
                 "KVS453",
                 f"cannot read prompt file `{file}`: {reason}",
@@ -136,24 +136,31 @@ def _check_options(
     batch_size: int,
     precision: str = "fp32",
     controls: Mapping[str, Any] | None = None,
+    *,
+    seed: int | None = None,
+    value: float | None = None,
+    key: float | None = None,
 ) -> None:
     from kvsl.lang.plan import GenerationSettings
 
     problems = []
     if format not in FORMATS:
         problems.append(f"`--format {format}` is not one of text, json, jsonl")
-    if max_new_tokens is not None and max_new_tokens < 1:
-        problems.append(f"`--max-new-tokens {max_new_tokens}` must be at least 1")
     if batch_size < 1:
         problems.append(f"`--batch-size {batch_size}` must be at least 1")
-    if temperature is not None and not temperature > 0:
-        problems.append(f"`--temperature {temperature}` must be greater than 0")
-    if top_p is not None and not 0 < top_p <= 1:
-        problems.append(f"`--top-p {top_p}` must be in (0, 1]")
     if precision not in ("auto", "fp32", "bf16"):
         problems.append(f"`--precision {precision}` is not one of auto, fp32, bf16")
-    # Ranges only: whether `--min-new-tokens` fits `max_new_tokens` is known once the spec is.
-    ranges = replace(GenerationSettings(max_new_tokens=1 << 30), **(controls or {}))
+    for name, coefficient in (("--value", value), ("--key", key)):
+        if coefficient is not None and not math.isfinite(coefficient):
+            problems.append(f"`{name} {coefficient}` must be a finite number")
+    # The given generation flags on the spec-free defaults: ranges only (whether
+    # `--min-new-tokens` fits `max_new_tokens` is known once the spec is).
+    given = {
+        "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
+        "seed": seed, **(controls or {}),
+    }  # fmt: skip
+    ranges = GenerationSettings(max_new_tokens=1 << 30)
+    ranges = replace(ranges, **{k: v for k, v in given.items() if v is not None})
     problems += ranges.problems()
     if problems:
         raise KvslError(
@@ -242,7 +249,10 @@ def run(
         controls = decoding_controls(
             repetition_penalty, no_repeat_ngram_size, min_new_tokens, top_k
         )
-        _check_options(format, max_new_tokens, temperature, top_p, batch_size, precision, controls)
+        _check_options(
+            format, max_new_tokens, temperature, top_p, batch_size, precision, controls,
+            seed=seed, value=value, key=key,
+        )  # fmt: skip
         from rich.console import Console
 
         from kvsl.engine.placement import parse_device_map

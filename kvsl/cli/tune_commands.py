@@ -8,6 +8,7 @@ Everything that needs torch is imported inside the command body.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,6 +33,8 @@ def _numbers(text: str | None, flag: str, cast: type = float) -> tuple[Any, ...]
         ) from None
     if not values:
         raise bad_option(f"`{flag}` is empty")
+    if not all(math.isfinite(v) for v in values):  # `--values nan,inf`
+        raise bad_option(f"`{flag}` takes finite numbers, got `{text}`")
     return values
 
 

@@ -132,10 +132,13 @@ def load_gguf(
                 ref,
                 "install the GGUF reader with `pip install gguf accelerate`",
             ) from None
-        except (OSError, ValueError, KeyError, RuntimeError) as err:
+        # Any exception: a truncated or forged header fails inside the GGUF reader with
+        # struct.error, IndexError, ... as well as OSError and ValueError.
+        except Exception as err:
+            reason = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
             raise model_error(
                 "KVS303",
-                f"the GGUF file `{path.name}` could not be converted: {str(err).splitlines()[0]}",
+                f"the GGUF file `{path.name}` could not be converted: {reason}",
                 ref,
                 "transformers converts GGUF files of Llama, Qwen2/3, Phi-3, Mistral, ... models; "
                 "use one of those, or the original Hugging Face checkpoint",

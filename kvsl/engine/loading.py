@@ -75,8 +75,10 @@ def load_pretrained(
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
-        except (OSError, ValueError, KeyError, RuntimeError) as err:
-            text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        # Any exception: corrupt files surface as the readers' own types (safetensors'
+        # SafetensorError for a truncated header, struct.error, ...), not only OSError.
+        except Exception as err:
+            text = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
             unsupported = isinstance(err, ValueError | KeyError) and (
                 "Unrecognized configuration" in text
                 or "does not support" in text

@@ -209,7 +209,8 @@ def run_eval(
     """
     from kvsl.eval.session import coefficients
 
-    check_settings(request.decode, request.batch_size, request.limit, request.runs)
+    check_settings(request.decode, request.batch_size, request.limit, request.runs,
+                   dev_limit=request.dev_limit, numbers=_given_numbers(request))
     if request.data is None:
         raise KvslError.usage(
             "KVS612", "`--data` is required", help="give the test file with `--data PATH`"
@@ -379,6 +380,12 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         )
 
 
+def _given_numbers(request: EvalRequest) -> dict[str, float | None]:
+    """The eval's float flags, which must be finite when given (KVS612)."""
+    return {"--value": request.value, "--key": request.key,
+            "--caa-multiplier": request.caa_multiplier}  # fmt: skip
+
+
 def run_sweep(
     request: EvalRequest, *, console: Any = None, quiet: bool = False, context: Any = None
 ) -> dict[str, Any]:
@@ -386,7 +393,8 @@ def run_sweep(
 
     `context` reuses a loaded `EvalContext` for the same target, as in `run_eval`.
     """
-    check_settings(request.decode, request.batch_size, request.dev_limit, request.runs)
+    check_settings(request.decode, request.batch_size, request.dev_limit, request.runs,
+                   numbers=_given_numbers(request))
     if request.dev is None:
         raise KvslError.usage(
             "KVS616",

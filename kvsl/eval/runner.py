@@ -27,22 +27,30 @@ ForcedMode = str  # "model" | "overlap"
 
 
 def check_settings(
-    decode: GenerationSettings, batch_size: int, limit: int | None, runs: int = 1
+    decode: GenerationSettings,
+    batch_size: int,
+    limit: int | None,
+    runs: int = 1,
+    *,
+    dev_limit: int | None = None,
+    numbers: dict[str, float | None] | None = None,
 ) -> None:
-    """KVS612 for values out of range."""
+    """KVS612 for values out of range: every numeric flag, before any file or model is read.
+
+    `numbers` are the flags that must be finite when given (`--value`, `--caa-multiplier`).
+    """
     problems = []
     if runs < 1:
         problems.append("`--runs` must be at least 1")
-    if decode.max_new_tokens < 1:
-        problems.append("`--max-new-tokens` must be at least 1")
     if batch_size < 1:
         problems.append("`--batch-size` must be at least 1")
-    if limit is not None and limit < 0:
-        problems.append("`--limit` must be at least 0")
-    if decode.temperature < 0:
-        problems.append("`--temperature` must not be negative")
-    if not 0 < decode.top_p <= 1:
-        problems.append("`--top-p` must be in (0, 1]")
+    if limit is not None and limit < 1:
+        problems.append("`--limit` must be at least 1")
+    if dev_limit is not None and dev_limit < 1:
+        problems.append("`--dev-limit` must be at least 1")
+    for name, number in (numbers or {}).items():
+        if number is not None and not math.isfinite(number):
+            problems.append(f"`{name} {number}` must be a finite number")
     problems += decode.problems()
     if problems:
         raise KvslError(

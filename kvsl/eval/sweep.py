@@ -9,6 +9,7 @@ resumes like an eval. `kvsl.eval.pipeline.run_sweep` puts the steps together.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -36,6 +37,8 @@ def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
     try:
         numbers = tuple(float(v) for v in values.split(",") if v.strip())
     except ValueError:
+        numbers = ()
+    if not all(math.isfinite(v) for v in numbers):  # `value=nan`, `shots=inf`
         numbers = ()
     if name not in SWEEP_PARAMETERS or not numbers:
         raise KvslError.usage(

@@ -23,6 +23,7 @@ from kvsl.formats.examples import (
     normalize_number,
 )
 from kvsl.lang.diagnostics import ExitCode, KvslError
+from kvsl.lang.files import MAX_DATA_BYTES, FileProblem, read_regular_file
 from kvsl.lang.source import Span
 
 # --- errors ------------------------------------------------------------------------------
@@ -47,19 +48,23 @@ def read_lines(path: Path) -> Iterator[Line]:
     """Non-blank lines of a UTF-8 text file with their spans (KVS600 if unreadable)."""
     shown = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        # Regular files only, capped: a FIFO or /dev/zero named by mistake must not hang.
+        text = read_regular_file(shown, MAX_DATA_BYTES).decode("utf-8")
+    except FileProblem as problem:
+        missing = problem.kind == "missing"
         raise KvslError.one(
             "KVS600",
-            f"benchmark file `{shown}` does not exist",
+            f"benchmark file `{shown}` {problem}",
             Span.whole_file(shown),
-            help="pass the path of a local benchmark file; kvsl downloads nothing",
+            help="pass the path of a local benchmark file; kvsl downloads nothing"
+            if missing
+            else "benchmark files are regular UTF-8 text files, one JSON record per line",
             exit_code=ExitCode.USAGE,
         ) from None
-    except (OSError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
         raise KvslError.one(
             "KVS600",
-            f"benchmark file `{shown}` cannot be read: {err}",
+            f"benchmark file `{shown}` is not UTF-8 text (byte {err.start:,})",
             Span.whole_file(shown),
             help="benchmark files are UTF-8 text, one JSON record per line",
             exit_code=ExitCode.USAGE,

@@ -31,10 +31,10 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from kvsl.base.jsonl import append_jsonl
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.files import MAX_DATA_BYTES, FileProblem, read_regular_file
 from kvsl.lang.source import SourceFile, Span
 
 
@@ -152,21 +152,22 @@ def iter_trace_lines(
 
 
 def read_trace_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The file's bytes, or a KvslError (KVS500) if it does not exist or cannot be read."""
+    """The file's bytes, or a KvslError (KVS500) if it does not exist or cannot be read.
+
+    Regular files only, capped (`kvsl.lang.files`): a FIFO or a device named as a trace
+    file (`--traces /dev/zero`) is refused instead of hanging or filling memory.
+    """
     try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
+        return read_regular_file(os.fspath(path), MAX_DATA_BYTES)
+    except FileProblem as problem:
+        missing = problem.kind == "missing"
         raise KvslError.one(
             "KVS500",
-            f"trace file `{path}` does not exist",
+            f"trace file `{path}` {problem}",
             Span.whole_file(str(path)),
-            help="write traces with `kvsl teach SPEC`, or fix the path in the spec",
-        ) from None
-    except OSError as err:
-        raise KvslError.one(
-            "KVS500",
-            f"trace file `{path}` cannot be read ({err.strerror})",
-            Span.whole_file(str(path)),
+            help="write traces with `kvsl teach SPEC`, or fix the path in the spec"
+            if missing
+            else "a trace file is a regular JSON-lines text file",
         ) from None
 
 

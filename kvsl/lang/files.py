@@ -19,6 +19,10 @@ import os
 import stat
 from dataclasses import dataclass
 
+# The largest data file kvsl reads whole (benchmarks, question pools, traces, prompt files):
+# far above any real one, and a bound on what a wrong path can make kvsl read into memory.
+MAX_DATA_BYTES = 1 << 30
+
 
 @dataclass
 class FileProblem(Exception):

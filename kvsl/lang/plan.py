@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
+
+# 64-bit: the largest integer a spec may hold, and what torch takes as a seed.
+from kvsl.lang.literals import MAX_INTEGER as _MAX_INTEGER
 
 PLAN_FORMAT = 1
 
@@ -159,7 +163,12 @@ class SteerPlan:
 def _resolve_all(spans: tuple[LayerSpan, ...], num_layers: int) -> list[int]:
     layers: list[int] = []
     for span in spans:
-        for layer in span.resolve(num_layers):
+        resolved = span.resolve(num_layers)
+        if span.stop is None and not resolved:
+            # `5..` on a 2-layer model: an open range that starts past the last layer
+            # would steer nothing, silently (a run identical to plain generation).
+            raise ValueError(f"layer {resolved.start} is outside a model with {num_layers} layers")
+        for layer in resolved:
             if not 0 <= layer < num_layers:
                 raise ValueError(f"layer {layer} is outside a model with {num_layers} layers")
             if layer not in layers:
@@ -216,17 +225,32 @@ class GenerationSettings:
         }
 
     def problems(self) -> list[str]:
-        """Decoding controls out of range, worded for command-line flags (the checker words
-        its own for a spec).
+        """Every field out of its range, worded for command-line flags (the checker words
+        its own for a spec). The one home of these ranges: `kvsl run`, `eval` and `tune`
+        check their flags here, so a value no spec could hold (a NaN temperature, a seed
+        beyond 64 bits) is refused the same way everywhere, before a model is loaded.
 
         >>> GenerationSettings(repetition_penalty=0, no_repeat_ngram_size=-1).problems()
-        ['`--repetition-penalty` must be greater than 0', '`--no-repeat-ngram-size` must be at least 0']
+        ['`--repetition-penalty` must be a finite number greater than 0', '`--no-repeat-ngram-size` must be at least 0']
+        >>> GenerationSettings(seed=2**64, temperature=float("nan")).problems()
+        ['`--temperature nan` must be a finite number greater than 0', '`--seed` must be in [0, 9223372036854775807]']
         """
         problems = []
-        if not self.repetition_penalty > 0:
-            problems.append("`--repetition-penalty` must be greater than 0")
+        if not 1 <= self.max_new_tokens <= _MAX_INTEGER:
+            problems.append(f"`--max-new-tokens {self.max_new_tokens}` must be at least 1")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            problems.append(
+                f"`--temperature {self.temperature:g}` must be a finite number greater than 0"
+            )
+        if not 0 < self.top_p <= 1:  # NaN fails too
+            problems.append(f"`--top-p {self.top_p:g}` must be in (0, 1]")
+        if not 0 <= self.seed <= _MAX_INTEGER:
+            problems.append(f"`--seed` must be in [0, {_MAX_INTEGER}]")
+        if not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0):
+            problems.append("`--repetition-penalty` must be a finite number greater than 0")
         for name in ("no_repeat_ngram_size", "min_new_tokens", "top_k"):
-            if getattr(self, name) < 0:
+            value = getattr(self, name)
+            if not 0 <= value <= _MAX_INTEGER:
                 problems.append(f"`--{name.replace('_', '-')}` must be at least 0")
         if self.min_new_tokens > self.max_new_tokens:
             problems.append("`--min-new-tokens` must not exceed `--max-new-tokens`")

@@ -174,6 +174,11 @@ def _check_axes(request: TuneRequest, plan: Plan, axes: tuple[tuple, ...]) -> No
         raise bad_option("`--repetition-penalties` must be greater than 0")
     if any(n < 0 for n in ngrams):
         raise bad_option("`--no-repeat-ngram-sizes` must be at least 0")
+    check_request(request)
+
+
+def check_request(request: TuneRequest) -> None:
+    """KVS702 for the request's own numbers: needs no spec, so `run_tune` calls it first."""
     for name, number, low in (
         ("--start", request.start, 1),
         ("--eta", request.eta, 2),
@@ -183,7 +188,7 @@ def _check_axes(request: TuneRequest, plan: Plan, axes: tuple[tuple, ...]) -> No
     ):
         if number < low:
             raise bad_option(f"`{name}` must be at least {low}")
-    if not 0 < request.alpha < 1:
+    if not 0 < request.alpha < 1:  # NaN fails too
         raise bad_option("`--alpha` must be between 0 and 1")
 
 

@@ -30,7 +30,14 @@ from kvsl.formats.questions import Example, canonical_format, load_benchmark
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.plan import GenerationSettings, Plan
 from kvsl.lang.source import Span
-from kvsl.tune.grid import SMALL_DEV, Setting, TuneRequest, grid, refuse_test_split
+from kvsl.tune.grid import (
+    SMALL_DEV,
+    Setting,
+    TuneRequest,
+    check_request,
+    grid,
+    refuse_test_split,
+)
 from kvsl.tune.report import final_trials, plot_tune, write_reports
 from kvsl.tune.search import Trial, TuneResult, dev_order, results_path, search
 
@@ -83,6 +90,7 @@ def run_tune(
     """
     from kvsl.lang import load_plan
 
+    check_request(request)  # KVS702 for a flag out of range, before the spec is read
     check_writable(request)
     plan = load_plan(request.spec)
     dev = load_dev(request)
