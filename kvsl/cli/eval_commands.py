@@ -33,6 +33,7 @@ from kvsl.cli.options import (
     TopKOption,
     decoding_controls,
 )
+from kvsl.cli.output import stop_on_interrupt
 from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.overrides import parse_layers
 
@@ -144,7 +145,7 @@ def eval_command(
     model: ModelOption = None,
     limit: LimitOption = None,
     dev_limit: DevLimitOption = 50,
-    batch_size: BatchSizeOption = 8,
+    batch_size: BatchSizeOption = 32,
     max_new_tokens: MaxNewTokensOption = 256,
     runs: RunsOption = 1,
     sample: SampleOption = False,
@@ -232,7 +233,8 @@ def _run(request: EvalRequest, format: str) -> None:
 
     status = Console(stderr=True, highlight=False, quiet=not is_main())
     quiet = format == "json" or not is_main()
-    outcome = run(request, console=status, quiet=quiet)
+    with stop_on_interrupt(f"{request.out_dir}/results.jsonl"):
+        outcome = run(request, console=status, quiet=quiet)
     if not outcome.is_main:
         return  # under torchrun / accelerate: rank 0 prints and writes the report
     if quiet:

@@ -18,6 +18,7 @@ import typer
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import BatchSizeOption, DeviceOption, PrecisionOption, ThreadsOption
+from kvsl.cli.output import stop_on_interrupt
 
 
 def _numbers(text: str | None, flag: str, cast: type = float) -> tuple[Any, ...]:
@@ -119,7 +120,7 @@ def tune_command(
     eta: EtaOption = 2,
     alpha: AlphaOption = 0.05,
     seed: SeedOption = 0,
-    batch_size: BatchSizeOption = 8,
+    batch_size: BatchSizeOption = 32,
     out: OutOption = ".kvsl/tune",
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -163,7 +164,8 @@ def _run(request: Any, json_output: bool) -> None:
     from kvsl.tune.run import run_tune
 
     status = Console(stderr=True, highlight=False, quiet=not is_main())
-    report = run_tune(request, console=status, quiet=json_output)
+    with stop_on_interrupt(f"{request.out_dir}/results.jsonl"):
+        report = run_tune(request, console=status, quiet=json_output)
     if report.pop("rank", 0) != 0:
         return  # under torchrun / accelerate: rank 0 prints and writes the report
     if json_output:

@@ -162,7 +162,11 @@ class RowDecoder:
         self._next = self._next[:0]
 
     def join(self, rows: Sequence[Row]) -> None:
-        """Prefill `rows` together, edit each one's cache, merge them into the batch."""
+        """Prefill `rows` together, edit each one's cache, merge them into the batch.
+
+        A steered row with a `suffix` feeds `[o] + suffix` after its edit: rows are joined
+        in groups by how many tokens they feed between the edit and the first step.
+        """
         if not rows:
             return
         for row in rows:
@@ -170,12 +174,23 @@ class RowDecoder:
                 raise ValueError("a steered row needs the offset token id")
             if not row.fed:
                 raise ValueError("a row needs at least one prompt token")
-        heads = [row.fed[:-1] for row in rows]  # T for a steered row; its last token is next
+        groups: dict[int, list[Row]] = {}
+        for row in rows:
+            groups.setdefault(_after_edit(row), []).append(row)
+        for after, group in groups.items():
+            self._join_group(group, after)
+
+    def _join_group(self, rows: Sequence[Row], after: int) -> None:
+        """Join rows that each feed `after` tokens between their edit and their last token."""
+        heads = [row.fed[: len(row.fed) - 1 - after] for row in rows]  # T for a steered row
         with torch.inference_mode():
             if max(len(head) for head in heads) > 0:
                 ids, mask = left_pad(heads, self.pad_id, self.device)  # (joining, width)
                 cache = prefill(self.model, ids, mask)
                 apply_row_edits(cache, [row.edit if row.steered else None for row in rows])
+                if after:
+                    middle = [row.fed[len(row.fed) - 1 - after : -1] for row in rows]
+                    mask = self._feed(cache, mask, torch.tensor(middle, device=self.device))
             else:
                 cache, mask = None, torch.zeros((len(rows), 0), dtype=torch.long, device=self.device)
             self._merge(cache, mask)
@@ -190,6 +205,20 @@ class RowDecoder:
                 row, _processors(settings, len(row.fed), self.eos, self.model.generation_config),
                 generator if settings.sample else None, list(row.fed),
             ))
+
+    def _feed(self, cache: Any, mask: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Feed `ids` (joining, n) into a prefilled cache; returns the mask (joining, width + n)."""
+        full = torch.cat([mask, torch.ones_like(ids)], dim=1)
+        steps = torch.arange(ids.shape[1], device=self.device)[None, :]
+        kwargs: dict[str, Any] = {
+            "input_ids": ids, "attention_mask": full,
+            "position_ids": mask.sum(dim=1, keepdim=True) + steps,  # (joining, n)
+            "use_cache": True, self._cache_name: cache,
+        }
+        if self._logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        self.model(**kwargs)
+        return full
 
     def step(self) -> list[Row]:
         """One decoding step for every row; returns the rows that ended (and left the batch).
@@ -303,6 +332,12 @@ class RowDecoder:
 
             self._cache = DynamicCache(ddp_cache_data=tensors, config=self.model.config)
         self._mask = self._mask[:, unused:]
+
+
+def _after_edit(row: Row) -> int:
+    """Tokens a row feeds after its edit, before its last one: `len(suffix)` for a steered
+    row (`[o] + suffix` follow `T`), 0 for any other (its prefill is all but the last token)."""
+    return len(row.suffix) if row.steered else 0
 
 
 def _tensors(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:

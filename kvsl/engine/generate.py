@@ -1,8 +1,10 @@
 """Batched plain and steered generation: prompts, left padding, stop strings, streaming.
 
-`generate_texts` is the one entry point `kvsl run` and the Python API share. A batch is
-left-padded, so the last prompt token is at the same index in every row and one cache edit
-(`kvsl.engine.steer.apply_edit`) covers the whole batch.
+`generate_texts` is the one entry point `kvsl run` and the Python API share; it keeps the
+batch full (`kvsl.engine.offline`). `generate_batch` is the static batch, for models that
+path cannot decode and for activation steering: it is left-padded, so the last prompt token
+is at the same index in every row and one cache edit (`kvsl.engine.steer.apply_edit`)
+covers the whole batch.
 """
 
 from __future__ import annotations
@@ -250,14 +252,32 @@ def generate_texts(
     streamer: Any = None,
     on_batch: Callable[[int], object] | None = None,
 ) -> list[str]:
-    """Generate for every prompt in batches (shortest first, to pad little); texts in input order.
+    """Generate for every prompt, `batch_size` rows at a time; texts in input order.
 
-    `on_batch(n)` is called after each batch with the number of prompts it finished.
+    The batch is kept full (`kvsl.engine.offline`): a row that ends leaves and the next
+    prompt (shortest first) joins. Models a `RowDecoder` cannot decode run in static
+    batches of `batch_size` (`generate_batch`). Greedy texts are the same either way:
+    each row's text is what it gives alone.
+
+    `on_batch(n)` is called as prompts finish, with how many finished (1 at a time when
+    the batch is kept full, a whole batch otherwise).
     """
     if streamer is not None and len(prompts) != 1:
         raise ValueError("streaming needs exactly one prompt")
+    from kvsl.engine.offline import continuous_supported, decode_queue, queue_rows
+
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     texts: list[str] = [""] * len(prompts)
+    if continuous_supported(model):
+        rows = queue_rows([prompts[i] for i in order], settings, offset_id=offset_id, edit=edit)
+
+        def done(position: int, row: Any, seconds: float) -> None:
+            texts[order[position]] = row.text(tokenizer)
+            if on_batch is not None:
+                on_batch(1)
+
+        decode_queue(model, tokenizer, rows, batch_size=batch_size, on_done=done, streamer=streamer)
+        return texts
     for start in range(0, len(order), max(1, batch_size)):
         chunk = order[start : start + batch_size]
         outputs = generate_batch(

@@ -60,11 +60,15 @@ class Row:
     # generator, shared by the rows of one request; `generate_rows` uses the batch's instead.
     settings: GenerationSettings = _GREEDY
     rng: Any = None  # torch.Generator
+    # Fed after `T + [o]` before anything is generated (an assistant prefix such as
+    # chain-of-thought's); continuous batching only (`generate_rows` refuses it).
+    suffix: tuple[int, ...] = ()
 
     @property
     def fed(self) -> list[int]:
-        """The ids given to the model: `T`, or `T + [o]` for a steered row."""
-        return [*self.prompt, *([self.offset_id] if self.offset_id is not None else [])]
+        """The ids given to the model: `T`, `T + [o]` for a steered row, then `suffix`."""
+        offset = [self.offset_id] if self.offset_id is not None else []
+        return [*self.prompt, *offset, *self.suffix]
 
     @property
     def done(self) -> bool:
@@ -143,6 +147,8 @@ def generate_rows(
         return rows
     if any(row.edit is not None and row.offset_id is None for row in rows):
         raise ValueError("a steered row needs the offset token id")
+    if any(row.suffix for row in rows):
+        raise ValueError("a row with a suffix needs continuous batching (RowDecoder)")
     device = model.device
     pad_id = pad_token_id(tokenizer, model)
     input_ids, attention_mask = left_pad([row.fed for row in rows], pad_id, device)

@@ -13,8 +13,13 @@ Every method uses the same prompts (same system prompt), the same batching, left
 and decoding settings, so accuracy, response length and ms per token compare like with
 like. Responses are the generated text only (never the CoT prefix).
 
-Timing: `Generation.seconds` is the example's share of its batch's wall time, in
-proportion to the tokens it generated, prefill included; ms/token of a method is
+Batching: the batch is kept full (`kvsl.engine.offline`): an answered question leaves and
+the next joins, with its own prefill and cache edit; CAA (whose hook steers a batch as a
+whole) and models a `RowDecoder` cannot decode run in static batches.
+
+Timing: `Generation.seconds` is the example's share of the wall time, prefill included:
+of each decoding step it took part in (split evenly among the rows), or in static batches
+of its batch's time in proportion to the tokens it generated; ms/token of a method is
 1000 · Σ seconds / Σ tokens.
 """
 
@@ -172,6 +177,7 @@ class Generator:
     tokenizer: Any
     system_prompt: str | None = None
     batch_size: int = 8
+    static_batches: bool = False  # the old static batches, for comparison (bench/eval_speed.py)
 
     def prompt_ids(self, question: str, method: Method | None = None) -> list[int]:
         """`T` for `question`; for cache steering with vectors extracted with a prefix
@@ -196,8 +202,15 @@ class Generator:
         settings: GenerationSettings,
         *,
         on_batch: Callable[[int], object] | None = None,
+        on_done: Callable[[int, Generation], object] | None = None,
     ) -> list[Generation]:
-        """Generate one response per question (batched, shortest prompts first)."""
+        """Generate one response per question, `batch_size` at a time (shortest prompts first).
+
+        The batch is kept full (`kvsl.engine.offline`); activation steering and models a
+        `RowDecoder` cannot decode run in static batches. `on_done(i, generation)` is called
+        as question `i` is answered, `on_batch(n)` as `n` more are.
+        """
+        from kvsl.engine.offline import continuous_supported
         from kvsl.engine.prompting import offset_token_id
 
         suffix = encode_text(self.tokenizer, COT_PREFIX) if method.cot else []
@@ -212,43 +225,78 @@ class Generator:
         prompts = [self.prompt_ids(q, method) for q in questions]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Generation | None] = [None] * len(prompts)
+
+        def finish(i: int, tokens: Sequence[int], seconds: float) -> None:
+            text = self.tokenizer.decode(list(tokens), skip_special_tokens=True)
+            for stop in settings.stop:
+                if stop and stop in text:
+                    text = text[: text.index(stop)]
+            results[i] = generation = Generation(text, len(tokens), seconds)
+            if on_done is not None:
+                on_done(i, generation)
+            if on_batch is not None:
+                on_batch(1)
+
+        run = (
+            self._continuous
+            if method.kind != "caa" and not self.static_batches and continuous_supported(self.model)
+            else self._static
+        )
         with self._method_context(method):
-            for start in range(0, len(order), max(1, self.batch_size)):
-                chunk = order[start : start + self.batch_size]
-                began = time.perf_counter()
-                outputs = self._batch(
-                    [prompts[i] for i in chunk], settings, offset_id, suffix, edit
-                )
-                elapsed = time.perf_counter() - began
-                total = sum(len(o) for o in outputs) or 1
-                for i, tokens in zip(chunk, outputs, strict=True):
-                    text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                    for stop in settings.stop:
-                        if stop and stop in text:
-                            text = text[: text.index(stop)]
-                    results[i] = Generation(text, len(tokens), elapsed * len(tokens) / total)
-                if on_batch is not None:
-                    on_batch(len(chunk))
+            run([(i, prompts[i]) for i in order], settings, offset_id, suffix, edit, finish)
         return [r for r in results if r is not None]
 
-    def _batch(
+    def _continuous(
         self,
-        prompts: Sequence[list[int]],
+        prompts: Sequence[tuple[int, list[int]]],
         settings: GenerationSettings,
         offset_id: int | None,
         suffix: list[int],
         edit: Any,
-    ) -> list[list[int]]:
-        """New token ids for one batch of prompt ids `T`: rows are `T (+ [o]) (+ CoT prefix)`."""
-        return generate_batch(
+        finish: Callable[[int, Sequence[int], float], None],
+    ) -> None:
+        """Rows join as others end (`kvsl.engine.offline`); `finish` as each one ends."""
+        from kvsl.engine.offline import decode_queue, queue_rows
+
+        rows = queue_rows(
+            [p for _, p in prompts], settings, offset_id=offset_id, edit=edit, suffix=suffix
+        )
+        decode_queue(
             self.model,
             self.tokenizer,
-            prompts,
-            settings=settings,
-            offset_id=offset_id,
-            edit=edit,
-            suffix=suffix,
+            rows,
+            batch_size=self.batch_size,
+            on_done=lambda k, row, seconds: finish(prompts[k][0], row.tokens, seconds),
         )
+
+    def _static(
+        self,
+        prompts: Sequence[tuple[int, list[int]]],
+        settings: GenerationSettings,
+        offset_id: int | None,
+        suffix: list[int],
+        edit: Any,
+        finish: Callable[[int, Sequence[int], float], None],
+    ) -> None:
+        """Static batches of `batch_size`: rows are `T (+ [o]) (+ CoT prefix)`; an example's
+        seconds are its batch's wall time in proportion to the tokens it generated."""
+        size = max(1, self.batch_size)
+        for start in range(0, len(prompts), size):
+            chunk = prompts[start : start + size]
+            began = time.perf_counter()
+            outputs = generate_batch(
+                self.model,
+                self.tokenizer,
+                [p for _, p in chunk],
+                settings=settings,
+                offset_id=offset_id,
+                edit=edit,
+                suffix=suffix,
+            )
+            elapsed = time.perf_counter() - began
+            total = sum(len(o) for o in outputs) or 1
+            for (i, _), tokens in zip(chunk, outputs, strict=True):
+                finish(i, tokens, elapsed * len(tokens) / total)
 
     def forced_choices(
         self,

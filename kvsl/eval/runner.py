@@ -194,39 +194,46 @@ def _generate_missing(
     label = f"{method.name}" + (f" (run {run + 1}/{runs})" if runs > 1 else "")
     if progress is not None:
         progress(label, len(examples) - len(pending), len(examples))
-    # Shortest prompts first (less padding); chunks of one batch, saved as they finish.
+    # Shortest prompts first (less padding); dealt to ranks in chunks of one batch.
     pending.sort(key=lambda e: len(e.question))
     chunks = [
         pending[start : start + generator.batch_size]
         for start in range(0, len(pending), generator.batch_size)
     ]
-    generated = 0
-    # Under torchrun, whole batches go round-robin to ranks: each batch is the one a
-    # single process would run, so greedy generations are the same tokens. The deal goes
-    # on from method to method (`turn`), so methods of one batch each (a tune's first
-    # rungs) still spread over the ranks instead of all landing on rank 0.
-    for chunk in shard(chunks, offset=turn):
-        gens = generator.generate(method, [e.question for e in chunk], settings)
-        forced_labels = _model_forced(generator, method, chunk, gens, forced)
-        cache.add(
-            {
-                "key": cache_key(method, run_hash, run, e),
-                "method": method.name,
-                "run": run,
-                "seed": settings.seed,
-                "example_id": e.id,
-                "gold": e.answer,
-                "response": g.text,
-                "tokens": g.tokens,
-                "seconds": round(g.seconds, 6),
-                "forced_model": forced_labels[i],
-            }
-            for i, (e, g) in enumerate(zip(chunk, gens, strict=True))
-        )
-        generated += len(chunk)
+    # Under torchrun, whole batches go round-robin to ranks; each rank then answers its
+    # share with its batch kept full. Greedy answers are each row's alone, so they are the
+    # same tokens whatever the split. The deal goes on from method to method (`turn`), so
+    # methods of one batch each (a tune's first rungs) still spread over the ranks instead
+    # of all landing on rank 0.
+    mine = [example for chunk in shard(chunks, offset=turn) for example in chunk]
+    saved: set[int] = set()
+
+    def save(i: int, generation: Any) -> None:
+        """Saved as soon as it is answered: a killed run loses only rows still decoding."""
+        saved.add(i)
+        example = mine[i]
+        forced_label = _model_forced(generator, method, [example], [generation], forced)[0]
+        cache.add([{
+            "key": cache_key(method, run_hash, run, example),
+            "method": method.name,
+            "run": run,
+            "seed": settings.seed,
+            "example_id": example.id,
+            "gold": example.answer,
+            "response": generation.text,
+            "tokens": generation.tokens,
+            "seconds": round(generation.seconds, 6),
+            "forced_model": forced_label,
+        }])  # fmt: skip
         if progress is not None:
-            progress(label, len(chunk), len(examples))
-    return generated, len(chunks)
+            progress(label, 1, len(examples))
+
+    if mine:
+        gens = generator.generate(method, [e.question for e in mine], settings, on_done=save)
+        for i, generation in enumerate(gens):  # a generator that does not call `on_done`
+            if i not in saved:
+                save(i, generation)
+    return len(mine), len(chunks)
 
 
 def _merge_ranks(cache: ResultsCache, generated: int) -> int:

@@ -81,7 +81,7 @@ def open_context(
     *,
     model: str | None = None,
     out_dir: Path,
-    batch_size: int = 8,
+    batch_size: int = 32,
     precision: str = "fp32",
     device: str | None = None,
     device_map: str | None = None,

@@ -49,7 +49,7 @@ class TuneRequest:
     eta: int = 2  # keep the best 1/eta, grow the subset eta times
     alpha: float = 0.05  # the accuracy test's level
     seed: int = 0  # the dev questions' order (a fixed shuffle: subsets are random, nested)
-    batch_size: int = 8
+    batch_size: int = 32
     out_dir: str = ".kvsl/tune"
     device: str | None = None
     precision: str = "fp32"

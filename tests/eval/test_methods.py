@@ -245,3 +245,26 @@ def test_forced_choices_pick_a_valid_label(tiny) -> None:
         plain_method(), QUESTIONS[:2], ["hmm", "not sure"], [("A", "B", "C"), ("A", "B")]
     )
     assert picks[0] in {"A", "B", "C"} and picks[1] in {"A", "B"}
+
+
+def test_a_full_batch_gives_the_static_batches_answers(tiny, monkeypatch) -> None:
+    """`kvsl eval` keeps its batch full (`kvsl.engine.offline`); each answer is the one the
+    static batches gave: plain, chain of thought, steered with and without the CoT prefix."""
+    model, tokenizer = tiny
+    vectors = random_vectors(model, scale=20.0)
+    methods = [plain_method(), cot_method(), cache_method(vectors, {1: (0.0, 8.0)}),
+               cache_method(vectors, {1: (0.0, 8.0), 2: (0.0, 4.0)}, cot=True)]  # fmt: skip
+    questions = QUESTIONS * 2 + ["Why?", "Name three colours of the rainbow, please."]
+    settings = GenerationSettings(max_new_tokens=12, repetition_penalty=1.2)
+    full = Generator(model, tokenizer, batch_size=3)
+    answered: list[int] = []
+    kept = {m.name: full.generate(m, questions, settings, on_done=lambda i, g: answered.append(i))
+            for m in methods}  # fmt: skip
+    assert sorted(answered) == sorted(list(range(len(questions))) * len(methods))
+    monkeypatch.setattr("kvsl.engine.offline.continuous_supported", lambda _: False)
+    static = {m.name: Generator(model, tokenizer, batch_size=1).generate(m, questions, settings)
+              for m in methods}  # fmt: skip
+    for name in kept:
+        assert [(g.text, g.tokens) for g in kept[name]] == [(g.text, g.tokens) for g in static[name]]
+        assert all(g.seconds > 0 for g in kept[name])
+    assert kept["cache"] != kept["plain"]

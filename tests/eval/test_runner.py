@@ -151,3 +151,20 @@ def test_choose_caa_and_sweep_points(setup, tmp_path: Path) -> None:
     )
     assert [p.value for p in sweep] == [0.0, 2.0]
     assert best_point(sweep).value in {0.0, 2.0}
+
+
+def test_a_full_batch_leaves_the_results_unchanged(setup, tmp_path: Path, monkeypatch) -> None:
+    """The records `evaluate` stores are the static batches' (the cache keys too, so old
+    caches stay valid), and each answer is saved as it finishes."""
+    generator, examples, methods = setup
+    kept = ResultsCache(tmp_path / "kept.jsonl")
+    evaluate(generator, methods, examples, DECODE, cache=kept, identity={"name": "tiny"})
+    monkeypatch.setattr("kvsl.engine.offline.continuous_supported", lambda _: False)
+    static = ResultsCache(tmp_path / "static.jsonl")
+    evaluate(Generator(generator.model, generator.tokenizer, batch_size=1), methods, examples,
+             DECODE, cache=static, identity={"name": "tiny"})  # fmt: skip
+
+    def answers(cache: ResultsCache) -> dict[str, tuple]:
+        return {k: (r["response"], r["tokens"], r["forced_model"]) for k, r in cache.records.items()}
+
+    assert answers(kept) == answers(static) and len(kept.records) == len(examples) * len(methods)
