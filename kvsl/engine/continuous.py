@@ -326,7 +326,10 @@ class RowDecoder:
         unused = int((self._mask.sum(dim=0) == 0).long().cumprod(dim=0).sum())  # leading pad columns
         if self._cache is not None and self.cached_length > 0:
             tensors = [
-                tuple(t.index_select(0, index)[:, :, unused:] for t in kv) for kv in _tensors(self._cache)
+                # cut the unused columns first, then gather the kept rows: one contiguous copy of
+                # only what stays, (rows_kept, kv_heads, cached - unused, head_dim)
+                tuple(t[:, :, unused:][index] for t in kv)
+                for kv in _tensors(self._cache)
             ]
             from transformers import DynamicCache
 
