@@ -310,6 +310,18 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
+def _decodings(rows: dict[str, Any]) -> str:
+    """Which styles share a decoding (and so their plain answers), e.g. `rp 1.1: a, b`."""
+    groups: dict[str, list[str]] = {}
+    for style, by_bench in rows.items():
+        decode = next(iter(by_bench.values())).get("decoding", {})
+        words = [f"repetition penalty {decode.get('repetition_penalty', '?')}"]
+        if decode.get("no_repeat_ngram_size"):
+            words.append(f"no_repeat_ngram_size {decode['no_repeat_ngram_size']}")
+        groups.setdefault("greedy, " + " and ".join(words), []).append(style)
+    return "; ".join(f"{how} ({', '.join(styles)})" for how, styles in groups.items())
+
+
 def markdown(meta: dict[str, Any], rows: dict[str, Any], args: argparse.Namespace) -> str:
     lines = [
         "# Dev accuracy: each built-in style, as written, against plain",
@@ -337,7 +349,7 @@ def markdown(meta: dict[str, Any], rows: dict[str, Any], args: argparse.Namespac
         f"**{meta['max_new_tokens']}** (the specs say 256; a multiple-choice answer cut off",
         "before it states a letter is scored by the model's forced choice, as in `kvsl eval`;",
         "the *cut* columns count answers that reached the cap). Plain answers are shared by",
-        "every style with the same decoding (all five use greedy, repetition penalty 1.1).",
+        f"every style with the same decoding: {_decodings(rows)}.",
         "",
         "Δ = steered − plain accuracy, in points, with its paired-bootstrap 95% interval;",
         "p = exact McNemar test on the discordant pairs (`kvsl.eval.stats`). Style =",
