@@ -72,8 +72,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_texts
+    from kvsl.engine.generate import GenerationSettings, chat_prompt
     from kvsl.engine.models import kv_geometry
+    from kvsl.engine.offline import generate_texts
     from kvsl.engine.prompting import offset_token_id
     from kvsl.engine.steer import resolve_edit
     from kvsl.engine.vectors import SteeringVectors

@@ -26,7 +26,8 @@ import torch
 
 
 def _measure(model, tokenizer, questions, args) -> tuple[list[float], list[float]]:
-    from kvsl.engine.generate import chat_prompt, generate_texts
+    from kvsl.engine.generate import chat_prompt
+    from kvsl.engine.offline import generate_texts
     from kvsl.lang.plan import GenerationSettings
 
     ids = [chat_prompt(tokenizer, q) for q in questions]

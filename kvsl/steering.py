@@ -98,8 +98,9 @@ def generate(
     >>> # kvsl.generate(model, tok, "What is 7 * 8?", vectors, coefficients={1: (0.0, 6.0)})
     >>> # ['To find 7 * 8, ...']
     """
-    from kvsl.engine.generate import chat_prompt, generate_texts
+    from kvsl.engine.generate import chat_prompt
     from kvsl.engine.models import kv_geometry
+    from kvsl.engine.offline import generate_texts
     from kvsl.engine.steer import coefficients_from_manifest, resolve_edit
     from kvsl.lang.plan import GenerationSettings
 

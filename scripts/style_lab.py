@@ -86,8 +86,9 @@ def main() -> int:
 
     from kvsl.engine.artifact import load_artifact
     from kvsl.engine.build import build
-    from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_texts
+    from kvsl.engine.generate import GenerationSettings, chat_prompt
     from kvsl.engine.models import kv_geometry, load_model
+    from kvsl.engine.offline import generate_texts
     from kvsl.engine.prompting import offset_token_id
     from kvsl.engine.steer import resolve_edit
     from kvsl.lang import load_plan

@@ -25,11 +25,12 @@ from typing import Any
 import torch
 
 from kvsl.engine.continuous import RowDecoder, unsupported_reason
+from kvsl.engine.generate import decode, generate_batch
 from kvsl.engine.rows import Row
 from kvsl.engine.steer import CacheEdit
 from kvsl.lang.plan import GenerationSettings
 
-__all__ = ["continuous_supported", "decode_queue", "queue_rows"]
+__all__ = ["continuous_supported", "decode_queue", "generate_texts", "queue_rows"]
 
 # What `on_done` receives: the row's index in the input, the finished row, its seconds.
 OnDone = Callable[[int, Row, float], object]
@@ -112,3 +113,57 @@ def _timed(seconds: list[float], rows: Sequence[int], work: Callable[..., Any], 
     for i in rows:
         seconds[i] += share
     return result
+
+
+def generate_texts(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Sequence[int]],
+    *,
+    settings: GenerationSettings,
+    offset_id: int | None = None,
+    edit: CacheEdit | None = None,
+    batch_size: int = 8,
+    streamer: Any = None,
+    on_batch: Callable[[int], object] | None = None,
+) -> list[str]:
+    """Generate for every prompt, `batch_size` rows at a time; texts in input order.
+
+    The batch is kept full (`kvsl.engine.offline`): a row that ends leaves and the next
+    prompt (shortest first) joins. Models a `RowDecoder` cannot decode run in static
+    batches of `batch_size` (`generate_batch`). Greedy texts are the same either way:
+    each row's text is what it gives alone.
+
+    `on_batch(n)` is called as prompts finish, with how many finished (1 at a time when
+    the batch is kept full, a whole batch otherwise).
+    """
+    if streamer is not None and len(prompts) != 1:
+        raise ValueError("streaming needs exactly one prompt")
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    texts: list[str] = [""] * len(prompts)
+    if continuous_supported(model):
+        rows = queue_rows([prompts[i] for i in order], settings, offset_id=offset_id, edit=edit)
+
+        def done(position: int, row: Any, seconds: float) -> None:
+            texts[order[position]] = row.text(tokenizer)
+            if on_batch is not None:
+                on_batch(1)
+
+        decode_queue(model, tokenizer, rows, batch_size=batch_size, on_done=done, streamer=streamer)
+        return texts
+    for start in range(0, len(order), max(1, batch_size)):
+        chunk = order[start : start + batch_size]
+        outputs = generate_batch(
+            model,
+            tokenizer,
+            [prompts[i] for i in chunk],
+            settings=settings,
+            offset_id=offset_id,
+            edit=edit,
+            streamer=streamer,
+        )
+        for i, tokens in zip(chunk, outputs, strict=True):
+            texts[i] = decode(tokenizer, tokens, settings.stop)
+        if on_batch is not None:
+            on_batch(len(chunk))
+    return texts

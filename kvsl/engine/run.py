@@ -263,7 +263,8 @@ def _generate(
 
     Progress bars go to `bars` (a console, or None); a streamed text is its own progress.
     """
-    from kvsl.engine.generate import TokenStreamer, chat_prompt, generate_texts
+    from kvsl.engine.generate import TokenStreamer, chat_prompt
+    from kvsl.engine.offline import generate_texts
     from kvsl.engine.steer import resolve_edit
 
     model, tokenizer = loaded.model, loaded.tokenizer

@@ -177,16 +177,16 @@ def _run(*args: str):
 
 
 def test_run_flags_reach_both_columns_of_compare(spec_dir, monkeypatch):
-    import kvsl.engine.generate as generate
+    import kvsl.engine.offline as offline
 
     seen: list[GenerationSettings] = []
-    real = generate.generate_texts
+    real = offline.generate_texts
 
     def spy(*args, **kwargs):
         seen.append(kwargs["settings"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(generate, "generate_texts", spy)
+    monkeypatch.setattr(offline, "generate_texts", spy)
     result = _run(spec_dir / "s.kvs", "--prompt", "Why is the sky blue?", "--compare",
                   "--repetition-penalty", "1.3", "--no-repeat-ngram-size", "3",
                   "--min-new-tokens", "2", "--format", "json")

@@ -10,8 +10,8 @@ import pytest
 import tiny_models as tiny
 
 from kvsl.engine.continuous import RowDecoder
-from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_batch, generate_texts
-from kvsl.engine.offline import decode_queue, queue_rows
+from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_batch
+from kvsl.engine.offline import decode_queue, generate_texts, queue_rows
 from kvsl.engine.rows import Row
 
 OFFSET = 7  # "\n" in the word vocabulary

@@ -157,7 +157,8 @@ def test_generation_with_prefixed_vectors_starts_the_answer_with_the_prefix(tiny
     from tiny_models import random_vectors
 
     import kvsl
-    from kvsl.engine.generate import chat_prompt, generate_texts
+    from kvsl.engine.generate import chat_prompt
+    from kvsl.engine.offline import generate_texts
 
     model, tokenizer = tiny_llama
     vectors = dataclasses.replace(random_vectors(model), prefix=PREFIX)

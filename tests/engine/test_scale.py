@@ -205,7 +205,8 @@ def word_dir(tmp_path_factory) -> Path:
 
 
 def _generate(loaded, edit) -> list[str]:
-    from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_texts
+    from kvsl.engine.generate import GenerationSettings, chat_prompt
+    from kvsl.engine.offline import generate_texts
     from kvsl.engine.prompting import offset_token_id
 
     ids = [chat_prompt(loaded.tokenizer, p) for p in tiny.WORD_PROMPTS]
