@@ -25,6 +25,7 @@ of its batch's time in proportion to the tokens it generated; ms/token of a meth
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -169,6 +170,15 @@ def encode_text(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False))
 
 
+@dataclass(frozen=True)
+class Job:
+    """One method answering `questions` with `settings` (`Generator.generate_jobs`)."""
+
+    method: Method
+    questions: Sequence[str]
+    settings: GenerationSettings
+
+
 @dataclass
 class Generator:
     """Runs methods on one model: `generate(method, questions, settings)`."""
@@ -210,64 +220,91 @@ class Generator:
         `RowDecoder` cannot decode run in static batches. `on_done(i, generation)` is called
         as question `i` is answered, `on_batch(n)` as `n` more are.
         """
-        from kvsl.engine.offline import continuous_supported
-        from kvsl.engine.prompting import offset_token_id
 
-        suffix = encode_text(self.tokenizer, COT_PREFIX) if method.cot else []
-        offset_id: int | None = None
-        edit = None
-        if method.kind.startswith("cache"):
-            if method.vectors is None:
-                raise ValueError("cache steering needs vectors")
-            offset_id = offset_token_id(self.tokenizer, method.vectors.offset_token)
-            coefficients = {layer: (k, v) for layer, k, v in method.coefficients}
-            edit = resolve_edit(method.vectors, coefficients, kv_geometry(self.model))
-        prompts = [self.prompt_ids(q, method) for q in questions]
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        results: list[Generation | None] = [None] * len(prompts)
-
-        def finish(i: int, tokens: Sequence[int], seconds: float) -> None:
-            text = self.tokenizer.decode(list(tokens), skip_special_tokens=True)
-            for stop in settings.stop:
-                if stop and stop in text:
-                    text = text[: text.index(stop)]
-            results[i] = generation = Generation(text, len(tokens), seconds)
+        def done(job: int, i: int, generation: Generation) -> None:
             if on_done is not None:
                 on_done(i, generation)
             if on_batch is not None:
                 on_batch(1)
 
-        run = (
-            self._continuous
-            if method.kind != "caa" and not self.static_batches and continuous_supported(self.model)
-            else self._static
-        )
-        with self._method_context(method):
-            run([(i, prompts[i]) for i in order], settings, offset_id, suffix, edit, finish)
-        return [r for r in results if r is not None]
+        return self.generate_jobs([Job(method, questions, settings)], on_done=done)[0]
 
-    def _continuous(
+    def generate_jobs(
         self,
-        prompts: Sequence[tuple[int, list[int]]],
-        settings: GenerationSettings,
-        offset_id: int | None,
-        suffix: list[int],
-        edit: Any,
-        finish: Callable[[int, Sequence[int], float], None],
-    ) -> None:
-        """Rows join as others end (`kvsl.engine.offline`); `finish` as each one ends."""
-        from kvsl.engine.offline import decode_queue, queue_rows
+        jobs: Sequence[Job],
+        *,
+        on_done: Callable[[int, int, Generation], object] | None = None,
+    ) -> list[list[Generation]]:
+        """Every job's responses, from ONE queue where the model allows it.
 
-        rows = queue_rows(
-            [p for _, p in prompts], settings, offset_id=offset_id, edit=edit, suffix=suffix
-        )
-        decode_queue(
-            self.model,
-            self.tokenizer,
-            rows,
-            batch_size=self.batch_size,
-            on_done=lambda k, row, seconds: finish(prompts[k][0], row.tokens, seconds),
-        )
+        Rows of different methods and decodings share the running batch (each row carries
+        its own edit and logits processors), so a batch stays full until the last row of
+        the last job: a tune round or an eval of several methods pays one tail, not one per
+        method. Greedy rows give the tokens they give alone. Jobs a `RowDecoder` cannot
+        decode (CAA, static batches, unsupported models) run after, job by job.
+        `on_done(job, i, generation)` is called as question `i` of `jobs[job]` is answered.
+        """
+        from kvsl.engine.offline import continuous_supported, decode_queue, queue_rows
+
+        results: list[list[Generation | None]] = [[None] * len(job.questions) for job in jobs]
+
+        def finish(job: int, i: int, tokens: Sequence[int], seconds: float) -> None:
+            stops = jobs[job].settings.stop
+            text = self.tokenizer.decode(list(tokens), skip_special_tokens=True)
+            for stop in stops:
+                if stop and stop in text:
+                    text = text[: text.index(stop)]
+            results[job][i] = generation = Generation(text, len(tokens), seconds)
+            if on_done is not None:
+                on_done(job, i, generation)
+
+        queued = not self.static_batches and continuous_supported(self.model)
+        rows: list[Any] = []
+        owners: list[tuple[int, int]] = []  # (job, question) of each row
+        for j, job in enumerate(jobs):
+            offset_id, edit, suffix = self._steering(job.method)
+            prompts = [self.prompt_ids(q, job.method) for q in job.questions]
+            if queued and job.method.kind != "caa":
+                rows += queue_rows(
+                    prompts, job.settings, offset_id=offset_id, edit=edit, suffix=suffix
+                )
+                owners += [(j, i) for i in range(len(prompts))]
+                continue
+            order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+            with self._method_context(job.method):
+                self._static(
+                    [(i, prompts[i]) for i in order],
+                    job.settings,
+                    offset_id,
+                    suffix,
+                    edit,
+                    functools.partial(finish, j),
+                )
+        if rows:
+            # Shortest prompts first, over all jobs (a question's rows stay side by side).
+            order = sorted(range(len(rows)), key=lambda k: len(rows[k].fed))
+            decode_queue(
+                self.model,
+                self.tokenizer,
+                [rows[k] for k in order],
+                batch_size=self.batch_size,
+                on_done=lambda k, row, seconds: finish(*owners[order[k]], row.tokens, seconds),
+            )
+        return [[g for g in job if g is not None] for job in results]
+
+    def _steering(self, method: Method) -> tuple[int | None, Any, list[int]]:
+        """(offset token id, cache edit, suffix ids) of `method`'s rows."""
+        from kvsl.engine.prompting import offset_token_id
+
+        suffix = encode_text(self.tokenizer, COT_PREFIX) if method.cot else []
+        if not method.kind.startswith("cache"):
+            return None, None, suffix
+        if method.vectors is None:
+            raise ValueError("cache steering needs vectors")
+        offset_id = offset_token_id(self.tokenizer, method.vectors.offset_token)
+        coefficients = {layer: (k, v) for layer, k, v in method.coefficients}
+        edit = resolve_edit(method.vectors, coefficients, kv_geometry(self.model))
+        return offset_id, edit, suffix
 
     def _static(
         self,

@@ -115,6 +115,16 @@ class EvalResult:
 Progress = Callable[[str, int, int], None]  # (description, advance, total)
 
 
+@dataclass(frozen=True)
+class EvalGroup:
+    """Methods that decode with one `decode`. `label` follows the baseline's progress label
+    (plain is "plain" in every group; other methods' names already tell them apart)."""
+
+    methods: Sequence[Any]
+    decode: GenerationSettings
+    label: str = ""
+
+
 def evaluate(
     generator: Any,
     methods: Sequence[Any],
@@ -136,88 +146,143 @@ def evaluate(
     scored with `kvsl.styles.score` (None: no adherence column); `baseline` the method name
     the paired comparisons are made against (when it is among `methods`).
     """
-    identity = identity or {}
-    generated = 0
-    turn = 0  # batches dealt so far: the round-robin goes on across methods and runs
-    for run in range(runs):
-        for method in methods:
-            done, dealt = _generate_missing(
-                generator,
-                method,
-                examples,
-                decode,
-                run,
-                runs,
-                cache=cache,
-                identity=identity,
-                forced=forced,
-                progress=progress,
-                turn=turn,
-            )
-            generated += done
-            turn += dealt
-    generated = _merge_ranks(cache, generated)
-    outcomes = {
-        method.name: collect_outcomes(
-            method, examples, decode, cache, identity, generator.system_prompt, runs
-        )
-        for method in methods
-    }
-    summaries = summarise(methods, outcomes, runs, style=style, baseline=baseline)
-    return EvalResult([m.name for m in methods], outcomes, summaries, generated)
+    return evaluate_groups(
+        generator,
+        [EvalGroup(methods, decode)],
+        examples,
+        cache=cache,
+        identity=identity,
+        forced=forced,
+        style=style,
+        progress=progress,
+        baseline=baseline,
+        runs=runs,
+    )[0]
 
 
-def _generate_missing(
+def evaluate_groups(
     generator: Any,
-    method: Any,
+    groups: Sequence[EvalGroup],
     examples: Sequence[Example],
-    decode: GenerationSettings,
-    run: int,
-    runs: int,
     *,
     cache: ResultsCache,
-    identity: dict[str, object],
-    forced: ForcedMode,
-    progress: Progress | None,
-    turn: int = 0,
-) -> tuple[int, int]:
-    """Generate, and add to `cache`, the responses of one method and run it lacks.
+    identity: dict[str, object] | None = None,
+    forced: ForcedMode = "model",
+    style: Any = None,
+    progress: Progress | None = None,
+    baseline: str = "plain",
+    runs: int = 1,
+) -> list[EvalResult]:
+    """`evaluate` for several groups of methods, each with its own decoding, at once.
 
-    `turn` is how many batches were dealt to ranks before this one. Returns how many
-    responses this process generated and how many batches were dealt here.
+    Every missing response of every group goes into one queue (`Generator.generate_jobs`),
+    so the batch stays full until the very last row instead of draining at the end of
+    each method (a tune round: every setting and both plain decodings together). One
+    `EvalResult` per group; its `generated` counts that group's new responses.
+    """
+    identity = identity or {}
+    jobs = _pending_jobs(generator, groups, examples, runs, cache, identity, baseline)
+    for job in jobs:
+        if progress is not None:
+            progress(job.label, len(examples) - len(job.examples), len(examples))
+    _generate_jobs(generator, jobs, len(examples), cache=cache, forced=forced, progress=progress)
+    generated = _merge_ranks(
+        cache, [sum(len(j.examples) for j in jobs if j.group == g) for g in range(len(groups))]
+    )
+    results = []
+    for group, count in zip(groups, generated, strict=True):
+        outcomes = {
+            method.name: collect_outcomes(
+                method, examples, group.decode, cache, identity, generator.system_prompt, runs
+            )
+            for method in group.methods
+        }
+        summaries = summarise(group.methods, outcomes, runs, style=style, baseline=baseline)
+        results.append(EvalResult([m.name for m in group.methods], outcomes, summaries, count))
+    return results
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """The examples this process answers for one method, run and decoding."""
+
+    group: int
+    method: Any
+    run: int
+    run_hash: str
+    settings: GenerationSettings
+    label: str
+    examples: list[Example]
+
+
+def _pending_jobs(
+    generator: Any,
+    groups: Sequence[EvalGroup],
+    examples: Sequence[Example],
+    runs: int,
+    cache: ResultsCache,
+    identity: dict[str, object],
+    baseline: str,
+) -> list[_Pending]:
+    """What each method, run and group lacks in `cache`, and this process's share of it.
+
+    Under torchrun, whole batches go round-robin to ranks; each rank then answers its share
+    with its batch kept full. Greedy answers are each row's alone, so they are the same
+    tokens whatever the split. The deal goes on from method to method (`turn`), so methods
+    of one batch each (a tune's first rungs) still spread over the ranks instead of all
+    landing on rank 0. A response two groups share (same cache key) is generated once.
     """
     from kvsl.engine.distributed import shard
 
-    settings = decode.for_run(run, runs)
-    run_hash = method_run_hash(method, decode, run, identity, generator.system_prompt, runs)
-    pending = [e for e in examples if cache_key(method, run_hash, run, e) not in cache]
-    label = f"{method.name}" + (f" (run {run + 1}/{runs})" if runs > 1 else "")
-    if progress is not None:
-        progress(label, len(examples) - len(pending), len(examples))
-    # Shortest prompts first (less padding); dealt to ranks in chunks of one batch.
-    pending.sort(key=lambda e: len(e.question))
-    chunks = [
-        pending[start : start + generator.batch_size]
-        for start in range(0, len(pending), generator.batch_size)
-    ]
-    # Under torchrun, whole batches go round-robin to ranks; each rank then answers its
-    # share with its batch kept full. Greedy answers are each row's alone, so they are the
-    # same tokens whatever the split. The deal goes on from method to method (`turn`), so
-    # methods of one batch each (a tune's first rungs) still spread over the ranks instead
-    # of all landing on rank 0.
-    mine = [example for chunk in shard(chunks, offset=turn) for example in chunk]
-    saved: set[int] = set()
+    jobs: list[_Pending] = []
+    claimed: set[str] = set()
+    turn = 0  # batches dealt so far
+    for g, group in enumerate(groups):
+        for run in range(runs):
+            for method in group.methods:
+                run_hash = method_run_hash(
+                    method, group.decode, run, identity, generator.system_prompt, runs
+                )
+                keys = {e.id: cache_key(method, run_hash, run, e) for e in examples}
+                pending = [e for e in examples if keys[e.id] not in cache and keys[e.id] not in claimed]
+                claimed.update(keys[e.id] for e in pending)
+                pending.sort(key=lambda e: len(e.question))  # shortest first: less padding
+                size = max(1, generator.batch_size)
+                chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
+                mine = [e for chunk in shard(chunks, offset=turn) for e in chunk]
+                turn += len(chunks)
+                label = method.name + (f" {group.label}" if group.label and method.name == baseline else "")
+                label += f" (run {run + 1}/{runs})" if runs > 1 else ""
+                settings = group.decode.for_run(run, runs)
+                jobs.append(_Pending(g, method, run, run_hash, settings, label, mine))
+    return jobs
 
-    def save(i: int, generation: Any) -> None:
-        """Saved as soon as it is answered: a killed run loses only rows still decoding."""
-        saved.add(i)
-        example = mine[i]
-        forced_label = _model_forced(generator, method, [example], [generation], forced)[0]
+
+def _generate_jobs(
+    generator: Any,
+    jobs: Sequence[_Pending],
+    total: int,
+    *,
+    cache: ResultsCache,
+    forced: ForcedMode,
+    progress: Progress | None,
+) -> None:
+    """Generate every job's examples in one queue, adding each response to `cache` as it
+    is answered (a killed run loses only rows still decoding)."""
+    from kvsl.eval.methods import Job
+
+    saved: set[tuple[int, int]] = set()
+
+    def save(j: int, i: int, generation: Any) -> None:
+        saved.add((j, i))
+        job = jobs[j]
+        example = job.examples[i]
+        forced_label = _model_forced(generator, job.method, [example], [generation], forced)[0]
         cache.add([{
-            "key": cache_key(method, run_hash, run, example),
-            "method": method.name,
-            "run": run,
-            "seed": settings.seed,
+            "key": cache_key(job.method, job.run_hash, job.run, example),
+            "method": job.method.name,
+            "run": job.run,
+            "seed": job.settings.seed,
             "example_id": example.id,
             "gold": example.answer,
             "response": generation.text,
@@ -226,19 +291,24 @@ def _generate_missing(
             "forced_model": forced_label,
         }])  # fmt: skip
         if progress is not None:
-            progress(label, 1, len(examples))
+            progress(job.label, 1, total)
 
-    if mine:
-        gens = generator.generate(method, [e.question for e in mine], settings, on_done=save)
-        for i, generation in enumerate(gens):  # a generator that does not call `on_done`
-            if i not in saved:
-                save(i, generation)
-    return len(mine), len(chunks)
+    work = [(j, job) for j, job in enumerate(jobs) if job.examples]
+    if not work:
+        return
+    answers = generator.generate_jobs(
+        [Job(job.method, [e.question for e in job.examples], job.settings) for _, job in work],
+        on_done=lambda w, i, generation: save(work[w][0], i, generation),
+    )
+    for w, generations in enumerate(answers):  # a generator that does not call `on_done`
+        for i, generation in enumerate(generations):
+            if (work[w][0], i) not in saved:
+                save(work[w][0], i, generation)
 
 
-def _merge_ranks(cache: ResultsCache, generated: int) -> int:
+def _merge_ranks(cache: ResultsCache, generated: list[int]) -> list[int]:
     """Under torchrun: rank 0 merges every rank's shard, all ranks read the merged cache;
-    returns the responses generated by all ranks (`generated` itself in one process)."""
+    returns each group's responses generated by all ranks (`generated` in one process)."""
     from kvsl.engine.distributed import all_gather, barrier, is_main
 
     counts = all_gather(generated)
@@ -253,7 +323,7 @@ def _merge_ranks(cache: ResultsCache, generated: int) -> int:
     # evaluate of a sweep or a tune): a rank reading a shard another rank is already
     # writing could see other pending questions and split them differently.
     barrier()
-    return sum(counts)
+    return [sum(column) for column in zip(*counts, strict=True)]
 
 
 def _model_forced(

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from kvsl.eval.results_cache import ResultsCache
-from kvsl.eval.runner import MethodSummary, Progress, evaluate
+from kvsl.eval.runner import EvalGroup, MethodSummary, Progress, evaluate_groups
 from kvsl.formats.questions import Example
 from kvsl.lang.plan import GenerationSettings
 from kvsl.tune.grid import Setting, TuneRequest
@@ -157,24 +157,27 @@ def search(
         by_decode: dict[GenerationSettings, list[Setting]] = {}
         for setting in alive:
             by_decode.setdefault(setting.decode(base), []).append(setting)
-        scored: list[Trial] = []
-        for decode, group in by_decode.items():
-            # Names are part of the cache key: the same in every rung, so a setting that goes
-            # on to a larger subset only generates for the questions it has not answered.
-            methods = [plain_method()] + [replace(make_method(s), name=s.label()) for s in group]
-            result = evaluate(
-                generator,
-                methods,
-                subset,
+        # Names are part of the cache key: the same in every rung, so a setting that goes on
+        # to a larger subset only generates for the questions it has not answered. Every
+        # setting of the rung (and plain under each decoding) shares one queue, so the batch
+        # stays full until the rung's last answer instead of draining once per setting.
+        groups = [
+            EvalGroup(
+                [plain_method()] + [replace(make_method(s), name=s.label()) for s in group],
                 decode,
-                cache=cache,
-                identity=identity,
-                style=style,
-                progress=progress,
+                label=_decode_label(decode) if len(by_decode) > 1 else "",
             )
+            for decode, group in by_decode.items()
+        ]
+        results = evaluate_groups(
+            generator, groups, subset, cache=cache, identity=identity, style=style,
+            progress=progress,
+        )  # fmt: skip
+        scored: list[Trial] = []
+        for group, result, settings_group in zip(groups, results, by_decode.values(), strict=True):
             generated += result.generated
             plain = result.summary("plain")
-            for setting, method in zip(group, methods[1:], strict=True):
+            for setting, method in zip(settings_group, group.methods[1:], strict=True):
                 summary = result.summary(method.name)
                 novelty = _mean_novelty(result.outcomes[method.name])
                 scored.append(_trial(setting, rung, n, summary, plain, novelty, request.alpha))
@@ -193,6 +196,11 @@ def search(
         generated,
         time.perf_counter() - started,
     )
+
+
+def _decode_label(decode: GenerationSettings) -> str:
+    """The decoding after plain's progress label, as settings write it: "rp=1.1 nr=10"."""
+    return f"rp={decode.repetition_penalty:g} nr={decode.no_repeat_ngram_size or 0}"
 
 
 def _agreed(settings: Sequence[Setting], alive: list[Setting]) -> list[Setting]:

@@ -22,6 +22,7 @@ from kvsl.eval.caa import (
 from kvsl.eval.methods import (
     COT_PREFIX,
     Generator,
+    Job,
     caa_method,
     cache_method,
     cot_method,
@@ -268,3 +269,42 @@ def test_a_full_batch_gives_the_static_batches_answers(tiny, monkeypatch) -> Non
         assert [(g.text, g.tokens) for g in kept[name]] == [(g.text, g.tokens) for g in static[name]]
         assert all(g.seconds > 0 for g in kept[name])
     assert kept["cache"] != kept["plain"]
+
+
+def test_jobs_of_several_methods_and_decodings_share_one_queue(tiny, monkeypatch) -> None:
+    """`generate_jobs` decodes every job's rows in ONE queue (one tail, not one per
+    method), and each row still gives what it gives alone: its own edit, its own logits
+    processors and its own token budget, whoever shares the batch with it."""
+    import kvsl.engine.offline as offline
+
+    model, tokenizer = tiny
+    vectors = random_vectors(model, scale=20.0)
+    jobs = [
+        Job(plain_method(), QUESTIONS, GenerationSettings(max_new_tokens=10)),
+        Job(cache_method(vectors, {1: (0.0, 8.0)}), QUESTIONS[:2],
+            GenerationSettings(max_new_tokens=12, repetition_penalty=1.3)),
+        Job(cache_method(vectors, {2: (0.0, 4.0)}, cot=True), QUESTIONS,
+            GenerationSettings(max_new_tokens=6, no_repeat_ngram_size=2)),
+        Job(plain_method(), ["Why?"], GenerationSettings(max_new_tokens=12, repetition_penalty=1.3)),
+    ]  # fmt: skip
+    queues: list[int] = []
+    real = offline.decode_queue
+
+    def spy(model, tokenizer, rows, **kwargs):
+        queues.append(len(rows))
+        return real(model, tokenizer, rows, **kwargs)
+
+    monkeypatch.setattr(offline, "decode_queue", spy)
+    done: list[tuple[int, int]] = []
+    together = Generator(model, tokenizer, batch_size=3).generate_jobs(
+        jobs, on_done=lambda j, i, g: done.append((j, i))
+    )
+    assert queues == [sum(len(job.questions) for job in jobs)]
+    assert sorted(done) == sorted((j, i) for j, job in enumerate(jobs) for i in range(len(job.questions)))
+    alone = [Generator(model, tokenizer, batch_size=1).generate(j.method, j.questions, j.settings)
+             for j in jobs]  # fmt: skip
+    for joint, single in zip(together, alone, strict=True):
+        assert [(g.text, g.tokens) for g in joint] == [(g.text, g.tokens) for g in single]
+    for job, answers in zip(jobs, together, strict=True):
+        assert all(0 < g.tokens <= job.settings.max_new_tokens for g in answers)
+    assert [g.text for g in together[1]] != [g.text for g in together[0][:2]]  # steered

@@ -168,3 +168,46 @@ def test_a_full_batch_leaves_the_results_unchanged(setup, tmp_path: Path, monkey
         return {k: (r["response"], r["tokens"], r["forced_model"]) for k, r in cache.records.items()}
 
     assert answers(kept) == answers(static) and len(kept.records) == len(examples) * len(methods)
+
+
+def test_groups_of_decodings_are_answered_in_one_queue(setup, tmp_path: Path, monkeypatch) -> None:
+    """`evaluate_groups`: every group's missing answers share one queue; each group's result
+    is what `evaluate` gives it alone; a response two groups share is generated once; the
+    baseline's progress label carries its group's label."""
+    import kvsl.engine.offline as offline
+    from kvsl.eval.runner import EvalGroup, evaluate_groups
+
+    generator, examples, methods = setup
+    other = GenerationSettings(max_new_tokens=5, repetition_penalty=1.3)
+    groups = [
+        EvalGroup(methods, DECODE, label="a"),
+        EvalGroup([plain_method(), methods[2]], other, label="b"),
+        EvalGroup([plain_method()], DECODE, label="c"),  # the same answers as group a's plain
+    ]
+    queues: list[int] = []
+    real = offline.decode_queue
+
+    def spy(model, tokenizer, rows, **kwargs):
+        queues.append(len(rows))
+        return real(model, tokenizer, rows, **kwargs)
+
+    monkeypatch.setattr(offline, "decode_queue", spy)
+    seen: set[str] = set()
+    together = evaluate_groups(
+        generator, groups, examples, cache=ResultsCache(tmp_path / "joint.jsonl"),
+        progress=lambda d, a, t: seen.add(d),
+    )  # fmt: skip
+    n = len(examples)
+    assert queues == [n * (len(methods) + 2)]
+    assert [r.generated for r in together] == [n * len(methods), 2 * n, 0]
+    assert {"plain a", "plain b", "cot", "cache"} <= seen
+    for group, joint in zip(groups, together, strict=True):
+        alone = evaluate(
+            generator, group.methods, examples, group.decode,
+            cache=ResultsCache(tmp_path / f"alone-{group.label}.jsonl"),
+        )  # fmt: skip
+        for name in alone.methods:
+            assert [o.response for o in joint.outcomes[name]] == [
+                o.response for o in alone.outcomes[name]
+            ]
+            assert joint.summary(name).accuracy == alone.summary(name).accuracy

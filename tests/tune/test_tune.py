@@ -192,21 +192,24 @@ def test_an_interrupted_tune_continues_without_redoing_answers(spec: Path, tmp_p
 
     request = _request(spec, tmp_path / "out")
     ctx = open_context(spec, out_dir=tmp_path / "out", batch_size=4, device="cpu")
-    real = ctx.generator.generate
+    real = ctx.generator.generate_jobs
     calls = {"n": 0}
 
-    def dies_after_three(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
+    def dies_after_five_answers(jobs, *, on_done):
+        def answered(*args):
+            on_done(*args)
+            calls["n"] += 1
+            if calls["n"] >= 5:
+                raise KeyboardInterrupt
 
-    ctx.generator.generate = dies_after_three
+        return real(jobs, on_done=answered)
+
+    ctx.generator.generate_jobs = dies_after_five_answers
     with pytest.raises(KeyboardInterrupt):
         run_tune(request, context=ctx)
     done = len((tmp_path / "out" / "results.jsonl").read_text().splitlines())
-    assert done > 0
-    ctx.generator.generate = real
+    assert done == 5
+    ctx.generator.generate_jobs = real
     resumed = run_tune(request, context=ctx)
     fresh = run_tune(replace(request, out_dir=str(tmp_path / "fresh")), context=ctx)
     assert resumed["generated_now"] == fresh["generated_now"] - done
@@ -292,12 +295,15 @@ class _Stub:
     def __init__(self, answers: dict[str, str]) -> None:
         self.answers = answers
 
-    def generate(self, method, questions, settings, **_):
+    def generate_jobs(self, jobs, **_):
         from kvsl.eval.methods import Generation
 
-        if method.kind == "plain":
-            return [Generation(f"The answer is {self.answers[q]}.", 5, 0.01) for q in questions]
-        return [Generation("1. Step one.\n" * 6, 30, 0.01) for _ in questions]
+        def answer(method, question):
+            if method.kind == "plain":
+                return Generation(f"The answer is {self.answers[question]}.", 5, 0.01)
+            return Generation("1. Step one.\n" * 6, 30, 0.01)
+
+        return [[answer(job.method, q) for q in job.questions] for job in jobs]
 
     def forced_choices(self, *args):  # pragma: no cover - the dev file is not multiple choice
         raise AssertionError
