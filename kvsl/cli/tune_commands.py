@@ -90,6 +90,13 @@ StartOption = Annotated[
 EtaOption = Annotated[
     int, typer.Option("--eta", help="Keep the best 1/eta, grow the subset eta times.")
 ]
+FallbacksOption = Annotated[
+    int,
+    typer.Option(
+        "--fallbacks",
+        help="Runners-up tried on every dev question when the winner costs accuracy.",
+    ),
+]
 AlphaOption = Annotated[
     float, typer.Option("--alpha", help="Level of the paired accuracy test vs plain.")
 ]
@@ -119,6 +126,7 @@ def tune_command(
     start: StartOption = 20,
     eta: EtaOption = 2,
     alpha: AlphaOption = 0.05,
+    fallbacks: FallbacksOption = 2,
     seed: SeedOption = 0,
     batch_size: BatchSizeOption = 32,
     out: OutOption = ".kvsl/tune",
@@ -150,6 +158,7 @@ def tune_command(
             repetition_penalties=_numbers(repetition_penalties, "--repetition-penalties"),
             no_repeat_ngram_sizes=_numbers(no_repeat_ngram_sizes, "--no-repeat-ngram-sizes", int),
             max_new_tokens=max_new_tokens, limit=limit, start=start, eta=eta, alpha=alpha,
+            fallbacks=fallbacks,
             seed=seed, batch_size=batch_size, out_dir=out, device=setup.device or "cpu",
             precision=setup.precision.name, threads=setup.threads.count, force=force, write=write,
         )  # fmt: skip

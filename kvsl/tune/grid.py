@@ -48,6 +48,7 @@ class TuneRequest:
     start: int = 20  # questions of the first rung
     eta: int = 2  # keep the best 1/eta, grow the subset eta times
     alpha: float = 0.05  # the accuracy test's level
+    fallbacks: int = 2  # runners-up tried on every question when the winner costs accuracy
     seed: int = 0  # the dev questions' order (a fixed shuffle: subsets are random, nested)
     batch_size: int = 32
     out_dir: str = ".kvsl/tune"
@@ -182,6 +183,7 @@ def check_request(request: TuneRequest) -> None:
     for name, number, low in (
         ("--start", request.start, 1),
         ("--eta", request.eta, 2),
+        ("--fallbacks", request.fallbacks, 0),
         ("--max-new-tokens", request.max_new_tokens, 1),
         ("--batch-size", request.batch_size, 1),
         ("--limit", request.limit if request.limit is not None else 1, 1),

@@ -90,6 +90,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"Dev set: {dev['examples']} questions ({dev['format']}, sha256 {dev['sha256'][:12]}); "
         f"rungs (questions × settings): "
         + ", ".join(f"{n}×{k}" for n, k in report["rungs"])
+        + (
+            f", then {report['fallbacks']} runner(s)-up on every question (the winner cost accuracy)"
+            if report.get("fallbacks")
+            else ""
+        )
         + f"; {report['generated_now']} answers generated now, {report['seconds']:.0f} s.",
         "",
         "Objective: mean style adherence × novelty (`kvsl.styles.score`), subject to dev "

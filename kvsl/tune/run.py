@@ -239,6 +239,7 @@ def _report(
         "alpha": request.alpha,
         "max_new_tokens": request.max_new_tokens,
         "rungs": [list(r) for r in result.rungs],
+        "fallbacks": result.fallbacks,
         "chosen": trial(result.chosen),
         "settings": [trial(t) for t in final_trials(result.trials)],
         "trials": [trial(t) for t in result.trials],

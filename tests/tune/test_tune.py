@@ -279,7 +279,7 @@ def test_cli_tunes_and_bad_flags_exit_2(spec: Path, tmp_path: Path) -> None:
     assert report["rungs"] == [[4, 2], [8, 1]] and report["chosen"]["n"] == 8
     text = runner.invoke(app, [*common, "--values", "0,4"])
     assert text.exit_code == 0 and "chosen: " in text.stdout and "report: " in text.stdout
-    for bad in (["--values", "2,four"], ["--eta", "1"], ["--layers", "1-3"],
+    for bad in (["--values", "2,four"], ["--eta", "1"], ["--fallbacks", "-1"], ["--layers", "1-3"],
                 ["--shots", "9"], ["--repetition-penalties", "0"], ["--format", "mmlu"]):
         failed = runner.invoke(app, [*common, *bad])
         assert failed.exit_code == 2, (bad, failed.output)
@@ -292,14 +292,16 @@ class _Stub:
     system_prompt = None
     batch_size = 4
 
-    def __init__(self, answers: dict[str, str]) -> None:
+    def __init__(self, answers: dict[str, str], right_at: tuple[float, ...] = ()) -> None:
         self.answers = answers
+        self.right_at = right_at  # c_v values whose steered answers are plain's (no style)
 
     def generate_jobs(self, jobs, **_):
         from kvsl.eval.methods import Generation
 
         def answer(method, question):
-            if method.kind == "plain":
+            value = method.coefficients[0][2] if method.coefficients else None
+            if method.kind == "plain" or value in self.right_at:
                 return Generation(f"The answer is {self.answers[question]}.", 5, 0.01)
             return Generation("1. Step one.\n" * 6, 30, 0.01)
 
@@ -330,9 +332,39 @@ def test_no_setting_that_costs_accuracy_is_chosen_or_written(spec: Path, tmp_pat
     report = run_tune(_request(spec, tmp_path / "out", write=True), context=ctx)
     assert report["chosen"] is None and "written" not in report
     assert [w["code"] for w in report["warnings"]] == ["KVS705", "KVS703"]
+    assert report["fallbacks"] == 2  # two runners-up answered every question, in vain
+    assert sum(s["n"] == 8 for s in report["settings"]) == 3
     final = report["settings"][0]
     assert final["n"] == 8 and final["accuracy"] == 0 and final["plain_accuracy"] == 1
     assert final["p_mcnemar"] < 0.05 and not final["feasible"]
     assert final["novelty"] < 0.5  # the loop is seen as such
     assert spec.read_text(encoding="utf-8") == before
     assert "No setting kept dev accuracy" in Path(report["markdown_path"]).read_text("utf-8")
+
+
+def test_a_winner_that_costs_accuracy_falls_back_to_a_runner_up(spec: Path, tmp_path: Path) -> None:
+    """The early rungs are too small to see an accuracy loss, so the style-richest setting
+    wins them; on the whole dev set it fails the test, and runners-up (the one that went
+    farthest and lost least accuracy first) answer every question until one keeps accuracy."""
+    from types import SimpleNamespace
+
+    from tiny_models import WORD_GEOMETRY, random_vectors
+
+    from kvsl.formats.questions import load_benchmark
+
+    answers = {e.question: e.answer for e in load_benchmark(DEV)}
+    ctx = SimpleNamespace(
+        plan=load_plan(spec),
+        vectors=random_vectors(WORD_GEOMETRY),
+        generator=_Stub(answers, right_at=(0.0,)),
+        identity={"model": "stub"},
+        num_layers=3,
+        console=None,
+    )
+    report = run_tune(_request(spec, tmp_path / "out"), context=ctx)
+    assert report["fallbacks"] == 2
+    assert report["chosen"]["setting"]["value"] == 0.0 and report["chosen"]["feasible"]
+    assert report["chosen"]["n"] == 8
+    assert "runner(s)-up" in Path(report["markdown_path"]).read_text("utf-8")
+    none = run_tune(_request(spec, tmp_path / "none", fallbacks=0), context=ctx)
+    assert none["chosen"] is None and none["fallbacks"] == 0
