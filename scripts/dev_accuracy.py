@@ -193,6 +193,7 @@ def measure(
         name: sum(o.tokens >= decode.max_new_tokens for o in result.outcomes[name])
         for name in ("plain", steered.name)
     }
+    forced_top = {name: top_forced_letter(result.outcomes[name], examples) for name in capped}
     return {
         "n": cache_summary.n,
         "plain": plain.accuracy.rate,
@@ -209,6 +210,7 @@ def measure(
         "forced_plain": plain.forced_share,
         "forced_steered": cache_summary.forced_share,
         "capped": capped,
+        "forced_top": forced_top,
         "tokens_plain": plain.mean_tokens,
         "tokens_steered": cache_summary.mean_tokens,
         "decoding": dataclasses.asdict(decode),
@@ -216,6 +218,27 @@ def measure(
         "generated": result.generated,
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def top_forced_letter(outcomes: list[Any], examples: list[Example]) -> list[Any] | None:
+    """[letter, its share of the forced choices, its share of the gold answers] for the
+    letter the forced choice picked most, or None without forced multiple-choice answers.
+
+    The forced choice reads the next-token logits of " A", " B", ... after a cut-off answer;
+    a small model favours some letters whatever the question, so a method whose answers are
+    cut more often leans on that bias more (see the note under the table)."""
+    from collections import Counter
+
+    forced = Counter(
+        o.extracted.answer
+        for o in outcomes
+        if o.extracted.forced and o.extracted.answer is not None
+    )
+    if not forced or not any(e.is_multiple_choice for e in examples):
+        return None
+    letter, count = forced.most_common(1)[0]
+    gold = sum(e.answer == letter for e in examples) / len(examples)
+    return [letter, count / sum(forced.values()), gold]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,6 +329,14 @@ def write_outputs(args: argparse.Namespace, meta: dict[str, Any], rows: dict[str
     Path(args.doc).write_text(markdown(meta, rows, args), encoding="utf-8")
 
 
+def _top_text(top: list[Any] | None) -> str:
+    """`A 65% (17%)`: the letter forced choices picked most, its share, its gold share."""
+    if not top:
+        return "–"
+    letter, share, gold = top
+    return f"{letter} {100 * share:.0f}% ({100 * gold:.0f}%)"
+
+
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
@@ -355,8 +386,8 @@ def markdown(meta: dict[str, Any], rows: dict[str, Any], args: argparse.Namespac
         "p = exact McNemar test on the discordant pairs (`kvsl.eval.stats`). Style =",
         "mean adherence × novelty (`kvsl.styles.score`) of plain → steered answers.",
         "",
-        "| style (spec commit) | benchmark | n | plain % | steered % | Δ [95% CI] | McNemar p | style plain → steered | cut plain / steered | forced plain / steered |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| style (spec commit) | benchmark | n | plain % | steered % | Δ [95% CI] | McNemar p | style plain → steered | cut plain / steered | forced plain / steered | top forced letter, steered (gold share) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for style, by_bench in rows.items():
         for name, row in by_bench.items():
@@ -367,7 +398,8 @@ def markdown(meta: dict[str, Any], rows: dict[str, Any], args: argparse.Namespac
                 f"{100 * row['difference']:+.1f} [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] | "
                 f"{row['p_mcnemar']:.3f} | {row['style_plain']:.2f} → {row['style_steered']:.2f} | "
                 f"{cut['plain']} / {cut['cache']} | "
-                f"{_pct(row['forced_plain'])}% / {_pct(row['forced_steered'])}% |"
+                f"{_pct(row['forced_plain'])}% / {_pct(row['forced_steered'])}% | "
+                f"{_top_text(row.get('forced_top', {}).get('cache'))} |"
             )
     below = [
         f"{style} on {BENCHMARKS[name][3]}"
@@ -383,6 +415,14 @@ def markdown(meta: dict[str, Any], rows: dict[str, Any], args: argparse.Namespac
         if (stem, name) not in done
     ]
     lines += [
+        "",
+        "**Forced choices lean on one letter.** An answer cut off before it names a letter is",
+        'scored by the model\'s next-token choice among " A", " B", ... after "The answer is";',
+        "SmolLM2-135M favours some letters whatever the question (the last column: the letter",
+        "the steered forced choices picked most, how often, and how often it is the gold",
+        "answer). Styles that write a plan or an analogy first reach the cap more often, so",
+        "more of their answers are decided by that bias, and a row's Δ then also depends on how",
+        "often the favoured letter happens to be right in these 200 questions.",
         "",
         "Not measured yet (run the script again; it resumes): "
         + (", ".join(missing) if missing else "nothing")
