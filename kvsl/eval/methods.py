@@ -210,6 +210,7 @@ class Generator:
         `RowDecoder` cannot decode run in static batches. `on_done(i, generation)` is called
         as question `i` is answered, `on_batch(n)` as `n` more are.
         """
+        from kvsl.engine.context_window import refuse_past_context
         from kvsl.engine.offline import continuous_supported
         from kvsl.engine.prompting import offset_token_id
 
@@ -223,6 +224,9 @@ class Generator:
             coefficients = {layer: (k, v) for layer, k, v in method.coefficients}
             edit = resolve_edit(method.vectors, coefficients, kv_geometry(self.model))
         prompts = [self.prompt_ids(q, method) for q in questions]
+        # KVS463 before anything is generated: every row is `T (+ [o]) (+ suffix)`.
+        fed = len(suffix) + (offset_id is not None)
+        refuse_past_context(self.model, (len(p) + fed for p in prompts), settings.max_new_tokens)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Generation | None] = [None] * len(prompts)
 
