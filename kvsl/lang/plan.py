@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 # 64-bit: the largest integer a spec may hold, and what torch takes as a seed.
 from kvsl.lang.literals import MAX_INTEGER as _MAX_INTEGER
@@ -364,7 +364,21 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict) -> Plan:
-        """Inverse of `to_dict` (used to read the plan stored in an artifact manifest)."""
+        """Inverse of `to_dict` (used to read the plan stored in an artifact manifest).
+
+        ValueError when a field does not hold its declared type (a float must be finite) or
+        the generation settings are out of range: a manifest is data someone may edit.
+        """
+        from kvsl.lang.typed import type_problems
+
+        plan = cls._from_dict(data)
+        problems = type_problems(plan) or plan.generate.problems()
+        if problems:
+            raise ValueError(f"the recorded plan is invalid: {problems[0]}")
+        return plan
+
+    @classmethod
+    def _from_dict(cls, data: dict) -> Plan:
         steer = data["steer"]
         return cls(
             style=data["style"],
@@ -388,13 +402,20 @@ class Plan:
                 ),
             ),
             generate=GenerationSettings(
-                **{**data["generate"], "stop": tuple(data["generate"]["stop"])}
+                **{**data["generate"], "stop": _listed(data["generate"]["stop"])}
             ),
-            markers=StyleMarkers(patterns=tuple(data.get("markers", {}).get("patterns", ()))),
+            markers=StyleMarkers(patterns=_listed(data.get("markers", {}).get("patterns", ()))),
             vector_hash=data.get("vector_hash", ""),
             plan_hash=data.get("plan_hash", ""),
             format=data.get("format", PLAN_FORMAT),
         )
+
+
+def _listed(value: object) -> tuple[Any, ...]:
+    """A JSON list as a tuple (a string is not taken as a list of its characters)."""
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{value!r} is not a list")
+    return tuple(value)
 
 
 def _digest(payload: object) -> str:
