@@ -21,11 +21,13 @@ import os
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 from pygls.uris import from_fs_path
 from pygls.workspace import TextDocument
 
@@ -94,6 +96,15 @@ class KvslProtocol(LanguageServerProtocol):
 
         super()._execute_handler(msg_id, handler, callback, args, kwargs)
 
+    @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams) -> Any:
+        """pygls's, for an open document; a change to one that is not open is ignored (pygls
+        raised KeyError into an "Error in server" pop-up in the editor)."""
+        if unquote(params.text_document.uri) not in self.workspace.text_documents:
+            logger.debug("change to a document that is not open: %s", params.text_document.uri)
+            return
+        yield from super().lsp_text_document__did_change(params)
+
     def structure_message(self, data: dict[str, Any]) -> Any:
         """pygls's, except that a request whose params do not fit its method (a hover
         without a position, a negative line) is answered with JSON-RPC's error (-32602,
@@ -125,7 +136,7 @@ class KvslLanguageServer(LanguageServer):
     def document(self, uri: str) -> TextDocument:
         """The open document `uri` (NotOpen for one the client has not opened: pygls would
         read it from disk, or fail on a URI that is not a file)."""
-        doc = self.workspace.text_documents.get(uri)
+        doc = self.workspace.text_documents.get(unquote(uri))  # pygls's key: `My%20Specs` unquoted
         if doc is None:
             raise NotOpen(uri)
         return doc

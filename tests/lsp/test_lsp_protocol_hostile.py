@@ -177,8 +177,25 @@ def test_requests_on_a_document_that_is_not_open_answer_empty_without_an_error(u
             answer = client.request(method, _params(method, uri))
             empty = (None, [], {"data": []})  # no hover, no items, no tokens
             assert "error" not in answer and answer.get("result") in empty, (method, answer)
+        for method in ("didChange", "didSave", "didClose"):  # notifications: no answer, no error
+            client.send({"jsonrpc": "2.0", "method": f"textDocument/{method}", "params": {
+                "textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": "x"}]}})
         _alive(client)
-        assert not [log for log in client.logs() if "internal error" in log], client.logs()[:1]
+        assert not [log for log in client.logs() if "error" in log.lower()], client.logs()[:1]
+
+
+def test_a_document_whose_uri_is_percent_encoded_is_open() -> None:
+    """Editors quote a path with spaces (`My%20Specs`); pygls files it unquoted."""
+    uri = "file:///kvsl-test/My%20Specs/a%2Bb.kvs"
+    with raw_session() as client:
+        client.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {
+            "textDocument": {"uri": uri, "languageId": "kvsl", "version": 1,
+                             "text": 'style "s" {\n  description = "d"\n}\n'}}})  # fmt: skip
+        answer = client.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+        assert answer.get("result"), answer
+        hover = client.request("textDocument/hover", _params("textDocument/hover", uri)
+                               | {"position": {"line": 1, "character": 4}})  # fmt: skip
+        assert hover.get("result") and "description" in json.dumps(hover["result"]), hover
 
 
 @pytest.mark.parametrize(
