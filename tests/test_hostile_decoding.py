@@ -212,7 +212,7 @@ def test_eval_generator_refuses_past_the_context_counting_the_cot_prefix(small) 
     assert err.value.diagnostics[0].code == "KVS463"
 
 
-def test_run_and_eval_refuse_past_the_context_with_a_usage_error(small, tmp_path: Path) -> None:
+def test_run_eval_and_tune_refuse_past_the_context_with_a_usage_error(small, tmp_path: Path) -> None:
     _, _, path = small
     arc = tmp_path / "arc.jsonl"
     arc.write_text(json.dumps({"id": "q", "question": {"stem": "Red?", "choices": [
@@ -231,6 +231,14 @@ def test_run_and_eval_refuse_past_the_context_with_a_usage_error(small, tmp_path
     spec.write_text(SPEC.format(model=path, generate="").replace("pairs = 4", "pairs = 2"))
     result = _run(["run", str(spec), "-p", "hi", "--device", "cpu", "--threads", "1",
                    "--max-new-tokens", str(CONTEXT)])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "[KVS463]" in result.stderr and "Traceback" not in result.output
+    dev = Path(__file__).parent / "tune" / "fixtures" / "dev.jsonl"
+    scored = tmp_path / "scored.kvs"  # tune scores adherence: a built-in style's name
+    scored.write_text(spec.read_text().replace('style "hostile"', 'style "step-by-step"'))
+    result = _run(["tune", str(scored), "--dev", str(dev), "--values", "0,4", "--start", "2",
+                   "--repetition-penalties", "1", "--device", "cpu", "--threads", "1",
+                   "--out", str(tmp_path / "tune"), "--max-new-tokens", str(CONTEXT)])  # fmt: skip
     assert result.exit_code == 2, result.output
     assert "[KVS463]" in result.stderr and "Traceback" not in result.output
 
