@@ -124,4 +124,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from kvsl.base.interrupt import stop_on_interrupt
+
+    with stop_on_interrupt(None):  # Ctrl-C: exit 130 at once, no traceback
+        main()

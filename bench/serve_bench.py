@@ -421,4 +421,7 @@ def _load() -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from kvsl.base.interrupt import stop_on_interrupt
+
+    with stop_on_interrupt(None):  # Ctrl-C: exit 130 at once, no traceback
+        main()

@@ -193,4 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from kvsl.base.interrupt import stop_on_interrupt
+
+    with stop_on_interrupt(None):  # Ctrl-C: exit 130 at once, no traceback
+        raise SystemExit(main())

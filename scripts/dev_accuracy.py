@@ -242,12 +242,21 @@ def top_forced_letter(outcomes: list[Any], examples: list[Example]) -> list[Any]
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kvsl.base.interrupt import stop_on_interrupt
+
+    args = _args(argv)
+    # Ctrl-C: exit 130 at once; every answer is already in the cache and every finished
+    # row in the document, so a rerun resumes.
+    with stop_on_interrupt(f"{args.out}/results.jsonl"):
+        return _main(args, argv)
+
+
+def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     from rich.console import Console
 
     from kvsl.eval.runner import ResultsCache
     from kvsl.eval.session import open_context
 
-    args = _args(argv)
     console = Console(stderr=True, highlight=False)
     if args.doc_only:
         saved = json.loads((Path(args.out) / "dev-accuracy.json").read_text(encoding="utf-8"))

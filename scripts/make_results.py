@@ -112,10 +112,18 @@ def _pct(summary: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rich.console import Console
+    from kvsl.base.interrupt import stop_on_interrupt
 
     args = _args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    # Ctrl-C: exit 130 at once; every answer is already in the cache, a rerun resumes.
+    with stop_on_interrupt(f"{args.out}/results.jsonl"):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     console = Console(stderr=True, highlight=False)
     root = Path(args.data_root)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())

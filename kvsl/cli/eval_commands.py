@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from kvsl.base.interrupt import stop_on_interrupt
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import (
@@ -33,7 +34,6 @@ from kvsl.cli.options import (
     TopKOption,
     decoding_controls,
 )
-from kvsl.cli.output import stop_on_interrupt
 from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.overrides import parse_layers
 
@@ -93,10 +93,13 @@ DevLimitOption = Annotated[int | None, typer.Option("--dev-limit", help="First N
 MaxNewTokensOption = Annotated[int, typer.Option("--max-new-tokens")]
 RunsOption = Annotated[int, typer.Option("--runs", help="Sampled runs (seeds seed..seed+runs-1).")]
 SampleOption = Annotated[
-    bool, typer.Option("--sample/--greedy", help="Sampling (implied by --runs > 1).")
+    bool | None,
+    typer.Option("--sample/--greedy", help="Sampling (implied by --runs > 1). Default: greedy."),
 ]
-TemperatureOption = Annotated[float, typer.Option("--temperature")]
-TopPOption = Annotated[float, typer.Option("--top-p")]
+TemperatureOption = Annotated[
+    float | None, typer.Option("--temperature", help="Sampling only. Default: 0.7.")
+]
+TopPOption = Annotated[float | None, typer.Option("--top-p", help="Sampling only. Default: 0.9.")]
 SeedOption = Annotated[int, typer.Option("--seed")]
 LayersOption = Annotated[
     str | None, typer.Option("--layers", help='Cache steering layers, e.g. "1..".')
@@ -148,9 +151,9 @@ def eval_command(
     batch_size: BatchSizeOption = 32,
     max_new_tokens: MaxNewTokensOption = 256,
     runs: RunsOption = 1,
-    sample: SampleOption = False,
-    temperature: TemperatureOption = 0.7,
-    top_p: TopPOption = 0.9,
+    sample: SampleOption = None,
+    temperature: TemperatureOption = None,
+    top_p: TopPOption = None,
     seed: SeedOption = 0,
     repetition_penalty: RepetitionPenaltyOption = None,
     no_repeat_ngram_size: NoRepeatNgramOption = None,
@@ -188,16 +191,18 @@ def eval_command(
         controls = decoding_controls(repetition_penalty, no_repeat_ngram_size, min_new_tokens, top_k)
         setup = _prepare(threads, device, precision, device_map)
         # Every method (plain included) decodes with these: a fair comparison.
+        sampling = {"temperature": temperature, "top_p": top_p}
+        flags = {**{k: v for k, v in sampling.items() if v is not None}, **controls}
         decode = GenerationSettings(
-            max_new_tokens=max_new_tokens, sample=sample, temperature=temperature, top_p=top_p,
-            seed=seed, **controls,
-        )  # fmt: skip
+            max_new_tokens=max_new_tokens, sample=bool(sample), seed=seed, **flags
+        )
         request = EvalRequest(
             # A built-in style name (`step-by-step`) stands for its spec file.
             target=str(resolve_target(target)) if target is not None else None,
             benchmark=benchmark, data=data, labels=labels, dev=dev, dev_labels=dev_labels,
             methods=parse_methods(methods), model=model, limit=limit, dev_limit=dev_limit,
             batch_size=batch_size, decode=decode, runs=runs,
+            decode_flags=tuple(flags) + (("sample",) if sample is not None else ()),
             # Controls not given as flags come from the spec's `generate` block.
             spec_controls=tuple(name for name in DECODING_CONTROLS if name not in controls),
             precision=setup.precision.name, device=setup.device or "cpu", device_map=device_map,

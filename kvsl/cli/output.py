@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TextIO
 
 from kvsl.lang.diagnostics import ExitCode, KvslError
@@ -96,25 +95,3 @@ def _report(err: KvslError) -> None:
         sys.stderr.flush()
     except OSError:
         _silence(sys.stderr)
-
-
-@contextmanager
-def stop_on_interrupt(saved: str) -> Iterator[None]:
-    """Ctrl-C (SIGINT) ends a long command at once, with exit 130 and a line on stderr.
-
-    Every finished answer is already on disk (`saved` says where: the results cache is
-    appended and fsynced per answer), so nothing is lost by not unwinding further: the
-    process ends with `os._exit` right after the interrupt has unwound the work (`with`
-    blocks closed, the progress bar stopped), skipping the interpreter's teardown of the
-    model and torch's thread pools, which took seconds on a loaded machine.
-    """
-    try:
-        yield
-    except KeyboardInterrupt:
-        try:
-            print(f"interrupted: answers so far are saved in {saved}; run again to resume",
-                  file=sys.stderr)
-            sys.stderr.flush()
-            sys.stdout.flush()
-        finally:
-            os._exit(130)

@@ -140,6 +140,7 @@ def _check_options(
     seed: int | None = None,
     value: float | None = None,
     key: float | None = None,
+    sample: bool | None = None,
 ) -> None:
     from kvsl.lang.plan import GenerationSettings
 
@@ -153,15 +154,16 @@ def _check_options(
     for name, coefficient in (("--value", value), ("--key", key)):
         if coefficient is not None and not math.isfinite(coefficient):
             problems.append(f"`{name} {coefficient}` must be a finite number")
-    # The given generation flags on the spec-free defaults: ranges only (whether
-    # `--min-new-tokens` fits `max_new_tokens` is known once the spec is).
+    # The given generation flags on the spec-free defaults: ranges, and sampling flags
+    # with `--greedy` (whether `--min-new-tokens` fits `max_new_tokens`, or a sampling
+    # flag the spec's mode, is known once the spec is: `kvsl.engine.run` checks again).
     given = {
         "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
         "seed": seed, **(controls or {}),
     }  # fmt: skip
-    ranges = GenerationSettings(max_new_tokens=1 << 30)
-    ranges = replace(ranges, **{k: v for k, v in given.items() if v is not None})
-    problems += ranges.problems()
+    flags = {k: v for k, v in given.items() if v is not None}
+    ranges = GenerationSettings(max_new_tokens=1 << 30, sample=sample is not False)
+    problems += replace(ranges, **flags).problems(given=flags)
     if problems:
         raise KvslError(
             [
@@ -251,7 +253,7 @@ def run(
         )
         _check_options(
             format, max_new_tokens, temperature, top_p, batch_size, precision, controls,
-            seed=seed, value=value, key=key,
+            seed=seed, value=value, key=key, sample=sample,
         )  # fmt: skip
         from rich.console import Console
 

@@ -15,10 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
+from kvsl.base.interrupt import stop_on_interrupt
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import BatchSizeOption, DeviceOption, PrecisionOption, ThreadsOption
-from kvsl.cli.output import stop_on_interrupt
 
 
 def _numbers(text: str | None, flag: str, cast: type = float) -> tuple[Any, ...]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -212,14 +213,22 @@ def recorded_coefficients(
 ) -> dict[int, tuple[float, float]] | None:
     """The spec's coefficients a manifest records (layer → (c_k, c_v)), or None.
 
-    The resolved `coefficients` entry when there is one, else the recorded plan's `steer`.
+    The resolved `coefficients` entry when there is one that reads as layer → two finite
+    numbers, else the recorded plan's `steer` (checked by `Plan.from_dict`).
 
     >>> recorded_coefficients({"coefficients": {"1": [0.0, 6.0]}}, 2)
     {1: (0.0, 6.0)}
+    >>> recorded_coefficients({"coefficients": {"1": [0.0, float("nan")]}}, 2) is None
+    True
     """
     resolved = manifest.get("coefficients")
     if isinstance(resolved, Mapping) and resolved:
-        return {int(layer): (float(kv[0]), float(kv[1])) for layer, kv in resolved.items()}
+        try:
+            read = {int(layer): (float(kv[0]), float(kv[1])) for layer, kv in resolved.items()}
+        except (TypeError, ValueError, IndexError, KeyError):
+            read = {}
+        if read and all(math.isfinite(c) for pair in read.values() for c in pair):
+            return read
     plan = recorded_plan(manifest)
     if plan is None:
         return None
@@ -241,15 +250,27 @@ def plan_of_artifact(path: str | os.PathLike[str], *, instead: str) -> Plan:
     Raises KVS456 when the manifest records none (or an unreadable one); `instead` is the
     command to suggest, e.g. "kvsl run SPEC.kvs".
     """
-    plan = recorded_plan(read_manifest(path))
+    manifest = read_manifest(path)
+    plan = recorded_plan(manifest)
     if plan is None:
         raise KvslError.one(
             "KVS456",
-            f"artifact `{path}` does not record the plan it was built from",
+            f"artifact `{path}` {_no_plan(manifest)}",
             Span.whole_file(str(path)),
             help=f"use the spec instead: `{instead}`",
         )
     return plan
+
+
+def _no_plan(manifest: Mapping[str, Any]) -> str:
+    """Why `recorded_plan` found no plan in `manifest` (worded after "artifact `PATH`")."""
+    if "plan" not in manifest:
+        return "does not record the plan it was built from"
+    try:
+        Plan.from_dict(dict(manifest["plan"]))
+    except (KeyError, TypeError, ValueError) as err:  # an edited manifest, checksum and all
+        return f"records a plan that cannot be read ({err})"
+    return "records a plan that cannot be read"
 
 
 def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -348,25 +369,7 @@ def load_artifact(path: str | os.PathLike[str]) -> SteeringVectors:
             help="upgrade kvsl, or rebuild the artifact with this version: `kvsl build SPEC --force`",
         )
     layers = manifest.get("layers")
-    geometry = manifest.get("geometry") or {}
-    problem = None
-    if not isinstance(layers, list) or not layers:
-        problem = "the manifest lists no layers"
-    else:
-        expected = (geometry.get("kv_heads"), geometry.get("head_dim"))
-        for layer in layers:
-            for kind in ("keys", "values"):
-                tensor = tensors.get(f"{kind}.{layer}")
-                if tensor is None:
-                    problem = f"tensor `{kind}.{layer}` is missing"
-                elif tuple(tensor.shape) != expected:
-                    problem = f"tensor `{kind}.{layer}` has shape {tuple(tensor.shape)}, expected {expected}"
-                elif not torch.isfinite(tensor).all():
-                    problem = f"tensor `{kind}.{layer}` holds NaN or infinite values"
-                if problem:
-                    break
-            if problem:
-                break
+    problem = _manifest_problem(manifest) or _tensor_problem(manifest, tensors)
     if problem is None and manifest.get("tensors_sha256") != tensors_sha256(tensors):
         problem = "its tensors do not match the checksum in its manifest (modified after build?)"
     if problem:
@@ -384,6 +387,54 @@ def load_artifact(path: str | os.PathLike[str]) -> SteeringVectors:
     prefix = position.get("prefix") or ""
     manifest["artifact_path"] = str(target)  # in memory only: lets diagnostics name the file
     return SteeringVectors(keys, values, offset, manifest, prefix=prefix)
+
+
+def _tensor_problem(manifest: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> str | None:
+    """A layer's key or value tensor missing, of another shape than the manifest's geometry
+    says, or not finite; None when every listed layer has both."""
+    layers = manifest.get("layers")
+    if not isinstance(layers, list) or not layers:
+        return "the manifest lists no layers"
+    geometry = manifest.get("geometry") or {}
+    expected = (geometry.get("kv_heads"), geometry.get("head_dim"))
+    for layer in layers:
+        for kind in ("keys", "values"):
+            tensor = tensors.get(f"{kind}.{layer}")
+            if tensor is None:
+                return f"tensor `{kind}.{layer}` is missing"
+            if tuple(tensor.shape) != expected:
+                return f"tensor `{kind}.{layer}` has shape {tuple(tensor.shape)}, expected {expected}"
+            if not torch.isfinite(tensor).all():
+                return f"tensor `{kind}.{layer}` holds NaN or infinite values"
+    return None
+
+
+def _manifest_problem(manifest: Mapping[str, Any]) -> str | None:
+    """What is wrong with the parts of a manifest that loading and steering read, when they
+    do not have the shapes `save_artifact` writes (a manifest edited and re-checksummed:
+    the checksum proves only that the text was not changed after it was computed)."""
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    geometry, position = manifest.get("geometry"), manifest.get("position")
+    if not isinstance(manifest.get("model", {}), dict):
+        return "its manifest's `model` is not an object"
+    if geometry is not None and not (
+        isinstance(geometry, dict)
+        and all(count(geometry.get(k)) for k in ("num_layers", "kv_heads", "head_dim"))
+    ):
+        return "its manifest's `geometry` is not {num_layers, kv_heads, head_dim} counts"
+    if position is not None and not (
+        isinstance(position, dict)
+        and isinstance(position.get("offset_token", "\n"), str)
+        and isinstance(position.get("prefix") or "", str)
+    ):
+        return "its manifest's `position` does not hold an offset token and a prefix as text"
+    layers = manifest.get("layers")
+    if isinstance(layers, list) and not all(count(layer) for layer in layers):
+        return "its manifest's `layers` are not all layer numbers"
+    return None
 
 
 def _describe(geometry: KVGeometry | dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from kvsl.engine.context_window import refuse_past_context
 from kvsl.engine.continuous import RowDecoder, unsupported_reason
 from kvsl.engine.generate import decode, generate_batch
 from kvsl.engine.rows import Row
@@ -139,6 +140,9 @@ def generate_texts(
     """
     if streamer is not None and len(prompts) != 1:
         raise ValueError("streaming needs exactly one prompt")
+    # KVS463 before anything is generated: every row is `T (+ [o])`.
+    fed = offset_id is not None
+    refuse_past_context(model, (len(p) + fed for p in prompts), settings.max_new_tokens)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     texts: list[str] = [""] * len(prompts)
     if continuous_supported(model):

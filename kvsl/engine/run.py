@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kvsl.lang.diagnostics import COMMAND_LINE, ExitCode, KvslError
+from kvsl.lang.diagnostics import COMMAND_LINE, Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.overrides import with_overrides
 from kvsl.lang.plan import GenerationSettings, LayerSpan, Plan
 from kvsl.lang.source import Span
@@ -176,6 +176,7 @@ def run(
     from kvsl.engine.prompting import offset_token_id
 
     plan = load_target(request.target, instead="kvsl run SPEC.kvs")
+    steered = _overridden(plan, request)  # KVS457 for the flags on this spec, before loading
     dtype = torch.bfloat16 if request.precision == "bf16" else torch.float32
     loaded = load_model(
         plan.model, dtype=dtype, device=request.device, device_map=request.device_map
@@ -190,7 +191,7 @@ def run(
         device=request.device,
         device_map=request.device_map,
     )
-    plan = _overridden(plan, request)
+    plan = steered
     span = COMMAND_LINE if request.layers else Span.whole_file(plan.spec_path)
     coefficients = _coefficients(plan, loaded.geometry.num_layers, span)
     offset = offset_token_id(loaded.tokenizer, vectors.offset_token)  # KVS305 before any output
@@ -225,14 +226,18 @@ def _overridden(plan: Plan, request: RunRequest) -> Plan:
         seed=request.seed,
         controls=request.controls,
     )
-    settings = plan.generate
-    if settings.min_new_tokens > settings.max_new_tokens:
-        raise _usage(
-            "KVS457",
-            f"`--min-new-tokens {settings.min_new_tokens}` exceeds "
-            f"`max_new_tokens` ({settings.max_new_tokens})",
-            "lower `--min-new-tokens` or raise `--max-new-tokens`",
-        )
+    # The flags against the spec's own settings (its `mode`, its `max_new_tokens`): the
+    # same rules as the flags alone (`GenerationSettings.problems`).
+    given = {name for name in ("max_new_tokens", "sample", "temperature", "top_p", "seed")
+             if getattr(request, name) is not None} | set(request.controls)  # fmt: skip
+    problems = plan.generate.problems(given)
+    if problems:
+        raise KvslError(
+            [Diagnostic("KVS457", Severity.ERROR, problem, COMMAND_LINE,
+                        help="see `kvsl run --help`; the spec's `generate` block gives the rest")
+             for problem in problems],
+            ExitCode.USAGE,
+        )  # fmt: skip
     return plan
 
 

@@ -244,8 +244,19 @@ class Generator:
         decode (CAA, static batches, unsupported models) run after, job by job.
         `on_done(job, i, generation)` is called as question `i` of `jobs[job]` is answered.
         """
+        from kvsl.engine.context_window import refuse_past_context
         from kvsl.engine.offline import continuous_supported, decode_queue, queue_rows
 
+        prepared = []
+        for job in jobs:
+            offset_id, edit, suffix = self._steering(job.method)
+            prompts = [self.prompt_ids(q, job.method) for q in job.questions]
+            # KVS463 before anything is generated: every row is `T (+ [o]) (+ suffix)`.
+            fed = len(suffix) + (offset_id is not None)
+            refuse_past_context(
+                self.model, (len(p) + fed for p in prompts), job.settings.max_new_tokens
+            )
+            prepared.append((offset_id, edit, suffix, prompts))
         results: list[list[Generation | None]] = [[None] * len(job.questions) for job in jobs]
 
         def finish(job: int, i: int, tokens: Sequence[int], seconds: float) -> None:
@@ -261,9 +272,9 @@ class Generator:
         queued = not self.static_batches and continuous_supported(self.model)
         rows: list[Any] = []
         owners: list[tuple[int, int]] = []  # (job, question) of each row
-        for j, job in enumerate(jobs):
-            offset_id, edit, suffix = self._steering(job.method)
-            prompts = [self.prompt_ids(q, job.method) for q in job.questions]
+        for j, (job, (offset_id, edit, suffix, prompts)) in enumerate(
+            zip(jobs, prepared, strict=True)
+        ):
             if queued and job.method.kind != "caa":
                 rows += queue_rows(
                     prompts, job.settings, offset_id=offset_id, edit=edit, suffix=suffix

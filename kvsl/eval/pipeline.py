@@ -53,6 +53,9 @@ class EvalRequest:
     # Decoding controls (`GenerationSettings` field names) taken from the spec's `generate`
     # block instead of `decode` (the CLI names those not given as flags).
     spec_controls: tuple[str, ...] = ()
+    # The `decode` fields given as flags ("sample" for `--sample`/`--greedy`): a sampling-only
+    # one with greedy decoding is refused (`GenerationSettings.problems`).
+    decode_flags: tuple[str, ...] = ()
     precision: str = "fp32"
     device: str | None = None  # None: the CPU; "auto": CUDA when available
     device_map: str | None = None  # transformers' device_map (replaces `device`)
@@ -210,7 +213,8 @@ def run_eval(
     from kvsl.eval.session import coefficients
 
     check_settings(request.decode, request.batch_size, request.limit, request.runs,
-                   dev_limit=request.dev_limit, numbers=_given_numbers(request))
+                   dev_limit=request.dev_limit, numbers=_given_numbers(request),
+                   given=request.decode_flags)
     if request.data is None:
         raise KvslError.usage(
             "KVS612", "`--data` is required", help="give the test file with `--data PATH`"
@@ -394,7 +398,7 @@ def run_sweep(
     `context` reuses a loaded `EvalContext` for the same target, as in `run_eval`.
     """
     check_settings(request.decode, request.batch_size, request.dev_limit, request.runs,
-                   numbers=_given_numbers(request))
+                   numbers=_given_numbers(request), given=request.decode_flags)
     if request.dev is None:
         raise KvslError.usage(
             "KVS616",

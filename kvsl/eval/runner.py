@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,10 +34,13 @@ def check_settings(
     *,
     dev_limit: int | None = None,
     numbers: dict[str, float | None] | None = None,
+    given: Collection[str] = (),
 ) -> None:
     """KVS612 for values out of range: every numeric flag, before any file or model is read.
 
-    `numbers` are the flags that must be finite when given (`--value`, `--caa-multiplier`).
+    `numbers` are the flags that must be finite when given (`--value`, `--caa-multiplier`);
+    `given` the `decode` fields set by flags ("sample" for `--sample`/`--greedy`), so that
+    a sampling-only flag with greedy decoding, or `--greedy` with `--runs` > 1, is refused.
     """
     problems = []
     if runs < 1:
@@ -51,7 +54,9 @@ def check_settings(
     for name, number in (numbers or {}).items():
         if number is not None and not math.isfinite(number):
             problems.append(f"`{name} {number}` must be a finite number")
-    problems += decode.problems()
+    if runs > 1 and "sample" in given and not decode.sample:
+        problems.append(f"`--greedy` contradicts `--runs {runs}`: more than one run samples")
+    problems += decode.for_run(0, max(runs, 1)).problems(given)
     if problems:
         raise KvslError(
             [

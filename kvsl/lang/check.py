@@ -31,7 +31,7 @@ from kvsl.lang.diagnostics import Diagnostic, Label
 from kvsl.lang.extends import Session
 from kvsl.lang.models import EMBEDDED_MODEL_LAYERS, check_model
 from kvsl.lang.phrasing import error, shown, warning
-from kvsl.lang.plan import DEFAULT_MODEL, GenerationSettings, LayerSpan
+from kvsl.lang.plan import DEFAULT_MODEL, SAMPLING_ONLY, GenerationSettings, LayerSpan
 from kvsl.lang.schema import TOP
 from kvsl.lang.source import SourceFile, Span
 
@@ -442,7 +442,7 @@ def _span_text(layer_span: LayerSpan) -> str:
 def _check_generate(decl: Decl, diagnostics: list[Diagnostic]) -> None:
     """Settings of `generate` that are legal one by one but mean little together."""
     if decl.text("generate", "mode") in (None, "greedy"):
-        for key in ("temperature", "top_p", "top_k"):
+        for key in SAMPLING_ONLY:  # the command-line flags' rule too (`problems`)
             found = decl.valid("generate", key)
             if found is not None:
                 diagnostics.append(

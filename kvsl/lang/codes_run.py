@@ -138,4 +138,17 @@ RUN_CODES: tuple[Code, ...] = (
         "with kvsl.steered(model, vectors): model.generate(**inputs, use_cache=False)",
         "with kvsl.steered(model, vectors): model.generate(**inputs)",
     ),
+    Code(
+        "KVS463",
+        "generation longer than the model's context",
+        Severity.ERROR,
+        "A prompt and the tokens generated after it must fit in the model's context "
+        "(`max_position_embeddings` in its config): past it, a model with learned positions "
+        "fails and a rotary one generates from positions it was never trained on. The "
+        "longest prompt's tokens (with the offset token and any assistant prefix) plus "
+        "`--max-new-tokens` exceed it, so nothing is generated. `kvsl serve` refuses the "
+        "same request with `context_length_exceeded`.",
+        "kvsl run specs/step_by_step.kvs --max-new-tokens 100000 --prompt 'Why?'",
+        "kvsl run specs/step_by_step.kvs --max-new-tokens 512 --prompt 'Why?'",
+    ),
 )

@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 # 64-bit: the largest integer a spec may hold, and what torch takes as a seed.
 from kvsl.lang.literals import MAX_INTEGER as _MAX_INTEGER
@@ -224,11 +224,33 @@ class GenerationSettings:
             if getattr(self, name) != off
         }
 
-    def problems(self) -> list[str]:
+    def ignored(self, given: Collection[str]) -> list[str]:
+        """The sampling-only fields among `given` (the fields a user set) that these
+        settings ignore because they decode greedily. A field at its neutral value (`top_k`
+        0, `top_p` 1: sampling from every token) is never one, since it asks for nothing.
+
+        >>> GenerationSettings(top_k=5).ignored({"top_k", "seed"})
+        ['top_k']
+        >>> GenerationSettings(top_k=5, sample=True).ignored({"top_k"})
+        []
+        """
+        if self.sample:
+            return []
+        return [
+            name
+            for name in SAMPLING_ONLY
+            if name in given and getattr(self, name) != _NEUTRAL.get(name)
+        ]
+
+    def problems(self, given: Collection[str] = ()) -> list[str]:
         """Every field out of its range, worded for command-line flags (the checker words
         its own for a spec). The one home of these ranges: `kvsl run`, `eval` and `tune`
         check their flags here, so a value no spec could hold (a NaN temperature, a seed
         beyond 64 bits) is refused the same way everywhere, before a model is loaded.
+
+        `given` names the fields set by flags: a sampling-only one (`--temperature`,
+        `--top-p`, `--top-k`) with greedy decoding would be ignored, so it is refused, as
+        the checker warns of the same setting in a spec's `generate` block (KVS125).
 
         >>> GenerationSettings(repetition_penalty=0, no_repeat_ngram_size=-1).problems()
         ['`--repetition-penalty` must be a finite number greater than 0', '`--no-repeat-ngram-size` must be at least 0']
@@ -253,7 +275,15 @@ class GenerationSettings:
             if not 0 <= value <= _MAX_INTEGER:
                 problems.append(f"`--{name.replace('_', '-')}` must be at least 0")
         if self.min_new_tokens > self.max_new_tokens:
-            problems.append("`--min-new-tokens` must not exceed `--max-new-tokens`")
+            problems.append(
+                f"`--min-new-tokens {self.min_new_tokens}` must not exceed "
+                f"`max_new_tokens` ({self.max_new_tokens})"
+            )
+        for name in self.ignored(given):
+            problems.append(
+                f"`--{name.replace('_', '-')}` has no effect with greedy decoding: "
+                "add `--sample`, or leave it out"
+            )
         return problems
 
     def payload(self) -> dict[str, object]:
@@ -275,6 +305,10 @@ class GenerationSettings:
 
 
 # Each decoding control and its "off" value (`top_k` only acts when sampling).
+# The settings only sampling reads: set with greedy decoding, they change nothing.
+SAMPLING_ONLY = ("temperature", "top_p", "top_k")
+_NEUTRAL: dict[str, object] = {"top_p": 1.0, "top_k": 0}
+
 DECODING_CONTROLS: dict[str, object] = {
     "min_new_tokens": 0,
     "repetition_penalty": 1.0,
@@ -330,7 +364,21 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict) -> Plan:
-        """Inverse of `to_dict` (used to read the plan stored in an artifact manifest)."""
+        """Inverse of `to_dict` (used to read the plan stored in an artifact manifest).
+
+        ValueError when a field does not hold its declared type (a float must be finite) or
+        the generation settings are out of range: a manifest is data someone may edit.
+        """
+        from kvsl.lang.typed import type_problems
+
+        plan = cls._from_dict(data)
+        problems = type_problems(plan) or plan.generate.problems()
+        if problems:
+            raise ValueError(f"the recorded plan is invalid: {problems[0]}")
+        return plan
+
+    @classmethod
+    def _from_dict(cls, data: dict) -> Plan:
         steer = data["steer"]
         return cls(
             style=data["style"],
@@ -354,13 +402,20 @@ class Plan:
                 ),
             ),
             generate=GenerationSettings(
-                **{**data["generate"], "stop": tuple(data["generate"]["stop"])}
+                **{**data["generate"], "stop": _listed(data["generate"]["stop"])}
             ),
-            markers=StyleMarkers(patterns=tuple(data.get("markers", {}).get("patterns", ()))),
+            markers=StyleMarkers(patterns=_listed(data.get("markers", {}).get("patterns", ()))),
             vector_hash=data.get("vector_hash", ""),
             plan_hash=data.get("plan_hash", ""),
             format=data.get("format", PLAN_FORMAT),
         )
+
+
+def _listed(value: object) -> tuple[Any, ...]:
+    """A JSON list as a tuple (a string is not taken as a list of its characters)."""
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{value!r} is not a list")
+    return tuple(value)
 
 
 def _digest(payload: object) -> str:

@@ -21,11 +21,15 @@ import os
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 from pygls.uris import from_fs_path
+from pygls.workspace import TextDocument
 
 from kvsl import __version__
 from kvsl.lang.diagnostics import Diagnostic, Severity
@@ -55,6 +59,16 @@ logger = logging.getLogger(__name__)
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
+class NotOpen(LookupError):
+    """A request or notification names a document the client has not opened."""
+
+
+class _Answered:
+    """A request already answered with an error: not JSON-RPC 2.0, so pygls drops it."""
+
+    jsonrpc = "answered"
+
+
 class KvslProtocol(LanguageServerProtocol):
     """pygls's protocol, without its per-notification memory growth.
 
@@ -82,6 +96,28 @@ class KvslProtocol(LanguageServerProtocol):
 
         super()._execute_handler(msg_id, handler, callback, args, kwargs)
 
+    @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams) -> Any:
+        """pygls's, for an open document; a change to one that is not open is ignored (pygls
+        raised KeyError into an "Error in server" pop-up in the editor)."""
+        if unquote(params.text_document.uri) not in self.workspace.text_documents:
+            logger.debug("change to a document that is not open: %s", params.text_document.uri)
+            return
+        yield from super().lsp_text_document__did_change(params)
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """pygls's, except that a request whose params do not fit its method (a hover
+        without a position, a negative line) is answered with JSON-RPC's error (-32602,
+        invalid params): pygls showed the user an "Error in server" pop-up and never
+        answered, so the client waited on the request for ever."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as error:
+            if "id" not in data or "method" not in data:
+                raise  # a notification or a response: no one waits for an answer
+            self._send_response(data["id"], error=error.to_response_error())
+            return _Answered()
+
 
 class KvslLanguageServer(LanguageServer):
     """pygls's server plus what kvsl keeps per open document."""
@@ -97,6 +133,14 @@ class KvslLanguageServer(LanguageServer):
 
     # --- documents ---------------------------------------------------------------------
 
+    def document(self, uri: str) -> TextDocument:
+        """The open document `uri` (NotOpen for one the client has not opened: pygls would
+        read it from disk, or fail on a URI that is not a file)."""
+        doc = self.workspace.text_documents.get(unquote(uri))  # pygls's key: `My%20Specs` unquoted
+        if doc is None:
+            raise NotOpen(uri)
+        return doc
+
     def units(self, text: str) -> int:
         return self.workspace.position_codec.client_num_units(text)
 
@@ -110,7 +154,7 @@ class KvslLanguageServer(LanguageServer):
 
     def current(self, uri: str) -> Analysis:
         """The analysis of the document's present text (checked again if it changed)."""
-        doc = self.workspace.get_text_document(uri)
+        doc = self.document(uri)
         found = self.analyses.get(uri)
         if found is None or found.text != doc.source:
             with collector_paused():
@@ -124,7 +168,7 @@ class KvslLanguageServer(LanguageServer):
             self._check(uri)
 
     def _check(self, uri: str) -> None:
-        doc = self.workspace.get_text_document(uri)
+        doc = self.document(uri)
         analysis = analyze_document(doc.path, doc.source, self.overlays())
         self.analyses[uri] = analysis
         indexes: dict[str, LineIndex | None] = {}
@@ -199,12 +243,14 @@ class KvslLanguageServer(LanguageServer):
         self.pending.pop(uri, None)
         try:
             self.check_now(uri)
+        except NotOpen:
+            return  # closed while waiting
         except Exception:  # a bug in kvsl must not end the server
             self.log_error(f"checking {uri}")
 
     def dependents(self, uri: str) -> list[str]:
         """Other open documents whose last check read this one (they extend it)."""
-        real = os.path.realpath(self.workspace.get_text_document(uri).path)
+        real = os.path.realpath(self.document(uri).path)
         return [
             other
             for other, analysis in self.analyses.items()
@@ -276,6 +322,9 @@ def guarded(default: Any = None) -> Callable[[Handler], Handler]:
         def run(ls: KvslLanguageServer, params: Any) -> Any:
             try:
                 return handler(ls, params)
+            except NotOpen as err:  # the client's slip, not a kvsl bug: nothing to answer
+                logger.debug("%s on a document that is not open: %s", handler.__name__, err)
+                return default
             except Exception:
                 ls.log_error(handler.__name__)
                 return default
@@ -379,7 +428,7 @@ def on_hover(ls: KvslLanguageServer, params: lsp.HoverParams) -> lsp.Hover | Non
 def on_completion(
     ls: KvslLanguageServer, params: lsp.CompletionParams
 ) -> list[lsp.CompletionItem]:
-    doc = ls.workspace.get_text_document(params.text_document.uri)
+    doc = ls.document(params.text_document.uri)
     text = doc.source
     offset = LineIndex(text, ls.units).offset(params.position.line, params.position.character)
     return completions(text, offset, doc.path)
@@ -426,7 +475,7 @@ def on_symbols(
 def on_formatting(
     ls: KvslLanguageServer, params: lsp.DocumentFormattingParams
 ) -> list[lsp.TextEdit]:
-    doc = ls.workspace.get_text_document(params.text_document.uri)
+    doc = ls.document(params.text_document.uri)
     text = doc.source
     result = formatted(text, doc.path)
     if result is None:
@@ -454,7 +503,7 @@ def on_code_action(
     uri = params.text_document.uri
     if (
         uri not in ls.analyses
-        or ls.analyses[uri].text != ls.workspace.get_text_document(uri).source
+        or ls.analyses[uri].text != ls.document(uri).source
     ):
         ls.check_now(uri)
     index = LineIndex(ls.analyses[uri].text, ls.units)
@@ -488,7 +537,7 @@ def on_code_action(
 def on_semantic_tokens(
     ls: KvslLanguageServer, params: lsp.SemanticTokensParams
 ) -> lsp.SemanticTokens:
-    doc = ls.workspace.get_text_document(params.text_document.uri)
+    doc = ls.document(params.text_document.uri)
     return lsp.SemanticTokens(data=encode(semantic_tokens(doc.source, ls.units)))
 
 def on_explain(ls: KvslLanguageServer, *arguments: object) -> str | None:

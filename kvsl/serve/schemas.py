@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kvsl.lang.diagnostics import KvslError
+from kvsl.lang.plan import GenerationSettings
 from kvsl.serve.catalog import Catalog, ServedStyle
 
 
@@ -264,6 +265,8 @@ def parse_generation(body: dict[str, Any], kind: str, catalog: Catalog, limits: 
     Fields left out take the style's spec defaults (`generate { ... }`), so a request with
     only `model` and `messages` decodes as `kvsl run` would for that style.
     """
+    from kvsl.engine.context_window import context_overflow
+
     _refuse_unsupported(body)
     style, settings = _style(body, catalog)
     tokenizer = catalog.loaded.tokenizer
@@ -280,14 +283,19 @@ def parse_generation(body: dict[str, Any], kind: str, catalog: Catalog, limits: 
     max_tokens = max_tokens or _integer(body, "max_tokens", 1, limits.max_new_tokens)
     if max_tokens is None:
         max_tokens = min(plan.max_new_tokens if plan else 256, limits.max_new_tokens)
-    context = getattr(catalog.loaded.model.config, "max_position_embeddings", None)
-    if isinstance(context, int) and fed + max_tokens > context:
-        # Refused here: past the model's positions, generation would fail the whole batch.
-        raise _bad(f"the prompt ({fed} tokens) and `max_tokens` ({max_tokens}) exceed the "
-                   f"model's context of {context} tokens", "max_tokens", "context_length_exceeded")
+    # Refused here: past the model's positions, generation would fail the whole batch.
+    overflow = context_overflow(catalog.loaded.model, fed, max_tokens, name="max_tokens")
+    if overflow is not None:  # `kvsl run`, `eval` and `tune` refuse it too (KVS463)
+        raise _bad(overflow, "max_tokens", "context_length_exceeded")
     temperature = _number(body, "temperature", 0.0, 2.0)
     top_p = _number(body, "top_p", 0.0, 1.0, low_open=True)
     sample = temperature > 0 if temperature is not None else bool(plan and plan.sample)
+    given = {"top_p"} if top_p is not None else set()
+    for name in GenerationSettings(sample=sample, top_p=top_p or 1.0).ignored(given):
+        # As `kvsl run --greedy --top-p 0.5` is refused (`GenerationSettings.problems`).
+        raise _bad(f"`{name}` has no effect with greedy decoding (`temperature` 0, or a "
+                   "style that decodes greedily): give a `temperature` above 0 to sample",
+                   name, "invalid_value")
     seed = _integer(body, "seed", 0, 2**63 - 1)
     if seed is None and temperature is None and plan is not None and plan.sample:
         seed = plan.seed  # sampling as the spec says, reproducibly, as `kvsl run` does

@@ -123,3 +123,55 @@ def test_piqa_sample_is_fixed_and_test_splits_are_refused(tmp_path: Path) -> Non
     with pytest.raises(KvslError) as err:
         script.dev_examples(root, "arc", 2, piqa_seed=0)
     assert err.value.diagnostics[0].code == "KVS700"
+
+
+def test_sigint_stops_the_script_at_once_keeping_every_saved_answer(tmp_path: Path, tiny) -> None:
+    """A real SIGINT to the script run as a shell script's background job would be (SIGINT
+    inherited as ignored, which used to leave it running): exit 130 at once, no traceback,
+    every cached line whole, fewer answers than the run would have made."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model, tokenizer = tiny
+    model_dir = tmp_path / "model"
+    model.to("cpu").save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    spec = _spec(tmp_path, model_dir, "step-by-step", 4)
+    tokens = 200  # every answer this long: the run lasts seconds
+    spec.write_text(spec.read_text().replace(
+        "repetition_penalty = 1.1", f"min_new_tokens = {tokens}\n    max_new_tokens = {tokens}"))
+    results = tmp_path / "out" / "results.jsonl"
+    args = [sys.executable, str(Path(__file__).resolve().parents[2] / "scripts" / "dev_accuracy.py"),
+            "--data-root", str(_data_root(tmp_path)), "--specs", str(spec), "--benchmarks", "arc",
+            "--limit", "6", "--max-new-tokens", str(tokens), "--batch-size", "1", "--threads", "1",
+            "--device", "cpu", "--out", str(tmp_path / "out"), "--doc", str(tmp_path / "doc.md")]  # fmt: skip
+
+    def lines() -> list[str]:
+        return results.read_text(encoding="utf-8").splitlines() if results.exists() else []
+
+    process = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not lines():
+            if time.monotonic() > deadline or process.poll() is not None:
+                pytest.fail("the script saved no answer within 240 s (or ended)")
+            time.sleep(0.02)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        stopped_in = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+    message = err.decode()
+    assert process.returncode == 130, message
+    assert "interrupted: answers so far are saved in" in message and "Traceback" not in message
+    assert stopped_in < 10  # a step of the tiny model is milliseconds: "at once"
+    kept = [json.loads(line) for line in lines()]  # every line whole
+    assert 1 <= len(kept) < 12  # 6 plain + 6 steered answers in a whole run
+    assert all(r["tokens"] == tokens for r in kept)

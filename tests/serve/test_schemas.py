@@ -67,6 +67,28 @@ def test_prompt_and_max_tokens_past_the_models_context_are_refused(catalog):
     assert err.value.status == 400 and err.value.code == "context_length_exceeded"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "w", "temperature": 0, "top_p": 0.5},  # greedy by the request
+        {"model": "w:tiny-style", "top_p": 0.5},  # greedy by the style's spec
+        {"model": "w:sampled", "temperature": 0, "top_p": 0.2},
+    ],
+)
+def test_top_p_with_greedy_decoding_is_refused_as_the_cli_refuses_it(catalog, body):
+    """`kvsl run --greedy --top-p 0.5` is a usage error (`GenerationSettings.problems`)."""
+    with pytest.raises(ApiError) as err:
+        _parse(catalog, **body)
+    assert err.value.status == 400 and err.value.param == "top_p"
+    assert "no effect with greedy decoding" in err.value.body()["error"]["message"]
+
+
+def test_top_p_that_asks_for_nothing_or_with_sampling_is_accepted(catalog):
+    assert not _parse(catalog, model="w", temperature=0, top_p=1).sample  # OpenAI clients' default
+    assert _parse(catalog, model="w", temperature=0.5, top_p=0.5).top_p == 0.5
+    assert _parse(catalog, model="w:sampled", top_p=0.5).sample
+
+
 @pytest.mark.parametrize("raw", [b"", b"\xff\xfe", b"null", b'"text"', b"{"])
 def test_bodies_that_are_not_json_objects_are_400(raw):
     with pytest.raises(ApiError) as err:

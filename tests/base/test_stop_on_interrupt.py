@@ -1,0 +1,97 @@
+"""Ctrl-C stops a long job with exit 130 (`kvsl.base.interrupt.stop_on_interrupt`), for the
+commands and every script that generates, also when the job inherited an ignored SIGINT
+(started with `&` by a shell script: `kill -INT` used to do nothing).
+
+Real processes, real signals. `scripts/dev_accuracy.py` on a tiny model is in
+tests/eval/test_dev_accuracy.py; `kvsl eval` in tests/eval/test_interrupt.py.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kvsl.base.interrupt import INTERRUPTED, stop_on_interrupt
+
+ROOT = Path(__file__).resolve().parents[2]
+
+JOB = """
+import sys, time
+from kvsl.base.interrupt import stop_on_interrupt
+saved = sys.argv[1] or None
+with stop_on_interrupt(saved):
+    try:
+        print("ready", flush=True)
+        time.sleep(60)
+    finally:
+        print("unwound", flush=True)  # `with` blocks and `finally` run before the exit
+print("not reached", flush=True)
+"""
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell does for `job &` in a script
+
+
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+@pytest.mark.parametrize("saved", ["out/results.jsonl", ""])
+def test_sigint_ends_the_job_with_exit_130_whatever_sigint_it_inherited(
+    inherited: str, saved: str
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", JOB, saved],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+        preexec_fn=_ignore_sigint if inherited == "ignored" else None,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"ready\n"
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        stopped_in = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == INTERRUPTED == 130, err.decode()
+    assert out == b"unwound\n" and stopped_in < 10
+    message = err.decode()
+    assert "Traceback" not in message and message.startswith("interrupted")
+    assert ("saved in out/results.jsonl" in message) == bool(saved)
+
+
+def test_the_previous_sigint_handling_is_put_back() -> None:
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with stop_on_interrupt(None):
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+    with stop_on_interrupt(None):  # a handler already set (pytest's, Python's) is kept
+        assert signal.getsignal(signal.SIGINT) is before
+
+
+# What a long job does: generate, evaluate, tune or extract.
+_LONG_WORK = re.compile(
+    r"generate_texts|Generator\(|evaluate\(|run_eval|run_tune|generate_batch|decode_queue"
+    r"|\.generate\(|extract_vectors|build\("
+)
+
+
+def test_every_script_that_generates_stops_on_interrupt() -> None:
+    scripts = sorted([*ROOT.glob("scripts/*.py"), *ROOT.glob("bench/*.py")])
+    long_jobs = [p for p in scripts if _LONG_WORK.search(p.read_text(encoding="utf-8"))]
+    assert len(long_jobs) >= 8  # the pattern still finds them
+    missing = [
+        str(p.relative_to(ROOT))
+        for p in long_jobs
+        if "stop_on_interrupt(" not in p.read_text(encoding="utf-8")
+    ]
+    assert missing == []
