@@ -12,10 +12,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from interrupting import interrupt_when_ready
 
 from kvsl.base.interrupt import INTERRUPTED, stop_on_interrupt
 
@@ -49,16 +49,10 @@ def test_sigint_ends_the_job_with_exit_130_whatever_sigint_it_inherited(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
         preexec_fn=_ignore_sigint if inherited == "ignored" else None,
     )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline() == b"ready\n"
-        sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
-        stopped_in = time.monotonic() - sent
-    finally:
-        if process.poll() is None:
-            process.kill()
+    assert process.stdout is not None
+    out, err, stopped_in = interrupt_when_ready(
+        process, lambda: process.stdout.readline() == b"ready\n", wait=60
+    )
     assert process.returncode == INTERRUPTED == 130, err.decode()
     assert out == b"unwound\n" and stopped_in < 10
     message = err.decode()

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from interrupting import interrupt_when_ready
 from script_loader import load_script
 from tiny_models import TINY_TRACES as SHARED_TRACES
 
@@ -132,7 +133,6 @@ def test_sigint_stops_the_script_at_once_keeping_every_saved_answer(tmp_path: Pa
     import signal
     import subprocess
     import sys
-    import time
 
     model, tokenizer = tiny
     model_dir = tmp_path / "model"
@@ -155,19 +155,7 @@ def test_sigint_stops_the_script_at_once_keeping_every_saved_answer(tmp_path: Pa
         args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 240
-        while not lines():
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail("the script saved no answer within 240 s (or ended)")
-            time.sleep(0.02)
-        sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
-        stopped_in = time.monotonic() - sent
-    finally:
-        if process.poll() is None:
-            process.kill()
+    _, err, stopped_in = interrupt_when_ready(process, lambda: bool(lines()), wait=240, stop=60)
     message = err.decode()
     assert process.returncode == 130, message
     assert "interrupted: answers so far are saved in" in message and "Traceback" not in message

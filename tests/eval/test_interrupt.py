@@ -5,13 +5,12 @@ generates only the rest."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from interrupting import interrupt_when_ready
 
 QUESTIONS = 8
 TOKENS = 200  # every answer this long (`--min-new-tokens`): the run lasts seconds
@@ -50,20 +49,14 @@ def test_sigint_mid_eval_stops_promptly_keeps_the_answers_and_the_rerun_resumes(
             "--forced-choice", "overlap", "--out", str(out)]  # fmt: skip
     results = out / "results.jsonl"
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while len(_lines(results)) < 2:
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail("the eval saved no answers within 120 s (or ended)")
-            time.sleep(0.02)
-        saved_before = len(_lines(results))
-        sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-        stopped_in = time.monotonic() - sent
-    finally:
-        if process.poll() is None:
-            process.kill()
+    seen: list[int] = []  # answers saved at each look; the last one is before the signal
+
+    def ready() -> bool:
+        seen.append(len(_lines(results)))
+        return seen[-1] >= 2
+
+    _, err, stopped_in = interrupt_when_ready(process, ready, wait=120)
+    saved_before = seen[-1]
     assert process.returncode == 130, err.decode()
     assert "interrupted" in err.decode() and "Traceback" not in err.decode()
     assert stopped_in < 5.0  # a step of the tiny model is milliseconds: "at once"
