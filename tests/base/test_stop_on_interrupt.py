@@ -61,15 +61,24 @@ def test_sigint_ends_the_job_with_exit_130_whatever_sigint_it_inherited(
 
 
 def test_the_previous_sigint_handling_is_put_back() -> None:
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The handling this process started with is whatever launched it gave (a suite run as a
+    # background job of a shell script inherits SIGINT ignored), so the test sets its own.
+    original = signal.getsignal(signal.SIGINT)
     try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         with stop_on_interrupt(None):
             assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+        def handler(*_: object) -> None:
+            return None
+
+        signal.signal(signal.SIGINT, handler)
+        with stop_on_interrupt(None):  # a handler already set (pytest's, Python's) is kept
+            assert signal.getsignal(signal.SIGINT) is handler
+        assert signal.getsignal(signal.SIGINT) is handler
     finally:
-        signal.signal(signal.SIGINT, before)
-    with stop_on_interrupt(None):  # a handler already set (pytest's, Python's) is kept
-        assert signal.getsignal(signal.SIGINT) is before
+        signal.signal(signal.SIGINT, original)
 
 
 # What a long job does: generate, evaluate, tune or extract.
