@@ -35,3 +35,19 @@ def traces_file(tmp_path) -> Path:
     path = tmp_path / "traces.jsonl"
     path.write_text("".join(json.dumps(t) + "\n" for t in TINY_TRACES), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def queues(monkeypatch) -> list[int]:
+    """The rows of each `kvsl.engine.offline.decode_queue` call, in order (one per queue)."""
+    import kvsl.engine.offline as offline
+
+    seen: list[int] = []
+    real = offline.decode_queue
+
+    def spy(model, tokenizer, rows, **kwargs):
+        seen.append(len(rows))
+        return real(model, tokenizer, rows, **kwargs)
+
+    monkeypatch.setattr(offline, "decode_queue", spy)
+    return seen

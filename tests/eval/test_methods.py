@@ -271,12 +271,10 @@ def test_a_full_batch_gives_the_static_batches_answers(tiny, monkeypatch) -> Non
     assert kept["cache"] != kept["plain"]
 
 
-def test_jobs_of_several_methods_and_decodings_share_one_queue(tiny, monkeypatch) -> None:
+def test_jobs_of_several_methods_and_decodings_share_one_queue(tiny, queues) -> None:
     """`generate_jobs` decodes every job's rows in ONE queue (one tail, not one per
     method), and each row still gives what it gives alone: its own edit, its own logits
     processors and its own token budget, whoever shares the batch with it."""
-    import kvsl.engine.offline as offline
-
     model, tokenizer = tiny
     vectors = random_vectors(model, scale=20.0)
     jobs = [
@@ -287,14 +285,6 @@ def test_jobs_of_several_methods_and_decodings_share_one_queue(tiny, monkeypatch
             GenerationSettings(max_new_tokens=6, no_repeat_ngram_size=2)),
         Job(plain_method(), ["Why?"], GenerationSettings(max_new_tokens=12, repetition_penalty=1.3)),
     ]  # fmt: skip
-    queues: list[int] = []
-    real = offline.decode_queue
-
-    def spy(model, tokenizer, rows, **kwargs):
-        queues.append(len(rows))
-        return real(model, tokenizer, rows, **kwargs)
-
-    monkeypatch.setattr(offline, "decode_queue", spy)
     done: list[tuple[int, int]] = []
     together = Generator(model, tokenizer, batch_size=3).generate_jobs(
         jobs, on_done=lambda j, i, g: done.append((j, i))

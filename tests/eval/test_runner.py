@@ -170,11 +170,10 @@ def test_a_full_batch_leaves_the_results_unchanged(setup, tmp_path: Path, monkey
     assert answers(kept) == answers(static) and len(kept.records) == len(examples) * len(methods)
 
 
-def test_groups_of_decodings_are_answered_in_one_queue(setup, tmp_path: Path, monkeypatch) -> None:
+def test_groups_of_decodings_are_answered_in_one_queue(setup, tmp_path: Path, queues) -> None:
     """`evaluate_groups`: every group's missing answers share one queue; each group's result
     is what `evaluate` gives it alone; a response two groups share is generated once; the
     baseline's progress label carries its group's label."""
-    import kvsl.engine.offline as offline
     from kvsl.eval.runner import EvalGroup, evaluate_groups
 
     generator, examples, methods = setup
@@ -184,14 +183,6 @@ def test_groups_of_decodings_are_answered_in_one_queue(setup, tmp_path: Path, mo
         EvalGroup([plain_method(), methods[2]], other, label="b"),
         EvalGroup([plain_method()], DECODE, label="c"),  # the same answers as group a's plain
     ]
-    queues: list[int] = []
-    real = offline.decode_queue
-
-    def spy(model, tokenizer, rows, **kwargs):
-        queues.append(len(rows))
-        return real(model, tokenizer, rows, **kwargs)
-
-    monkeypatch.setattr(offline, "decode_queue", spy)
     seen: set[str] = set()
     together = evaluate_groups(
         generator, groups, examples, cache=ResultsCache(tmp_path / "joint.jsonl"),
