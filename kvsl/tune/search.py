@@ -157,12 +157,21 @@ def search(
     last = len(rungs) - 1
 
     def run_rung(alive: Sequence[Setting], rung: int, n: int) -> list[Trial]:
+        """Every setting of `alive`, and plain under each decoding, on the first `n`
+        questions, in one queue (`evaluate_groups`)."""
         nonlocal generated
-        scored, count = _evaluate_rung(
-            alive, rung, dev[:n], request, make_method, generator, identity, style, cache,
-            base, progress,
+        groups = _rung_groups(alive, base, make_method)
+        results = evaluate_groups(
+            generator, [g for g, _ in groups], dev[:n], cache=cache, identity=identity,
+            style=style, progress=progress,
         )  # fmt: skip
-        generated += count
+        generated += sum(r.generated for r in results)
+        scored = [
+            _trial(setting, rung, n, result.summary(name), result.summary("plain"),
+                   _mean_novelty(result.outcomes[name]), request.alpha)
+            for (_, members), result in zip(groups, results, strict=True)
+            for setting, name in members
+        ]  # fmt: skip
         trials.extend(scored)
         return scored
 
@@ -195,52 +204,31 @@ def search(
     )
 
 
-def _evaluate_rung(
-    alive: Sequence[Setting],
-    rung: int,
-    subset: Sequence[Example],
-    request: TuneRequest,
-    make_method: Callable[[Setting], Any],
-    generator: Any,
-    identity: dict[str, object],
-    style: Any,
-    cache: ResultsCache,
-    base: GenerationSettings,
-    progress: Progress | None,
-) -> tuple[list[Trial], int]:
-    """Every setting of `alive` (and plain under each decoding) on `subset`: the trials and
-    how many answers were generated.
+def _rung_groups(
+    alive: Sequence[Setting], base: GenerationSettings, make_method: Callable[[Setting], Any]
+) -> list[tuple[EvalGroup, list[tuple[Setting, str]]]]:
+    """One eval group per decoding among `alive`: plain and those settings' methods, with
+    (setting, method name) of each setting in it.
 
     Names are part of the cache key: the same in every rung, so a setting that goes on to a
-    larger subset only generates for the questions it has not answered. Every setting of
-    the rung shares one queue, so the batch stays full until the rung's last answer instead
-    of draining once per setting.
+    larger subset only generates for the questions it has not answered.
     """
     from kvsl.eval.methods import plain_method
 
     by_decode: dict[GenerationSettings, list[Setting]] = {}
     for setting in alive:
         by_decode.setdefault(setting.decode(base), []).append(setting)
-    groups = [
-        EvalGroup(
-            [plain_method()] + [replace(make_method(s), name=s.label()) for s in group],
-            decode,
-            label=_decode_label(decode) if len(by_decode) > 1 else "",
+    return [
+        (
+            EvalGroup(
+                [plain_method()] + [replace(make_method(s), name=s.label()) for s in group],
+                decode,
+                label=_decode_label(decode) if len(by_decode) > 1 else "",
+            ),
+            [(s, s.label()) for s in group],
         )
         for decode, group in by_decode.items()
     ]
-    results = evaluate_groups(
-        generator, groups, subset, cache=cache, identity=identity, style=style, progress=progress
-    )
-    scored: list[Trial] = []
-    for group, result in zip(groups, results, strict=True):
-        plain = result.summary("plain")
-        for method, setting in zip(group.methods[1:], by_decode[group.decode], strict=True):
-            summary = result.summary(method.name)
-            novelty = _mean_novelty(result.outcomes[method.name])
-            n = len(subset)
-            scored.append(_trial(setting, rung, n, summary, plain, novelty, request.alpha))
-    return scored, sum(r.generated for r in results)
 
 
 def _runner_up(trials: Sequence[Trial], total: int) -> Setting | None:
