@@ -25,30 +25,18 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).parent))
+from dev_run import add_dev_arguments, load_dev_run, step_by_step_vectors
 from timing import Spread, paired_ratios
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DEV = "/work/shared/data/benchmarks/arc_challenge/ARC-Challenge-Dev.jsonl"
 
-
-def _method(model, tokenizer, kind: str):
-    from kvsl.engine.artifact import load_artifact
-    from kvsl.engine.shipped import find_shipped
+def _method(kind: str):
     from kvsl.eval.methods import cache_method, plain_method
-    from kvsl.lang import load_plan
 
     if kind == "plain":
         return plain_method()
-    plan = load_plan(ROOT / "specs" / "step_by_step.kvs")
-    path = find_shipped(plan)
-    if path is None:
-        raise SystemExit("the shipped step-by-step vectors are missing or stale")
-    vectors = load_artifact(path)
-    layers = range(1, vectors.num_layers)
-    return cache_method(vectors, {layer: (0.0, 5.0) for layer in layers})
+    vectors = step_by_step_vectors()
+    return cache_method(vectors, {layer: (0.0, 5.0) for layer in range(1, vectors.num_layers)})
 
 
 def _timed(generator, method, questions, settings) -> tuple[float, float, list[str]]:
@@ -65,27 +53,16 @@ def _short(spread: Spread, spec: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--dev", default=DEFAULT_DEV)
-    parser.add_argument("--format", default="arc")
-    parser.add_argument("--questions", type=int, default=48)
+    add_dev_arguments(parser, questions=48)
     parser.add_argument("--batch-sizes", default="8,16,32")
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--max-new-tokens", type=int, default=96, help="a tune's cap")
     parser.add_argument("--method", choices=("steered", "plain"), default="steered")
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
-    from kvsl.engine.models import load_model, resolve_ref
     from kvsl.eval.methods import Generator
-    from kvsl.formats.questions import load_benchmark
     from kvsl.lang.plan import GenerationSettings
 
-    loaded = load_model(resolve_ref(args.model), dtype=torch.float32)
-    model, tokenizer = loaded.model, loaded.tokenizer
-    questions = [e.question for e in load_benchmark(args.dev, args.format)[: args.questions]]
-    method = _method(model, tokenizer, args.method)
+    model, tokenizer, questions = load_dev_run(args)
+    method = _method(args.method)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, repetition_penalty=1.1)
     Generator(model, tokenizer, batch_size=2).generate(method, questions[:2], GenerationSettings(max_new_tokens=2))
     load_before = os.getloadavg()

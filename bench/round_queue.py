@@ -22,25 +22,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).parent))
+from dev_run import add_dev_arguments, load_dev_run, step_by_step_vectors
 from timing import Spread, paired_ratios
-
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DEV = "/work/shared/data/benchmarks/arc_challenge/ARC-Challenge-Dev.jsonl"
 
 
 def _methods(values: list[float]) -> list:
-    from kvsl.engine.artifact import load_artifact
-    from kvsl.engine.shipped import find_shipped
     from kvsl.eval.methods import cache_method, plain_method
-    from kvsl.lang import load_plan
 
-    path = find_shipped(load_plan(ROOT / "specs" / "step_by_step.kvs"))
-    if path is None:
-        raise SystemExit("the shipped step-by-step vectors are missing or stale")
-    vectors = load_artifact(path)
+    vectors = step_by_step_vectors()
     steered = [
         replace(
             cache_method(vectors, {layer: (0.0, v) for layer in range(1, vectors.num_layers)}),
@@ -70,26 +60,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--dev", default=DEFAULT_DEV)
-    parser.add_argument("--format", default="arc")
-    parser.add_argument("--questions", type=int, default=24)
+    add_dev_arguments(parser, questions=24)
     parser.add_argument("--values", default="3,5,7", help="c_v of the steered settings")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--max-new-tokens", type=int, default=96, help="a tune's cap")
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
-    from kvsl.engine.models import load_model, resolve_ref
     from kvsl.eval.methods import Generator, Job
-    from kvsl.formats.questions import load_benchmark
     from kvsl.lang.plan import GenerationSettings
 
-    loaded = load_model(resolve_ref(args.model), dtype=torch.float32)
-    model, tokenizer = loaded.model, loaded.tokenizer
-    questions = [e.question for e in load_benchmark(args.dev, args.format)[: args.questions]]
+    model, tokenizer, questions = load_dev_run(args)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, repetition_penalty=1.1)
     methods = _methods([float(v) for v in args.values.split(",")])
     jobs = [Job(m, questions, settings) for m in methods]
