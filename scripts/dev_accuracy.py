@@ -194,7 +194,19 @@ def measure(
         for name in ("plain", steered.name)
     }
     forced_top = {name: top_forced_letter(result.outcomes[name], examples) for name in capped}
+    # The same answers again, unreadable ones decided by the calibrated forced choice
+    # (`kvsl.eval.forced`): nothing is generated, only the label scores old records lack.
+    calibrated = evaluate(
+        ctx.generator,
+        [plain_method(), steered],
+        examples,
+        decode,
+        cache=cache,
+        identity=ctx.identity,
+        forced="calibrated",
+    )
     return {
+        "calibrated": calibrated_row(calibrated, steered.name, examples),
         "n": cache_summary.n,
         "plain": plain.accuracy.rate,
         "plain_ci": [plain.accuracy.low, plain.accuracy.high],
@@ -217,6 +229,21 @@ def measure(
         "coefficients": sorted({tuple(v) for v in coefficients(ctx).values()}),
         "generated": result.generated,
         "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def calibrated_row(result: Any, steered: str, examples: list[Example]) -> dict[str, Any]:
+    """Accuracies, Δ and McNemar p with the calibrated forced choice."""
+    plain, cache_summary = result.summary("plain"), result.summary(steered)
+    versus = cache_summary.versus_plain
+    return {
+        "plain": plain.accuracy.rate,
+        "steered": cache_summary.accuracy.rate,
+        "difference": versus.difference if versus else None,
+        "low": versus.low if versus else None,
+        "high": versus.high if versus else None,
+        "p_mcnemar": versus.p_mcnemar if versus else None,
+        "forced_top": top_forced_letter(result.outcomes[steered], examples),
     }
 
 
@@ -362,6 +389,47 @@ def _decodings(rows: dict[str, Any]) -> str:
     return "; ".join(f"{how} ({', '.join(styles)})" for how, styles in groups.items())
 
 
+def calibrated_table(rows: dict[str, Any]) -> list[str]:
+    """The rows again, with unreadable answers decided by the calibrated forced choice."""
+    lines = [
+        "",
+        "**The same answers, forced choice calibrated** (`kvsl eval --forced-choice calibrated`,",
+        "`kvsl.eval.forced`): an unreadable answer takes the label whose log-probability after",
+        '"The answer is" rises most above the letter prior of that method\'s unreadable answers',
+        "(their mean label log-probability; batch calibration). Nothing is generated again;",
+        "readable answers score as above.",
+        "",
+        "| style | benchmark | plain % | steered % | Δ [95% CI] | McNemar p | top forced letter, steered (gold share) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for style, by_bench in rows.items():
+        for name, row in by_bench.items():
+            cal = row.get("calibrated")
+            if not cal or cal["difference"] is None:
+                continue
+            lines.append(
+                f"| {style} | {BENCHMARKS[name][3]} | {_pct(cal['plain'])} | {_pct(cal['steered'])} | "
+                f"{100 * cal['difference']:+.1f} [{100 * cal['low']:+.1f}, {100 * cal['high']:+.1f}] | "
+                f"{cal['p_mcnemar']:.3f} | {_top_text(cal.get('forced_top'))} |"
+            )
+    below = [
+        f"{style} on {BENCHMARKS[name][3]}"
+        for style, by_bench in rows.items()
+        for name, row in by_bench.items()
+        if (cal := row.get("calibrated"))
+        and cal["difference"] is not None
+        and cal["difference"] < 0
+        and cal["p_mcnemar"] < 0.05
+    ]
+    lines += [
+        "",
+        "Significantly below plain with the calibrated forced choice: "
+        + (", ".join(below) if below else "none of the rows above")
+        + ".",
+    ]
+    return lines
+
+
 def markdown(meta: dict[str, Any], rows: dict[str, Any], args: argparse.Namespace) -> str:
     lines = [
         "# Dev accuracy: each built-in style, as written, against plain",
@@ -410,6 +478,7 @@ def markdown(meta: dict[str, Any], rows: dict[str, Any], args: argparse.Namespac
                 f"{_pct(row['forced_plain'])}% / {_pct(row['forced_steered'])}% | "
                 f"{_top_text(row.get('forced_top', {}).get('cache'))} |"
             )
+    lines += calibrated_table(rows)
     below = [
         f"{style} on {BENCHMARKS[name][3]}"
         for style, by_bench in rows.items()

@@ -34,6 +34,7 @@ from kvsl.cli.options import (
     TopKOption,
     decoding_controls,
 )
+from kvsl.eval.forced import FORCED_MODES
 from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.overrides import parse_layers
 
@@ -129,7 +130,10 @@ SweepOption = Annotated[
 ]
 ForcedChoiceOption = Annotated[
     str,
-    typer.Option("--forced-choice", help="model (logits) or overlap, for unreadable answers."),
+    typer.Option(
+        "--forced-choice",
+        help="model (logits), calibrated (logits less the letter prior) or overlap, for unreadable answers.",
+    ),
 ]
 OutOption = Annotated[str, typer.Option("--out", help="Results cache, reports and plots.")]
 FormatOption = Annotated[str, typer.Option("--format", "-f", help="text or json.")]
@@ -187,7 +191,7 @@ def eval_command(
 
         _check_choice(format, ("text", "json"), "format")
         _check_choice(precision, ("auto", "fp32", "bf16"), "precision")
-        _check_choice(forced_choice, ("model", "overlap"), "forced choice")
+        _check_choice(forced_choice, FORCED_MODES, "forced choice")
         controls = decoding_controls(repetition_penalty, no_repeat_ngram_size, min_new_tokens, top_k)
         setup = _prepare(threads, device, precision, device_map)
         # Every method (plain included) decodes with these: a fair comparison.

@@ -97,6 +97,13 @@ FallbacksOption = Annotated[
         help="Runners-up tried on every dev question when the winner costs accuracy.",
     ),
 ]
+ForcedChoiceOption = Annotated[
+    str,
+    typer.Option(
+        "--forced-choice",
+        help="model, calibrated or overlap: how the accuracy test reads unreadable answers.",
+    ),
+]
 AlphaOption = Annotated[
     float, typer.Option("--alpha", help="Level of the paired accuracy test vs plain.")
 ]
@@ -127,6 +134,7 @@ def tune_command(
     eta: EtaOption = 2,
     alpha: AlphaOption = 0.05,
     fallbacks: FallbacksOption = 2,
+    forced_choice: ForcedChoiceOption = "model",
     seed: SeedOption = 0,
     batch_size: BatchSizeOption = 32,
     out: OutOption = ".kvsl/tune",
@@ -158,7 +166,7 @@ def tune_command(
             repetition_penalties=_numbers(repetition_penalties, "--repetition-penalties"),
             no_repeat_ngram_sizes=_numbers(no_repeat_ngram_sizes, "--no-repeat-ngram-sizes", int),
             max_new_tokens=max_new_tokens, limit=limit, start=start, eta=eta, alpha=alpha,
-            fallbacks=fallbacks,
+            fallbacks=fallbacks, forced_choice=forced_choice,
             seed=seed, batch_size=batch_size, out_dir=out, device=setup.device or "cpu",
             precision=setup.precision.name, threads=setup.threads.count, force=force, write=write,
         )  # fmt: skip

@@ -36,17 +36,13 @@ from typing import Any
 
 import torch
 
-from kvsl.engine.generate import (
-    GenerationSettings,
-    chat_prompt,
-    generate_batch,
-    pad_token_id,
-)
+from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_batch, pad_token_id
 from kvsl.engine.inputs import left_pad, position_ids
 from kvsl.engine.models import kv_geometry
 from kvsl.engine.steer import resolve_edit
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.eval.caa import CaaVectors, caa_steering
+from kvsl.eval.forced import decide
 from kvsl.lang.diagnostics import KvslError
 
 METHOD_NAMES = ("plain", "cot", "cache", "cache+cot", "caa")
@@ -353,43 +349,58 @@ class Generator:
         responses: Sequence[str],
         labels: Sequence[Sequence[str]],
     ) -> list[str | None]:
-        """The label the (unsteered) model rates most likely after each response.
+        """The label the (unsteered) model rates most likely after each response
+        (`label_scores`); None when the labels do not start with distinct tokens."""
+        return [decide(s) for s in self.label_scores(method, questions, responses, labels)]
 
-        For answers no extraction rule found: the prompt, the CoT prefix if the method
-        used one, the response, then "\\nThe answer is"; the next-token logits of " A",
-        " B", ... decide (or of "A", "B" after "The answer is " for tokenizers that split
-        the space off). None when the labels do not start with distinct tokens.
-        """
+    def label_scores(
+        self,
+        method: Method,
+        questions: Sequence[str],
+        responses: Sequence[str],
+        labels: Sequence[Sequence[str]],
+    ) -> list[dict[str, float] | None]:
+        """Per response, the unsteered model's log-probabilities of its labels, renormalised
+        over them, as the next token after the prompt, the CoT prefix if the method used
+        one, the response, then "\\nThe answer is" (`kvsl.eval.forced`). None where the
+        labels do not start with distinct tokens."""
         prefix = COT_PREFIX if method.cot else ""
         rows: list[list[int]] = []
         candidates: list[list[int] | None] = []
         for question, response, options in zip(questions, responses, labels, strict=True):
-            chosen: tuple[str, list[int]] | None = None
-            for cue, lead in ((FORCED_CHOICE_CUE, " "), (FORCED_CHOICE_CUE + " ", "")):
-                firsts = [encode_text(self.tokenizer, lead + label)[:1] for label in options]
-                if all(firsts) and len({f[0] for f in firsts}) == len(firsts):
-                    chosen = (cue, [f[0] for f in firsts])
-                    break
-            cue = chosen[0] if chosen else FORCED_CHOICE_CUE
+            found = _label_tokens(self.tokenizer, options)
+            cue = found[0] if found else FORCED_CHOICE_CUE
             rows.append(
                 self.prompt_ids(question, method)
                 + encode_text(self.tokenizer, prefix + response + cue)
             )
-            candidates.append(chosen[1] if chosen else None)
+            candidates.append(found[1] if found else None)
         pad_id = pad_token_id(self.tokenizer, self.model)
         device = next(self.model.parameters()).device
-        picks: list[str | None] = []
-        for start in range(0, len(rows), max(1, self.batch_size)):
-            ids, mask = left_pad(rows[start : start + self.batch_size], pad_id, device)
+        size = max(1, self.batch_size)
+        out: list[dict[str, float] | None] = []
+        for start in range(0, len(rows), size):
+            ids, mask = left_pad(rows[start : start + size], pad_id, device)
             with torch.inference_mode():
                 logits = self.model(
                     input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)
                 ).logits[:, -1, :]  # (batch, vocab)
-            for offset, row_logits in enumerate(logits):
-                options, tokens = labels[start + offset], candidates[start + offset]
+            for offset, row_logits in enumerate(logits.float()):
+                tokens = candidates[start + offset]
                 if tokens is None:
-                    picks.append(None)
+                    out.append(None)
                     continue
-                scores = [float(row_logits[t]) for t in tokens]
-                picks.append(options[max(range(len(options)), key=scores.__getitem__)])
-        return picks
+                picked = torch.log_softmax(row_logits[tokens], dim=-1)  # (labels,)
+                out.append(dict(zip(labels[start + offset], map(float, picked), strict=True)))
+        return out
+
+
+def _label_tokens(tokenizer: Any, labels: Sequence[str]) -> tuple[str, list[int]] | None:
+    """The cue and the first token of each label after it: " A", " B", ... after "The
+    answer is", or "A", "B" after "The answer is " for tokenizers that split the space off.
+    None when the labels do not start with distinct tokens."""
+    for cue, lead in ((FORCED_CHOICE_CUE, " "), (FORCED_CHOICE_CUE + " ", "")):
+        firsts = [encode_text(tokenizer, lead + label)[:1] for label in labels]
+        if all(firsts) and len({f[0] for f in firsts}) == len(firsts):
+            return cue, [f[0] for f in firsts]
+    return None

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kvsl.eval.answers import Extracted, extract_answer, is_correct
+from kvsl.eval.forced import batch_prior, decide
 from kvsl.eval.results_cache import ResultsCache, cache_key, method_run_hash
 from kvsl.eval.stats import Accuracy, MeanSd, PairedComparison, accuracy, compare_paired, mean_sd
 from kvsl.formats.questions import Example
@@ -23,7 +24,7 @@ from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.plan import GenerationSettings
 from kvsl.lang.source import Span
 
-ForcedMode = str  # "model" | "overlap"
+ForcedMode = str  # "model" | "calibrated" | "overlap" (kvsl.eval.forced)
 
 
 def check_settings(
@@ -194,14 +195,17 @@ def evaluate_groups(
     generated = _merge_ranks(
         cache, [sum(len(j.examples) for j in jobs if j.group == g) for g in range(len(groups))]
     )
+    if forced == "calibrated":
+        _score_unread(generator, groups, examples, runs, cache, identity)
     results = []
     for group, count in zip(groups, generated, strict=True):
         outcomes = {
             method.name: collect_outcomes(
-                method, examples, group.decode, cache, identity, generator.system_prompt, runs
+                method, examples, group.decode, cache, identity, generator.system_prompt, runs,
+                forced=forced,
             )
             for method in group.methods
-        }
+        }  # fmt: skip
         summaries = summarise(group.methods, outcomes, runs, style=style, baseline=baseline)
         results.append(EvalResult([m.name for m in group.methods], outcomes, summaries, count))
     return results
@@ -249,14 +253,18 @@ def _pending_jobs(
                     method, group.decode, run, identity, generator.system_prompt, runs
                 )
                 keys = {e.id: cache_key(method, run_hash, run, e) for e in examples}
-                pending = [e for e in examples if keys[e.id] not in cache and keys[e.id] not in claimed]
+                pending = [
+                    e for e in examples if keys[e.id] not in cache and keys[e.id] not in claimed
+                ]
                 claimed.update(keys[e.id] for e in pending)
                 pending.sort(key=lambda e: len(e.question))  # shortest first: less padding
                 size = max(1, generator.batch_size)
                 chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
                 mine = [e for chunk in shard(chunks, offset=turn) for e in chunk]
                 turn += len(chunks)
-                label = method.name + (f" {group.label}" if group.label and method.name == baseline else "")
+                label = method.name + (
+                    f" {group.label}" if group.label and method.name == baseline else ""
+                )
                 label += f" (run {run + 1}/{runs})" if runs > 1 else ""
                 settings = group.decode.for_run(run, runs)
                 jobs.append(_Pending(g, method, run, run_hash, settings, label, mine))
@@ -282,7 +290,7 @@ def _generate_jobs(
         saved.add((j, i))
         job = jobs[j]
         example = job.examples[i]
-        forced_label = _model_forced(generator, job.method, [example], [generation], forced)[0]
+        scores = _forced_scores(generator, job.method, [example], [generation.text], forced)[0]
         cache.add([{
             "key": cache_key(job.method, job.run_hash, job.run, example),
             "method": job.method.name,
@@ -293,7 +301,8 @@ def _generate_jobs(
             "response": generation.text,
             "tokens": generation.tokens,
             "seconds": round(generation.seconds, 6),
-            "forced_model": forced_label,
+            "forced_model": decide(scores),
+            "forced_scores": scores,
         }])  # fmt: skip
         if progress is not None:
             progress(job.label, 1, total)
@@ -331,29 +340,65 @@ def _merge_ranks(cache: ResultsCache, generated: list[int]) -> list[int]:
     return [sum(column) for column in zip(*counts, strict=True)]
 
 
-def _model_forced(
-    generator: Any, method: Any, chunk: Sequence[Example], gens: Sequence[Any], forced: ForcedMode
-) -> list[str | None]:
-    """The model's forced choice for multiple-choice responses no rule could read."""
-    labels: list[str | None] = [None] * len(chunk)
-    if forced != "model":
-        return labels
+def _forced_scores(
+    generator: Any, method: Any, chunk: Sequence[Example], texts: Sequence[str], forced: ForcedMode
+) -> list[dict[str, float] | None]:
+    """The model's label scores (`kvsl.eval.forced.label_scores`) for the multiple-choice
+    responses no rule could read; None for the others, and for every one with `overlap`."""
+    scores: list[dict[str, float] | None] = [None] * len(chunk)
+    if forced == "overlap":
+        return scores
     todo = [
         i
-        for i, (e, g) in enumerate(zip(chunk, gens, strict=True))
-        if e.is_multiple_choice and extract_answer(e, g.text).forced
+        for i, (e, text) in enumerate(zip(chunk, texts, strict=True))
+        if e.is_multiple_choice and extract_answer(e, text).forced
     ]
     if not todo:
-        return labels
-    picks = generator.forced_choices(
+        return scores
+    found = generator.label_scores(
         method,
         [chunk[i].question for i in todo],
-        [gens[i].text for i in todo],
+        [texts[i] for i in todo],
         [chunk[i].labels for i in todo],
     )
-    for i, pick in zip(todo, picks, strict=True):
-        labels[i] = pick
-    return labels
+    for i, row in zip(todo, found, strict=True):
+        scores[i] = row
+    return scores
+
+
+def _score_unread(
+    generator: Any,
+    groups: Sequence[EvalGroup],
+    examples: Sequence[Example],
+    runs: int,
+    cache: ResultsCache,
+    identity: dict[str, object],
+) -> None:
+    """Add label scores to cached unreadable responses that have none (records written
+    before scores were kept): forward passes only, nothing is generated again."""
+    for group in groups:
+        for run in range(runs):
+            for method in group.methods:
+                run_hash = method_run_hash(
+                    method, group.decode, run, identity, generator.system_prompt, runs
+                )
+                records = [
+                    (e, record)
+                    for e in examples
+                    if (record := cache.get(cache_key(method, run_hash, run, e))) is not None
+                    and "forced_scores" not in record
+                ]
+                scores = _forced_scores(
+                    generator,
+                    method,
+                    [e for e, _ in records],
+                    [r["response"] for _, r in records],
+                    "model",
+                )
+                cache.add(
+                    {**record, "forced_scores": row}
+                    for (_, record), row in zip(records, scores, strict=True)
+                )
 
 
 def collect_outcomes(
@@ -364,33 +409,59 @@ def collect_outcomes(
     identity: dict[str, object],
     system_prompt: str | None,
     runs: int = 1,
+    *,
+    forced: ForcedMode = "model",
 ) -> list[Outcome]:
-    """Outcomes for every example and run, read from the cache and scored now."""
-    out: list[Outcome] = []
+    """Outcomes for every example and run, read from the cache and scored now.
+
+    An unreadable multiple-choice response takes the forced choice `forced` names
+    (`kvsl.eval.forced`): the model's stored pick, its stored label scores less the letter
+    prior of this method's unreadable answers (calibrated), or word overlap.
+    """
+    found: list[tuple[int, Example, dict[str, Any]]] = []
     for run in range(runs):
         run_hash = method_run_hash(method, decode, run, identity, system_prompt, runs)
         for example in examples:
             record = cache.get(cache_key(method, run_hash, run, example))
-            if record is None:
-                continue
-            forced_label = record.get("forced_model")
-            extracted = extract_answer(
-                example,
+            if record is not None:
+                found.append((run, example, record))
+    priors = (
+        batch_prior([r["forced_scores"] for _, _, r in found if r.get("forced_scores")])
+        if forced == "calibrated"
+        else {}
+    )
+    out: list[Outcome] = []
+    for run, example, record in found:
+        forced_label = _forced_label(record, forced, priors)
+        extracted = extract_answer(
+            example,
+            record["response"],
+            forced=_constant(forced_label) if forced_label else None,
+        )
+        out.append(
+            Outcome(
+                example.id,
+                run,
                 record["response"],
-                forced=_constant(forced_label) if forced_label else None,
+                int(record["tokens"]),
+                float(record.get("seconds", 0.0)),
+                extracted,
+                is_correct(example, extracted),
             )
-            out.append(
-                Outcome(
-                    example.id,
-                    run,
-                    record["response"],
-                    int(record["tokens"]),
-                    float(record.get("seconds", 0.0)),
-                    extracted,
-                    is_correct(example, extracted),
-                )
-            )
+        )
     return out
+
+
+def _forced_label(
+    record: dict[str, Any], forced: ForcedMode, priors: dict[tuple[str, ...], dict[str, float]]
+) -> str | None:
+    if forced == "overlap":
+        return None
+    scores = record.get("forced_scores")
+    if forced == "calibrated" and scores:
+        return decide(scores, priors.get(tuple(scores)))
+    label = record.get("forced_model")
+    return label if isinstance(label, str) else None
 
 
 def _constant(label: str) -> Callable[[], str | None]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
 
+from kvsl.eval.forced import FORCED_MODES
 from kvsl.lang.diagnostics import COMMAND_LINE, ExitCode, KvslError
 from kvsl.lang.plan import GenerationSettings, LayerSpan, Plan
 from kvsl.lang.source import Span
@@ -49,6 +50,7 @@ class TuneRequest:
     eta: int = 2  # keep the best 1/eta, grow the subset eta times
     alpha: float = 0.05  # the accuracy test's level
     fallbacks: int = 2  # runners-up tried on every question when the winner costs accuracy
+    forced_choice: str = "model"  # how unreadable multiple-choice answers are decided
     seed: int = 0  # the dev questions' order (a fixed shuffle: subsets are random, nested)
     batch_size: int = 32
     out_dir: str = ".kvsl/tune"
@@ -192,6 +194,11 @@ def check_request(request: TuneRequest) -> None:
             raise bad_option(f"`{name}` must be at least {low}")
     if not 0 < request.alpha < 1:  # NaN fails too
         raise bad_option("`--alpha` must be between 0 and 1")
+    if request.forced_choice not in FORCED_MODES:
+        raise bad_option(
+            f"unknown forced choice `{request.forced_choice}`",
+            help="use " + " or ".join(FORCED_MODES),
+        )
 
 
 # --- the dev set ---------------------------------------------------------------------------

@@ -99,7 +99,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Objective: mean style adherence × novelty (`kvsl.styles.score`), subject to dev "
         f"accuracy not significantly below plain under the same decoding (exact McNemar, "
-        f"alpha {report['alpha']}).",
+        f"alpha {report['alpha']}; unreadable multiple-choice answers decided by the "
+        f"{report.get('forced_choice', 'model')} forced choice, docs/eval.md).",
         "",
     ]
     chosen = report["chosen"]

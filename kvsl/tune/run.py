@@ -237,6 +237,7 @@ def _report(
             "examples": len(dev),
         },
         "alpha": request.alpha,
+        "forced_choice": request.forced_choice,
         "max_new_tokens": request.max_new_tokens,
         "rungs": [list(r) for r in result.rungs],
         "fallbacks": result.fallbacks,

@@ -163,7 +163,7 @@ def search(
         groups = _rung_groups(alive, base, make_method)
         results = evaluate_groups(
             generator, [g for g, _ in groups], dev[:n], cache=cache, identity=identity,
-            style=style, progress=progress,
+            style=style, progress=progress, forced=request.forced_choice,
         )  # fmt: skip
         generated += sum(r.generated for r in results)
         scored = [

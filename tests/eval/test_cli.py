@@ -151,6 +151,7 @@ def test_sweep_writes_a_plot(spec: Path, tmp_path: Path) -> None:
         (["--threads", "0"], "KVS313", 2),  # the shared --threads option (kvsl.engine.threads)
         (["--sweep", "colour=1,2"], "KVS612", 2),
         (["--benchmark", "mmlu"], "KVS601", 2),
+        (["--forced-choice", "letters"], "KVS612", 2),
     ],
 )
 def test_usage_errors(model_dir: Path, args: list[str], code: str, exit_code: int) -> None:
@@ -160,6 +161,23 @@ def test_usage_errors(model_dir: Path, args: list[str], code: str, exit_code: in
     assert result.exit_code == exit_code, result.output
     assert code in result.output
     assert "Traceback" not in result.output
+
+
+def test_forced_choice_modes_decide_the_same_responses_again(model_dir: Path, tmp_path: Path) -> None:
+    """`--forced-choice calibrated` after `model` generates nothing: the model's label scores
+    are kept with each unreadable response; every answer stays a valid label."""
+    args = ["--model", str(model_dir), "--benchmark", "arc", "--data", str(FIXTURES / "arc.jsonl"),
+            "--methods", "plain", "--max-new-tokens", "3", "--out", str(tmp_path),
+            "--format", "json"]  # fmt: skip
+    first = _invoke(*args)
+    assert first.exit_code == 0, first.output
+    for mode in ("calibrated", "overlap", "model"):
+        again = _invoke(*args, "--forced-choice", mode)
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.stdout)["generated_now"] == 0
+    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    scored = [r for r in records if r["forced_scores"]]
+    assert scored and all(r["forced_model"] in r["forced_scores"] for r in scored)
 
 
 def test_bad_benchmark_file(model_dir: Path, tmp_path: Path) -> None:

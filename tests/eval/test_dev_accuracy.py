@@ -99,6 +99,10 @@ def test_dev_accuracy_writes_every_row_and_shares_plain(tmp_path: Path, tiny) ->
     assert zero["plain"] == zero["steered"]
     assert zero["decoding"]["max_new_tokens"] == 3
     assert zero["decoding"]["repetition_penalty"] == 1.1
+    # The calibrated forced choice decides the same answers again: c_v = 0 still agrees.
+    assert zero["calibrated"]["difference"] == 0 and zero["calibrated"]["p_mcnemar"] == 1.0
+    assert "forced choice calibrated" in text
+    assert any(line.startswith("| step-by-step | PIQA |") for line in text.splitlines())
 
     # A rerun resumes from the cache (nothing generated) and keeps rows of styles not rerun.
     assert _run(tmp_path, [second], doc) == 0

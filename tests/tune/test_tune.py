@@ -273,14 +273,16 @@ def test_cli_tunes_and_bad_flags_exit_2(spec: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     common = ["tune", str(spec), "--dev", str(DEV), "--max-new-tokens", "3", "--start", "4",
               "--out", str(tmp_path / "out"), "--device", "cpu", "--repetition-penalties", "1"]
-    result = runner.invoke(app, [*common, "--values", "0,4", "--json"])
+    result = runner.invoke(app, [*common, "--values", "0,4", "--json", "--forced-choice", "calibrated"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
+    assert report["forced_choice"] == "calibrated"
     assert report["rungs"] == [[4, 2], [8, 1]] and report["chosen"]["n"] == 8
     text = runner.invoke(app, [*common, "--values", "0,4"])
     assert text.exit_code == 0 and "chosen: " in text.stdout and "report: " in text.stdout
     for bad in (["--values", "2,four"], ["--eta", "1"], ["--fallbacks", "-1"], ["--layers", "1-3"],
-                ["--shots", "9"], ["--repetition-penalties", "0"], ["--format", "mmlu"]):
+                ["--shots", "9"], ["--repetition-penalties", "0"], ["--format", "mmlu"],
+                ["--forced-choice", "letters"]):
         failed = runner.invoke(app, [*common, *bad])
         assert failed.exit_code == 2, (bad, failed.output)
         assert "error[KVS" in failed.stderr
