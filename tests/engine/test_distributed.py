@@ -286,11 +286,17 @@ def _tune_folder(root: Path, model_dir: Path) -> Path:
 
 
 def _answers(path: Path) -> dict[str, dict[str, object]]:
-    """The per-example cache by key, without the wall time of each answer."""
+    """The per-example cache by key, without the wall time of each answer, and with the
+    forced choice's label scores rounded: they are logits of batches padded differently
+    in one process and in two, equal to float precision (the pick itself stays exact)."""
     out = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         record.pop("seconds")
+        scores = record.pop("forced_scores", None)
+        record["forced_scores"] = (
+            {k: round(v, 3) for k, v in scores.items()} if scores is not None else None
+        )
         out[record["key"]] = record
     return out
 
