@@ -26,7 +26,6 @@ default because every figure in docs/results.md was measured with it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 FORCED_MODES = ("model", "calibrated", "overlap")
@@ -45,6 +44,7 @@ def batch_prior(rows: Sequence[Mapping[str, float]]) -> dict[tuple[str, ...], Sc
     the same amount to a label's logit in each row, and this mean removes exactly that
     (the mean of probabilities undercorrects a strong one).
 
+    >>> import math
     >>> rows = [{"A": math.log(0.9), "B": math.log(0.1)}, {"A": math.log(0.5), "B": math.log(0.5)}]
     >>> prior = batch_prior(rows * 4)[("A", "B")]
     >>> round(math.exp(prior["A"]), 2), round(math.exp(prior["B"]), 2)

@@ -191,7 +191,7 @@ def evaluate_groups(
     for job in jobs:
         if progress is not None:
             progress(job.label, len(examples) - len(job.examples), len(examples))
-    _generate_jobs(generator, jobs, len(examples), cache=cache, forced=forced, progress=progress)
+    _generate_jobs(generator, jobs, len(examples), cache=cache, progress=progress)
     generated = _merge_ranks(
         cache, [sum(len(j.examples) for j in jobs if j.group == g) for g in range(len(groups))]
     )
@@ -277,7 +277,6 @@ def _generate_jobs(
     total: int,
     *,
     cache: ResultsCache,
-    forced: ForcedMode,
     progress: Progress | None,
 ) -> None:
     """Generate every job's examples in one queue, adding each response to `cache` as it
@@ -290,7 +289,7 @@ def _generate_jobs(
         saved.add((j, i))
         job = jobs[j]
         example = job.examples[i]
-        scores = _forced_scores(generator, job.method, [example], [generation.text], forced)[0]
+        scores = _forced_scores(generator, job.method, [example], [generation.text])[0]
         cache.add([{
             "key": cache_key(job.method, job.run_hash, job.run, example),
             "method": job.method.name,
@@ -341,13 +340,12 @@ def _merge_ranks(cache: ResultsCache, generated: list[int]) -> list[int]:
 
 
 def _forced_scores(
-    generator: Any, method: Any, chunk: Sequence[Example], texts: Sequence[str], forced: ForcedMode
+    generator: Any, method: Any, chunk: Sequence[Example], texts: Sequence[str]
 ) -> list[dict[str, float] | None]:
-    """The model's label scores (`kvsl.eval.forced.label_scores`) for the multiple-choice
-    responses no rule could read; None for the others, and for every one with `overlap`."""
+    """The model's label scores (`Generator.label_scores`) for the multiple-choice
+    responses no rule could read, None for the others. Kept whatever `--forced-choice`
+    says, so that another mode can decide the same cached answers later."""
     scores: list[dict[str, float] | None] = [None] * len(chunk)
-    if forced == "overlap":
-        return scores
     todo = [
         i
         for i, (e, text) in enumerate(zip(chunk, texts, strict=True))
@@ -393,7 +391,6 @@ def _score_unread(
                     method,
                     [e for e, _ in records],
                     [r["response"] for _, r in records],
-                    "model",
                 )
                 cache.add(
                     {**record, "forced_scores": row}

@@ -170,7 +170,9 @@ def test_old_cache_records_get_scores_without_generating(
     )
     lines = [json.loads(line) for line in fresh.read_text().splitlines()]
     old.write_text(
-        "".join(json.dumps({k: v for k, v in r.items() if k != "forced_scores"}) + "\n" for r in lines)
+        "".join(
+            json.dumps({k: v for k, v in r.items() if k != "forced_scores"}) + "\n" for r in lines
+        )
     )
     again = evaluate(
         generator, methods, examples, DECODE, cache=ResultsCache(old), forced="calibrated"
@@ -200,6 +202,20 @@ def test_overlap_ignores_the_models_stored_pick(setup, tmp_path: Path) -> None:
     mc = {e.id for e in examples if e.is_multiple_choice}
     hows = {o.extracted.how for o in overlap.outcomes["plain"] if o.example_id in mc}
     assert hows and hows <= {"forced-overlap", "forced-hash"}
+
+
+def test_answers_made_under_overlap_keep_scores_for_the_other_modes(setup, tmp_path: Path) -> None:
+    generator, examples, methods = setup
+    path = tmp_path / "results.jsonl"
+    evaluate(generator, methods[:1], examples, DECODE, cache=ResultsCache(path), forced="overlap")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    scored = [r for r in records if r["forced_scores"]]
+    assert scored and all(r["forced_model"] == decide(r["forced_scores"]) for r in scored)
+    lines = len(records)
+    model = evaluate(generator, methods[:1], examples, DECODE, cache=ResultsCache(path))
+    assert model.generated == 0 and len(path.read_text().splitlines()) == lines
+    picks = _forced_picks(model, examples)
+    assert picks == {("plain", r["example_id"]): r["forced_model"] for r in scored}
 
 
 def _normalised(values: dict[str, float]) -> dict[str, float]:
