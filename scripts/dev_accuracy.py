@@ -177,16 +177,21 @@ def measure(
     )
     steered = cache_method(ctx.vectors, coefficients(ctx))
     started = time.perf_counter()
-    result = evaluate(
-        ctx.generator,
-        [plain_method(), steered],
-        examples,
-        decode,
-        cache=cache,
-        identity=ctx.identity,
-        style=plan,
-        progress=log,
-    )
+
+    def answers(forced: str) -> Any:
+        return evaluate(
+            ctx.generator,
+            [plain_method(), steered],
+            examples,
+            decode,
+            cache=cache,
+            identity=ctx.identity,
+            style=plan,
+            progress=log,
+            forced=forced,
+        )
+
+    result = answers("model")
     plain, cache_summary = result.summary("plain"), result.summary(steered.name)
     versus = cache_summary.versus_plain
     capped = {
@@ -196,15 +201,7 @@ def measure(
     forced_top = {name: top_forced_letter(result.outcomes[name], examples) for name in capped}
     # The same answers again, unreadable ones decided by the calibrated forced choice
     # (`kvsl.eval.forced`): nothing is generated, only the label scores old records lack.
-    calibrated = evaluate(
-        ctx.generator,
-        [plain_method(), steered],
-        examples,
-        decode,
-        cache=cache,
-        identity=ctx.identity,
-        forced="calibrated",
-    )
+    calibrated = answers("calibrated")
     return {
         "calibrated": calibrated_row(calibrated, steered.name, examples),
         "n": cache_summary.n,
