@@ -217,29 +217,33 @@ def explain(
         if code is None and not list_codes:
             print("usage: kvsl explain CODE   (or --list)", file=sys.stderr)
             raise typer.Exit(int(ExitCode.USAGE))
-        for entry in CODES.values():
-            print(f"{entry.code}  {entry.severity.value:<7}  {entry.title}")
+        from kvsl.cli.output import write
+
+        # Through `write`, like every front-end report: `kvsl explain --list | head -1` and
+        # `> /dev/full` end as a closed pipe or KVS019, not in a traceback.
+        write("\n".join(f"{e.code}  {e.severity.value:<7}  {e.title}" for e in CODES.values()))
         return
     names = codes_matching(code)
     if not names:
         _emit([unknown_code_diagnostic(code)], OutputFormat.human, sys.stderr)
         raise typer.Exit(int(ExitCode.USAGE))
-    for index, name in enumerate(names):
-        if index:
-            print("\n" + "-" * 72 + "\n")
-        _print_entry(name)
+    from kvsl.cli.output import write
+
+    write(("\n\n" + "-" * 72 + "\n\n").join(_explanation(name) for name in names))
 
 
-def _print_entry(name: str) -> None:
+def _explanation(name: str) -> str:
     from kvsl.lang.codes import CODES
 
     entry = CODES[name]
-    print(f"{entry.code}: {entry.title} ({entry.severity.value})\n")
-    print(entry.explanation + "\n")
-    print("Example that triggers it:\n")
-    print(_indent(entry.bad) + "\n")
-    print("Fixed:\n")
-    print(_indent(entry.good))
+    return (
+        f"{entry.code}: {entry.title} ({entry.severity.value})\n\n"
+        f"{entry.explanation}\n\n"
+        "Example that triggers it:\n\n"
+        f"{_indent(entry.bad)}\n\n"
+        "Fixed:\n\n"
+        f"{_indent(entry.good)}"
+    )
 
 
 def _indent(text: str) -> str:
