@@ -4,8 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The interpreter for a new .venv: $PYTHON if set (PYTHON=python3.12 bash scripts/setup.sh).
+PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
+  if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    found=$("$PYTHON" --version 2>/dev/null) || found="not found"
+    echo "scripts/setup.sh: kvsl needs Python >= 3.11; \`$PYTHON\` is ${found}." >&2
+    echo "Run it with a newer one, e.g. PYTHON=python3.11 bash scripts/setup.sh" >&2
+    exit 3
+  fi
+  "$PYTHON" -m venv .venv
 fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip

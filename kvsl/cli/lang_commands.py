@@ -182,9 +182,32 @@ def unknown_code_diagnostic(code: str) -> Diagnostic:
     )
 
 
+def codes_matching(code: str) -> list[str]:
+    """The registered codes `kvsl explain CODE` prints, in registry order.
+
+    `KVS104`, `kvs104` and `104` name one code; a family written with a trailing `x`
+    for each open digit (`KVS8xx`, `KVS51x`, as the docs refer to groups of codes)
+    names every registered code in it. Anything else matches nothing.
+    """
+    import re
+
+    from kvsl.lang.codes import CODES
+
+    key = code.strip().upper()
+    if key.isdigit():
+        key = f"KVS{int(key):03d}"
+    family = re.fullmatch(r"KVS(\d{1,2})(X{1,2})", key)
+    if family is None or len(family.group(1) + family.group(2)) != 3:
+        return [key] if key in CODES else []
+    return [name for name in CODES if name.startswith(f"KVS{family.group(1)}")]
+
+
 @app.command()
 def explain(
-    code: Annotated[str | None, typer.Argument(help="A diagnostic code, e.g. KVS104.")] = None,
+    code: Annotated[
+        str | None,
+        typer.Argument(help="A diagnostic code, e.g. KVS104, or a group of them, e.g. KVS51x."),
+    ] = None,
     list_codes: Annotated[bool, typer.Option("--list", help="List every code.")] = False,
 ) -> None:
     """Explain a diagnostic code, with an example that triggers it and the fix."""
@@ -194,23 +217,33 @@ def explain(
         if code is None and not list_codes:
             print("usage: kvsl explain CODE   (or --list)", file=sys.stderr)
             raise typer.Exit(int(ExitCode.USAGE))
-        for entry in CODES.values():
-            print(f"{entry.code}  {entry.severity.value:<7}  {entry.title}")
+        from kvsl.cli.output import write
+
+        # Through `write`, like every front-end report: `kvsl explain --list | head -1` and
+        # `> /dev/full` end as a closed pipe or KVS019, not in a traceback.
+        write("\n".join(f"{e.code}  {e.severity.value:<7}  {e.title}" for e in CODES.values()))
         return
-    key = code.strip().upper()
-    if key.isdigit():
-        key = f"KVS{int(key):03d}"
-    explained = CODES.get(key)
-    if explained is None:
+    names = codes_matching(code)
+    if not names:
         _emit([unknown_code_diagnostic(code)], OutputFormat.human, sys.stderr)
         raise typer.Exit(int(ExitCode.USAGE))
-    entry = explained
-    print(f"{entry.code}: {entry.title} ({entry.severity.value})\n")
-    print(entry.explanation + "\n")
-    print("Example that triggers it:\n")
-    print(_indent(entry.bad) + "\n")
-    print("Fixed:\n")
-    print(_indent(entry.good))
+    from kvsl.cli.output import write
+
+    write(("\n\n" + "-" * 72 + "\n\n").join(_explanation(name) for name in names))
+
+
+def _explanation(name: str) -> str:
+    from kvsl.lang.codes import CODES
+
+    entry = CODES[name]
+    return (
+        f"{entry.code}: {entry.title} ({entry.severity.value})\n\n"
+        f"{entry.explanation}\n\n"
+        "Example that triggers it:\n\n"
+        f"{_indent(entry.bad)}\n\n"
+        "Fixed:\n\n"
+        f"{_indent(entry.good)}"
+    )
 
 
 def _indent(text: str) -> str:

@@ -8,6 +8,7 @@ through `write`, and `main()` runs the command inside `guarded`.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
 OUTPUT = Span.whole_file("<output>")
+# Errors of a write that cannot succeed: no space, over quota, file too large, I/O error.
+UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
 class OutputClosed(Exception):
@@ -66,8 +69,17 @@ def guarded(command: Callable[[], int | None]) -> int:
     """
     try:
         code = command()
-    except OutputClosed:
+    except (OutputClosed, BrokenPipeError):
         _silence(sys.stdout)
+        return int(ExitCode.ENVIRONMENT)
+    except OSError as err:
+        # A report printed without `write` (a rich table, `print`) to a full disk: the same
+        # KVS019 as through `write`, naming the file when the error names one.
+        if err.errno not in UNWRITABLE:
+            raise
+        where = f"`{err.filename}`" if isinstance(err.filename, str) else "the output"
+        _silence(sys.stdout)
+        _report(output_error(err, where))
         return int(ExitCode.ENVIRONMENT)
     except KvslError as err:
         if any(d.code == "KVS019" for d in err.diagnostics):

@@ -168,6 +168,25 @@ def test_explain_unknown_code() -> None:
     assert result.exit_code == 2 and "error[KVS018]: unknown diagnostic code `KVS999`" in result.output
 
 
+@pytest.mark.parametrize("family", ["KVS51x", "kvs8xx", "KVS0xx"])
+def test_explain_a_family_explains_each_of_its_codes(family: str) -> None:
+    # docs/teacher.md says `kvsl explain KVS51x`, docs/serve.md `kvsl explain KVS8xx`.
+    prefix = family[:-family.lower().count("x")].upper()
+    expected = [code for code in CODES if code.startswith(prefix)]
+    assert len(expected) >= 2
+    result = invoke("explain", family)
+    assert result.exit_code == 0
+    headers = [line.split(":")[0] for line in result.output.split("\n") if line.startswith("KVS")]
+    assert headers == expected
+    assert result.output.count("Example that triggers it:") == len(expected)
+
+
+@pytest.mark.parametrize("bad", ["KVS1x", "KVS95x", "KVSxxx", "KVS5x1"])
+def test_explain_a_malformed_or_empty_family_is_a_usage_error(bad: str) -> None:
+    result = invoke("explain", bad)
+    assert result.exit_code == 2 and f"error[KVS018]: unknown diagnostic code `{bad}`" in result.output
+
+
 def test_explain_list() -> None:
     result = invoke("explain", "--list")
     assert result.exit_code == 0 and len(result.output.strip().split("\n")) == len(CODES)

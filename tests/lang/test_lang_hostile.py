@@ -342,8 +342,8 @@ def _many(tmp_path: Path) -> Path:
 
 def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     directory = _many(tmp_path)
-    for args in (("check", "--format", "json"), ("check",), ("plan",)):
-        target = str(directory / "s00.kvs") if args[0] == "plan" else str(directory)
+    for args in (("check", "--format", "json"), ("check",), ("plan",), ("explain",)):
+        target = {"plan": str(directory / "s00.kvs"), "explain": "KVS1xx"}.get(args[0], str(directory))
         process = subprocess.Popen(
             [sys.executable, "-m", "kvsl", *args, target],
             env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -365,6 +365,9 @@ def test_a_full_disk_is_exit_3_with_a_diagnostic(tmp_path: Path) -> None:
         ("check", "--format", "json", str(directory)),
         ("check", str(spec)),
         ("plan", str(spec)),
+        ("explain", "KVS104"),
+        ("explain", "KVS1xx"),
+        ("explain", "--list"),
     ):
         with open("/dev/full", "w") as full:
             result = _kvsl(*args, stdout=full, stderr=subprocess.PIPE)

@@ -1,0 +1,168 @@
+"""What README.md and docs/*.md show a new user holds: their spec examples check, the
+diagnostic codes they name exist, the files they point to are there.
+
+Front end only (no model is loaded): every test here runs in well under a second.
+
+- Every ```kvs block, and every untagged block that starts with a spec block, is checked
+  as written. A whole spec (`style`/`base`) is checked in a copy of `specs/`, so its
+  relative paths (`../templates/...`, `traces/...`) resolve as in the repository; a
+  fragment (`contrast { ... }`, `steer { ... }`) is checked inside a minimal style. A
+  block meant to show a mistake says so in a comment, `# error[KVS104]` (or
+  `warning[...]`), and must produce exactly that code.
+- The README's spec is the built-in step-by-step spec (comments aside).
+- Every `KVSnnn`, range (`KVS600-608`) and group (`KVS51x`) the docs name is registered.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kvsl.lang import compile_spec
+from kvsl.lang.codes import CODES
+from kvsl.lang.diagnostics import Severity
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SPEC_BLOCKS = ("style", "base")
+FRAGMENT_BLOCKS = ("teacher", "contrast", "extract", "steer", "generate")
+# Files a doc tells the user to write before its example checks (docs/teacher.md's
+# `questions = "questions.jsonl"`, docs/styles.md's `template = "terse.j2"`).
+USER_FILES = {
+    "questions.jsonl": '{"question": "What is 2 + 3?", "answer": "5"}\n',
+    "terse.j2": "Answer in one equation, then the number.\n\n{{ question }}\n",
+}
+MINIMAL_TEACHER = (
+    'teacher { model = "gpt-4o"  template = "../templates/step_by_step.j2"'
+    '  traces = "traces/step_by_step.jsonl" }'
+)
+MINIMAL_CONTRAST = "contrast { pairs = 8  shots = 2 }"
+
+
+@dataclass(frozen=True)
+class Block:
+    doc: str
+    line: int
+    text: str
+
+    @property
+    def first_word(self) -> str:
+        for line in self.text.splitlines():
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                return re.split(r"[\s{\"]", stripped, maxsplit=1)[0]
+        return ""
+
+    @property
+    def expected(self) -> set[str]:
+        return set(re.findall(r"#.*?(?:error|warning)\[(KVS\d{3})\]", self.text))
+
+    def __str__(self) -> str:
+        return f"{self.doc}:{self.line}"
+
+
+def spec_blocks() -> list[Block]:
+    blocks = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, re.S | re.M):
+            block = Block(
+                str(path.relative_to(ROOT)), text[: match.start()].count("\n") + 1, match.group(2)
+            )
+            tagged = match.group(1) == "kvs"
+            if tagged or (not match.group(1) and block.first_word in SPEC_BLOCKS + FRAGMENT_BLOCKS):
+                blocks.append(block)
+    return blocks
+
+
+BLOCKS = spec_blocks()
+
+
+@pytest.fixture(scope="module")
+def spec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository's specs (traces, query pools) and templates."""
+    root = tmp_path_factory.mktemp("docs")
+    shutil.copytree(ROOT / "templates", root / "templates")
+    specs = root / "specs"
+    shutil.copytree(ROOT / "specs", specs, ignore=shutil.ignore_patterns("vectors", ".kvsl"))
+    for name, content in USER_FILES.items():
+        (specs / name).write_text(content, encoding="utf-8")
+    return specs
+
+
+def as_spec(block: Block) -> str:
+    """The block as a whole spec: itself, or a fragment inside a minimal style."""
+    if block.first_word in SPEC_BLOCKS:
+        return block.text
+    assert block.first_word in FRAGMENT_BLOCKS, f"{block}: not a spec or a spec block"
+    parts = [block.text]
+    if block.first_word != "teacher":
+        parts.insert(0, MINIMAL_TEACHER)
+    if block.first_word != "contrast":
+        parts.insert(0, MINIMAL_CONTRAST)
+    body = "\n".join(parts)
+    return f'style "doc-example" {{\n  description = "a fragment from the docs"\n{body}\n}}\n'
+
+
+def test_the_docs_have_spec_examples() -> None:
+    docs = {block.doc for block in BLOCKS}
+    assert {"README.md", "docs/language.md", "docs/teacher.md", "docs/styles.md"} <= docs
+    assert len(BLOCKS) >= 7
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=str)
+def test_every_spec_example_checks_as_documented(block: Block, spec_dir: Path) -> None:
+    path = spec_dir / f"doc_{block.doc.replace('/', '_').replace('.', '_')}_{block.line}.kvs"
+    path.write_text(as_spec(block), encoding="utf-8")
+    _, diagnostics = compile_spec(path)
+    reported = {d.code for d in diagnostics if d.severity in (Severity.ERROR, Severity.WARNING)}
+    shown = "\n".join(f"{d.code} {d.span.line}:{d.span.column} {d.message}" for d in diagnostics)
+    assert reported == block.expected, f"{block}:\n{shown}"
+
+
+def test_the_readme_spec_is_the_built_in_step_by_step(spec_dir: Path) -> None:
+    (readme,) = (b for b in BLOCKS if b.doc == "README.md" and b.first_word == "style")
+    path = spec_dir / "readme_spec.kvs"
+    path.write_text(readme.text, encoding="utf-8")
+    shown, _ = compile_spec(path)
+    shipped, _ = compile_spec(spec_dir / "step_by_step.kvs")
+    assert shown is not None and shipped is not None
+    # plan_hash covers every setting (generation, coefficients, markers) but not the path.
+    assert shown.plan_hash == shipped.plan_hash
+    assert shown.vector_hash == shipped.vector_hash
+
+
+def mentioned_codes() -> dict[str, list[str]]:
+    """Each code the docs name (ranges expanded), and each group (`KVS51x`), with where."""
+    found: dict[str, list[str]] = {}
+    pattern = re.compile(r"KVS(\d{3})(?:[-–](?:KVS)?(\d{3}))?|KVS(\d{1,2}x{1,2})\b")
+    for path in [*DOCS, ROOT / "DEVELOPERS.md"]:
+        text = path.read_text(encoding="utf-8")
+        for match in pattern.finditer(text):
+            where = f"{path.relative_to(ROOT)}:{text[: match.start()].count(chr(10)) + 1}"
+            if match.group(3):
+                if len(match.group(3)) == 3:
+                    found.setdefault(f"KVS{match.group(3)}", []).append(where)
+                continue
+            low = int(match.group(1))
+            high = int(match.group(2)) if match.group(2) else low
+            assert low <= high <= low + 99, f"{where}: odd range {match.group(0)}"
+            for number in range(low, high + 1):
+                found.setdefault(f"KVS{number:03d}", []).append(where)
+    return found
+
+
+def test_every_code_the_docs_name_is_registered() -> None:
+    found = mentioned_codes()
+    assert len(found) > 100  # the docs name most codes; a broken pattern would find none
+    missing = {}
+    for code, where in found.items():
+        prefix = code.rstrip("x")
+        known = any(c.startswith(prefix) for c in CODES) if code.endswith("x") else code in CODES
+        if not known:
+            missing[code] = where
+    assert not missing, missing
