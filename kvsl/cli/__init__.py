@@ -38,7 +38,10 @@ _COMMAND_MODULES = (
 def _build_app() -> typer.Typer:
     import typer
 
+    from kvsl.cli.usage import KvslGroup
+
     built = typer.Typer(
+        cls=KvslGroup,  # Click's parse errors as KVS318 diagnostics
         name="kvsl",
         help="KV-cache steering as a language: check, build and run `.kvs` style specs.",
         no_args_is_help=True,

@@ -7,7 +7,6 @@ only.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,12 +15,6 @@ import typer
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import DeviceMapOption, DeviceOption, ThreadsOption
-
-
-class PrecisionChoice(StrEnum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
 
 
 @app.command("build")
@@ -37,14 +30,14 @@ def build_command(
         bool, typer.Option("--force", help="Rebuild even if an up-to-date artifact exists.")
     ] = False,
     precision: Annotated[
-        PrecisionChoice,
+        str,
         typer.Option(
             "--precision",
             help="Extraction precision. auto: the spec's `extract { precision }` if it sets "
             "one, else bf16 where the device runs it fast (CUDA with bf16, CPUs with AMX) "
             "and fp32 elsewhere. fp32 or bf16 override the spec.",
         ),
-    ] = PrecisionChoice.auto,
+    ] = "auto",
     out: Annotated[
         Path | None,
         typer.Option(
@@ -73,7 +66,7 @@ def build_command(
         request = BuildRequest(
             resolve_target(spec),
             force=force,
-            precision=precision.value,
+            precision=precision,
             out_dir=out,
             progress=not quiet,
             threads=threads,

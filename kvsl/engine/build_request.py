@@ -60,16 +60,18 @@ def build_precision(spec: Path, requested: str, detected: PrecisionChoice) -> Pr
 def build_spec(request: BuildRequest, *, console: Any = None) -> BuildResult:
     """Build the artifact of `request.spec` unless an up-to-date one exists.
 
-    Errors come in the order a user fixes them: the device map (KVS316), the spec (its
+    Errors come in the order a user fixes them: `--precision` (KVS314), the device map
+    (KVS316), the spec (its
     diagnostics, exit 1), then threads and the device (KVS313, KVS309). `console` (a rich
     Console) gets the setup line (`kvsl build: 2 threads, fp32 (...), cpu, one process`)
     and the build's messages.
     """
     from kvsl.engine.build import build
     from kvsl.engine.placement import parse_device_map
-    from kvsl.engine.setup import prepare
+    from kvsl.engine.setup import check_precision, prepare
     from kvsl.lang import load_plan
 
+    check_precision(request.precision)  # KVS314: a flag's value comes before the spec
     placement = parse_device_map(request.device_map) if request.device_map else None
     plan = load_plan(request.spec)
     setup = prepare(

@@ -208,6 +208,18 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "kvsl run specs/s.kvs --device-map auto -p 'Why?'",
     ),
     Code(
+        "KVS318",
+        "invalid command line",
+        Severity.ERROR,
+        "The command line parser refused an argument before the command ran: an option "
+        "the command does not have, a value of the wrong type (`--limit abc`), a choice "
+        "it does not offer (`kvsl check --format xml`), or a missing argument. Nothing is "
+        "read, loaded or written. `kvsl COMMAND --help` lists each command's arguments "
+        "and options with their types and choices.",
+        "kvsl check --format xml specs/",
+        "kvsl check --format sarif specs/",
+    ),
+    Code(
         "KVS400",
         "artifact not found",
         Severity.ERROR,
