@@ -16,15 +16,24 @@ import asyncio
 import contextlib
 import functools
 import gc
+import json
 import logging
 import os
+import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from lsprotocol import types as lsp
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import (
+    FeatureRequestError,
+    JsonRpcException,
+    JsonRpcInvalidRequest,
+    JsonRpcParseError,
+)
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
@@ -46,6 +55,7 @@ from kvsl.lsp.features import (
     hover,
     outline,
 )
+from kvsl.lsp.framing import FrameReader, Garbled
 from kvsl.lsp.highlight import TOKEN_MODIFIERS, TOKEN_TYPES, encode, semantic_tokens
 from kvsl.lsp.positions import LineIndex, span_range
 
@@ -110,6 +120,8 @@ class KvslProtocol(LanguageServerProtocol):
         without a position, a negative line) is answered with JSON-RPC's error (-32602,
         invalid params): pygls showed the user an "Error in server" pop-up and never
         answered, so the client waited on the request for ever."""
+        if "method" in data and "params" not in data:
+            data = {**data, "params": None}  # JSON-RPC may omit params; pygls's types need it
         try:
             return super().structure_message(data)
         except JsonRpcException as error:
@@ -118,9 +130,48 @@ class KvslProtocol(LanguageServerProtocol):
             self._send_response(data["id"], error=error.to_response_error())
             return _Answered()
 
+    def receive(self, frame: bytes | Garbled) -> bool:
+        """Handle one frame; False when it was not a message (answered as JSON-RPC says).
+
+        pygls's loop sent what it could not read to the editor as an "Error in server"
+        pop-up and answered nothing; JSON-RPC answers a body that is not JSON with a parse
+        error (-32700) and one that is not a JSON-RPC 2.0 request with an invalid-request
+        error (-32600), with id null when the id cannot be read.
+        """
+        if isinstance(frame, Garbled):
+            self._refuse(None, JsonRpcParseError(frame.reason))
+            return False
+        try:
+            message = json.loads(frame, object_hook=self.structure_message)
+        except ValueError as error:  # not JSON, or not UTF-8
+            self._refuse(None, JsonRpcParseError(f"the message is not JSON: {error}"))
+            return False
+        except JsonRpcException:  # a notification whose params do not fit: no one to answer
+            logger.warning("notification with params that do not fit its method dropped")
+            return True
+        if isinstance(message, _Answered):
+            return True
+        if getattr(message, "jsonrpc", None) != self.VERSION:
+            found = message.get("id") if isinstance(message, dict) else getattr(message, "id", None)
+            msg_id = found if isinstance(found, (int, str)) and not isinstance(found, bool) else None
+            self._refuse(msg_id, JsonRpcInvalidRequest("not a JSON-RPC 2.0 message object"))
+            return True
+        try:
+            self.handle_message(message)
+        except Exception:  # pygls's own dispatch failed: log it; the next message is served
+            logger.exception("cannot handle a message")
+        return True
+
+    def _refuse(self, msg_id: int | str | None, error: JsonRpcException) -> None:
+        # By hand: pygls's response leaves out an id of None, and JSON-RPC wants `"id": null`.
+        reply = {"code": error.code, "message": error.message}
+        self._send_data({"jsonrpc": self.VERSION, "id": msg_id, "error": reply})
+
 
 class KvslLanguageServer(LanguageServer):
     """pygls's server plus what kvsl keeps per open document."""
+
+    protocol: KvslProtocol
 
     def __init__(self, debounce: float = DEFAULT_DEBOUNCE_MS / 1000) -> None:
         super().__init__("kvsl", __version__, protocol_cls=KvslProtocol)
@@ -130,6 +181,40 @@ class KvslLanguageServer(LanguageServer):
         self.pending: dict[str, asyncio.Task[None]] = {}  # uri → debounced check
         # target uri → source uri → the diagnostics that source's check put there
         self.published: dict[str, dict[str, list[lsp.Diagnostic]]] = {}
+
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
+        """Serve stdin/stdout as pygls does, but through kvsl's framing (see framing.py)."""
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(self._serve(FrameReader(stdin or sys.stdin.buffer)))
+        except BrokenPipeError:
+            logger.error("the client closed the connection; the server stops")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    async def _serve(self, frames: FrameReader) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._stop_event is not None
+        while not self._stop_event.is_set():
+            frame = await loop.run_in_executor(self.thread_pool, frames.next)
+            if frame is None:
+                break
+            if not self.protocol.receive(frame) and isinstance(frame, bytes):
+                frames.resync(frame)
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """An error out of any request's reach goes to the client's log, not a pop-up:
+        pygls showed "Error in server" to the user for what is the client's slip."""
+        logger.error("%s", error)
+        if source is FeatureRequestError:
+            return  # the request was answered with this error
+        with contextlib.suppress(Exception):
+            self.window_log_message(
+                lsp.LogMessageParams(type=lsp.MessageType.Error, message=f"kvsl lsp: {error}")
+            )
 
     # --- documents ---------------------------------------------------------------------
 
