@@ -2,14 +2,17 @@
 
 Trace files, the teacher's skip log and the eval's per-example cache all grow one line per
 record while a long run may be killed at any moment. `append_jsonl` is the one way kvsl
-appends to them; each file's reader skips (or reports) a torn line.
+appends to them; each file's reader skips (or reports) a torn line. `loads` is the one way
+kvsl parses JSON that someone else wrote.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 def append_jsonl(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
@@ -40,3 +43,24 @@ def append_jsonl(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
         out.write(("\n" if needs_newline else "") + "".join(line + "\n" for line in batch))
         out.flush()
         os.fsync(out.fileno())
+
+
+def loads(text: str | bytes, **options: Any) -> Any:
+    """`json.loads` for what a user or a client wrote: nesting too deep is a JSONDecodeError.
+
+    The standard decoder recurses once per `[` or `{` and raises RecursionError past
+    Python's limit (about a thousand levels): `[[[[...]]]]` in a trace line, a question
+    pool, a request body or an LSP message got past every `except ValueError` and ended
+    the command with a traceback (or the language server). Refused here as the invalid
+    JSON it is, at the document's start, so each reader's own diagnostic reports it.
+
+    >>> loads("[" * 100_000 + "]" * 100_000)
+    Traceback (most recent call last):
+    ...
+    json.decoder.JSONDecodeError: nested too deeply: line 1 column 1 (char 0)
+    """
+    try:
+        return json.loads(text, **options)
+    except RecursionError:
+        shown = text if isinstance(text, str) else text.decode("utf-8", errors="replace")
+        raise json.JSONDecodeError("nested too deeply", shown, 0) from None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from kvsl.base.jsonl import loads
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import (
@@ -79,7 +80,7 @@ def parse_prompt_lines(text: str, source: str, *, jsonl: bool) -> list[tuple[str
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = loads(line)
         except ValueError:
             if not jsonl:
                 prompts.append((line, {}))

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kvsl.base.jsonl import loads
 from kvsl.formats.examples import (
     _GSM8K_FINAL,
     LETTERS,
@@ -79,7 +80,7 @@ def read_lines(path: Path) -> Iterator[Line]:
 
 def parse_json(line: Line) -> dict:
     try:
-        record = json.loads(line.text)
+        record = loads(line.text)
     except json.JSONDecodeError as err:
         raise KvslError.one(
             "KVS602",

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import functools
 import gc
-import json
 import logging
 import os
 import sys
@@ -41,6 +40,7 @@ from pygls.uris import from_fs_path
 from pygls.workspace import TextDocument
 
 from kvsl import __version__
+from kvsl.base.jsonl import loads
 from kvsl.lang.diagnostics import Diagnostic, Severity
 from kvsl.lsp import DEFAULT_DEBOUNCE_MS
 from kvsl.lsp.analysis import Analysis, analyze_document
@@ -142,7 +142,7 @@ class KvslProtocol(LanguageServerProtocol):
             self._refuse(None, JsonRpcParseError(frame.reason))
             return False
         try:
-            message = json.loads(frame, object_hook=self.structure_message)
+            message = loads(frame, object_hook=self.structure_message)
         except ValueError as error:  # not JSON, or not UTF-8
             self._refuse(None, JsonRpcParseError(f"the message is not JSON: {error}"))
             return False

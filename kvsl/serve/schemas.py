@@ -8,11 +8,11 @@ OpenAI-compatible servers do; fields it cannot honour (tools, logprobs) are refu
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from kvsl.base.jsonl import loads
 from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.plan import GenerationSettings
 from kvsl.serve.catalog import Catalog, ServedStyle
@@ -120,7 +120,7 @@ def _integer(body: dict[str, Any], name: str, low: int, high: int | None = None)
 def parse_body(raw: bytes) -> dict[str, Any]:
     """The JSON object of a request body (400 for anything else)."""
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise _bad("the body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):

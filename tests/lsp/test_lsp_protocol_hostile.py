@@ -211,6 +211,7 @@ def _errors(client: RawClient) -> list[dict[str, Any]]:
         (b"{not json", -32700, None),
         (b'{"jsonrpc": "2.0", "method": "x", "params": "\xff\xfe"}', -32700, None),  # not UTF-8
         (b"", -32700, None),
+        (b"[" * 100_000 + b"]" * 100_000, -32700, None),  # RecursionError ended the server
         (b"[1, 2]", -32600, None),
         (b"7", -32600, None),
         (b'{"id": 5, "method": "shutdown"}', -32600, 5),  # no "jsonrpc"
