@@ -102,11 +102,16 @@ def _read_prompts(prompts: list[str], file: Path | None) -> list[tuple[str, dict
     if prompts:
         return [(p, {}) for p in prompts]
     if file is not None:
-        from kvsl.lang.files import MAX_DATA_BYTES, FileProblem, read_regular_file
+        from kvsl.lang.files import (
+            MAX_DATA_BYTES,
+            FileProblem,
+            decode_data_text,
+            read_regular_file,
+        )
 
         try:
             # Regular files only, capped: `--file /dev/zero` or a FIFO must not hang.
-            text = read_regular_file(str(file), MAX_DATA_BYTES).decode("utf-8")
+            text = decode_data_text(read_regular_file(str(file), MAX_DATA_BYTES))
         except (FileProblem, UnicodeDecodeError) as err:
             reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else str(err)
             raise _usage(

@@ -24,7 +24,7 @@ from kvsl.formats.examples import (
     normalize_number,
 )
 from kvsl.lang.diagnostics import ExitCode, KvslError
-from kvsl.lang.files import MAX_DATA_BYTES, FileProblem, read_regular_file
+from kvsl.lang.files import MAX_DATA_BYTES, FileProblem, decode_data_text, read_regular_file
 from kvsl.lang.source import Span
 
 # --- errors ------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ def read_lines(path: Path) -> Iterator[Line]:
     shown = str(path)
     try:
         # Regular files only, capped: a FIFO or /dev/zero named by mistake must not hang.
-        text = read_regular_file(shown, MAX_DATA_BYTES).decode("utf-8")
+        text = decode_data_text(read_regular_file(shown, MAX_DATA_BYTES))
     except FileProblem as problem:
         missing = problem.kind == "missing"
         raise KvslError.one(
