@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -46,21 +47,43 @@ def append_jsonl(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
 
 
 def loads(text: str | bytes, **options: Any) -> Any:
-    """`json.loads` for what a user or a client wrote: nesting too deep is a JSONDecodeError.
+    """`json.loads` for what a user or a client wrote: every refusal is a JSONDecodeError.
 
     The standard decoder recurses once per `[` or `{` and raises RecursionError past
     Python's limit (about a thousand levels): `[[[[...]]]]` in a trace line, a question
     pool, a request body or an LSP message got past every `except ValueError` and ended
-    the command with a traceback (or the language server). Refused here as the invalid
-    JSON it is, at the document's start, so each reader's own diagnostic reports it.
+    the command with a traceback (or the language server). So did an integer of more than
+    4,300 digits (Python's int-from-string limit raises a plain ValueError). Both are
+    refused here as the invalid JSON they are, so each reader's own diagnostic reports them.
 
     >>> loads("[" * 100_000 + "]" * 100_000)
     Traceback (most recent call last):
     ...
     json.decoder.JSONDecodeError: nested too deeply: line 1 column 1 (char 0)
+    >>> loads('{"answer": ' + "7" * 5000 + "}")
+    Traceback (most recent call last):
+    ...
+    json.decoder.JSONDecodeError: a number with too many digits: line 1 column 12 (char 11)
     """
     try:
         return json.loads(text, **options)
+    except json.JSONDecodeError:
+        raise
     except RecursionError:
-        shown = text if isinstance(text, str) else text.decode("utf-8", errors="replace")
-        raise json.JSONDecodeError("nested too deeply", shown, 0) from None
+        raise json.JSONDecodeError("nested too deeply", _shown(text), 0) from None
+    except ValueError as err:
+        # Python refuses to convert an integer of more than 4,300 digits (a ValueError
+        # that is not a JSONDecodeError, so it escaped the same readers)
+        shown = _shown(text)
+        if "integer string conversion" not in str(err):
+            raise
+        found = _LONG_DIGITS.search(shown)
+        at = found.start() if found else 0
+        raise json.JSONDecodeError("a number with too many digits", shown, at) from None
+
+
+_LONG_DIGITS = re.compile(r"\d{4000,}")
+
+
+def _shown(text: str | bytes) -> str:
+    return text if isinstance(text, str) else text.decode("utf-8", errors="replace")
