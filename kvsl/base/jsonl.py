@@ -46,7 +46,7 @@ def append_jsonl(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
         os.fsync(out.fileno())
 
 
-def loads(text: str | bytes, **options: Any) -> Any:
+def loads(text: str | bytes, *, unicode_only: bool = True, **options: Any) -> Any:
     """`json.loads` for what a user or a client wrote: every refusal is a JSONDecodeError.
 
     The standard decoder recurses once per `[` or `{` and raises RecursionError past
@@ -56,6 +56,11 @@ def loads(text: str | bytes, **options: Any) -> Any:
     4,300 digits (Python's int-from-string limit raises a plain ValueError). Both are
     refused here as the invalid JSON they are, so each reader's own diagnostic reports them.
 
+    `unicode_only` also refuses a string with a lone surrogate (`"\\ud800"`: valid JSON
+    syntax, but no Unicode text): it reached a tokenizer as a TypeError (a 500 from
+    `kvsl serve`, a traceback from `kvsl build`) or a UTF-8 writer as UnicodeEncodeError.
+    The language server passes False: an editor's text is checked, never tokenized.
+
     >>> loads("[" * 100_000 + "]" * 100_000)
     Traceback (most recent call last):
     ...
@@ -64,9 +69,13 @@ def loads(text: str | bytes, **options: Any) -> Any:
     Traceback (most recent call last):
     ...
     json.decoder.JSONDecodeError: a number with too many digits: line 1 column 12 (char 11)
+    >>> loads('["ok \\\\ud83d\\\\ude00", "lone \\\\udcff"]')
+    Traceback (most recent call last):
+    ...
+    json.decoder.JSONDecodeError: a string with a lone surrogate (not Unicode text): line 1 column 27 (char 26)
     """
     try:
-        return json.loads(text, **options)
+        found = json.loads(text, **options)
     except json.JSONDecodeError:
         raise
     except RecursionError:
@@ -80,6 +89,36 @@ def loads(text: str | bytes, **options: Any) -> Any:
         found = _LONG_DIGITS.search(shown)
         at = found.start() if found else 0
         raise json.JSONDecodeError("a number with too many digits", shown, at) from None
+    if unicode_only:
+        _refuse_lone_surrogates(found, text)
+    return found
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_HIGH_THEN_LOW = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _refuse_lone_surrogates(found: Any, text: str | bytes) -> None:
+    """A JSONDecodeError if a string in `found` holds a lone surrogate (pairs are joined by
+    the decoder, so any surrogate left is lone); only walked when the text escapes one."""
+    shown = _shown(text)
+    if not _SURROGATE_ESCAPE.search(shown):
+        return
+    stack = [found]
+    while stack:  # iterative: the document may be nested up to the decoder's limit
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and any("\ud800" <= ch <= "\udfff" for ch in item):
+            paired = {m.start() for m in _HIGH_THEN_LOW.finditer(shown)}
+            paired |= {at + 6 for at in paired}
+            at = next(
+                (m.start() for m in _SURROGATE_ESCAPE.finditer(shown) if m.start() not in paired), 0
+            )
+            raise json.JSONDecodeError("a string with a lone surrogate (not Unicode text)", shown, at)
 
 
 _LONG_DIGITS = re.compile(r"\d{4000,}")

@@ -142,7 +142,7 @@ class KvslProtocol(LanguageServerProtocol):
             self._refuse(None, JsonRpcParseError(frame.reason))
             return False
         try:
-            message = loads(frame, object_hook=self.structure_message)
+            message = loads(frame, unicode_only=False, object_hook=self.structure_message)
         except ValueError as error:  # not JSON, or not UTF-8
             self._refuse(None, JsonRpcParseError(f"the message is not JSON: {error}"))
             return False

@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DEEP = "[" * 50_000 + "]" * 50_000
 DEEP_OBJECT = '{"a": ' * 50_000 + "1" + "}" * 50_000
 LONG_NUMBER = '{"question": "q", "steps": ["s"], "answer": ' + "9" * 5000 + "}"
-HOSTILE = [DEEP_OBJECT, LONG_NUMBER]
+# valid JSON syntax, but not Unicode text: a TypeError in a tokenizer, UnicodeEncodeError on write
+LONE_SURROGATE = '{"question": "q \\ud800", "steps": ["s"], "answer": "a", "prompt": "\\udcff"}'
+HOSTILE = [DEEP_OBJECT, LONG_NUMBER, LONE_SURROGATE]
 # json.loads of kvsl's own json.dumps output (a round trip), not of anything read in
 OWN_ROUND_TRIPS = {"kvsl/eval/runner.py", "kvsl/eval/sweep.py"}
 
@@ -38,10 +40,13 @@ def test_json_that_others_wrote_is_parsed_only_by_the_guarded_loads() -> None:
     assert found - OWN_ROUND_TRIPS == {"kvsl/base/jsonl.py"}, found
 
 
-@pytest.mark.parametrize("text", [DEEP, DEEP_OBJECT, DEEP.encode(), LONG_NUMBER])
+@pytest.mark.parametrize("text", [DEEP, DEEP_OBJECT, DEEP.encode(), LONG_NUMBER, LONE_SURROGATE])
 def test_each_is_a_decode_error(text: str | bytes) -> None:
-    with pytest.raises(json.JSONDecodeError, match=r"nested too deeply|too many digits"):
+    with pytest.raises(json.JSONDecodeError, match=r"nested too deeply|too many digits|surrogate"):
         loads(text)
+    pair = '"\\ud83d\\ude00 \\\\udcff"'  # a pair (one emoji), then an escaped backslash
+    assert loads(pair) == "\U0001f600 \\udcff"
+    assert loads(LONE_SURROGATE, unicode_only=False)["prompt"] == "\udcff"  # the LSP's choice
     assert loads("[" * 100 + "]" * 100) == json.loads("[" * 100 + "]" * 100)
     assert loads("9" * 4000) == 10**4000 - 1  # within Python's limit: still a number
     with pytest.raises(UnicodeDecodeError):  # other refusals pass through as they were
@@ -65,7 +70,7 @@ def test_a_trace_file_line(tmp_path: Path, bad: str) -> None:
         load_traces(_lines(tmp_path, GOOD_TRACE, bad))
     [found] = raised.value.diagnostics
     assert (found.code, found.span.line) == ("KVS501", 2)
-    assert "nested too deeply" in found.message or "too many digits" in found.message
+    assert any(why in found.message for why in ("nested", "too many digits", "surrogate"))
 
 
 @pytest.mark.parametrize("bad", HOSTILE)
