@@ -98,8 +98,38 @@ def parse_prompt_lines(text: str, source: str, *, jsonl: bool) -> list[tuple[str
     return prompts
 
 
+def _not_utf8(where: str) -> KvslError:
+    return _usage(
+        "KVS464",
+        f"{where} is not UTF-8 text",
+        "convert it to UTF-8 first, e.g. `iconv -f latin1 -t utf-8`",
+    )
+
+
+def _read_stdin() -> str:
+    """Standard input as UTF-8 text (a BOM dropped); KVS464 for other bytes.
+
+    Python decodes stdin strictly (UnicodeDecodeError) or, in the C locale, into lone
+    surrogates that reached the tokenizer as a TypeError: either way a traceback.
+    """
+    from kvsl.lang.files import decode_data_text
+
+    stream = getattr(sys.stdin, "buffer", None)
+    try:
+        if stream is not None:
+            return decode_data_text(stream.read())
+        return sys.stdin.read()
+    except UnicodeDecodeError:
+        raise _not_utf8("standard input") from None
+
+
 def _read_prompts(prompts: list[str], file: Path | None) -> list[tuple[str, dict[str, Any]]]:
     if prompts:
+        for given in prompts:
+            try:
+                given.encode("utf-8")
+            except UnicodeEncodeError:  # argv bytes that are not UTF-8, held as surrogates
+                raise _not_utf8("a `--prompt` argument") from None
         return [(p, {}) for p in prompts]
     if file is not None:
         from kvsl.lang.files import (
@@ -122,7 +152,7 @@ def _read_prompts(prompts: list[str], file: Path | None) -> list[tuple[str, dict
             ) from None
         found = parse_prompt_lines(text, str(file), jsonl=True)
     elif not sys.stdin.isatty():
-        found = parse_prompt_lines(sys.stdin.read(), "<stdin>", jsonl=False)
+        found = parse_prompt_lines(_read_stdin(), "<stdin>", jsonl=False)
     else:
         found = []
     if not found:
