@@ -7,6 +7,7 @@ library only, so the front end (`kvsl fmt`) can use it too.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -24,6 +25,27 @@ def _mode_for(target: Path) -> int:
         return 0o666 & ~umask
 
 
+def _writable_target(path: Path) -> Path:
+    """The file to replace: a symlink's destination; an OSError for what is not a file.
+
+    A rename replaces whatever has the name: `--out /dev/null` (run as root) turned the
+    system's null device into a regular file, `--out a.fifo` a FIFO that a reader waited
+    on, and a symlinked spec formatted by `kvsl fmt` lost its link (the new text went
+    beside it, the file it pointed at kept the old). Writing goes through the link, and
+    a device, FIFO or socket is refused, as an open() for writing would never replace it.
+    """
+    target = Path(os.path.realpath(path))
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return target
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EEXIST, "not a regular file (it is left as it is)", str(path))
+    return target
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterator[Path]:
     """A temporary file beside `path` to write; it replaces `path` when the block succeeds.
@@ -31,7 +53,9 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
     On any failure, Ctrl-C included, the temporary file is removed and `path` is untouched.
     `fsync` flushes the bytes to disk before the rename (for files worth a crash's care).
     The temporary file is created in `path`'s folder (the same file system, so the rename
-    is atomic); an `OSError` from creating it propagates before the block runs.
+    is atomic); an `OSError` from creating it propagates before the block runs, as does one
+    for a `path` that is a folder, a device, a FIFO or a socket (never replaced). A symlink
+    is written through: the file it points at is replaced, the link stays.
 
     >>> import tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "report.json"
@@ -40,7 +64,7 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
     >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
     ('{}', ['report.json'])
     """
-    target = Path(path)
+    target = _writable_target(Path(path))
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
     temporary = Path(name)

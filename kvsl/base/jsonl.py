@@ -2,14 +2,18 @@
 
 Trace files, the teacher's skip log and the eval's per-example cache all grow one line per
 record while a long run may be killed at any moment. `append_jsonl` is the one way kvsl
-appends to them; each file's reader skips (or reports) a torn line.
+appends to them; each file's reader skips (or reports) a torn line. `loads` is the one way
+kvsl parses JSON that someone else wrote.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 def append_jsonl(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
@@ -40,3 +44,85 @@ def append_jsonl(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
         out.write(("\n" if needs_newline else "") + "".join(line + "\n" for line in batch))
         out.flush()
         os.fsync(out.fileno())
+
+
+def loads(text: str | bytes, *, unicode_only: bool = True, **options: Any) -> Any:
+    """`json.loads` for what a user or a client wrote: every refusal is a JSONDecodeError.
+
+    The standard decoder recurses once per `[` or `{` and raises RecursionError past
+    Python's limit (about a thousand levels): `[[[[...]]]]` in a trace line, a question
+    pool, a request body or an LSP message got past every `except ValueError` and ended
+    the command with a traceback (or the language server). So did an integer of more than
+    4,300 digits (Python's int-from-string limit raises a plain ValueError). Both are
+    refused here as the invalid JSON they are, so each reader's own diagnostic reports them.
+
+    `unicode_only` also refuses a string with a lone surrogate (`"\\ud800"`: valid JSON
+    syntax, but no Unicode text): it reached a tokenizer as a TypeError (a 500 from
+    `kvsl serve`, a traceback from `kvsl build`) or a UTF-8 writer as UnicodeEncodeError.
+    The language server passes False: an editor's text is checked, never tokenized.
+
+    >>> loads("[" * 100_000 + "]" * 100_000)
+    Traceback (most recent call last):
+    ...
+    json.decoder.JSONDecodeError: nested too deeply: line 1 column 1 (char 0)
+    >>> loads('{"answer": ' + "7" * 5000 + "}")
+    Traceback (most recent call last):
+    ...
+    json.decoder.JSONDecodeError: a number with too many digits: line 1 column 12 (char 11)
+    >>> loads('["ok \\\\ud83d\\\\ude00", "lone \\\\udcff"]')
+    Traceback (most recent call last):
+    ...
+    json.decoder.JSONDecodeError: a string with a lone surrogate (not Unicode text): line 1 column 27 (char 26)
+    """
+    try:
+        found = json.loads(text, **options)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", _shown(text), 0) from None
+    except ValueError as err:
+        # Python refuses to convert an integer of more than 4,300 digits (a ValueError
+        # that is not a JSONDecodeError, so it escaped the same readers)
+        shown = _shown(text)
+        if "integer string conversion" not in str(err):
+            raise
+        found = _LONG_DIGITS.search(shown)
+        at = found.start() if found else 0
+        raise json.JSONDecodeError("a number with too many digits", shown, at) from None
+    if unicode_only:
+        _refuse_lone_surrogates(found, text)
+    return found
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_HIGH_THEN_LOW = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _refuse_lone_surrogates(found: Any, text: str | bytes) -> None:
+    """A JSONDecodeError if a string in `found` holds a lone surrogate (pairs are joined by
+    the decoder, so any surrogate left is lone); only walked when the text escapes one."""
+    shown = _shown(text)
+    if not _SURROGATE_ESCAPE.search(shown):
+        return
+    stack = [found]
+    while stack:  # iterative: the document may be nested up to the decoder's limit
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and any("\ud800" <= ch <= "\udfff" for ch in item):
+            paired = {m.start() for m in _HIGH_THEN_LOW.finditer(shown)}
+            paired |= {at + 6 for at in paired}
+            at = next(
+                (m.start() for m in _SURROGATE_ESCAPE.finditer(shown) if m.start() not in paired), 0
+            )
+            raise json.JSONDecodeError("a string with a lone surrogate (not Unicode text)", shown, at)
+
+
+_LONG_DIGITS = re.compile(r"\d{4000,}")
+
+
+def _shown(text: str | bytes) -> str:
+    return text if isinstance(text, str) else text.decode("utf-8", errors="replace")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from kvsl.base.jsonl import loads
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import (
@@ -79,7 +80,7 @@ def parse_prompt_lines(text: str, source: str, *, jsonl: bool) -> list[tuple[str
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = loads(line)
         except ValueError:
             if not jsonl:
                 prompts.append((line, {}))
@@ -97,15 +98,50 @@ def parse_prompt_lines(text: str, source: str, *, jsonl: bool) -> list[tuple[str
     return prompts
 
 
+def _not_utf8(where: str) -> KvslError:
+    return _usage(
+        "KVS464",
+        f"{where} is not UTF-8 text",
+        "convert it to UTF-8 first, e.g. `iconv -f latin1 -t utf-8`",
+    )
+
+
+def _read_stdin() -> str:
+    """Standard input as UTF-8 text (a BOM dropped); KVS464 for other bytes.
+
+    Python decodes stdin strictly (UnicodeDecodeError) or, in the C locale, into lone
+    surrogates that reached the tokenizer as a TypeError: either way a traceback.
+    """
+    from kvsl.lang.files import decode_data_text
+
+    stream = getattr(sys.stdin, "buffer", None)
+    try:
+        if stream is not None:
+            return decode_data_text(stream.read())
+        return sys.stdin.read()
+    except UnicodeDecodeError:
+        raise _not_utf8("standard input") from None
+
+
 def _read_prompts(prompts: list[str], file: Path | None) -> list[tuple[str, dict[str, Any]]]:
     if prompts:
+        for given in prompts:
+            try:
+                given.encode("utf-8")
+            except UnicodeEncodeError:  # argv bytes that are not UTF-8, held as surrogates
+                raise _not_utf8("a `--prompt` argument") from None
         return [(p, {}) for p in prompts]
     if file is not None:
-        from kvsl.lang.files import MAX_DATA_BYTES, FileProblem, read_regular_file
+        from kvsl.lang.files import (
+            MAX_DATA_BYTES,
+            FileProblem,
+            decode_data_text,
+            read_regular_file,
+        )
 
         try:
             # Regular files only, capped: `--file /dev/zero` or a FIFO must not hang.
-            text = read_regular_file(str(file), MAX_DATA_BYTES).decode("utf-8")
+            text = decode_data_text(read_regular_file(str(file), MAX_DATA_BYTES))
         except (FileProblem, UnicodeDecodeError) as err:
             reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else str(err)
             raise _usage(
@@ -116,7 +152,7 @@ def _read_prompts(prompts: list[str], file: Path | None) -> list[tuple[str, dict
             ) from None
         found = parse_prompt_lines(text, str(file), jsonl=True)
     elif not sys.stdin.isatty():
-        found = parse_prompt_lines(sys.stdin.read(), "<stdin>", jsonl=False)
+        found = parse_prompt_lines(_read_stdin(), "<stdin>", jsonl=False)
     else:
         found = []
     if not found:

@@ -44,6 +44,7 @@ import torch
 
 import kvsl
 from kvsl.base.atomic import atomic_path
+from kvsl.base.jsonl import loads
 from kvsl.engine.models import KVGeometry, LoadedModel
 from kvsl.engine.vectors import Extraction, SteeringVectors
 from kvsl.lang.diagnostics import ExitCode, KvslError
@@ -305,7 +306,7 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             help="delete it and rebuild with `kvsl build SPEC --force`",
         ) from None
     try:
-        manifest = json.loads(metadata[MANIFEST_KEY])
+        manifest = loads(metadata[MANIFEST_KEY])
         if not isinstance(manifest, dict):
             raise ValueError("the manifest is not a JSON object")
     except ValueError as err:

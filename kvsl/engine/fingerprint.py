@@ -24,6 +24,7 @@ from pathlib import Path
 
 from kvsl.base.atomic import atomic_path
 from kvsl.base.hashing import file_sha256
+from kvsl.base.jsonl import loads
 from kvsl.base.locations import cache_dir
 
 CACHE_FILE = "kvsl-fingerprints.json"
@@ -43,7 +44,7 @@ def _cache_path() -> Path:
 
 def _read_cache(path: Path) -> dict[str, dict[str, object]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

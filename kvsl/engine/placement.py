@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from typing import Any
 
+from kvsl.base.jsonl import loads
 from kvsl.base.locations import cache_dir
 from kvsl.lang.diagnostics import KvslError
 
@@ -47,7 +48,7 @@ def parse_device_map(text: str) -> str | dict[str, Any]:
     if not stripped.startswith("{"):
         raise _bad(f"`--device-map {text}` is not a known strategy or a JSON object")
     try:
-        mapping = json.loads(stripped)
+        mapping = loads(stripped)
     except json.JSONDecodeError as err:
         raise _bad(f"`--device-map` is not valid JSON: {err.msg} at column {err.colno}") from None
     if not isinstance(mapping, dict) or not mapping:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kvsl.base.hashing import file_sha256
+from kvsl.base.jsonl import loads
 from kvsl.lang.diagnostics import Diagnostic, Severity
 from kvsl.lang.plan import Plan
 from kvsl.lang.source import Span
@@ -63,7 +64,7 @@ def shipped_dir(spec_path: str | Path) -> Path:
 def read_index(folder: Path) -> dict[str, ShippedEntry]:
     """Spec file name → entry; {} when the folder has no readable index."""
     try:
-        data = json.loads((folder / INDEX_FILE).read_text(encoding="utf-8"))
+        data = loads((folder / INDEX_FILE).read_text(encoding="utf-8"))
         entries = data["artifacts"] if data.get("format") == INDEX_FORMAT else {}
         return {spec: ShippedEntry(spec=spec, **entry) for spec, entry in entries.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from kvsl.base.jsonl import append_jsonl
+from kvsl.base.jsonl import append_jsonl, loads
 from kvsl.formats.questions import Example
 from kvsl.lang.diagnostics import Diagnostic, Severity
 from kvsl.lang.plan import GenerationSettings
@@ -93,7 +93,7 @@ class ResultsCache:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = loads(line)
                 key = record["key"]
                 if not isinstance(record.get("response"), str) or not isinstance(
                     record.get("tokens"), int

@@ -202,7 +202,7 @@ def caa_vectors(ctx: EvalContext, *, batch_size: int | None = None) -> CaaVector
     writes the cache file.
     """
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     from kvsl.engine.contrast import build_contrast_pairs, tokenize_pairs
     from kvsl.engine.distributed import is_main
@@ -218,11 +218,10 @@ def caa_vectors(ctx: EvalContext, *, batch_size: int | None = None) -> CaaVector
         / f"{ctx.plan.vector_hash[:24]}-{str(ctx.loaded.dtype).split('.')[-1]}.safetensors"
     )
     hint = _model_hint(model)
-    if path.exists():
-        tensors = load_file(str(path))
-        directions = {int(name.split(".")[1]): t for name, t in tensors.items()}
+    cached = _cached_directions(path, int(model.config.hidden_size)) if path.exists() else None
+    if cached is not None:
         return CaaVectors(
-            directions, hint, ctx.plan.contrast.pairs, {"pairs_sha256": ctx.plan.vector_hash}
+            cached, hint, ctx.plan.contrast.pairs, {"pairs_sha256": ctx.plan.vector_hash}
         )
     pairs = tokenize_pairs(build_contrast_pairs(ctx.plan), tokenizer)
     ids = [(p.positive, p.negative) for p in pairs]
@@ -252,6 +251,25 @@ def caa_vectors(ctx: EvalContext, *, batch_size: int | None = None) -> CaaVector
     return CaaVectors(
         vectors.directions, hint, vectors.pairs, {"pairs_sha256": ctx.plan.vector_hash}
     )
+
+
+def _cached_directions(path: Path, hidden: int) -> dict[int, Any] | None:
+    """The cached CAA directions, or None (extracted again, the file replaced) when the file
+    is not a whole cache: cut short, damaged, or of another model. It was read as it was,
+    and a damaged one ended the eval with safetensors' traceback."""
+    import torch
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path))
+        directions = {int(name.split(".")[1]): t for name, t in tensors.items()}
+    except Exception:  # safetensors' own error types (a bad header), or a foreign name
+        return None
+    if not directions or any(
+        t.shape != (hidden,) or not bool(torch.isfinite(t).all()) for t in directions.values()
+    ):
+        return None
+    return directions
 
 
 def _model_hint(model: Any) -> str:

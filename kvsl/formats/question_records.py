@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kvsl.base.jsonl import loads
 from kvsl.formats.examples import (
     _GSM8K_FINAL,
     LETTERS,
@@ -23,7 +24,7 @@ from kvsl.formats.examples import (
     normalize_number,
 )
 from kvsl.lang.diagnostics import ExitCode, KvslError
-from kvsl.lang.files import MAX_DATA_BYTES, FileProblem, read_regular_file
+from kvsl.lang.files import MAX_DATA_BYTES, FileProblem, decode_data_text, read_regular_file
 from kvsl.lang.source import Span
 
 # --- errors ------------------------------------------------------------------------------
@@ -49,7 +50,7 @@ def read_lines(path: Path) -> Iterator[Line]:
     shown = str(path)
     try:
         # Regular files only, capped: a FIFO or /dev/zero named by mistake must not hang.
-        text = read_regular_file(shown, MAX_DATA_BYTES).decode("utf-8")
+        text = decode_data_text(read_regular_file(shown, MAX_DATA_BYTES))
     except FileProblem as problem:
         missing = problem.kind == "missing"
         raise KvslError.one(
@@ -79,7 +80,7 @@ def read_lines(path: Path) -> Iterator[Line]:
 
 def parse_json(line: Line) -> dict:
     try:
-        record = json.loads(line.text)
+        record = loads(line.text)
     except json.JSONDecodeError as err:
         raise KvslError.one(
             "KVS602",

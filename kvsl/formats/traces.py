@@ -32,9 +32,9 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from kvsl.base.jsonl import append_jsonl
+from kvsl.base.jsonl import append_jsonl, loads
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
-from kvsl.lang.files import MAX_DATA_BYTES, FileProblem, read_regular_file
+from kvsl.lang.files import MAX_DATA_BYTES, FileProblem, decode_data_text, read_regular_file
 from kvsl.lang.source import SourceFile, Span
 
 
@@ -71,7 +71,7 @@ def _error(code: str, message: str, span: Span, help: str | None = None) -> Diag
 def parse_trace_line(line: str, span: Span) -> Trace | Diagnostic:
     """One JSONL line → a Trace, or a KVS5xx diagnostic located at that line."""
     try:
-        record = json.loads(line)
+        record = loads(line)
     except json.JSONDecodeError as err:
         return _error("KVS501", f"invalid JSON in trace file: {err.msg}", span)
     if not isinstance(record, dict):
@@ -174,7 +174,7 @@ def read_trace_bytes(path: str | os.PathLike[str]) -> bytes:
 def decode_trace_bytes(path: str | os.PathLike[str], data: bytes) -> str:
     """The text of a trace file's bytes, or a KvslError (KVS500) if they are not UTF-8."""
     try:
-        return data.decode("utf-8")
+        return decode_data_text(data)
     except UnicodeDecodeError:
         raise KvslError.one(
             "KVS500", f"trace file `{path}` is not UTF-8 text", Span.whole_file(str(path))

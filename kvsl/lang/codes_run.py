@@ -151,4 +151,15 @@ RUN_CODES: tuple[Code, ...] = (
         "kvsl run specs/step_by_step.kvs --max-new-tokens 100000 --prompt 'Why?'",
         "kvsl run specs/step_by_step.kvs --max-new-tokens 512 --prompt 'Why?'",
     ),
+    Code(
+        "KVS464",
+        "prompt is not UTF-8 text",
+        Severity.ERROR,
+        "A `--prompt` argument or the prompts piped on standard input hold bytes that are "
+        "not UTF-8 (a file in another encoding, or binary data). The tokenizer takes text "
+        "only, so nothing is generated; convert the input to UTF-8 first (`iconv -f "
+        "latin1 -t utf-8`).",
+        "printf 'caf\\xe9?' | kvsl run specs/step_by_step.kvs",
+        "printf 'caf\\xc3\\xa9?' | kvsl run specs/step_by_step.kvs",
+    ),
 )

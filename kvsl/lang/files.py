@@ -143,3 +143,17 @@ def regular_file_sha256(path: str, limit: int) -> str:
     finally:
         os.close(fd)
     return digest.hexdigest()
+
+
+def decode_data_text(data: bytes) -> str:
+    """The text of a UTF-8 data file (JSON lines), without a leading byte-order mark.
+
+    Windows editors save UTF-8 with a BOM first; JSON does not allow one, so the file's
+    first record was refused as invalid JSON. An editor shows no column for it, so a
+    diagnostic's columns on line 1 match what the user sees. UnicodeDecodeError as
+    `bytes.decode` raises it.
+
+    >>> decode_data_text(b'\\xef\\xbb\\xbf{"a": 1}\\n')
+    '{"a": 1}\\n'
+    """
+    return data.decode("utf-8-sig")

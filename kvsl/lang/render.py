@@ -252,9 +252,11 @@ def _github(d: Diagnostic) -> str:
 
 
 def _uri(path: str) -> str:
+    """The path as a relative URI, its bytes percent-encoded: a file name that is not
+    UTF-8 (`b"sp\\xffec.kvs"`, held by Python as a surrogate) made `quote` raise."""
     from urllib.parse import quote
 
-    return quote(path.replace(os.sep, "/"))
+    return quote(os.fsencode(path.replace(os.sep, "/")))
 
 
 def render_sarif(diagnostics: list[Diagnostic]) -> str:

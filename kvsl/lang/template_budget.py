@@ -296,6 +296,10 @@ class BoundedTemplate(Template):
             raise TemplateRuntimeError(f"{type(err).__name__}: {err}") from None
         except RecursionError:
             raise TemplateRuntimeError("the template recurses too deeply") from None
+        except NameError as err:
+            # Jinja writes an infinite constant (`1e999`, or `1e308 * 10` folded) into the
+            # code it generates as `inf`, which names nothing there
+            raise TemplateRuntimeError(f"a number in the template is out of range ({err})") from None
         except MemoryError:
             raise TemplateRuntimeError("the template needs too much memory") from None
         finally:

@@ -122,6 +122,10 @@ def template_facts(text: str) -> TemplateFacts:
         return TemplateFacts(err.message or "invalid template", err.lineno or 1, ())
     except RecursionError:  # Jinja's parser recurses once per nesting level
         return TemplateFacts("it nests too deeply", 1, (), "KVS204")
+    except ValueError:  # Jinja's lexer calls int() on a literal past Python's 4,300 digits
+        long = re.search(r"\d{4000,}", text)
+        line = text.count("\n", 0, long.start()) + 1 if long else 1
+        return TemplateFacts("a number literal has more than 4,300 digits", line, ())
     shape = template_shape(ast)
     if shape.problem is not None:
         code = "KVS206" if shape.kind == "feature" else "KVS204"

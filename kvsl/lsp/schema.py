@@ -15,13 +15,13 @@ lowered once and read back); required keys are the ones the checker reports miss
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from kvsl.base.jsonl import loads
 from kvsl.lang.checked import Decl
 from kvsl.lang.models import EMBEDDED_MODEL_LAYERS, model_kind
 from kvsl.lang.plan import DEFAULT_MODEL, LayerSpan
@@ -239,7 +239,7 @@ def _hub_config(name: str) -> Path | None:
 
 def _config_layers(path: Path) -> int | None:
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        config = loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(config, dict):

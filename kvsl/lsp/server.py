@@ -18,16 +18,17 @@ import functools
 import gc
 import logging
 import os
+import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from lsprotocol import types as lsp
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import FeatureRequestError
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
-from pygls.protocol.language_server import lsp_method
 from pygls.uris import from_fs_path
 from pygls.workspace import TextDocument
 
@@ -46,8 +47,10 @@ from kvsl.lsp.features import (
     hover,
     outline,
 )
+from kvsl.lsp.framing import FrameReader
 from kvsl.lsp.highlight import TOKEN_MODIFIERS, TOKEN_TYPES, encode, semantic_tokens
 from kvsl.lsp.positions import LineIndex, span_range
+from kvsl.lsp.protocol import KvslProtocol
 
 EXPLAIN_COMMAND = "kvsl.explain"
 _SEVERITY = {
@@ -63,64 +66,10 @@ class NotOpen(LookupError):
     """A request or notification names a document the client has not opened."""
 
 
-class _Answered:
-    """A request already answered with an error: not JSON-RPC 2.0, so pygls drops it."""
-
-    jsonrpc = "answered"
-
-
-class KvslProtocol(LanguageServerProtocol):
-    """pygls's protocol, without its per-notification memory growth.
-
-    pygls 2.1 files the future of every notification handled by a generator, coroutine or
-    thread (`didOpen`, `didChange`, ... are generators) in `_request_futures` under a fresh
-    uuid and never removes it, since only responses to requests pop that table: about
-    1.5 KiB per keystroke, 15 MiB over 10,000 edits (bench/lsp_bench.py). Removing the
-    entry once the notification's handler is done keeps the server's memory flat.
-    """
-
-    def _execute_handler(
-        self,
-        msg_id: Any,
-        handler: Any,
-        callback: Any,
-        args: Any = None,
-        kwargs: Any = None,
-    ) -> None:
-        if callback == self._check_handler_result:  # a notification, not a request
-            notification_done = callback
-
-            def callback(future: Any) -> None:
-                self._request_futures.pop(msg_id, None)
-                notification_done(future)
-
-        super()._execute_handler(msg_id, handler, callback, args, kwargs)
-
-    @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams) -> Any:
-        """pygls's, for an open document; a change to one that is not open is ignored (pygls
-        raised KeyError into an "Error in server" pop-up in the editor)."""
-        if unquote(params.text_document.uri) not in self.workspace.text_documents:
-            logger.debug("change to a document that is not open: %s", params.text_document.uri)
-            return
-        yield from super().lsp_text_document__did_change(params)
-
-    def structure_message(self, data: dict[str, Any]) -> Any:
-        """pygls's, except that a request whose params do not fit its method (a hover
-        without a position, a negative line) is answered with JSON-RPC's error (-32602,
-        invalid params): pygls showed the user an "Error in server" pop-up and never
-        answered, so the client waited on the request for ever."""
-        try:
-            return super().structure_message(data)
-        except JsonRpcException as error:
-            if "id" not in data or "method" not in data:
-                raise  # a notification or a response: no one waits for an answer
-            self._send_response(data["id"], error=error.to_response_error())
-            return _Answered()
-
-
 class KvslLanguageServer(LanguageServer):
     """pygls's server plus what kvsl keeps per open document."""
+
+    protocol: KvslProtocol
 
     def __init__(self, debounce: float = DEFAULT_DEBOUNCE_MS / 1000) -> None:
         super().__init__("kvsl", __version__, protocol_cls=KvslProtocol)
@@ -130,6 +79,40 @@ class KvslLanguageServer(LanguageServer):
         self.pending: dict[str, asyncio.Task[None]] = {}  # uri → debounced check
         # target uri → source uri → the diagnostics that source's check put there
         self.published: dict[str, dict[str, list[lsp.Diagnostic]]] = {}
+
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
+        """Serve stdin/stdout as pygls does, but through kvsl's framing (see framing.py)."""
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(self._serve(FrameReader(stdin or sys.stdin.buffer)))
+        except BrokenPipeError:
+            logger.error("the client closed the connection; the server stops")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    async def _serve(self, frames: FrameReader) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._stop_event is not None
+        while not self._stop_event.is_set():
+            frame = await loop.run_in_executor(self.thread_pool, frames.next)
+            if frame is None:
+                break
+            if not self.protocol.receive(frame) and isinstance(frame, bytes):
+                frames.resync(frame)
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """An error out of any request's reach goes to the client's log, not a pop-up:
+        pygls showed "Error in server" to the user for what is the client's slip."""
+        logger.error("%s", error)
+        if source is FeatureRequestError:
+            return  # the request was answered with this error
+        with contextlib.suppress(Exception):
+            self.window_log_message(
+                lsp.LogMessageParams(type=lsp.MessageType.Error, message=f"kvsl lsp: {error}")
+            )
 
     # --- documents ---------------------------------------------------------------------
 

@@ -8,11 +8,11 @@ OpenAI-compatible servers do; fields it cannot honour (tools, logprobs) are refu
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from kvsl.base.jsonl import loads
 from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.plan import GenerationSettings
 from kvsl.serve.catalog import Catalog, ServedStyle
@@ -97,12 +97,18 @@ def _number(body: dict[str, Any], name: str, low: float, high: float, *, low_ope
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise _bad(f"`{name}` must be a number", name, "invalid_type")
-    if value < low or value > high or (low_open and value == low):
+    if isinstance(value, float) and not math.isfinite(value):  # NaN, Infinity: JSON extensions
+        raise _bad(f"`{name}` must be a number", name, "invalid_type")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past a float's range (10**400): refused as out of range
+        number = math.inf if value > 0 else -math.inf
+    if number < low or number > high or (low_open and number == low):
         bracket = "(" if low_open else "["
-        raise _bad(f"`{name}` must be in {bracket}{low:g}, {high:g}], got {value:g}", name, "invalid_value")
-    return float(value)
+        raise _bad(f"`{name}` must be in {bracket}{low:g}, {high:g}], got {number:g}", name, "invalid_value")
+    return number
 
 
 def _integer(body: dict[str, Any], name: str, low: int, high: int | None = None) -> int | None:
@@ -120,7 +126,7 @@ def _integer(body: dict[str, Any], name: str, low: int, high: int | None = None)
 def parse_body(raw: bytes) -> dict[str, Any]:
     """The JSON object of a request body (400 for anything else)."""
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise _bad("the body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):

@@ -95,4 +95,8 @@ def malformed_completion(response: Any) -> str | None:
     content = getattr(message, "content", None)
     if message is None or not (content is None or isinstance(content, str)):
         return "the server answered HTTP 200 with a `choices` entry that has no message text"
+    if content is not None and any("\ud800" <= ch <= "\udfff" for ch in content):
+        # JSON may escape a lone surrogate (`"\\ud800"`); no UTF-8 file can hold it, so
+        # appending the trace ended the run with UnicodeEncodeError
+        return "the server answered HTTP 200 with message text that is not Unicode (a lone surrogate)"
     return None

@@ -348,8 +348,11 @@ class _Run:
                 self._stop(outcome.diagnostic)
             self._failed(example, outcome)
             return
-        except ValueError as err:  # a 200 whose body claims JSON but is not (JSONDecodeError)
-            detail = f"the server answered with a body that is not valid JSON ({err})"
+        except (ValueError, RecursionError) as err:
+            # a 200 whose body claims JSON but is not (JSONDecodeError), or is nested past
+            # the decoder's recursion limit (`[[[[...]]]]`: RecursionError inside openai)
+            reason = err if isinstance(err, ValueError) else "nested too deeply"
+            detail = f"the server answered with a body that is not valid JSON ({reason})"
             self._failed(example, RequestFailed("bad_response", self.redact.scrub(detail), False))
             return
         self._count_usage(response)

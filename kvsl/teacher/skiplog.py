@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kvsl.base.jsonl import loads
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
@@ -76,7 +77,7 @@ def iter_skip_log(path: str | os.PathLike[str]) -> Iterable[dict[str, object]]:
         ) from None
     for line in text.splitlines():
         try:
-            record = json.loads(line)
+            record = loads(line)
         except json.JSONDecodeError:
             continue
         if isinstance(record, dict):

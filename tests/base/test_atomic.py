@@ -64,3 +64,40 @@ def test_a_writer_that_recreates_the_temporary_still_gives_the_usual_permissions
     finally:
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o644
+
+
+# --- what is not a regular file is never replaced -----------------------------------------
+# `kvsl traces import --force --out /dev/null` (as root) replaced the null device with a
+# regular file; a FIFO was replaced the same way, and `kvsl fmt` on a symlinked spec wrote
+# the new text over the link. A FIFO stands for every special file here (tests create no
+# devices).
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_is_refused_before_the_block_and_left_as_it_is(tmp_path) -> None:
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    ran = False
+    with pytest.raises(OSError, match="not a regular file"), atomic_path(fifo):
+        ran = True
+    assert not ran and stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.fifo"]
+
+
+def test_a_folder_is_refused_before_the_block(tmp_path) -> None:
+    with pytest.raises(IsADirectoryError), atomic_path(tmp_path):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_symlink_is_written_through(tmp_path) -> None:
+    real = tmp_path / "real" / "spec.kvs"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "link.kvs"
+    link.symlink_to(real)
+    with atomic_path(link) as temporary:
+        assert temporary.parent == real.parent  # beside the file it replaces: one rename
+        temporary.write_text("new")
+    assert link.is_symlink() and real.read_text() == "new"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["spec.kvs"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def setup(tmp_path_factory):
     }
 
 
-def _run(*args: str, input: str | None = None):
+def _run(*args: str, input: str | bytes | None = None):
     return CliRunner().invoke(app, ["run", *map(str, args)], input=input)
 
 
@@ -213,6 +214,20 @@ def test_bad_prompt_line_no_prompt_and_missing_target(setup, tmp_path):
     assert result.exit_code == 2 and "[KVS452]" in result.stderr
     result = _run(tmp_path / "missing.kvs", "--prompt", PROMPT)
     assert result.exit_code == 2 and "[KVS455]" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["stdin", "argument"])
+def test_a_prompt_that_is_not_utf8_is_kvs464_before_any_model_is_loaded(tmp_path, where):
+    """Not UTF-8 on stdin was UnicodeDecodeError (or, in the C locale, lone surrogates that
+    the tokenizer refused with a TypeError); an argument of such bytes, the same."""
+    missing = tmp_path / "no-model.kvs"  # loading it would fail with another code
+    missing.write_text('style "s" {\n  model = "/nonexistent/model"\n}\n', encoding="utf-8")
+    if where == "stdin":
+        result = _run(missing, input=b"caf\xe9?\n")
+    else:
+        result = _run(missing, "--prompt", os.fsdecode(b"caf\xe9?"))
+    assert result.exit_code == 2, result.output
+    assert "[KVS464]" in result.stderr and "Traceback" not in result.output
 
 
 def test_foreign_artifact_is_refused_with_a_code_not_a_shape_error(setup):

@@ -84,7 +84,7 @@ def test_plain_and_cot_on_a_model_then_resume(model_dir: Path, tmp_path: Path) -
 
 def test_spec_with_cache_and_caa(spec: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = _invoke(
+    args = (
         str(spec),
         "--data",
         str(FIXTURES / "gsm8k.jsonl"),
@@ -107,6 +107,7 @@ def test_spec_with_cache_and_caa(spec: Path, tmp_path: Path) -> None:
         "--format",
         "json",
     )
+    result = _invoke(*args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert [m["method"] for m in report["methods"]] == ["plain", "cache", "cache+cot", "caa"]
@@ -115,7 +116,24 @@ def test_spec_with_cache_and_caa(spec: Path, tmp_path: Path) -> None:
     assert report["methods"][1]["versus_plain"] is not None
     assert report["methods"][0]["style"] is not None  # built-in step-by-step scorer
     assert (tmp_path / "caa.gguf").exists()
-    assert list((out / "caa").glob("*.safetensors"))
+    [cache] = list((out / "caa").glob("*.safetensors"))
+
+    # A damaged CAA cache (cut short, or another model's) is extracted again and replaced,
+    # not read (safetensors' traceback) nor trusted: the rerun reports the same.
+    whole = cache.read_bytes()
+    for damaged in (whole[: len(whole) // 2], b"\x00" * 64, _other_model_cache()):
+        cache.write_bytes(damaged)
+        again = _invoke(*args)
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.stdout)["caa"] == report["caa"]
+        assert cache.read_bytes() == whole
+
+
+def _other_model_cache() -> bytes:
+    import torch
+    from safetensors.torch import save
+
+    return save({"direction.1": torch.ones(7), "direction.2": torch.ones(7)})
 
 
 def test_sweep_writes_a_plot(spec: Path, tmp_path: Path) -> None:

@@ -265,6 +265,8 @@ HOSTILE_TEMPLATES = [
     "{{ " + "(" * 2000 + "question" + ")" * 2000 + " }}",
     "{% if question %}" * 300 + "{% endif %}" * 300,
     "{{ question }}{{ 10**10**10 }}",
+    "{{ question }}{{ 'a' * 9e999**10 }}",  # an infinite constant in Jinja's generated code
+    "{{ question }}{{ " + "9" * 4301 + " }}",  # past Python's int-from-string limit
     "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
     "{{ question }}{{ (['a' * 90000] * 90000)|join }}",
     "{{ question",

@@ -223,3 +223,15 @@ def test_cli_typer_path_does_not_import_torch(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False, timeout=120
     )
     assert "HEAVY []" in done.stdout, done.stdout + done.stderr
+
+
+def test_fmt_writes_through_a_symlinked_spec(tmp_path: Path) -> None:
+    """The rename replaced the link with the new text; the file it pointed at kept the old."""
+    real = tmp_path / "specs" / "s.kvs"
+    real.parent.mkdir()
+    real.write_text('style "x" {description="d"}\n', encoding="utf-8")
+    link = tmp_path / "link.kvs"
+    link.symlink_to(real)
+    result = CliRunner().invoke(app, ["fmt", str(link)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and 'description = "d"' in real.read_text(encoding="utf-8")

@@ -143,6 +143,11 @@ DEEP_FILTERS = "{{ question" + "|trim" * 60 + " }}"
         ("{{ question }}{{ '%99999999s' % 1 }}", "KVS205"),
         ("{{ question }}{{ '{:>99999999}'.format(1) }}", "KVS205"),
         ("{{ question }}{{ 10**100000 }}", "KVS205"),
+        # an infinite constant Jinja cannot fold: its generated code named `inf` (NameError)
+        ("{{ question }}{{ 'a' * 9e999**10 }}", "KVS205"),
+        ("{{ question }}{{ question * 1e999 }}", "KVS205"),
+        # a literal past Python's int-from-string limit: a ValueError from Jinja's lexer
+        ("{{ question }}{{ " + "9" * 4301 + " }}", "KVS201"),
         ("{{ question }}{{ (['a' * 90000] * 90000)|join }}", "KVS205"),
         ("{{ question }}{{ question|replace('a', 'b' * 90000) }}", "KVS205"),
         ("{{ question }}{{ 1 / 0 }}", "KVS205"),

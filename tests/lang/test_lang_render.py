@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+import pytest
 
 from kvsl.lang.diagnostics import Diagnostic, Label, Severity
 from kvsl.lang.render import render_diagnostics, summary
@@ -79,3 +82,25 @@ def test_summary() -> None:
     warning = Diagnostic("KVS116", Severity.WARNING, "w", span)
     assert summary([error, error, warning], 1) == "found 2 errors and 1 warning in 1 file"
     assert summary([warning], 3) == "found 1 warning in 3 files"
+
+
+@pytest.mark.parametrize("format", ["human", "json", "github", "sarif"])
+@pytest.mark.parametrize("exists", [True, False])
+def test_a_file_name_that_is_not_utf8_in_every_format(tmp_path: Path, format: str, exists: bool) -> None:
+    """`kvsl check $'sp\\xffec.kvs' --format sarif` ended in a UnicodeEncodeError traceback
+    (the URI of a name Python holds with a surrogate); every format reports it."""
+    from typer.testing import CliRunner
+
+    from kvsl.cli import app
+
+    name = os.fsdecode(b"sp\xffec.kvs")  # the name on disk is not UTF-8
+    path = tmp_path / name
+    if exists:
+        path.write_text('style "x" {\n  nokey = 1\n}\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(path), "--format", format])
+    assert result.exit_code == (1 if exists else 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    if format == "sarif":
+        found = json.loads(result.stdout)["runs"][0]["results"]
+        uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in found}
+        assert uris and all(uri.endswith("sp%FFec.kvs") for uri in uris), uris

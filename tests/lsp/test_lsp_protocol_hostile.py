@@ -8,8 +8,11 @@ client such as pygls's cannot send these). Two classes:
   that is not a file): every document request the server offers answered with an internal
   error and a traceback in the client's log; now it answers empty, quietly.
 
-Each is followed by a valid request, which must still be answered; bodies that are not
-JSON, not UTF-8 or not an object must leave the server answering too. Every read has a
+Each is followed by a valid request, which must still be answered. A body that is not
+JSON (or not UTF-8) gets JSON-RPC's parse error (-32700, id null), one that is not a
+JSON-RPC 2.0 object its invalid-request error (-32600), never an "Error in server" pop-up;
+a broken frame (no Content-Length, a wrong one, junk between frames) costs that frame
+only (the framing itself: test_lsp_framing.py). Every read has a
 deadline, and the server must end with status 0 on `shutdown` and `exit`.
 """
 
@@ -198,10 +201,66 @@ def test_a_document_whose_uri_is_percent_encoded_is_open() -> None:
         assert hover.get("result") and "description" in json.dumps(hover["result"]), hover
 
 
+def _errors(client: RawClient) -> list[dict[str, Any]]:
+    return [m for m in client.seen if "error" in m and "method" not in m]
+
+
 @pytest.mark.parametrize(
-    "body", [b"{not json", b'{"jsonrpc": "2.0", "method": "x", "params": "\xff\xfe"}', b"[1, 2]", b"7"]
+    ("body", "code", "msg_id"),
+    [
+        (b"{not json", -32700, None),
+        (b'{"jsonrpc": "2.0", "method": "x", "params": "\xff\xfe"}', -32700, None),  # not UTF-8
+        (b"", -32700, None),
+        (b"[" * 100_000 + b"]" * 100_000, -32700, None),  # RecursionError ended the server
+        (b"[1, 2]", -32600, None),
+        (b"7", -32600, None),
+        (b'{"id": 5, "method": "shutdown"}', -32600, 5),  # no "jsonrpc"
+        (b'{"jsonrpc": "1.0", "id": "a", "method": "shutdown"}', -32600, "a"),
+    ],
 )
-def test_bodies_that_are_not_a_json_rpc_object_leave_the_server_answering(body: bytes) -> None:
+def test_bodies_that_are_not_a_json_rpc_object_are_answered_as_json_rpc_says(
+    body: bytes, code: int, msg_id: object
+) -> None:
+    """pygls showed each in an "Error in server" pop-up and answered nothing."""
     with raw_session() as client:
         client.send(body=body)
+        _alive(client)
+        assert [(e["error"]["code"], e["id"]) for e in _errors(client)] == [(code, msg_id)]
+        assert not [m for m in client.seen if m.get("method") == "window/showMessage"]
+
+
+REQUEST = b'{"jsonrpc": "2.0", "id": 5, "method": "textDocument/documentSymbol", ' + (
+    b'"params": {"textDocument": {"uri": "%s"}}}' % OPEN_URI.encode()
+)
+BROKEN_FRAMES = {
+    # a header block without Content-Length: pygls read the body as header lines, it
+    # swallowed the next header, and every later message was lost
+    "no Content-Length": b"Content-Type: application/json\r\n\r\n" + REQUEST,
+    "no header at all": REQUEST,
+    "Content-Length not a number": b"Content-Length: many\r\n\r\n" + REQUEST,
+    "Content-Length of a terabyte": b"Content-Length: 1000000000000\r\n\r\n" + REQUEST,
+    "Content-Length short": b"Content-Length: 20\r\n\r\n" + REQUEST,
+    "junk line": b"hello\r\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN_FRAMES))
+def test_a_broken_frame_gets_one_parse_error_and_the_next_request_its_answer(kind: str) -> None:
+    with raw_session() as client:
+        assert client.process.stdin is not None
+        client.process.stdin.write(BROKEN_FRAMES[kind])
+        client.process.stdin.flush()
+        _alive(client)
+        assert [(e["error"]["code"], e["id"]) for e in _errors(client)] == [(-32700, None)]
+        assert not [m for m in client.seen if m.get("id") == 5]  # the broken one is not run
+        assert not [m for m in client.seen if m.get("method") == "window/showMessage"]
+
+
+def test_header_names_are_read_in_any_case() -> None:
+    """`content-length` is the same header (names are case-insensitive): pygls lost it."""
+    with raw_session() as client:
+        assert client.process.stdin is not None
+        client.process.stdin.write(b"content-length:%d\r\n\r\n" % len(REQUEST) + REQUEST)
+        client.process.stdin.flush()
+        assert client.answer(5).get("result"), client.seen
         _alive(client)

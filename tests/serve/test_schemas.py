@@ -89,6 +89,21 @@ def test_top_p_that_asks_for_nothing_or_with_sampling_is_accepted(catalog):
     assert _parse(catalog, model="w:sampled", top_p=0.5).sample
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("temperature", 10**400), ("top_p", -(10**400)), ("temperature", float("nan")),
+     ("top_p", float("inf"))],
+)
+def test_numbers_past_a_floats_range_are_400_not_a_crash(catalog, field, value):
+    """An integer past a float's range (JSON allows 10**400) raised OverflowError (a 500)."""
+    with pytest.raises(ApiError) as err:
+        _parse(catalog, model="w", **{field: value})
+    assert err.value.status == 400 and err.value.body()["error"]["param"] == field
+    with pytest.raises(ApiError) as err:
+        _parse(catalog, model="w:tiny-style", kvsl={"value": value})
+    assert err.value.status == 400
+
+
 @pytest.mark.parametrize("raw", [b"", b"\xff\xfe", b"null", b'"text"', b"{"])
 def test_bodies_that_are_not_json_objects_are_400(raw):
     with pytest.raises(ApiError) as err:

@@ -53,8 +53,15 @@ def test_a_question_twice_in_the_source_is_asked_once(tmp_path: Path, stub: Stub
         (wrong_shape_reply(), "no `choices`: not a chat completion"),
         (Reply(raw=b"{this is not json", content_type="application/json"), "not valid JSON"),
         (Reply(body=[1, 2, 3]), "no `choices`"),
+        (Reply(raw=b"[" * 100_000 + b"]" * 100_000), "not valid JSON (nested too deeply)"),
+        (Reply(raw=b'{"id": "chatcmpl-1", "choices": ['), "not valid JSON"),  # cut short
+        (Reply(raw=b'{"id": "\xff\xfe"}'), "not valid JSON"),  # not UTF-8
+        (Reply(body={"id": "x", "object": "chat.completion", "created": 1, "model": "m",
+                     "choices": []}), "choices"),
+        (Reply(content="<step>Add \ud800 them.</step>\n<answer>2</answer>"), "not Unicode"),
     ],
-    ids=["html", "wrong-shape", "broken-json", "json-list"],
+    ids=["html", "wrong-shape", "broken-json", "json-list", "deep-json", "cut-short",
+         "not-utf8", "no-choices", "lone-surrogate"],
 )
 def test_a_200_that_is_not_a_chat_completion_counts_toward_kvs514(
     tmp_path: Path, stub: StubServer, make_plan: MakePlan, reply: Reply, says: str

@@ -116,3 +116,16 @@ def test_import_cli(tmp_path):
     assert nothing.exit_code == 1 and "KVS523" in nothing.output
     missing = runner.invoke(app, ["traces", "import", str(tmp_path / "no.jsonl"), "-o", str(tmp_path / "m.jsonl")])
     assert missing.exit_code == 1 and "KVS500" in missing.output
+
+
+def test_import_never_replaces_what_is_not_a_regular_file(tmp_path):
+    """`--force --out /dev/null` (as root) replaced the null device with a regular file; a
+    FIFO stands for every special file (kvsl.base.atomic refuses them all)."""
+    import os
+    import stat
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    result = CliRunner().invoke(app, ["traces", "import", str(PAPER), "-o", str(fifo), "--force"])
+    assert result.exit_code == 3 and "KVS520" in result.output and "not a regular file" in result.output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
