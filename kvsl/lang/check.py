@@ -315,13 +315,14 @@ def _check_template(
 def _template_file(
     found: Field, name: str, diagnostics: list[Diagnostic]
 ) -> tuple[str | None, str | None]:
-    from kvsl.lang.files import FileProblem, read_regular_file
+    from kvsl.lang.files import FileProblem, decode_data_text, read_regular_file
     from kvsl.lang.templates import MAX_TEMPLATE_BYTES, TemplateOrigin, check_template
 
     path = found.resolved_path()
     assert path is not None  # `found` holds a string
     try:
-        text = read_regular_file(path, MAX_TEMPLATE_BYTES).decode("utf-8")
+        # A BOM (Windows editors write one) would otherwise open every teacher prompt.
+        text = decode_data_text(read_regular_file(path, MAX_TEMPLATE_BYTES))
     except (FileProblem, UnicodeDecodeError) as err:
         reason = "is not UTF-8" if isinstance(err, UnicodeDecodeError) else str(err)
         diagnostics.append(

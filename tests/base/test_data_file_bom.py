@@ -26,7 +26,8 @@ def _write(tmp_path: Path, text: str, bom: bool) -> Path:
 
 def test_no_other_reader_decodes_data_files_itself() -> None:
     root = Path(__file__).resolve().parents[2] / "kvsl"
-    for name in ("formats/traces.py", "formats/question_records.py", "cli/run_commands.py"):
+    for name in ("formats/traces.py", "formats/question_records.py", "cli/run_commands.py",
+                 "lang/check.py"):  # fmt: skip
         assert '.decode("utf-8")' not in (root / name).read_text(encoding="utf-8"), name
 
 
@@ -58,3 +59,28 @@ def test_a_prompt_file(tmp_path: Path, bom: bool) -> None:
 
     path = _write(tmp_path, '{"prompt": "Why?"}\n', bom)
     assert _read_prompts([], path) == [("Why?", {})]
+
+
+def test_a_template_file(tmp_path: Path) -> None:
+    """A template saved with a BOM renders every teacher prompt without it; the plan (and
+    so the vectors' hash) is the one of the same template without it."""
+    from kvsl.lang import compile_spec
+
+    plans = []
+    for bom in (False, True):
+        folder = tmp_path / ("bom" if bom else "plain")
+        folder.mkdir()
+        (folder / "t.j2").write_text((BOM if bom else "") + "Q: {{ question }}\n", encoding="utf-8")
+        (folder / "traces.jsonl").write_text(TRACE + "\n", encoding="utf-8")
+        spec = folder / "s.kvs"
+        spec.write_text(
+            'style "s" {\n  description = "d"\n'
+            '  teacher {\n    model = "gpt-4o"\n    template = "t.j2"\n  }\n'
+            '  contrast {\n    traces = "traces.jsonl"\n    pairs = 1\n    shots = 0\n  }\n}\n',
+            encoding="utf-8",
+        )
+        plan, diagnostics = compile_spec(str(spec))
+        assert plan is not None, diagnostics
+        plans.append(plan)
+    assert not plans[1].teacher.template_source.startswith(BOM)
+    assert plans[1].teacher.template_source == plans[0].teacher.template_source
