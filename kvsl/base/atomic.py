@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import socket
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -46,11 +47,46 @@ def _writable_target(path: Path) -> Path:
     return target
 
 
+def _prefix(target: Path, pid: int) -> str:
+    """`.report.json.<host>-<pid>.`: whose temporary file it is, for `_remove_orphans`."""
+    host = socket.gethostname().replace(".", "_").replace("-", "_") or "host"
+    return f".{target.name}.{host}-{pid}."
+
+
+def _remove_orphans(target: Path) -> None:
+    """Remove the temporary files of `target` left by processes of this host that died
+    before they could (SIGKILL, a power cut). A live process's file, another host's (a
+    shared file system), or one that cannot be removed is left alone."""
+    mine = _prefix(target, 0)[: -len("0.")]  # `.report.json.<host>-`
+    try:
+        siblings = list(target.parent.iterdir())
+    except OSError:
+        return
+    for sibling in siblings:
+        rest = sibling.name[len(mine) :] if sibling.name.startswith(mine) else ""
+        pid = rest.split(".", 1)[0]
+        if not (rest.endswith(".tmp") and pid.isdigit()) or _alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            sibling.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or a number that cannot be checked: keep it
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterator[Path]:
     """A temporary file beside `path` to write; it replaces `path` when the block succeeds.
 
-    On any failure, Ctrl-C included, the temporary file is removed and `path` is untouched.
+    On any failure, Ctrl-C included, the temporary file is removed and `path` is untouched;
+    one left by a killed process is removed by the next write of `path` on this host.
     `fsync` flushes the bytes to disk before the rename (for files worth a crash's care).
     The temporary file is created in `path`'s folder (the same file system, so the rename
     is atomic); an `OSError` from creating it propagates before the block runs, as does one
@@ -65,7 +101,10 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
     ('{}', ['report.json'])
     """
     target = _writable_target(Path(path))
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_orphans(target)
+    handle, name = tempfile.mkstemp(
+        prefix=_prefix(target, os.getpid()), suffix=".tmp", dir=target.parent
+    )
     os.close(handle)
     temporary = Path(name)
     try:

@@ -101,3 +101,40 @@ def test_a_symlink_is_written_through(tmp_path) -> None:
         temporary.write_text("new")
     assert link.is_symlink() and real.read_text() == "new"
     assert sorted(p.name for p in real.parent.iterdir()) == ["spec.kvs"]
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path) -> None:
+    """SIGKILL leaves the temporary file beside the target (no `finally` runs); the next
+    write of that target removes it, and only it: a live writer's file, another host's
+    and other files stay."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from kvsl.base.atomic import _prefix, atomic_path
+
+    target = tmp_path / "artifact.safetensors"
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom kvsl.base.atomic import atomic_path\n"
+         "with atomic_path(sys.argv[1]) as t:\n    t.write_bytes(b'half')\n"
+         "    print(t.name, flush=True)\n    time.sleep(60)\n", str(target)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    orphan = tmp_path / child.stdout.readline().strip()  # type: ignore[union-attr]
+    assert orphan.exists()
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert orphan.exists() and not target.exists()  # what a kill leaves
+
+    live = tmp_path / f"{_prefix(target, os.getpid())}keep.tmp"
+    other_host = tmp_path / f".{target.name}.elsewhere-{child.pid}.x.tmp"
+    unrelated = tmp_path / f".{target.name}.notes"
+    for path in (live, other_host, unrelated):
+        path.write_text("x")
+    with atomic_path(target) as temporary:
+        temporary.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole"
+    assert not orphan.exists()
+    assert live.exists() and other_host.exists() and unrelated.exists()
