@@ -18,6 +18,7 @@ Public API:
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 
@@ -122,8 +123,8 @@ def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
                     )
                 )
             files.extend(sorted(found))
-        elif os.path.exists(path):
-            files.append(path)
+        elif os.path.exists(path) or _link_loop(path):
+            files.append(path)  # a link loop is read, and refused with the system's reason
         else:
             diagnostics.append(
                 Diagnostic(
@@ -131,6 +132,15 @@ def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
                 )
             )
     return list(dict.fromkeys(files)), diagnostics
+
+
+def _link_loop(path: str) -> bool:
+    """Whether `path` is a symbolic link that leads back to itself (not a missing file)."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        return err.errno == errno.ELOOP
+    return False
 
 
 def check_paths(paths: list[str]) -> list[Diagnostic]:

@@ -456,3 +456,23 @@ def test_fmt_on_a_full_disk_leaves_the_file_and_exits_3(
     assert "error[KVS019]: cannot write" in capsys.readouterr().err
     assert path.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def test_a_symbolic_link_loop_is_refused_as_unreadable_not_missing(tmp_path) -> None:
+    """`a.kvs -> a.kvs` (or a -> b -> a) exists as a name: `kvsl check` refuses it with
+    KVS001 and the system's reason, as `kvsl build` does, not KVS008 "no such file"."""
+    from kvsl.lang import check_paths
+
+    one = tmp_path / "self.kvs"
+    one.symlink_to(one)
+    a, b = tmp_path / "a.kvs", tmp_path / "b.kvs"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    for path in (one, a):
+        diagnostics = check_paths([str(path)])
+        assert [d.code for d in diagnostics] == ["KVS001"], diagnostics
+        assert "symbolic links" in diagnostics[0].message
+    # A link to nothing is still a missing file.
+    dangling = tmp_path / "gone.kvs"
+    dangling.symlink_to(tmp_path / "nowhere.kvs")
+    assert [d.code for d in check_paths([str(dangling)])] == ["KVS008"]
