@@ -227,6 +227,8 @@ def path_items(directory: str, partial: str, suffixes: tuple[str, ...]) -> list[
     for entry in entries:
         if not entry.name.startswith(stem) or (entry.name.startswith(".") and not stem):
             continue
+        if not entry.name.isprintable() or _not_utf8(entry.name):
+            continue  # a spec (UTF-8 text) cannot name it, and a label holding it breaks JSON
         try:
             is_dir = entry.is_dir()
         except OSError:
@@ -242,6 +244,16 @@ def path_items(directory: str, partial: str, suffixes: tuple[str, ...]) -> list[
         if len(items) >= MAX_PATH_ITEMS:
             break
     return sorted(items, key=lambda item: item.sort_text or "")
+
+
+def _not_utf8(name: str) -> bool:
+    """Whether a file name came from bytes that are not UTF-8 (Python keeps them as lone
+    surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 # --- definition ------------------------------------------------------------------------

@@ -386,3 +386,20 @@ def test_semantic_tokens_split_long_strings_per_line_and_count_units() -> None:
     assert data[:10] == [0, 0, 5, 0, 0, 0, 6, 3, 5, 1]
     assert len(data) == 5 * len(found)
     assert semantic_tokens("x" * 300_000) == []  # larger than any spec: not coloured
+
+
+def test_path_completion_offers_only_names_a_spec_can_hold(tmp_path: Path) -> None:
+    """A file name that is not UTF-8 (b"\\xff.jsonl") or holds a control character cannot
+    be written in a spec, and as a label it would break the JSON reply: not offered."""
+    import os
+
+    from kvsl.lsp.features import path_items
+
+    (tmp_path / "traces.jsonl").write_text("")
+    (tmp_path / "é.jsonl").write_text("")
+    os.close(os.open(os.path.join(os.fsencode(tmp_path), b"\xff.jsonl"), os.O_CREAT | os.O_WRONLY))
+    (tmp_path / "tab\there.jsonl").write_text("")
+    items = path_items(str(tmp_path), "", (".jsonl",))
+    labels = [item.label for item in items]
+    assert labels == ["traces.jsonl", "é.jsonl"]
+    json.dumps([item.label for item in items]).encode("utf-8")  # every label encodes
