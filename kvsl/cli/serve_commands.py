@@ -51,6 +51,10 @@ BatchingOption = Annotated[
 ShutdownTimeoutOption = Annotated[
     float, typer.Option("--shutdown-timeout", help="Seconds in-flight requests get on SIGTERM.")
 ]
+RequestTimeoutOption = Annotated[
+    float, typer.Option("--request-timeout", help="Seconds a client gets to send a request's "
+                        "head, and again its body; then 408.")
+]
 
 
 @app.command()
@@ -70,6 +74,7 @@ def serve(
     gather_ms: GatherMsOption = 5.0,
     batching: BatchingOption = "continuous",
     shutdown_timeout: ShutdownTimeoutOption = 30.0,
+    request_timeout: RequestTimeoutOption = 30.0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     threads: ThreadsOption = None,
@@ -84,7 +89,8 @@ def serve(
         check_options(port=port, max_batch=max_batch, max_queue=max_queue,
                       max_prompt_tokens=max_prompt_tokens, max_new_tokens=max_new_tokens,
                       max_n=max_n, max_body_bytes=max_body_bytes, max_coefficient=max_coefficient,
-                      gather_ms=gather_ms, batching=batching)
+                      gather_ms=gather_ms, batching=batching,
+                      request_timeout=request_timeout)
         from kvsl.engine.setup import prepare
 
         # Threads (KVS313), the device (KVS309) and the precision, before anything loads.
@@ -114,7 +120,7 @@ def serve(
             config = ServerConfig(
                 limits=Limits(max_prompt_tokens, max_new_tokens, max_coefficient, max_n),
                 api_key=key, max_batch=max_batch, max_queue=max_queue, gather_ms=gather_ms,
-                max_body_bytes=max_body_bytes, batching=batching,
+                max_body_bytes=max_body_bytes, batching=batching, body_timeout_s=request_timeout,
             )
             application = create_app(catalog, config, executor=thread)
         except BaseException:
@@ -132,5 +138,6 @@ def serve(
               f"(models: {', '.join(catalog.model_ids())})", file=sys.stderr, flush=True)
         from kvsl.serve.server import run_server
 
-        run_server(application, sock, shutdown_timeout=shutdown_timeout)
+        run_server(application, sock, shutdown_timeout=shutdown_timeout,
+                   request_timeout=request_timeout)
         print("kvsl serve: stopped", file=sys.stderr, flush=True)

@@ -7,7 +7,8 @@
     GET  /metrics               Prometheus text
 
 Every error is an OpenAI-shaped JSON body (`{"error": {...}}`) with its status: 400 bad
-request, 401 API key, 404 unknown model or route, 413 body too large, 429 queue full (with
+request, 401 API key, 404 unknown model or route, 408 request head or
+body too slow (`--request-timeout`), 413 body too large, 429 queue full (with
 Retry-After), 503 shutting down, 500 anything unexpected (the server stays up).
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -36,7 +37,7 @@ from kvsl.serve.batcher import Batcher, Busy, Job, Sampling, ShuttingDown
 from kvsl.serve.catalog import Catalog
 from kvsl.serve.continuous import ContinuousBatcher
 from kvsl.serve.metrics import Metrics
-from kvsl.serve.schemas import ApiError, Generation, Limits, parse_body, parse_generation
+from kvsl.serve.schemas import ApiError, Generation, Limits, parse_body, parse_generation, shown
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class ServerConfig:
     max_queue: int = 64
     gather_ms: float = 5.0
     max_body_bytes: int = 1_000_000
+    body_timeout_s: float = 30.0  # a body still unfinished after that: 408 (a stalled client)
     batching: str = "continuous"  # or "dynamic" (`kvsl.serve.batcher`)
 
 
@@ -66,19 +68,38 @@ def _authorize(request: Request, key: str | None) -> None:
                        type="authentication_error", code="invalid_api_key")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+# Answers sent before the body is read whole close the connection: what is left of the
+# body would otherwise be read as the next request (or the client waits on a kept-alive one).
+_CLOSE = {"Connection": "close"}
+
+
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, at most `limit` bytes (413, refused before reading when declared larger),
+    whole within `timeout` seconds (408: a client that declares more than it sends, then
+    stalls, would hold its connection and a coroutine for ever)."""
     declared = request.headers.get("content-length", "")
     too_large = ApiError(413, f"the request body is larger than {limit} bytes",
-                         code="request_too_large")
+                         code="request_too_large", headers=_CLOSE)
     if declared.isdigit() and int(declared) > limit:
         raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+
+    async def read() -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    try:
+        return await asyncio.wait_for(read(), timeout)
+    except ClientDisconnect:  # it left mid-body: nobody reads the answer (no traceback logged)
+        raise ApiError(499, "the client closed the connection before its body was read",
+                       code="client_closed") from None
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {timeout:g} seconds",
+                       code="request_timeout", headers=_CLOSE) from None
 
 
 async def _disconnected(request: Request) -> None:
@@ -203,7 +224,7 @@ class _Server:
             _authorize(request, self.config.api_key)
             model_id = request.path_params["model"]
             if model_id not in self.catalog.model_ids():
-                raise ApiError(404, f"the model `{model_id}` does not exist", param="model",
+                raise ApiError(404, f"the model `{shown(model_id)}` does not exist", param="model",
                                code="model_not_found")
         except ApiError as err:
             return _error(err)
@@ -258,7 +279,7 @@ class _Server:
         started = time.perf_counter()
         try:
             _authorize(request, self.config.api_key)
-            raw = await _read_body(request, self.config.max_body_bytes)
+            raw = await _read_body(request, self.config.max_body_bytes, self.config.body_timeout_s)
             gen = parse_generation(parse_body(raw), kind, self.catalog, self.config.limits)
             job = self._admit(gen)
         except ApiError as err:

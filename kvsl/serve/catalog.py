@@ -156,9 +156,9 @@ def check_options(batching: str = "continuous", **values: float) -> None:
             problems.append(f"`{flag} {value:g}` is not a port (0..65535)")
         elif name == "gather_ms" and value < 0:
             problems.append(f"`{flag} {value:g}` must not be negative")
-        elif name == "max_coefficient" and not value > 0:
+        elif name in ("max_coefficient", "request_timeout") and not value > 0:
             problems.append(f"`{flag} {value:g}` must be greater than 0")
-        elif name not in ("port", "gather_ms", "max_coefficient") and value < 1:
+        elif name not in ("port", "gather_ms", "max_coefficient", "request_timeout") and value < 1:
             problems.append(f"`{flag} {value:g}` must be at least 1")
     if problems:
         from kvsl.lang.diagnostics import Diagnostic, Severity

@@ -89,6 +89,19 @@ class Generation:
         return len(self.prompt) + (self.offset_id is not None)
 
 
+MAX_STOP_CHARS = 1000  # a stop string longer than any answer the server returns never matches
+
+
+def shown(name: str, limit: int = 80) -> str:
+    """A client's name as an error message quotes it: at most `limit` characters, so a
+    megabyte-long model id is not echoed back whole.
+
+    >>> shown("tiny"), len(shown("x" * 10_000))
+    ('tiny', 81)
+    """
+    return name if len(name) <= limit else name[:limit] + "…"
+
+
 def _bad(message: str, param: str | None = None, code: str | None = None) -> ApiError:
     return ApiError(400, message, param=param, code=code)
 
@@ -143,7 +156,7 @@ def _style(body: dict[str, Any], catalog: Catalog) -> tuple[ServedStyle | None, 
     if base != catalog.model_id or (style_name and style_name not in catalog.styles):
         raise ApiError(
             404,
-            f"the model `{model}` does not exist; served: {', '.join(catalog.model_ids())}",
+            f"the model `{shown(model)}` does not exist; served: {', '.join(catalog.model_ids())}",
             param="model",
             code="model_not_found",
         )
@@ -161,10 +174,10 @@ def _style(body: dict[str, Any], catalog: Catalog) -> tuple[ServedStyle | None, 
         if not isinstance(named, str):
             raise _bad("`kvsl.style` must be a string", "kvsl.style", "invalid_type")
         if named not in catalog.styles:
-            raise ApiError(404, f"unknown style `{named}`; served: {', '.join(catalog.styles) or 'none'}",
+            raise ApiError(404, f"unknown style `{shown(named)}`; served: {', '.join(catalog.styles) or 'none'}",
                            param="kvsl.style", code="style_not_found")
         if style_name and named != style_name:
-            raise _bad(f"`kvsl.style` is `{named}` but the model id names `{style_name}`", "kvsl.style")
+            raise _bad(f"`kvsl.style` is `{shown(named)}` but the model id names `{style_name}`", "kvsl.style")
         style_name = named
     if not style_name and set(settings) - {"style"}:
         raise _bad("`kvsl` settings need a style (a model id `MODEL:STYLE` or `kvsl.style`)", "kvsl")
@@ -230,7 +243,7 @@ def _chat_prompt(body: dict[str, Any], style: ServedStyle | None, tokenizer: Any
         if role == "developer":
             role = "system"
         if role not in ("system", "user", "assistant"):
-            raise _bad(f"`messages[{i}].role` must be system, user or assistant, got {role!r}",
+            raise _bad(f"`messages[{i}].role` must be system, user or assistant, got {shown(repr(role))}",
                        f"messages[{i}].role", "invalid_value")
         chat.append(Message(role, _content(message.get("content"), f"messages[{i}].content")))
     if style is not None and style.system_prompt is not None and chat[0].role != "system":
@@ -256,6 +269,8 @@ def _stop(body: dict[str, Any], default: tuple[str, ...]) -> tuple[str, ...]:
         stop = [stop]
     if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) and s for s in stop):
         raise _bad("`stop` must be a string or a list of up to 4 non-empty strings", "stop", "invalid_type")
+    if any(len(s) > MAX_STOP_CHARS for s in stop):
+        raise _bad(f"a stop string must be at most {MAX_STOP_CHARS} characters", "stop", "invalid_value")
     return tuple(stop)
 
 

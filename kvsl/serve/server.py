@@ -8,6 +8,8 @@ batcher; the process then exits 0.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
 import socket
 import sys
@@ -68,12 +70,81 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def run_server(app: Any, sock: socket.socket, *, shutdown_timeout: float = 30.0) -> None:
-    """Serve `app` on `sock` until SIGTERM or SIGINT; returns normally after a clean stop."""
+def head_deadline_protocol(timeout: float) -> type:
+    """uvicorn's HTTP/1.1 protocol (h11) with a deadline on every request's head.
+
+    uvicorn's only timer is its keep-alive one, and any byte received cancels it: a client that
+    opens a connection and sends nothing, or sends a request line and then one header line a
+    minute (slowloris), held its connection (and a file descriptor) for ever. Here a
+    connection waiting for a request head (a new one, or after a response) gets `timeout`
+    seconds to send it whole; then it is answered 408 (if it sent anything) and closed.
+    The body has its own deadline, in the app (`kvsl.serve.app._read_body`).
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadDeadline(H11Protocol):
+        head_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self.head_timer = self.loop.call_later(timeout, self._head_late)
+
+        def _disarm(self) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            self._arm()  # before the base class parses a pipelined request (which disarms)
+            super().on_response_complete()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.conn.their_state is not h11.IDLE:  # a whole head arrived (or the end)
+                self._disarm()
+
+        def _head_late(self) -> None:
+            self.head_timer = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+                return
+            started = bool(self.conn.trailing_data[0])
+            if started and self.conn.our_state is h11.IDLE:
+                body = b'{"error":{"message":"the request head did not arrive in time",' \
+                       b'"type":"invalid_request_error","param":null,"code":"request_timeout"}}'
+                headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
+                           (b"content-length", str(len(body)).encode())]
+                with contextlib.suppress(h11.LocalProtocolError):
+                    self.transport.write(self.conn.send(h11.Response(
+                        status_code=408, headers=headers, reason=b"Request Timeout")))
+                    self.transport.write(self.conn.send(h11.Data(data=body)))
+                    self.transport.write(self.conn.send(h11.EndOfMessage()))
+            self.transport.close()
+
+    return HeadDeadline
+
+
+def run_server(
+    app: Any, sock: socket.socket, *, shutdown_timeout: float = 30.0, request_timeout: float = 30.0
+) -> None:
+    """Serve `app` on `sock` until SIGTERM or SIGINT; returns normally after a clean stop.
+
+    `request_timeout`: seconds a connection gets to send a request's head (see
+    `head_deadline_protocol`); the app gives the body as long again.
+    """
     import uvicorn
 
     config = uvicorn.Config(
         app,
+        http=head_deadline_protocol(request_timeout),
         log_level="warning",
         access_log=False,  # request lines would be noise; headers (the API key) are never logged
         timeout_graceful_shutdown=max(1, round(shutdown_timeout)),
