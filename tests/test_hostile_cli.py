@@ -191,3 +191,17 @@ def test_open_layer_range_past_the_last_layer_is_refused(text: str) -> None:
     assert SteerPlan(layers=parse_layers("1.."), key=0.0, value=1.0).coefficients(2) == {
         1: (0.0, 1.0)
     }
+
+
+@pytest.mark.parametrize("text", ["1..0", "-1..-2", "99999999999999999999..1", "0, 1..0"])
+def test_a_layer_range_that_counts_down_is_refused(text: str) -> None:
+    """`--layers 1..0` (or a request's `kvsl.layers`) resolved to no layer and ran plain,
+    silently; a spec's `[5..2]` is KVS1xx already. Ranges across signs resolve per model."""
+    from kvsl.lang.overrides import parse_layers
+    from kvsl.lang.plan import SteerPlan
+
+    with pytest.raises(ValueError, match="selects no layer"):
+        SteerPlan(layers=parse_layers(text), key=0.0, value=1.0).coefficients(2)
+    assert SteerPlan(layers=parse_layers("0..-1"), key=0.0, value=1.0).coefficients(2) == {
+        0: (0.0, 1.0), 1: (0.0, 1.0)
+    }

@@ -168,6 +168,11 @@ def _resolve_all(spans: tuple[LayerSpan, ...], num_layers: int) -> list[int]:
             # `5..` on a 2-layer model: an open range that starts past the last layer
             # would steer nothing, silently (a run identical to plain generation).
             raise ValueError(f"layer {resolved.start} is outside a model with {num_layers} layers")
+        if not resolved:
+            # `5..1` from `--layers` or a request (a spec's is KVS1xx before this): a range
+            # that counts down steered nothing, silently, as the open range above did.
+            raise ValueError(f"the layer range {span.start}..{span.stop} selects no layer "
+                             "(it counts down)")
         for layer in resolved:
             if not 0 <= layer < num_layers:
                 raise ValueError(f"layer {layer} is outside a model with {num_layers} layers")
