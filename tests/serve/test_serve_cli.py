@@ -29,6 +29,8 @@ def _serve(*args: str):
         (["--max-coefficient", "0"], "--max-coefficient 0"),
         (["--gather-ms", "-1"], "--gather-ms -1"),
         (["--batching", "eager"], "--batching eager"),
+        (["--request-timeout", "0"], "--request-timeout 0"),
+        (["--request-timeout", "nan"], "--request-timeout nan"),
     ],
 )
 def test_options_out_of_range_are_kvs802(root, flags, needle):
