@@ -53,7 +53,7 @@ ShutdownTimeoutOption = Annotated[
 ]
 RequestTimeoutOption = Annotated[
     float, typer.Option("--request-timeout", help="Seconds a client gets to send a request's "
-                        "head, and again its body; then 408.")
+                        "head, again its body (then 408), and to take each chunk of a stream.")
 ]
 
 

@@ -50,7 +50,9 @@ class ServerConfig:
     max_queue: int = 64
     gather_ms: float = 5.0
     max_body_bytes: int = 1_000_000
-    body_timeout_s: float = 30.0  # a body still unfinished after that: 408 (a stalled client)
+    # A body still unfinished after that: 408; a stream's client that takes no chunk for that
+    # long: the connection closes (`--request-timeout`; stalled clients hold nothing for ever).
+    body_timeout_s: float = 30.0
     batching: str = "continuous"  # or "dynamic" (`kvsl.serve.batcher`)
 
 
@@ -115,13 +117,24 @@ class _EventStream(StreamingResponse):
     other, and `on_close` runs in every case (it frees the request's slot).
     """
 
-    def __init__(self, content: AsyncIterator[str], on_close: Callable[[], None]) -> None:
+    def __init__(self, content: AsyncIterator[str], on_close: Callable[[], None],
+                 send_timeout: float) -> None:
         super().__init__(content, media_type="text/event-stream",
                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         self.on_close = on_close
+        self.send_timeout = send_timeout
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Any, receive: Any, original_send: Any) -> None:
         import anyio
+
+        async def send(message: Any) -> None:
+            # A client that stops reading (its window full, the socket open) blocked this send
+            # for ever: the connection and this task stayed, and with them what is left of the
+            # answer. Past the deadline it counts as gone; uvicorn then closes the connection.
+            try:
+                await asyncio.wait_for(original_send(message), self.send_timeout)
+            except TimeoutError:
+                raise OSError("the client stopped reading its stream") from None
 
         try:
             async with anyio.create_task_group() as group:
@@ -293,7 +306,8 @@ class _Server:
                     self.metrics.disconnects.inc()
                     job.cancel()
 
-            return _EventStream(self._events(job, gen, endpoint, started), on_close=closed)
+            return _EventStream(self._events(job, gen, endpoint, started), on_close=closed,
+                                send_timeout=self.config.body_timeout_s)
         waiter: asyncio.Future[Any] = asyncio.ensure_future(_disconnected(request))
         try:
             await asyncio.wait([job.result, waiter], return_when=asyncio.FIRST_COMPLETED)

@@ -302,3 +302,34 @@ def test_many_streams_opened_and_abandoned_free_every_slot(server):
     health = server.wait_idle(timeout=20)
     assert health["in_flight"] == 0 and health["running_rows"] == 0 and health["queued"] == 0
     _serves(server)
+
+
+def test_a_stream_whose_client_stops_reading_is_ended_at_the_send_deadline():
+    """A client that keeps its socket open but takes no more bytes blocked the stream's send
+    for ever (uvicorn has no write timeout): past `--request-timeout` it counts as gone, and
+    its slot is freed. (Loopback buffers absorb the tiny model's whole answer, so this drives
+    the ASGI response directly with a send that never completes.)"""
+    import asyncio
+
+    from kvsl.serve.app import _EventStream
+
+    async def events():
+        for i in range(1000):
+            yield f"data: {i}\n\n"
+
+    async def receive():
+        await asyncio.sleep(3600)  # the client never leaves
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+        if message.get("type") == "http.response.body" and len(sent) > 2:
+            await asyncio.sleep(3600)  # its window is full from the second chunk on
+
+    closed: list[bool] = []
+    stream = _EventStream(events(), on_close=lambda: closed.append(True), send_timeout=0.2)
+    started = time.monotonic()
+    asyncio.run(asyncio.wait_for(stream({"type": "http"}, receive, send), 10))
+    assert closed == [True] and time.monotonic() - started < 2
+    assert len(sent) == 3  # the head, one chunk, then the one that never went
