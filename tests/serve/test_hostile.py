@@ -333,3 +333,11 @@ def test_a_stream_whose_client_stops_reading_is_ended_at_the_send_deadline():
     asyncio.run(asyncio.wait_for(stream({"type": "http"}, receive, send), 10))
     assert closed == [True] and time.monotonic() - started < 2
     assert len(sent) == 3  # the head, one chunk, then the one that never went
+
+
+@pytest.mark.parametrize("prompt", [["a", "b"], [1, 2, 3], [[1, 2]], "", [], {"text": "hi"}, None, 7, [""]])
+def test_a_completion_prompt_of_the_wrong_shape_is_a_400(server, prompt):
+    body = json.dumps({"model": MODEL_ID, "prompt": prompt, "max_tokens": 2})
+    status, _, text = raw(server.port, "POST", "/v1/completions", body, timeout=30)
+    assert status == 400, text
+    assert json.loads(text)["error"]["param"] == "prompt"
