@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -96,7 +96,7 @@ def serve(
         # Threads (KVS313), the device (KVS309) and the precision, before anything loads.
         setup = prepare(threads=threads, device=device, precision=precision)
         where, precision = setup.device, setup.precision.name
-        from kvsl.serve.server import bind, is_loopback, model_thread
+        from kvsl.serve.server import bind, model_thread
 
         key = api_key_from(api_key)
         sock = bind(host, port)  # before the model loads: a busy port fails fast (KVS803)
@@ -127,17 +127,24 @@ def serve(
             sock.close()
             thread.shutdown(wait=False)
             raise
-        if key is None and not is_loopback(host):
-            from kvsl.lang.codes import CODES
-
-            print(f"warning[KVS804]: {CODES['KVS804'].title}: set --api-key or KVSL_API_KEY",
-                  file=sys.stderr)
-        bound_host, bound_port = sock.getsockname()[:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        print(f"kvsl serve: listening on http://{shown}:{bound_port}/v1 "
-              f"(models: {', '.join(catalog.model_ids())})", file=sys.stderr, flush=True)
+        _announce(sock, host, key, catalog)
         from kvsl.serve.server import run_server
 
         run_server(application, sock, shutdown_timeout=shutdown_timeout,
                    request_timeout=request_timeout)
         print("kvsl serve: stopped", file=sys.stderr, flush=True)
+
+
+def _announce(sock: Any, host: str, key: str | None, catalog: Any) -> None:
+    """KVS804 when no API key guards a non-loopback address, then the listening line."""
+    from kvsl.serve.server import is_loopback
+
+    if key is None and not is_loopback(host):
+        from kvsl.lang.codes import CODES
+
+        print(f"warning[KVS804]: {CODES['KVS804'].title}: set --api-key or KVSL_API_KEY",
+              file=sys.stderr)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    print(f"kvsl serve: listening on http://{shown}:{bound_port}/v1 "
+          f"(models: {', '.join(catalog.model_ids())})", file=sys.stderr, flush=True)
