@@ -26,6 +26,17 @@ def tiny():
     return model.to(DEVICE), tokenizer
 
 
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, tiny) -> Path:
+    """`tiny` saved to a folder, for the CLI and scripts that load a model by path."""
+    model, tokenizer = tiny
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model.to("cpu").save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    model.to(DEVICE)
+    return path
+
+
 # The first six of the shared tiny traces: enough for 4 pairs at 1 shot plus a dev split.
 TINY_TRACES = SHARED_TRACES[:6]
 

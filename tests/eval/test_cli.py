@@ -17,14 +17,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TINY_TRACES = SHARED_TRACES[:6]  # as in conftest.py
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny) -> Path:
-    model, tokenizer = tiny
-    path = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
 
 @pytest.fixture
 def spec(tmp_path: Path, model_dir: Path) -> Path:

@@ -9,20 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from interrupting import interrupt_when_ready
 
 QUESTIONS = 8
 TOKENS = 200  # every answer this long (`--min-new-tokens`): the run lasts seconds
 
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny) -> Path:
-    model, tokenizer = tiny
-    path = tmp_path_factory.mktemp("tiny-llama")
-    model.to("cpu").save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def _arc(path: Path) -> Path:

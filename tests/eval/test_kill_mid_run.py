@@ -19,14 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 N = 40  # questions: enough that a kill lands while answers are still being written
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny) -> Path:
-    model, tokenizer = tiny
-    path = tmp_path_factory.mktemp("tiny-llama")
-    model.to("cpu").save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
 
 def _kvsl(*args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
