@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from typer import Abort, Exit
+from typer import Abort
 from typer.core import TyperGroup
 
 try:  # Typer 0.2x vendors Click as typer._click; older Typer uses Click itself
@@ -36,8 +36,9 @@ class KvslGroup(TyperGroup):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            # Without standalone mode Typer returns the code of a `typer.Exit` (how every
-            # command reports a KvslError) instead of exiting, and raises parse errors.
+            # Without standalone mode Typer returns the code of any `typer.Exit` (how every
+            # command reports a KvslError, and `--help`) instead of exiting, and raises
+            # parse errors and Abort.
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click_errors.NoArgsIsHelpError as err:
             # `kvsl` or `kvsl traces` alone: the help, as Typer prints it.
@@ -49,8 +50,6 @@ class KvslGroup(TyperGroup):
         except Abort:
             print("Aborted!", file=sys.stderr)
             sys.exit(1)
-        except Exit as done:  # `ctx.exit(code)` raised inside a callback
-            sys.exit(done.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
 
 
