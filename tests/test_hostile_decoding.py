@@ -149,6 +149,18 @@ def test_problems_name_only_the_given_sampling_settings() -> None:
     assert GenerationSettings(sample=True).problems(set(SAMPLING_ONLY)) == []
 
 
+@pytest.mark.parametrize("maximum", [-1, 0])
+def test_an_invalid_maximum_is_one_problem_not_two(maximum: int) -> None:
+    """`--max-new-tokens -1` once; not also "min_new_tokens 0 exceeds it"."""
+    problems = GenerationSettings(max_new_tokens=maximum).problems({"max_new_tokens"})
+    assert problems == [f"`--max-new-tokens {maximum}` must be at least 1"]
+
+
+def test_minimum_above_a_valid_maximum_is_named() -> None:
+    problems = GenerationSettings(max_new_tokens=4, min_new_tokens=9).problems()
+    assert problems == ["`--min-new-tokens 9` must not exceed `max_new_tokens` (4)"]
+
+
 # --- the model's context -------------------------------------------------------------------
 
 CONTEXT = 48  # positions of the tiny model below: generating up to it takes milliseconds

@@ -279,7 +279,8 @@ class GenerationSettings:
             value = getattr(self, name)
             if not 0 <= value <= _MAX_INTEGER:
                 problems.append(f"`--{name.replace('_', '-')}` must be at least 0")
-        if self.min_new_tokens > self.max_new_tokens:
+        # Only against a valid maximum: `--max-new-tokens -1` is one mistake, said once.
+        if 1 <= self.max_new_tokens < self.min_new_tokens:
             problems.append(
                 f"`--min-new-tokens {self.min_new_tokens}` must not exceed "
                 f"`max_new_tokens` ({self.max_new_tokens})"
