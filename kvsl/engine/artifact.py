@@ -277,10 +277,18 @@ def _no_plan(manifest: Mapping[str, Any]) -> str:
 def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     from safetensors import safe_open
 
+    if path.is_dir():
+        raise KvslError.one(
+            "KVS400",
+            f"artifact `{path}` is a directory",
+            Span.whole_file(str(path)),
+            help="pass the `.safetensors` file `kvsl build` printed (built vectors sit in the "
+            "spec's `vectors/` folder)",
+        )
     if not path.is_file():
         raise KvslError.one(
             "KVS400",
-            f"artifact `{path}` does not exist",
+            f"artifact `{path}` does not exist" if not path.exists() else f"`{path}` is not a regular file",
             Span.whole_file(str(path)),
             help="build it with `kvsl build SPEC`, or check the path",
         )

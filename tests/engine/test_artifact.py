@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -69,6 +70,18 @@ def test_tensor_layout(vectors, tmp_path):
 
 def test_missing_file_is_kvs400(tmp_path):
     assert code_of(lambda: load_artifact(tmp_path / "nope.safetensors")) == "KVS400"
+
+
+def test_a_directory_or_a_fifo_is_kvs400_named_as_such(tmp_path):
+    """Not "does not exist" for a path that does: say what it is instead."""
+    with pytest.raises(KvslError) as folder:
+        load_artifact(tmp_path)
+    assert folder.value.diagnostics[0].code == "KVS400"
+    assert "is a directory" in folder.value.diagnostics[0].message
+    os.mkfifo(tmp_path / "pipe.safetensors")
+    with pytest.raises(KvslError) as fifo:
+        load_artifact(tmp_path / "pipe.safetensors")
+    assert "is not a regular file" in fifo.value.diagnostics[0].message
 
 
 def test_foreign_safetensors_is_kvs401(tmp_path):
