@@ -274,6 +274,28 @@ def _no_plan(manifest: Mapping[str, Any]) -> str:
     return "records a plan that cannot be read"
 
 
+def _looks_like_safetensors(path: Path) -> bool:
+    """Whether the file opens as safetensors does: an 8-byte little-endian header length,
+    then a JSON object (`{`). A damaged artifact still does, so it is reported as corrupt
+    (rebuild it); a text file passed by mistake does not, and must not be called corrupt,
+    since the advice for a corrupt artifact is to delete it.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile(suffix=".md") as f:
+    ...     _ = f.write(b"# kvsl notes"); f.flush()
+    ...     _looks_like_safetensors(Path(f.name))
+    False
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return True  # let safetensors report what it cannot read
+    if len(head) < 9:
+        return True  # empty or cut short: a truncated artifact
+    return head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 32
+
+
 def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     from safetensors import safe_open
 
@@ -291,6 +313,13 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             f"artifact `{path}` does not exist" if not path.exists() else f"`{path}` is not a regular file",
             Span.whole_file(str(path)),
             help="build it with `kvsl build SPEC`, or check the path",
+        )
+    if not _looks_like_safetensors(path):
+        raise KvslError.one(
+            "KVS401",
+            f"`{path}` is not a safetensors file, so not a kvsl artifact",
+            Span.whole_file(str(path)),
+            help="pass the `.safetensors` file `kvsl build` printed",
         )
     try:
         with safe_open(str(path), framework="pt") as handle:

@@ -233,8 +233,10 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "KVS401",
         "not a kvsl artifact",
         Severity.ERROR,
-        "The file is a valid safetensors file but carries no kvsl manifest in its metadata: it "
-        "was not written by `kvsl build` (model weights, another tool's vectors, ...). kvsl "
+        "The file is not a safetensors file at all (a spec, an index, a text file passed by "
+        "mistake), or it is a valid safetensors file that carries no kvsl manifest in its "
+        "metadata: it was not written by `kvsl build` (model weights, another tool's vectors, "
+        "...). kvsl "
         "refuses it because it cannot know which model, tokenizer and position the tensors "
         "belong to.",
         "kvsl inspect model.safetensors",
@@ -244,8 +246,8 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "KVS402",
         "corrupt artifact",
         Severity.ERROR,
-        "The artifact could not be read back as written: the file is truncated or not a "
-        "safetensors file, its manifest is unreadable, a layer's tensors are missing or have "
+        "The artifact could not be read back as written: the file is truncated or its "
+        "safetensors header is damaged, its manifest is unreadable, a layer's tensors are missing or have "
         "the wrong shape, or the tensors or the manifest no longer match their checksums (the "
         "file was modified: a coefficient edited in the header is refused like a changed "
         "tensor). Rebuilding it is cheap and safe.",

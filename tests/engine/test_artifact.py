@@ -91,9 +91,17 @@ def test_foreign_safetensors_is_kvs401(tmp_path):
     assert code_of(lambda: load_artifact(tmp_path / "model.safetensors")) == "KVS401"
 
 
-def test_not_safetensors_is_kvs402(tmp_path):
-    (tmp_path / "x.safetensors").write_text("hello, not a tensor file")
-    assert code_of(lambda: load_artifact(tmp_path / "x.safetensors")) == "KVS402"
+@pytest.mark.parametrize("name", ["x.safetensors", "README.md", "index.json"])
+def test_not_safetensors_is_kvs401_and_never_advises_deleting_it(tmp_path, name):
+    """A text file passed by mistake is not "corrupt": the corrupt-artifact advice (delete
+    it and rebuild) would cost the user that file."""
+    (tmp_path / name).write_text('{"hello": "not a tensor file"}\n# notes\n')
+    with pytest.raises(KvslError) as err:
+        load_artifact(tmp_path / name)
+    diagnostic = err.value.diagnostics[0]
+    assert diagnostic.code == "KVS401"
+    assert "not a safetensors file" in diagnostic.message
+    assert "delete" not in (diagnostic.help or "")
 
 
 def test_truncated_is_kvs402(vectors, tmp_path):
