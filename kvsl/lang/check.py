@@ -24,7 +24,6 @@ The checker runs in three steps, none of which raises for bad input:
 from __future__ import annotations
 
 import os
-import re
 
 from kvsl.lang.checked import Decl, Field, Resolved
 from kvsl.lang.diagnostics import Diagnostic, Label
@@ -34,6 +33,7 @@ from kvsl.lang.phrasing import error, shown, warning
 from kvsl.lang.plan import DEFAULT_MODEL, SAMPLING_ONLY, GenerationSettings, LayerSpan
 from kvsl.lang.schema import TOP
 from kvsl.lang.source import SourceFile, Span
+from kvsl.lang.urls import http_url_problem
 
 
 def check_resolved(decl: Decl, session: Session) -> tuple[Resolved, list[Diagnostic]]:
@@ -262,12 +262,12 @@ def _check_question_file(decl: Decl, diagnostics: list[Diagnostic]) -> None:
 def _check_base_url(decl: Decl, diagnostics: list[Diagnostic]) -> None:
     base_url = decl.valid("teacher", "base_url")
     url = base_url.text() if base_url is not None else None
-    if base_url is None or url is None or re.match(r"https?://\S+$", url):
+    if base_url is None or url is None or (problem := http_url_problem(url)) is None:
         return
     diagnostics.append(
         error(
             "KVS108",
-            f"`base_url` cannot be `{url}`",
+            f"`base_url` cannot be `{url}`: {problem}",
             base_url.span,
             help="write an http(s) URL such as `http://127.0.0.1:8000/v1`",
         )

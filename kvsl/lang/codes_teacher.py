@@ -94,6 +94,17 @@ TEACHER_CODES: tuple[Code, ...] = (
     ),
     # KVS510 and up: `kvsl teach` (the teacher client and its run).
     Code(
+        "KVS524",
+        "teacher base URL is not an http(s) URL",
+        Severity.ERROR,
+        "`--base-url`, OPENAI_BASE_URL (or a spec's `base_url`, checked as KVS108) must be the "
+        "http or https base URL of an OpenAI-compatible server. Anything else (another "
+        "scheme, no host, a port out of range, an unclosed IPv6 bracket, a space) is refused "
+        "before any request, with where the URL came from.",
+        "kvsl teach specs/style.kvs --base-url 127.0.0.1:8000",
+        "kvsl teach specs/style.kvs --base-url http://127.0.0.1:8000/v1",
+    ),
+    Code(
         "KVS510",
         "no API key for the teacher",
         Severity.ERROR,

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.source import Span
+from kvsl.lang.urls import http_url_problem
 
 if TYPE_CHECKING:  # openai is imported lazily: `kvsl --help` must not pay for it
     from openai import AsyncOpenAI
@@ -104,12 +105,31 @@ def choose_base_url(
     ('https://api.openai.com/v1', 'the default')
     """
     if cli_base_url:
-        return cli_base_url, "--base-url"
+        return _usable(cli_base_url, "--base-url"), "--base-url"
     if spec_base_url:
-        return spec_base_url, "the spec"
+        return _usable(spec_base_url, "the spec's `base_url`"), "the spec"
     if environ.get("OPENAI_BASE_URL"):
-        return environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
+        return _usable(environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL"), "OPENAI_BASE_URL"
     return DEFAULT_BASE_URL, "the default"
+
+
+def _usable(url: str, origin: str) -> str:
+    """`url` when it is an http(s) URL, else KVS524 (exit 2) naming where it came from.
+
+    >>> _usable("ftp://h/v1", "--base-url")
+    Traceback (most recent call last):
+    kvsl.lang.diagnostics.KvslError: KVS524: --base-url `ftp://h/v1` is not an http(s) URL: the scheme is `ftp`, not http or https
+    """
+    problem = http_url_problem(url)
+    if problem is None:
+        return url
+    shown = display_url(url) if "@" in url else url  # user info in a URL is a credential
+    raise KvslError.usage(
+        "KVS524",
+        f"{origin} `{shown[:200]}` is not an http(s) URL: {problem}",
+        help="give the server's OpenAI-compatible base URL, e.g. `http://127.0.0.1:8000/v1` "
+        "(vLLM), `http://127.0.0.1:11434/v1` (ollama)",
+    )
 
 
 def resolve_endpoint(
