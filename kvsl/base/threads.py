@@ -46,13 +46,26 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+# More threads than any machine kvsl runs on has cores: torch would try to start them all
+# (and a count past 64 bits overflowed inside torch, a traceback).
+MAX_THREADS = 1024
+
+
 def _positive(text: str, source: str) -> int:
+    """
+    >>> _positive("99999999999999999999", "KVSL_THREADS")
+    Traceback (most recent call last):
+    kvsl.base.threads.ThreadsError: KVSL_THREADS must be a positive integer up to 1024, not `99999999999999999999`
+    """
     try:
-        count = int(text.strip())
+        count = int(text.strip()) if len(text) <= 32 else 0
     except ValueError:
         count = 0
-    if count < 1:
-        raise ThreadsError(f"{source} must be a positive integer, not `{text}`")
+    if not 1 <= count <= MAX_THREADS:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ThreadsError(
+            f"{source} must be a positive integer up to {MAX_THREADS}, not `{shown}`"
+        )
     return count
 
 

@@ -156,7 +156,7 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "thread count not valid",
         Severity.ERROR,
         "`--threads N` (or the environment variable `KVSL_THREADS`) sets how many CPU threads "
-        "torch uses, and must be a positive integer. Without either, kvsl uses the cores this "
+        "torch uses, and must be a positive integer (at most 1024). Without either, kvsl uses the cores this "
         "process may run on (`os.sched_getaffinity`), divided among the processes a launcher "
         "started on this node (docs/scale.md).",
         "kvsl build specs/step_by_step.kvs --threads 0",

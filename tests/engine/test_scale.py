@@ -65,6 +65,15 @@ def test_configure_threads_sets_torch_and_reports_kvs313():
     assert err.value.diagnostics[0].code == "KVS313" and err.value.exit_code == 2
 
 
+@pytest.mark.parametrize("env", ["99999999999999999999", "1025", "-1", "2.5", "9" * 5000])
+def test_threads_out_of_range_from_the_environment_is_kvs313_not_a_traceback(env):
+    """A count past 64 bits used to overflow inside torch.set_num_threads."""
+    result = CliRunner().invoke(app, ["run", "nothing.kvs", "-p", "x"], env={"KVSL_THREADS": env})
+    assert result.exit_code == 2 and "KVS313" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert len(result.output) < 2000  # a huge value is not echoed whole
+
+
 def test_build_says_threads_and_precision_in_its_first_line(tmp_path, tiny_traces, tiny_model_dir):
     spec = tmp_path / "tiny.kvs"
     spec.write_text(tiny.tiny_spec(tiny_model_dir, pairs=2), encoding="utf-8")
