@@ -149,8 +149,11 @@ def load_gguf(
     model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    _write_cache_entry(entry, model, tokenizer, {"revision": revision, "source": str(path)}, notes)
-    say(f"converted in {time.perf_counter() - started:.0f} s; later loads use the cache", notes)
+    cached = _write_cache_entry(
+        entry, model, tokenizer, {"revision": revision, "source": str(path)}, notes
+    )
+    later = "later loads use the cache" if cached else "not cached"
+    say(f"converted in {time.perf_counter() - started:.0f} s; {later}", notes)
     if placement and entry.is_dir():
         # A device map places weights while loading: load the converted copy with it.
         model, tokenizer = load_pretrained(
@@ -164,9 +167,21 @@ def load_gguf(
 
 def _write_cache_entry(
     entry: Path, model: Any, tokenizer: Any, info: dict[str, str], notes: list[str]
-) -> None:
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+) -> bool:
+    """Save the converted model as the cache entry; False (and a note) when it cannot be.
+
+    A cache that cannot be written costs time, never the run: the model in memory is used.
+    """
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    except OSError as err:  # KVSL_CACHE_DIR is a file, read-only, under /proc, ...
+        say(
+            f"could not cache the converted model in `{entry.parent}` ({err.strerror}); "
+            "the next load converts again (set KVSL_CACHE_DIR to a writable folder)",
+            notes,
+        )
+        return False
     try:
         with quiet_transformers():
             model.save_pretrained(staging, safe_serialization=True)
@@ -176,7 +191,7 @@ def _write_cache_entry(
         )
         if entry.exists():  # a concurrent conversion won the race; keep theirs
             shutil.rmtree(staging, ignore_errors=True)
-            return
+            return True
         os.replace(staging, entry)
     except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
@@ -184,6 +199,8 @@ def _write_cache_entry(
             f"could not cache the converted model ({err.strerror}); the next load converts again",
             notes,
         )
+        return False
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return True

@@ -19,7 +19,7 @@ from typing import Any
 
 from kvsl.base.jsonl import loads
 from kvsl.base.locations import cache_dir
-from kvsl.lang.diagnostics import KvslError
+from kvsl.lang.diagnostics import COMMAND_LINE, ExitCode, KvslError
 
 NAMED_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 PLACES = ("cpu", "disk", "meta", "mps")
@@ -66,7 +66,17 @@ def placement_kwargs(device_map: str | dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for `from_pretrained` that place the model by `device_map`."""
     mapping = parse_device_map(device_map) if isinstance(device_map, str) else device_map
     root = cache_dir("offload")
-    root.mkdir(parents=True, exist_ok=True)
-    folder = tempfile.mkdtemp(prefix="load-", dir=root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        folder = tempfile.mkdtemp(prefix="load-", dir=root)
+    except OSError as err:  # KVSL_CACHE_DIR is a file, read-only, ...
+        raise KvslError.one(
+            "KVS302",
+            f"cannot create the offload folder for `--device-map` under `{root}` "
+            f"({err.strerror})",
+            COMMAND_LINE,
+            help="set KVSL_CACHE_DIR to a writable folder, or map no module to `disk`",
+            exit_code=ExitCode.ENVIRONMENT,
+        ) from None
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return {"device_map": mapping, "offload_folder": folder}

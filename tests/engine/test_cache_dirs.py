@@ -47,3 +47,45 @@ def test_package_data_is_known_by_its_folder(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(locations, "PACKAGED_DIR", tmp_path / "_builtin")
     assert is_packaged(tmp_path / "_builtin" / "specs" / "a.kvs")
     assert not is_packaged(tmp_path / "specs" / "a.kvs")
+
+
+@pytest.mark.parametrize("root", ["a-file", "under-a-file", "proc"])
+def test_an_unwritable_cache_costs_the_cache_not_the_run(tmp_path, root) -> None:
+    """KVSL_CACHE_DIR naming a file (or a folder nobody may create) used to end the run
+    with a traceback from mkdir; now the converted model is used uncached, and said so."""
+    from tiny_models import make_tiny_model
+
+    model, tokenizer = make_tiny_model("llama")
+    (tmp_path / "a-file").write_text("not a folder")
+    parent = {
+        "a-file": tmp_path / "a-file",
+        "under-a-file": tmp_path / "a-file" / "deeper",
+        "proc": Path("/proc/1/kvsl-models"),
+    }[root]
+    notes: list[str] = []
+    cached = models._write_cache_entry(parent / "entry", model, tokenizer, {}, notes)
+    assert cached is False
+    assert any("could not cache the converted model" in n for n in notes), notes
+    assert (tmp_path / "a-file").read_text() == "not a folder"  # nothing lost
+
+
+def test_a_writable_cache_is_written(tmp_path) -> None:
+    from tiny_models import make_tiny_model
+
+    model, tokenizer = make_tiny_model("llama")
+    notes: list[str] = []
+    assert models._write_cache_entry(tmp_path / "m" / "entry", model, tokenizer, {}, notes)
+    assert (tmp_path / "m" / "entry" / models._IDENTITY_FILE).is_file() and notes == []
+
+
+def test_an_unwritable_cache_for_the_offload_folder_is_kvs302(tmp_path, monkeypatch) -> None:
+    from kvsl.engine.placement import placement_kwargs
+    from kvsl.lang.diagnostics import ExitCode, KvslError
+
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("KVSL_CACHE_DIR", str(tmp_path / "a-file"))
+    with pytest.raises(KvslError) as err:
+        placement_kwargs("auto")
+    assert err.value.diagnostics[0].code == "KVS302"
+    assert "offload folder" in err.value.diagnostics[0].message
+    assert err.value.exit_code == ExitCode.ENVIRONMENT
