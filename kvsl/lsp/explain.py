@@ -9,7 +9,6 @@ prints it.
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from pathlib import Path
 
@@ -34,9 +33,10 @@ def explain_markdown(code: str) -> str | None:
 
 
 def explain_dir() -> Path:
-    configured = os.environ.get("KVSL_CACHE_DIR")
-    root = Path(configured).expanduser() if configured else Path.home() / ".cache" / "kvsl"
-    return root / "explain"
+    """$KVSL_CACHE_DIR/explain (`kvsl.base.locations`, the one home of the cache root)."""
+    from kvsl.base.locations import cache_dir
+
+    return cache_dir("explain")
 
 
 @cache
