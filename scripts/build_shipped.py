@@ -11,7 +11,7 @@ For each built-in spec: compile it, extract its vectors on the embedded model (t
 own `model`, which must be the embedded one), write `specs/vectors/<style>.safetensors`
 and record the file's sha256 and the plan's vector hash in `specs/vectors/index.json`
 (see `kvsl.engine.shipped`, which verifies both before using a file). Run it after
-changing a built-in spec, its traces or its template; `kvsl build` on an edited spec
+changing a built-in spec's contrast or extraction settings or its traces; `kvsl build` on an edited spec
 warns (KVS310) until the shipped vectors are rebuilt.
 
 `--restamp` is for a change of the vector hash's rule alone (`VECTOR_HASH_FORMAT` in
@@ -196,8 +196,10 @@ def restamp(plans: list) -> int:
         if load_artifact(path).manifest["tensors_sha256"] != old.manifest["tensors_sha256"]:
             sys.exit(f"{plan.style}: the tensors changed while re-stamping")  # never expected
         _record(plan, path)
-        print(f"{plan.style}: re-stamped {str(old.manifest['vector_hash'])[:12]} → "
-              f"{plan.vector_hash[:12]}")
+        print(
+            f"{plan.style}: re-stamped {str(old.manifest['vector_hash'])[:12]} → "
+            f"{plan.vector_hash[:12]}"
+        )
     for style in refused:
         print(f"{style}: extracted from other inputs, rebuild it (no --restamp)")
     return 1 if refused else 0
