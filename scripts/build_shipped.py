@@ -5,13 +5,20 @@
     python scripts/build_shipped.py --check         # exit 1 when any shipped vector is stale
     python scripts/build_shipped.py --reindex       # index.json from the files present
     python scripts/build_shipped.py --reuse-built   # take up-to-date `kvsl build` artifacts
+    python scripts/build_shipped.py --restamp       # new vector-hash rule, same inputs
 
 For each built-in spec: compile it, extract its vectors on the embedded model (the spec's
 own `model`, which must be the embedded one), write `specs/vectors/<style>.safetensors`
 and record the file's sha256 and the plan's vector hash in `specs/vectors/index.json`
 (see `kvsl.engine.shipped`, which verifies both before using a file). Run it after
-changing a built-in spec, its traces or its template; `kvsl build` on an edited spec
+changing a built-in spec's contrast or extraction settings or its traces; `kvsl build` on an edited spec
 warns (KVS310) until the shipped vectors are rebuilt.
+
+`--restamp` is for a change of the vector hash's rule alone (`VECTOR_HASH_FORMAT` in
+`kvsl.lang.plan`): it gives each shipped artifact the current vector hash when the plan
+its manifest records, hashed by today's rule, gives today's plan's hash, i.e. when the
+vectors were extracted from the inputs today's spec names. The tensors are written
+back byte for byte; anything else is refused and needs a rebuild.
 
 Paths in the written manifests are relative to the repository, so no local path ships.
 Threads: `--threads 2` (default) keeps a shared machine usable.
@@ -83,18 +90,11 @@ def build_all(
 ) -> None:
     import torch
 
-    from kvsl.base.hashing import file_sha256
     from kvsl.engine.artifact import save_artifact
     from kvsl.engine.build import _slug
     from kvsl.engine.extract import extract_vectors
     from kvsl.engine.models import load_model
-    from kvsl.engine.shipped import (
-        ShippedEntry,
-        find_shipped,
-        read_index,
-        shipped_dir,
-        write_index,
-    )
+    from kvsl.engine.shipped import find_shipped, shipped_dir
     from kvsl.engine.vectors import SteeringVectors
 
     torch.set_num_threads(threads)
@@ -124,20 +124,85 @@ def build_all(
         name = f"{_slug(plan.style)}.safetensors"
         path = save_artifact(vectors, folder / name)
         path.chmod(0o644)  # package data: readable by everyone once installed
-        spec = Path(plan.spec_path).name
-        entries = read_index(folder)  # re-read: another run may have added entries since
-        entries[spec] = ShippedEntry(
-            spec=spec,
-            file=name,
-            sha256=file_sha256(path),
-            vector_hash=plan.vector_hash,
-            style=plan.style,
-            model=plan.model.name,
-        )
-        write_index(folder, entries)  # after each style: an interrupted run keeps the rest
+        _record(plan, path)  # after each style: an interrupted run keeps the rest
         stats = vectors.manifest.get("stats", {})
         seconds = stats.get("seconds") if isinstance(stats, dict) else None
         print(f"{plan.style}: {path.relative_to(ROOT)} ({path.stat().st_size} bytes, {seconds} s)")
+
+
+def _record(plan: Any, path: Path) -> None:
+    """Enter `path` in the index as the shipped artifact of `plan` (its sha256 and hash)."""
+    from kvsl.base.hashing import file_sha256
+    from kvsl.engine.shipped import ShippedEntry, read_index, write_index
+
+    spec = Path(plan.spec_path).name
+    entries = read_index(path.parent)  # re-read: another run may have added entries since
+    entries[spec] = ShippedEntry(
+        spec=spec,
+        file=path.name,
+        sha256=file_sha256(path),
+        vector_hash=plan.vector_hash,
+        style=plan.style,
+        model=plan.model.name,
+    )
+    write_index(path.parent, entries)
+
+
+def _rehashed(manifest: dict) -> str | None:
+    """The vector hash today's rule gives the plan `manifest` records, None without one."""
+    import dataclasses
+
+    from kvsl.engine.artifact import recorded_plan
+    from kvsl.lang.plan import Plan
+
+    recorded = recorded_plan(manifest)
+    if recorded is None:
+        return None
+    fields = {f.name: getattr(recorded, f.name) for f in dataclasses.fields(recorded)}
+    fields.pop("vector_hash")
+    fields.pop("plan_hash")
+    return Plan.create(**fields).vector_hash
+
+
+def restamp(plans: list) -> int:
+    """Give each shipped artifact today's vector hash when only the hash's rule changed.
+
+    0 when every plan's artifact is current afterwards; 1 (naming them) when some were
+    extracted from other inputs and need a rebuild instead. See the module docstring.
+    """
+    from kvsl.engine.artifact import load_artifact, save_artifact
+    from kvsl.engine.build import _slug
+    from kvsl.engine.shipped import find_shipped, shipped_dir
+    from kvsl.engine.vectors import SteeringVectors
+
+    folder = shipped_dir(SPECS / "step_by_step.kvs")
+    refused = []
+    for plan in plans:
+        path = folder / f"{_slug(plan.style)}.safetensors"
+        if find_shipped(plan) is not None:
+            print(f"{plan.style}: current")
+            continue
+        old = load_artifact(path) if path.is_file() else None
+        if old is None or _rehashed(dict(old.manifest)) != plan.vector_hash:
+            refused.append(plan.style)
+            continue
+        manifest = {k: v for k, v in old.manifest.items() if k != "artifact_path"}
+        manifest["vector_hash"] = plan.vector_hash
+        manifest["plan"] = {**manifest["plan"], "vector_hash": plan.vector_hash}
+        vectors = SteeringVectors(
+            old.keys, old.values, old.offset_token, manifest, prefix=old.prefix
+        )
+        save_artifact(vectors, path).chmod(0o644)
+        if load_artifact(path).manifest["tensors_sha256"] != old.manifest["tensors_sha256"]:
+            sys.exit(f"{plan.style}: the tensors changed while re-stamping")  # never expected
+        _record(plan, path)
+        print(
+            f"{plan.style}: re-stamped {str(old.manifest['vector_hash'])[:12]} → "
+            f"{plan.vector_hash[:12]}"
+        )
+    for style in refused:
+        print(f"{style}: extracted from other inputs, rebuild it (no --restamp)")
+    return 1 if refused else 0
 
 
 def reindex(plans: list) -> None:
@@ -181,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reindex", action="store_true", help="rewrite index.json from the files present"
     )
+    parser.add_argument(
+        "--restamp",
+        action="store_true",
+        help="give the shipped vectors today's vector hash when only its rule changed",
+    )
     args = parser.parse_args(argv)
     plans = _plans(args.styles)
     if args.check:
@@ -188,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.reindex:
         reindex(plans)
         return 0
+    if args.restamp:
+        return restamp(plans)
     build_all(plans, args.threads, args.skip_current, args.reuse_built)
     return 0
 

@@ -142,8 +142,8 @@ def plan(
 ) -> None:
     """Print the fully resolved extraction plan as JSON, with its two content hashes.
 
-    `vector_hash` covers what changes the vectors (model, traces, template, N, shots,
-    selection, seed, position); `plan_hash` covers the whole plan.
+    `vector_hash` covers what changes the vectors (model, traces, N, shots, selection,
+    seed, position; not the teacher's template); `plan_hash` covers the whole plan.
     """
     import json
 

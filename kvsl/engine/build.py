@@ -140,6 +140,7 @@ def build(
             ready = _shipped_artifact(plan, loaded, console, warn)
         if ready is not None:
             return BuildResult(ready, False, time.perf_counter() - started)
+        _explain_older_hash(plan, path, console)
     # Read once, before a model is loaded: a changed (KVS308) or bad trace file stops here,
     # and the bytes checked against the plan's hash are the bytes the pairs are made of.
     traces = plan_traces(plan)
@@ -201,6 +202,30 @@ def _existing_artifact(plan: Plan, path: Path, loaded: Any, console: Any) -> Pat
         f"({_shown(path)}; `--force` rebuilds)"
     )
     return path
+
+
+def _explain_older_hash(plan: Plan, path: Path, console: Any) -> None:
+    """Say so when the folder holds this plan's artifact under an older vector-hash rule.
+
+    The artifact's name carries the vector hash, so after a change of its rule
+    (`VECTOR_HASH_FORMAT`) the new name is free and the old file is left beside it. The
+    plan hash did not change: the same plan hash under another vector hash means the
+    same inputs hashed by an earlier kvsl, and the rebuild happens once.
+    """
+    from kvsl.engine.artifact import read_manifest
+
+    for other in sorted(path.parent.glob(f"{_slug(plan.style)}-*.safetensors")):
+        try:
+            manifest = read_manifest(other)
+        except (KvslError, OSError):
+            continue
+        if manifest.get("plan_hash") == plan.plan_hash and other != path:
+            console.print(
+                f"[yellow]`{plan.style}` was built by an earlier kvsl ({_shown(other)}), whose "
+                "vector hash also covered the teacher template; extracting once under the "
+                "current hash (the old file may be deleted)[/]"
+            )
+            return
 
 
 def _shipped_artifact(

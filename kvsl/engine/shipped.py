@@ -16,8 +16,8 @@ A shipped artifact is used only when all of these hold, so it is never used by m
 - the file's sha256 equals the index (a modified or truncated file is refused, KVS311);
 - `load_artifact` verifies it (format, shapes, tensor checksum) and its manifest names
   the same vector hash.
-A spec whose own entry has another vector hash (the spec, its traces or template changed
-since the vectors were built) gets a KVS310 warning and is extracted as usual: stale
+A spec whose own entry has another vector hash (the spec's contrast or extraction
+settings or its traces changed since the vectors were built) gets a KVS310 warning and is extracted as usual: stale
 vectors are never used silently. Running the model checks the rest (`check_compatible`).
 """
 
@@ -136,8 +136,8 @@ def find_shipped(
             _warning(
                 "KVS310",
                 f"the shipped vectors of `{plan.style}` were built from another version of "
-                "this spec (its contrast set, traces, template or extraction settings "
-                "changed); extracting instead",
+                "this spec (its contrast set, traces or extraction settings changed); "
+                "extracting instead",
                 plan,
                 "the result is cached; to ship new vectors run `python scripts/build_shipped.py`",
             )

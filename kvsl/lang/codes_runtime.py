@@ -123,7 +123,7 @@ RUNTIME_CODES: tuple[Code, ...] = (
         Severity.WARNING,
         "The spec's folder ships prebuilt vectors for it (`vectors/index.json`, as the "
         "built-in styles do), but they were built from another version of the spec: its "
-        "contrast set, traces, template, prefix or extraction settings changed since. Stale "
+        "contrast set, traces, prefix or extraction settings changed since. Stale "
         "vectors are never used; kvsl extracts new ones (and caches them) instead.",
         "kvsl build specs/step_by_step.kvs    # after editing `pairs` in the spec",
         "python scripts/build_shipped.py       # ship vectors for the edited specs",

@@ -21,6 +21,10 @@ from typing import Any, Literal
 from kvsl.lang.literals import MAX_INTEGER as _MAX_INTEGER
 
 PLAN_FORMAT = 1
+# The rule of `Plan.vector_hash`, hashed with it. 2: the teacher's template left out (it
+# only shapes what `kvsl teach` asks for; the trace file it fills is hashed by content).
+# Format 1 hashed the template too, so artifacts built before are rebuilt once.
+VECTOR_HASH_FORMAT = 2
 
 Selection = Literal["random", "nearest"]
 Precision = Literal["fp32", "bf16"]
@@ -337,9 +341,11 @@ class Plan:
     """The resolved extraction plan for one spec.
 
     `vector_hash` covers everything that changes the vectors (model, trace content,
-    query pool content and format, template, N, shots, selection, seed, position, offset
-    token, prefix, precision);
-    `plan_hash` covers the whole plan. Both are filled by `Plan.create`.
+    query pool content and format, N, shots, selection, seed, system prompt, position,
+    offset token, prefix, precision), and nothing else: not the teacher (its template only
+    shapes the traces, which count by content), so editing the template alone leaves the
+    vectors built; `plan_hash` covers the whole plan but its path. Both are filled by
+    `Plan.create`.
     """
 
     style: str
@@ -430,14 +436,14 @@ def _digest(payload: object) -> str:
 
 
 def _vector_hash(plan: Plan) -> str:
-    # Paths are deliberately left out: moving a spec or its traces must not invalidate
-    # vectors whose inputs did not change; the trace *content* hash is what counts.
+    # Exactly what extraction reads. Paths are deliberately left out: moving a spec or its
+    # traces must not invalidate vectors whose inputs did not change; the trace *content*
+    # hash is what counts. The teacher is left out too: extraction never reads it.
     contrast = plan.contrast
     payload: dict[str, object] = {
-        "format": PLAN_FORMAT,
+        "format": VECTOR_HASH_FORMAT,
         "model": {"name": plan.model.name, "kind": plan.model.kind},
         "traces_sha256": contrast.traces_sha256,
-        "template": plan.teacher.template_source if plan.teacher else None,
         "pairs": contrast.pairs,
         "shots": contrast.shots,
         "selection": contrast.selection,

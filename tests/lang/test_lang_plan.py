@@ -137,12 +137,40 @@ def test_vector_inputs_change_the_vector_hash(tmp_path: Path) -> None:
         ("select = nearest", "select = random"),
         ("seed = 3", "seed = 4"),
         ("precision = bf16", "precision = fp32"),
-        ('template = """Q: {{ question }}"""', 'template = """Question: {{ question }}"""'),
+        ('system_prompt = "Be brief."', 'system_prompt = "Be terse."'),
         ('model = "smollm2-135m"', 'model = "Qwen/Qwen2.5-0.5B-Instruct"'),
     ):
         other = _variant(tmp_path, old, new)
         assert other.vector_hash != base.vector_hash, new
         assert other.plan_hash != base.plan_hash, new
+
+
+def test_teacher_edits_change_only_the_plan_hash(tmp_path: Path) -> None:
+    """Extraction never reads the teacher: its template only shapes the traces, which
+    count by content. So its edits (a comment included) leave the vectors built."""
+    base = load_plan(write_spec(tmp_path / "base", FULL))
+    for old, new in (
+        ('template = """Q: {{ question }}"""', 'template = """Question: {{ question }}"""'),
+        ('template = """Q: {{ question }}"""', 'template = """{# terse #}Q: {{ question }}"""'),
+        ('model = "gpt-4o"', 'model = "gpt-4o-mini"'),
+        ("temperature = 0.5", "temperature = 0.7"),
+    ):
+        other = _variant(tmp_path, old, new)
+        assert other.teacher != base.teacher, new
+        assert other.vector_hash == base.vector_hash, new
+        assert other.plan_hash != base.plan_hash, new
+
+
+def test_a_template_file_edit_keeps_the_vector_hash(tmp_path: Path) -> None:
+    text = FULL.replace('template = """Q: {{ question }}"""', 'template = "prompt.j2"')
+    (tmp_path / "prompt.j2").write_text("Q: {{ question }}\n", encoding="utf-8")
+    path = write_spec(tmp_path, text)
+    before = load_plan(path)
+    (tmp_path / "prompt.j2").write_text("{# says why #}\nQuestion: {{ question }}\n", "utf-8")
+    after = load_plan(path)
+    assert after.teacher and before.teacher
+    assert after.teacher.template_source != before.teacher.template_source
+    assert (after.vector_hash, after.plan_hash != before.plan_hash) == (before.vector_hash, True)
 
 
 def test_trace_content_changes_the_vector_hash(tmp_path: Path) -> None:
