@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 import socket
 import sys
@@ -21,6 +22,7 @@ from kvsl.lang.diagnostics import COMMAND_LINE, ExitCode, KvslError
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on (host, port); KVS803 if it cannot be had. Port 0: any free one."""
+    sock: socket.socket | None = None
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
@@ -28,14 +30,25 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind(address)
         sock.listen(128)
     except OSError as err:
+        if sock is not None:
+            sock.close()
         raise KvslError.one(
             "KVS803",
             f"cannot listen on {host}:{port}: {err.strerror or err}",
             COMMAND_LINE,
-            help="pick another `--port` (0 takes any free one) or stop the process using it",
+            help=_bind_help(err),
             exit_code=ExitCode.ENVIRONMENT,
         ) from None
     return sock
+
+
+def _bind_help(err: OSError) -> str:
+    """What to change, by why the address could not be had."""
+    if isinstance(err, socket.gaierror) or err.errno == errno.EADDRNOTAVAIL:
+        return "`--host` must be an address of this machine, such as 127.0.0.1 (the default)"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return "ports below 1024 need privileges: pick a `--port` from 1024 up (0 takes any free one)"
+    return "pick another `--port` (0 takes any free one) or stop the process using it"
 
 
 def model_thread() -> ThreadPoolExecutor:

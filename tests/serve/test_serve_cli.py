@@ -46,6 +46,15 @@ def test_a_port_in_use_is_kvs803(root):
         taken.listen(1)
         result = _serve(str(root / "alpha.kvs"), "--port", str(taken.getsockname()[1]))
     assert result.exit_code == 3 and "KVS803" in result.stderr
+    assert "pick another `--port`" in result.stderr
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "192.0.2.1", "no-such-host.invalid"])
+def test_a_host_that_is_not_this_machine_is_kvs803_about_the_host(root, host):
+    """Not "pick another port": the host is what is wrong."""
+    result = _serve(str(root / "alpha.kvs"), "--host", host, "--port", "0")
+    assert result.exit_code == 3 and "KVS803" in result.stderr
+    assert "`--host` must be an address of this machine" in result.stderr
 
 
 def test_styles_of_two_models_are_kvs800(root):
