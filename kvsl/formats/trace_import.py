@@ -49,6 +49,14 @@ def _with_id(trace: Trace, stem: str, line: int) -> Trace:
     return replace(trace, id=f"{stem}-{own}")
 
 
+def _same_file(a: Path, b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file (through links and `..`); False when one is gone."""
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
 def import_traces(
     sources: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
@@ -68,6 +76,16 @@ def import_traces(
     ImportResult(out=PosixPath('specs/traces/gsm8k.jsonl'), written=200, ...)
     """
     target = Path(out)
+    if target.exists() and not dry_run and any(_same_file(target, s) for s in sources):
+        # `--force` replaces an earlier output, never the traces being imported: written
+        # over, the source (the paper's own format, say) would be gone.
+        raise KvslError.one(
+            "KVS520",
+            f"`--out {target}` is one of the files being imported",
+            Span.whole_file(str(target)),
+            help="write to another `--out`; the sources are never replaced",
+            exit_code=ExitCode.USAGE,
+        )
     if target.exists() and not force and not dry_run:
         raise KvslError.one(
             "KVS520",

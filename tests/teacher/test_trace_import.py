@@ -129,3 +129,21 @@ def test_import_never_replaces_what_is_not_a_regular_file(tmp_path):
     result = CliRunner().invoke(app, ["traces", "import", str(PAPER), "-o", str(fifo), "--force"])
     assert result.exit_code == 3 and "KVS520" in result.output and "not a regular file" in result.output
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+@pytest.mark.parametrize("how", ["same", "link", "dotdot"])
+def test_force_never_writes_over_a_source(tmp_path, how):
+    """`--force` replaces an earlier output; `--out` naming a file being imported (directly,
+    through a link or a `..` path) would lose the source, so it is refused."""
+    import os
+
+    source = tmp_path / "paper.jsonl"
+    source.write_bytes(PAPER.read_bytes())
+    (tmp_path / "sub").mkdir()
+    link = tmp_path / "link.jsonl"
+    os.symlink(source, link)
+    out = {"same": source, "link": link, "dotdot": tmp_path / "sub" / ".." / "paper.jsonl"}[how]
+    result = CliRunner().invoke(app, ["traces", "import", str(source), "-o", str(out), "--force"])
+    assert result.exit_code == 2 and "KVS520" in result.output
+    assert "is one of the files being imported" in result.output
+    assert source.read_bytes() == PAPER.read_bytes()
