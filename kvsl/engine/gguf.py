@@ -16,7 +16,6 @@ import importlib.util
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -165,8 +164,11 @@ def load_gguf(
 def _write_cache_entry(
     entry: Path, model: Any, tokenizer: Any, info: dict[str, str], notes: list[str]
 ) -> None:
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    from kvsl.base.atomic import private_dir
+
+    # Named for this process: a conversion killed while saving leaves its folder, and the
+    # next conversion of this model removes it (half a gigabyte for the embedded model).
+    staging = private_dir(entry)
     try:
         with quiet_transformers():
             model.save_pretrained(staging, safe_serialization=True)

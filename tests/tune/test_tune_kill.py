@@ -72,9 +72,9 @@ def _spec_in(folder: Path, model_dir: Path) -> Path:
 
 def _tune(spec: Path, out: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "kvsl", "tune", str(spec), "--dev", str(DEV)]
     return subprocess.Popen(
-        [sys.executable, "-m", "kvsl", "tune", str(spec), "--dev", str(DEV), "--out", str(out),
-         *FLAGS],  # fmt: skip
+        [*command, "--out", str(out), *FLAGS],
         cwd=spec.parent,
         env=env,
         stdout=subprocess.PIPE,
@@ -215,4 +215,3 @@ def _is_new(text: str) -> bool:
         and "value = 4" in text
         and "repetition_penalty = 1.3" in text
     )
-
