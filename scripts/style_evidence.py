@@ -492,8 +492,9 @@ def write(
                            "plain_score": score(p, cond["style"]), "steered_score": score(s, cond["style"])}
                     handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     text = render(args, questions, conditions, scorers, build_seconds, wall, date)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    from kvsl.base.atomic import write_text_atomically
+
+    write_text_atomically(args.out, text)  # a kill at the end must not cut the doc short
 
 
 def _decoding(cond: dict[str, Any]) -> str:

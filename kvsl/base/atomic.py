@@ -152,3 +152,20 @@ def private_dir(path: str | os.PathLike[str]) -> Path:
     return Path(
         tempfile.mkdtemp(prefix=_prefix(target, os.getpid()), suffix=".tmp", dir=target.parent)
     )
+
+
+def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:
+    """`Path(path).write_text(text, encoding="utf-8")`, but complete or not at all; the
+    folder is created if needed. For the reports and docs the long scripts write at their
+    end, which a kill at that moment left truncated (a tracked doc among them).
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "docs" / "results.md"
+    >>> write_text_atomically(target, "# Results\\n").read_text()
+    '# Results\\n'
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return target
