@@ -215,3 +215,40 @@ def _is_new(text: str) -> bool:
         and "value = 4" in text
         and "repetition_penalty = 1.3" in text
     )
+
+
+def test_a_tune_write_killed_before_its_reports_ends_as_if_never_stopped(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spec changes last, after the reports: killed before (here at the reports), a
+    tune runs again on the same spec and ends with the uninterrupted run's spec and report.
+    (Written first, the spec was tuned already on the rerun, which then wrote nothing.)"""
+    import kvsl.tune.run as tune_run
+    from kvsl.tune.grid import TuneRequest
+
+    def request(folder: Path) -> TuneRequest:
+        return TuneRequest(
+            spec=str(_spec_in(folder, model_dir)), dev=str(DEV), values=(2.0, 4.0),
+            repetition_penalties=(1.0,), max_new_tokens=2, start=8, batch_size=8,
+            out_dir=str(folder / "out"), device="cpu", threads=1, write=True,
+        )  # fmt: skip
+
+    whole = tune_run.run_tune(request(tmp_path / "whole"))
+    assert whole["written"]  # c_v 2 or 4 instead of the spec's 6
+    killed = request(tmp_path / "killed")
+    old = Path(killed.spec).read_text(encoding="utf-8")
+    real = tune_run.write_reports
+
+    def killed_here(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # stands for a kill: what is on disk is what counts
+
+    monkeypatch.setattr(tune_run, "write_reports", killed_here)
+    with pytest.raises(KeyboardInterrupt):
+        tune_run.run_tune(killed)
+    assert Path(killed.spec).read_text(encoding="utf-8") == old
+    monkeypatch.setattr(tune_run, "write_reports", real)
+    again = tune_run.run_tune(killed)
+    assert again["generated_now"] == 0 and again["written"] == whole["written"]
+    assert {k: again[k] for k in SAME} == {k: whole[k] for k in SAME}
+    tuned = Path(whole["spec"]).read_text(encoding="utf-8")
+    assert Path(killed.spec).read_text(encoding="utf-8") == tuned != old
