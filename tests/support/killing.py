@@ -17,7 +17,8 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-# Runs in the child: argv is [N, FOLDER, "-m", MODULE, ARGS...] or [N, FOLDER, "-c", CODE].
+# Runs in the child: argv is [N, FOLDER, EVENTS, "-m", MODULE, ARGS...] or [..., "-c", CODE];
+# EVENTS is `*` (all of _EVENTS) or a comma-separated few of them.
 _BOOT = r"""
 import os, runpy, signal, sys
 
@@ -26,6 +27,9 @@ _seen = 0
 _EVENTS = {"open", "os.rename", "os.remove", "os.chmod", "os.mkdir", "os.rmdir",
            "os.truncate", "tempfile.mkstemp", "shutil.move", "shutil.rmtree", "os.link",
            "os.symlink", "os.utime"}
+if sys.argv[3] != "*":
+    _EVENTS = set(sys.argv[3].split(","))
+del sys.argv[3]
 
 
 def _inside(path):
@@ -61,14 +65,21 @@ else:
 
 
 def killed_before_operation(
-    n: int, folder: Path, args: list[str], *, cwd: Path, timeout: float = 120
+    n: int,
+    folder: Path,
+    args: list[str],
+    *,
+    cwd: Path,
+    events: tuple[str, ...] = (),
+    timeout: float = 300,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `python ARGS` (`-m kvsl ...` or `-c CODE`), killed before its n-th file operation
-    under `folder`; the return code is -9 when the kill happened, the child's own otherwise."""
+    under `folder` (only `events` count when given: `("os.rename",)` kills before the n-th
+    rename); the return code is -9 when the kill happened, the child's own otherwise."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
     return subprocess.run(
-        [sys.executable, "-c", _BOOT, str(n), str(folder), *args],
+        [sys.executable, "-c", _BOOT, str(n), str(folder), ",".join(events) or "*", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

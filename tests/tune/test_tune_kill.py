@@ -1,4 +1,5 @@
-"""SIGKILL in the middle of `kvsl tune` (no handler runs, nothing is flushed).
+"""SIGKILL in the middle of `kvsl tune` (no handler runs, nothing is flushed), at chosen
+file operations (tests/support/killing.py), so the same moment is hit on any machine.
 
 A tune killed while it builds vectors or while it answers resumes from the per-example
 cache and ends with the uninterrupted run's choice and numbers; nothing it leaves is
@@ -13,12 +14,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from killing import every_kill
+from killing import every_kill, killed_before_operation
 from tiny_models import TINY_TRACES, make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,11 +69,14 @@ def _spec_in(folder: Path, model_dir: Path) -> Path:
     return spec
 
 
+def _args(spec: Path, out: Path) -> list[str]:
+    return ["-m", "kvsl", "tune", str(spec), "--dev", str(DEV), "--out", str(out), *FLAGS]
+
+
 def _tune(spec: Path, out: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "kvsl", "tune", str(spec), "--dev", str(DEV)]
     return subprocess.Popen(
-        [*command, "--out", str(out), *FLAGS],
+        [sys.executable, *_args(spec, out)],
         cwd=spec.parent,
         env=env,
         stdout=subprocess.PIPE,
@@ -82,25 +84,17 @@ def _tune(spec: Path, out: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def _killed(n: int, folder: Path, spec: Path, out: Path, events: tuple[str, ...]) -> str:
+    """`kvsl tune` killed before its n-th file operation (of `events`) under `folder`."""
+    done = killed_before_operation(n, folder, _args(spec, out), cwd=spec.parent, events=events)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode(errors="replace")
+    return done.stderr.decode(errors="replace")
+
+
 def _report(process: subprocess.Popen[bytes]) -> dict:
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err.decode(errors="replace")
     return json.loads(out)
-
-
-def _kill_when(process: subprocess.Popen[bytes], ready: Callable[[], bool], what: str) -> None:
-    try:
-        deadline = time.monotonic() + 180
-        while not ready():
-            assert process.poll() is None, f"the tune ended before {what}"
-            assert time.monotonic() < deadline, f"no {what} within 180 s"
-            time.sleep(0.005)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def _valid_lines(results: Path) -> int:
@@ -141,19 +135,19 @@ def test_sigkill_while_building_and_answering_then_rerun_gives_the_uninterrupted
     spec, out = _spec_in(folder, model_dir), folder / "out"
     results, artifacts = out / "results.jsonl", folder / ".kvsl" / "artifacts"
 
-    # 1. While the vectors are built: the first of the two shots values is on disk.
-    process = _tune(spec, out)
-    _kill_when(process, lambda: any(artifacts.glob("*.safetensors")), "a vector build")
+    # 1. While the vectors are built: the first shots value's are in their temporary file,
+    # about to be renamed (a kill at the same point of an eval or a build is the same).
+    killed = _killed(1, artifacts, spec, out, ("os.rename",))
+    assert not list(artifacts.glob("*.safetensors")) and not results.exists(), killed
     _nothing_half_written(folder)
-    assert _valid_lines(results) < 44  # killed before it had answered everything
+    assert len(list(artifacts.glob(".*.tmp"))) == 1  # the dead writer's, for the rerun to remove
 
-    # 2. While answering: a rerun resumes (the vectors are read back, not rebuilt) and is
-    # killed in its first round of answers.
-    process = _tune(spec, out)
-    _kill_when(process, lambda: _valid_lines(results) >= 6, "six answers")
+    # 2. While answering: a rerun builds the vectors and is killed before its 13th opening
+    # of the results cache (two per appended answer but the first).
+    _killed(13, out, spec, out, ("open",))
     _nothing_half_written(folder)
     saved = _valid_lines(results)
-    assert 6 <= saved < 44
+    assert 2 <= saved < 44
 
     whole = _report(reference)
     resumed = _report(_tune(spec, out))
