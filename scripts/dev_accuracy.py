@@ -354,12 +354,14 @@ def _row_text(row: dict[str, Any]) -> str:
 
 
 def write_outputs(args: argparse.Namespace, meta: dict[str, Any], rows: dict[str, Any]) -> None:
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "dev-accuracy.json").write_text(
-        json.dumps({"meta": meta, "rows": rows}, indent=2, default=str), encoding="utf-8"
+    from kvsl.base.atomic import write_text_atomically
+
+    # Whole or not at all: a kill at the end must not leave the doc cut short.
+    write_text_atomically(
+        Path(args.out) / "dev-accuracy.json",
+        json.dumps({"meta": meta, "rows": rows}, indent=2, default=str),
     )
-    Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.doc).write_text(markdown(meta, rows, args), encoding="utf-8")
+    write_text_atomically(args.doc, markdown(meta, rows, args))
 
 
 def _top_text(top: list[Any] | None) -> str:

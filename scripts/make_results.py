@@ -225,16 +225,20 @@ def _limits(args: argparse.Namespace) -> dict[str, int]:
 
 
 def _write(args: argparse.Namespace, sections: dict[str, dict[str, Any]], speed: Any) -> None:
-    Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.doc).write_text(_markdown(args, sections, speed), encoding="utf-8")
+    from kvsl.base.atomic import write_text_atomically
+
+    # Whole or not at all: a kill at the end must not leave docs/results.md cut short.
+    write_text_atomically(args.doc, _markdown(args, sections, speed))
+
     def plain(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items() if k != "_summaries"}
         return value
 
     raw = {k: plain(v) for k, v in sections.items()}
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "results-summary.json").write_text(json.dumps(raw, indent=2, default=str))
+    write_text_atomically(
+        Path(args.out) / "results-summary.json", json.dumps(raw, indent=2, default=str)
+    )
 
 
 def _speed(args: argparse.Namespace, ctx: Any, console: Any) -> dict[str, Any]:

@@ -58,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import kvsl  # noqa: E402
+from kvsl.base import jsonl as kvsl_jsonl  # noqa: E402
 from kvsl.styles import novelty, score  # noqa: E402
 
 # Built-in style → its spec file, in the order docs/styles.md lists them.
@@ -249,15 +250,37 @@ class GenerationCache:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.texts: dict[str, list[str]] = {}
+        self.warned: set[int] = set()  # bad lines already reported
         self.reload()
 
     def reload(self) -> None:
-        """Read what is in the file now (several runs with other `--styles` may share it)."""
-        if self.path is not None and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    record = json.loads(line)
-                    self.texts[record["key"]] = record["texts"]
+        """Read what is in the file now (several runs with other `--styles` may share it).
+
+        A line that is not a record (torn by a kill in the middle of a long append) is
+        skipped with a KVS613 warning, once, and its texts are generated again: it ended
+        the rerun with a traceback.
+        """
+        if self.path is None or not self.path.is_file():
+            return
+        text = self.path.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = kvsl_jsonl.loads(line)
+                key, texts = record["key"], record["texts"]
+                if not isinstance(key, str) or not isinstance(texts, list):
+                    raise TypeError("a record needs `key` and `texts`")
+            except (json.JSONDecodeError, KeyError, TypeError):
+                if number not in self.warned:
+                    self.warned.add(number)
+                    print(
+                        f"warning[KVS613]: line {number} of `{self.path}` is not a valid record;"
+                        " those texts are generated again",
+                        file=sys.stderr,
+                    )
+                continue
+            self.texts[key] = texts
 
     def get(self, key: str) -> list[str] | None:
         if key not in self.texts:
@@ -272,9 +295,10 @@ class GenerationCache:
     def put(self, key: str, texts: list[str]) -> None:
         self.texts[key] = texts
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"key": key, "texts": texts}, ensure_ascii=False) + "\n")
+            # fsynced, and a torn last line stays one bad line instead of swallowing this one
+            kvsl_jsonl.append_jsonl(
+                self.path, [json.dumps({"key": key, "texts": texts}, ensure_ascii=False)]
+            )
 
 
 def _cell(text: str, limit: int = 200) -> str:
@@ -483,17 +507,19 @@ def write(
     date: str,
 ) -> None:
     """Write the markdown page (and the raw outputs when `--raw` is given)."""
+    from kvsl.base.atomic import write_text_atomically
+
     if args.raw is not None:
-        with args.raw.open("w", encoding="utf-8") as handle:
-            for cond in conditions:
-                for q, p, s in zip(questions, cond["plain"], cond["steered"], strict=True):
-                    row = {"style": cond["style"], "setting": cond["label"], "benchmark": q.benchmark,
-                           "id": q.id, "plain": p, "steered": s,
-                           "plain_score": score(p, cond["style"]), "steered_score": score(s, cond["style"])}
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        rows: list[str] = []
+        for cond in conditions:
+            for q, p, s in zip(questions, cond["plain"], cond["steered"], strict=True):
+                row = {"style": cond["style"], "setting": cond["label"], "benchmark": q.benchmark,
+                       "id": q.id, "plain": p, "steered": s,
+                       "plain_score": score(p, cond["style"]), "steered_score": score(s, cond["style"])}
+                rows.append(json.dumps(row, ensure_ascii=False) + "\n")
+        write_text_atomically(args.raw, "".join(rows))  # whole or not at all, as the page
     text = render(args, questions, conditions, scorers, build_seconds, wall, date)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    write_text_atomically(args.out, text)  # a kill at the end must not cut the doc short
 
 
 def _decoding(cond: dict[str, Any]) -> str:

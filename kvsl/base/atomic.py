@@ -1,7 +1,8 @@
 """Atomic file writes: a file kvsl writes is either complete or absent, never half-written.
 
 Used for artifacts, formatted specs, cached CAA directions and eval reports. Standard
-library only, so the front end (`kvsl fmt`) can use it too.
+library only, so the front end (`kvsl fmt`) can use it too. `private_dir` is the same for
+a folder filled before it is renamed into place (a converted model) or thrown away.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import socket
 import stat
 import tempfile
@@ -54,9 +56,10 @@ def _prefix(target: Path, pid: int) -> str:
 
 
 def _remove_orphans(target: Path) -> None:
-    """Remove the temporary files of `target` left by processes of this host that died
-    before they could (SIGKILL, a power cut). A live process's file, another host's (a
-    shared file system), or one that cannot be removed is left alone."""
+    """Remove the temporary files (and `private_dir` folders) of `target` left by
+    processes of this host that died before they could (SIGKILL, a power cut). A live
+    process's, another host's (a shared file system), or one that cannot be removed is
+    left alone."""
     mine = _prefix(target, 0)[: -len("0.")]  # `.report.json.<host>-`
     try:
         siblings = list(target.parent.iterdir())
@@ -68,7 +71,10 @@ def _remove_orphans(target: Path) -> None:
         if not (rest.endswith(".tmp") and pid.isdigit()) or _alive(int(pid)):
             continue
         with contextlib.suppress(OSError):
-            sibling.unlink()
+            if sibling.is_dir() and not sibling.is_symlink():
+                shutil.rmtree(sibling)
+            else:
+                sibling.unlink()
 
 
 def _alive(pid: int) -> bool:
@@ -122,3 +128,44 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise
+
+
+def private_dir(path: str | os.PathLike[str]) -> Path:
+    """A new, empty folder beside `path` that this process owns, to fill and then rename
+    to `path` (or remove); those left by dead processes of this host are removed first.
+
+    A folder is renamed into place whole, as `atomic_path` does a file; but a kill (no
+    `finally`, no `atexit`) left its half-filled folder for good: a model conversion
+    killed in its 20 s of saving kept half a gigabyte in the model cache, an offload
+    folder a model's weights. Named like `atomic_path`'s files (`.<name>.<host>-<pid>.XXXX.tmp`),
+    so the next caller for the same `path` recognises a dead writer's and removes it.
+
+    >>> import tempfile, pathlib
+    >>> parent = pathlib.Path(tempfile.mkdtemp())
+    >>> staging = private_dir(parent / "model")
+    >>> staging.is_dir(), staging.parent == parent, staging.name.endswith(".tmp")
+    (True, True, True)
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(target)
+    return Path(
+        tempfile.mkdtemp(prefix=_prefix(target, os.getpid()), suffix=".tmp", dir=target.parent)
+    )
+
+
+def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:
+    """`Path(path).write_text(text, encoding="utf-8")`, but complete or not at all; the
+    folder is created if needed. For the reports and docs the long scripts write at their
+    end, which a kill at that moment left truncated (a tracked doc among them).
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "docs" / "results.md"
+    >>> write_text_atomically(target, "# Results\\n").read_text()
+    '# Results\\n'
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return target

@@ -16,7 +16,6 @@ import importlib.util
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -172,9 +171,12 @@ def _write_cache_entry(
 
     A cache that cannot be written costs time, never the run: the model in memory is used.
     """
+    from kvsl.base.atomic import private_dir
+
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+        # Named for this process: a conversion killed while saving leaves its folder, and
+        # the next conversion of this model removes it (half a gigabyte for the embedded model).
+        staging = private_dir(entry)
     except OSError as err:  # KVSL_CACHE_DIR is a file, read-only, under /proc, ...
         say(
             f"could not cache the converted model in `{entry.parent}` ({err.strerror}); "

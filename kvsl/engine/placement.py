@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import json
 import shutil
-import tempfile
 from typing import Any
 
 from kvsl.base.jsonl import loads
@@ -65,10 +64,13 @@ def parse_device_map(text: str) -> str | dict[str, Any]:
 def placement_kwargs(device_map: str | dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for `from_pretrained` that place the model by `device_map`."""
     mapping = parse_device_map(device_map) if isinstance(device_map, str) else device_map
+    from kvsl.base.atomic import private_dir
+
     root = cache_dir("offload")
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        folder = tempfile.mkdtemp(prefix="load-", dir=root)
+        # atexit does not run after a kill: the folder is named for this process, and the
+        # next load that offloads removes those of dead processes (a model's weights each).
+        folder = str(private_dir(root / "load"))
     except OSError as err:  # KVSL_CACHE_DIR is a file, read-only, ...
         raise KvslError.one(
             "KVS302",

@@ -58,8 +58,14 @@ def plot_sweeps(
         width = max(30, int(48 * max(1, len(names))))
         fig.suptitle("\n".join(textwrap.wrap(title, width)), fontsize=10)
     fig.tight_layout()
+    from kvsl.base.atomic import atomic_path
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target, dpi=110)
+    # Atomic, as the reports beside it: a kill while saving left a truncated image that the
+    # next eval (answering from its cache) would have replaced only if it got that far.
+    # The temporary file's name ends in `.tmp`, so the format comes from the target's.
+    with atomic_path(target) as temporary:
+        fig.savefig(temporary, dpi=110, format=target.suffix.lstrip(".") or "png")
     plt.close(fig)
     return target

@@ -95,10 +95,12 @@ class ResultsCache:
             try:
                 record = loads(line)
                 key = record["key"]
-                if not isinstance(record.get("response"), str) or not isinstance(
-                    record.get("tokens"), int
-                ):
-                    raise TypeError("a record needs `response` and `tokens`")
+                # A key that is not a string (a list cannot even be a dict key) ended the
+                # rerun with a traceback instead of the warning every other bad line gets.
+                if not isinstance(key, str) or not isinstance(record.get("response"), str):
+                    raise TypeError("a record needs a string `key` and `response`")
+                if not isinstance(record.get("tokens"), int):
+                    raise TypeError("a record needs `tokens`")
             except (json.JSONDecodeError, KeyError, TypeError):
                 self.warnings.append(
                     Diagnostic(

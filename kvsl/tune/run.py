@@ -136,10 +136,16 @@ def run_tune(
     plot = plot_tune(result, out_dir / f"{stem}.png", title=f"{plan.style} on {Path(request.dev).name}")
     report["plot"] = str(plot)
     if request.write and result.chosen is not None:
-        from kvsl.tune.write import write_spec
+        from kvsl.tune.write import spec_rewrite
 
-        report["written"] = write_spec(request.spec, plan, result.chosen.setting, _comment(report))
-    json_path, md_path = write_reports(report, out_dir, stem)
+        # The spec changes last, after the reports: a tune killed after the spec changed
+        # but before its reports were written ran again on the tuned spec, another grid
+        # (the default c_v grid is the spec's ± 2) and `written` empty.
+        with spec_rewrite(request.spec, plan, result.chosen.setting, _comment(report)) as names:
+            report["written"] = names
+            json_path, md_path = write_reports(report, out_dir, stem)
+    else:
+        json_path, md_path = write_reports(report, out_dir, stem)
     report["report_path"], report["markdown_path"] = str(json_path), str(md_path)
     return report
 

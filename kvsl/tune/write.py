@@ -10,6 +10,8 @@ before it replaces the file (atomically).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +72,27 @@ def tuned_text(text: str, path: str, values: dict[tuple[str, str], str], comment
 def write_spec(path: str | Path, plan: Plan, setting: Setting, comment: str) -> list[str]:
     """Write the tuned values into the spec file; returns the `block.key` names written.
 
-    The result is checked first (a copy next to the spec, so relative paths resolve alike);
-    KVS704 when it would not check clean, and the spec is then untouched.
+    KVS704 when the result would not check clean, and the spec is then untouched
+    (`spec_rewrite`, which this is with nothing to do before the rename).
+    """
+    with spec_rewrite(path, plan, setting, comment) as written:
+        return written
+
+
+@contextmanager
+def spec_rewrite(
+    path: str | Path, plan: Plan, setting: Setting, comment: str
+) -> Iterator[list[str]]:
+    """The tuned spec, written and checked beside `path`; it replaces `path` when the block
+    succeeds. Yields the `block.key` names written.
+
+    The result is checked first, in the temporary file that then replaces the spec (next
+    to it, so relative paths resolve alike); KVS704 when it would not check clean, and the
+    spec is then untouched. A kill at any moment leaves the old text or the new one: the
+    check once wrote its own copy, `.<stem>.tune-check.kvs`, which a kill left beside the
+    spec for good; the temporary file of a dead writer is removed by the next write.
+    `kvsl tune` writes its reports inside the block, so the spec changes last: a tune
+    killed before that runs again on the same spec, and ends as if never stopped.
     """
     from kvsl.base.atomic import atomic_path
     from kvsl.lang import compile_spec
@@ -79,18 +100,14 @@ def write_spec(path: str | Path, plan: Plan, setting: Setting, comment: str) -> 
     path = Path(path)
     values = changed_values(plan, setting)
     new = tuned_text(path.read_text(encoding="utf-8"), str(path), values, comment)
-    trial = path.with_name(f".{path.stem}.tune-check.kvs")
-    try:
-        trial.write_text(new, encoding="utf-8")
-        _, diagnostics = compile_spec(trial)
-    finally:
-        trial.unlink(missing_ok=True)
-    errors = [d for d in diagnostics if d.severity == Severity.ERROR]
-    if errors:
-        raise _cannot(str(path), f"the result would not check ({errors[0].code}: {errors[0].message})")
-    with atomic_path(path) as temporary:
+    with atomic_path(path, fsync=True) as temporary:
         temporary.write_text(new, encoding="utf-8")
-    return [f"{block}.{key}" for block, key in values]
+        _, diagnostics = compile_spec(temporary)
+        errors = [d for d in diagnostics if d.severity == Severity.ERROR]
+        if errors:
+            first = errors[0]
+            raise _cannot(str(path), f"the result would not check ({first.code}: {first.message})")
+        yield [f"{block}.{key}" for block, key in values]
 
 
 def _cannot(path: str, reason: str) -> KvslError:
