@@ -136,6 +136,10 @@ def teach_command(
                 err=True,
             )
             raise typer.Exit(130) from None
+    if report.warnings:
+        from kvsl.lang.render import render_diagnostics
+
+        typer.echo(render_diagnostics(list(report.warnings), format="human", color=False), err=True)
     if dry_run:
         for prompt in report.prompts:
             typer.echo(f"===== {prompt.id} =====")

@@ -94,6 +94,17 @@ TEACHER_CODES: tuple[Code, ...] = (
     ),
     # KVS510 and up: `kvsl teach` (the teacher client and its run).
     Code(
+        "KVS527",
+        "torn last trace line cut off",
+        Severity.WARNING,
+        "`kvsl teach` appends each trace as one whole line with its newline, fsynced. A last "
+        "line without its newline that is not a JSON object is what a kill, a full disk or a "
+        "power cut left of an append: on resume it is cut off and its question is asked "
+        "again (a dry run only says so). Any other bad line stops the run (KVS501/KVS502).",
+        '{"id": "q1", "question": "...", "steps": ["..."], "answer": "4"}\n{"id": "q2", "quest',
+        '{"id": "q1", "question": "...", "steps": ["..."], "answer": "4"}',
+    ),
+    Code(
         "KVS524",
         "teacher base URL is not an http(s) URL",
         Severity.ERROR,

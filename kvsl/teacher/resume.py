@@ -10,13 +10,17 @@ repeats an earlier one of the source (after whitespace is normalised) is asked o
 from __future__ import annotations
 
 import hashlib
+import os
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kvsl.base.jsonl import loads
 from kvsl.formats.questions import Example
 from kvsl.formats.traces import load_traces
+from kvsl.lang.diagnostics import Diagnostic, Severity
+from kvsl.lang.source import Span
 from kvsl.teacher.skiplog import iter_skip_log
 
 
@@ -48,16 +52,74 @@ class Done:
     done: frozenset[str]  # question hashes of the traces in the file
     used_ids: frozenset[str]  # trace ids in the file
     skipped: frozenset[tuple[str, str]]  # (id, question hash) skipped for good
+    warnings: tuple[Diagnostic, ...] = ()  # KVS527: a torn last line cut off
 
 
-def already_done(traces_path: Path, skip_path: Path) -> Done:
-    """What the trace file and the skip log say is done (KVS50x for a damaged trace file)."""
+def torn_tail(traces_path: Path) -> tuple[int, int] | None:
+    """(line number, byte offset) of a last line cut short by an interrupted append, or None.
+
+    `append_trace` writes a whole line and its newline in one fsynced write, so a line
+    without its newline that is not a JSON object is the part of a trace a kill (or a
+    full disk) left. A complete last line without a newline (an editor's) is not torn.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "t.jsonl"
+    >>> _ = f.write_bytes(b'{"question": "q", "steps": ["s"], "answer": "1"}\\n{"question": "r", "st')
+    >>> torn_tail(f)
+    (2, 49)
+    """
+    try:
+        data = traces_path.read_bytes()
+    except OSError:
+        return None  # load_traces reports what cannot be read
+    if not data or data.endswith(b"\n"):
+        return None
+    start = data.rfind(b"\n") + 1
+    try:
+        record = loads(data[start:])
+    except ValueError:  # JSON cut short, or bytes cut inside a UTF-8 character
+        return data.count(b"\n") + 1, start
+    return None if isinstance(record, dict) else (data.count(b"\n") + 1, start)
+
+
+def _cut_torn_tail(traces_path: Path, line: int, offset: int, *, repair: bool) -> Diagnostic:
+    """Cut off a torn last line (its question is asked again), as a KVS527 warning; a dry
+    run (`repair` False) only says it will be."""
+    if repair:
+        with traces_path.open("r+b") as handle:
+            handle.truncate(offset)
+            handle.flush()
+            os.fsync(handle.fileno())
+    done = "it was removed" if repair else "a run will remove it"
+    return Diagnostic(
+        "KVS527",
+        Severity.WARNING,
+        f"line {line} of the trace file was cut short by an interrupted write; {done} "
+        "and its question is asked again",
+        Span.whole_file(str(traces_path)),
+    )
+
+
+def already_done(traces_path: Path, skip_path: Path, *, repair: bool = True) -> Done:
+    """What the trace file and the skip log say is done (KVS50x for a damaged trace file).
+
+    A last line torn by an interrupted append is cut off first (KVS527 warning), so a
+    killed run resumes; with `repair` False (a dry run) the file is left as it is and the
+    warning says a run will cut it. Any other bad line stops the run, at its line.
+    """
     done: set[str] = set()
     used_ids: set[str] = set()
+    warnings: list[Diagnostic] = []
+    data: bytes | None = None  # the file's bytes without a torn tail (None: read it)
+    torn = torn_tail(traces_path) if traces_path.is_file() else None
+    if torn is not None:
+        warnings.append(_cut_torn_tail(traces_path, *torn, repair=repair))
+        if not repair:
+            data = traces_path.read_bytes()[: torn[1]]
     if traces_path.exists():
         # A trace file with bad lines is reported (KVS50x at file:line) before anything is
         # asked: appending to it would only hide the damage from `kvsl build`.
-        for trace in load_traces(traces_path):
+        for trace in load_traces(traces_path, data):
             done.add(question_hash(trace.question))
             if trace.id is not None:
                 used_ids.add(trace.id)
@@ -70,6 +132,7 @@ def already_done(traces_path: Path, skip_path: Path) -> Done:
         frozenset(done),
         frozenset(used_ids),
         frozenset(key for key, permanent in latest.items() if permanent),
+        tuple(warnings),
     )
 
 

@@ -117,6 +117,7 @@ class TeachReport:
     skipped: tuple[SkipRecord, ...] = ()
     usage: Usage = field(default_factory=Usage)
     prompts: tuple[RenderedPrompt, ...] = ()  # dry run only
+    warnings: tuple[Diagnostic, ...] = ()  # e.g. KVS527: a torn last trace line cut off
 
     @property
     def skip_reasons(self) -> dict[str, int]:
@@ -149,9 +150,10 @@ class _Work:
     previously_skipped: int
     duplicates: int
     used_ids: frozenset[str]
+    warnings: tuple[Diagnostic, ...] = ()
 
 
-def _prepare(plan: Plan, options: TeachOptions) -> _Work:
+def _prepare(plan: Plan, options: TeachOptions, *, repair: bool = True) -> _Work:
     teacher = _teacher(plan)
     source = options.questions or teacher.questions
     if not source:
@@ -168,7 +170,7 @@ def _prepare(plan: Plan, options: TeachOptions) -> _Work:
     fmt = options.question_format or (None if options.questions else teacher.question_format)
     examples = load_questions(source, fmt, labels_path=options.labels, limit=options.limit)
     traces_path, skip_path = output_paths(plan, options)
-    done = already_done(traces_path, skip_path)
+    done = already_done(traces_path, skip_path, repair=repair)
     todo = questions_to_ask(examples, done, retry_skipped=options.retry_skipped)
     return _Work(
         teacher=teacher,
@@ -181,6 +183,7 @@ def _prepare(plan: Plan, options: TeachOptions) -> _Work:
         previously_skipped=todo.previously_skipped,
         duplicates=todo.duplicates,
         used_ids=done.used_ids,
+        warnings=done.warnings,
     )
 
 
@@ -205,6 +208,7 @@ def _report(
         duplicates=work.duplicates,
         asked=asked,
         prompts=prompts,
+        warnings=work.warnings,
     )
 
 
@@ -214,7 +218,7 @@ def dry_run(plan: Plan, options: TeachOptions = TeachOptions()) -> TeachReport:
     >>> # report = dry_run(plan, TeachOptions(questions="q.jsonl", limit=2))
     >>> # print(report.prompts[0].prompt)
     """
-    work = _prepare(plan, options)
+    work = _prepare(plan, options, repair=False)  # a dry run writes nothing
     template = compile_template(plan)
     prompts = tuple(RenderedPrompt(e.id, render_prompt(plan, template, e)) for e in work.todo)
     base_url, _ = choose_base_url(options.base_url, work.teacher.base_url, os.environ)

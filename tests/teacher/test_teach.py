@@ -335,7 +335,8 @@ def test_a_damaged_trace_file_is_reported_not_appended_to(
     plan = make_plan(questions=questions, base_url=stub.url)
     traces = Path(plan.teacher.traces)  # type: ignore[union-attr]
     traces.parent.mkdir(parents=True)
-    traces.write_text('{"id": "q1", "question": "x", "steps": ["s"], "answer": "2"}\n{"id": "q2", "quest')
+    # A bad line with its newline (not a torn last line, which is cut off: test_teach_torn.py)
+    traces.write_text('{"id": "q1", "question": "x", "steps": ["s"], "answer": "2"}\n{"id": "q2", "quest\n')
     with pytest.raises(KvslError) as caught:
         teach(plan, FAST, environ=ENV)
     assert caught.value.diagnostics[0].code == "KVS501" and caught.value.diagnostics[0].span.line == 2
