@@ -265,6 +265,28 @@ def test_an_edit_changes_only_the_last_prompt_position_of_its_layers_by_c_s(arch
     assert not torch.equal(logits[0], logits[1])
 
 
+def test_the_python_api_steers_as_kvsl_generate_does(arch):
+    """`kvsl.steered` around the model's own `generate` (the cache `generate` builds for this
+    architecture, sliding layers included) gives what `kvsl.generate` gives."""
+    import kvsl
+
+    loaded, vectors = arch["loaded"], arch["vectors"]
+    model, tokenizer = loaded.model, loaded.tokenizer
+    coefficients = {1: (0.0, 4.0)}
+    expected = kvsl.generate(model, tokenizer, PROMPTS, vectors, coefficients=coefficients,
+                             max_new_tokens=6)
+    inputs = kvsl.steering_inputs(tokenizer, PROMPTS, vectors)
+    with kvsl.steered(model, vectors, coefficients, tokenizer=tokenizer):
+        out = model.generate(**inputs, max_new_tokens=6, do_sample=False, pad_token_id=PAD_ID,
+                             eos_token_id=EOS_ID)
+    texts = [
+        tokenizer.decode(row, skip_special_tokens=True)
+        for row in out[:, inputs["input_ids"].shape[1] :].tolist()
+    ]
+    assert texts == expected
+    assert "forward" not in model.__dict__
+
+
 @pytest.mark.parametrize("name", sorted(REFUSED))
 def test_a_cache_kvsl_cannot_edit_exactly_is_refused_with_kvs303(name, tmp_path):
     model_type, fields, said = REFUSED[name]
