@@ -9,7 +9,8 @@ negative, in float32, shape (kv_heads, head_dim) per layer.
 How it computes less than the paper's loop, on CPU in particular:
 - no LM head (`model.model(...)` with `use_cache=True`, reading the DynamicCache);
 - at batch size 1, the common prefix of a pair's two prompts (system prompt, first demo
-  question, ...) is computed once: the positive prompt runs whole, the cache is cropped
+  question, ...) is computed once (not for models with sliding-window layers, whose cache
+  cannot be cropped back): the positive prompt runs whole, the cache is cropped
   back to the prefix, and the negative prompt continues from it. The result
   equals running both prompts in full (tested to 1e-5);
 - batch size by device: 1 on CPU (batching padded prompts was slower on 2 cores), 8 on
@@ -36,6 +37,7 @@ from kvsl.engine.distributed import all_reduce_sum, shard
 from kvsl.engine.generate import pad_token_id
 from kvsl.engine.geometry import base_model, cache_kwarg
 from kvsl.engine.inputs import left_pad, new_cache, position_ids
+from kvsl.engine.loading import quiet_transformers
 from kvsl.engine.models import LoadedModel
 from kvsl.engine.prompting import offset_token_id
 from kvsl.engine.vectors import Extraction, SteeringVectors
@@ -67,6 +69,9 @@ class _KVReader:
         self.base = base_model(loaded.model)
         self.kwarg = cache_kwarg(self.base)
         self.device = loaded.device
+        # A sliding-window layer forgets tokens past its window, so a cache that has one
+        # cannot be cropped back to a shared prefix: such models run each prompt whole.
+        self.can_crop = not any(getattr(self.new_cache(), "is_sliding", None) or ())
 
     def new_cache(self) -> Any:
         return new_cache(self.model)
@@ -204,8 +209,10 @@ def extract_means(
     mine = shard(tokenized)  # this rank's pairs (all of them in one process)
     size = batch_size or plan.extract.batch_size or default_batch_size(loaded.device)
     reader = _KVReader(loaded)
+    share_prefix = share_prefix and reader.can_crop
     with (
         torch.inference_mode(),
+        quiet_transformers(),  # e.g. GPT-2's "pass an attention_mask" for unpadded prompts
         _compute_precision(loaded, plan.extract.precision) as compute_dtype,
         _progress(progress, console, len(mine), f"extracting {plan.style}") as done,
     ):

@@ -109,7 +109,7 @@ def load_model(
     device = resolve_device(device) if device_map is None else None
     if device is not None:
         model = model.to(device)
-    return loaded_from_objects(
+    loaded = loaded_from_objects(
         model,
         tokenizer,
         ref,
@@ -118,6 +118,21 @@ def load_model(
         started=started,
         notes=notes,
     )
+    _warn_without_chat_template(loaded)
+    return loaded
+
+
+def _warn_without_chat_template(loaded: LoadedModel) -> None:
+    """KVS470 on stderr (and in the notes) when the model's tokenizer has no chat template."""
+    import sys
+
+    from kvsl.engine.prompting import chat_template_warning
+    from kvsl.lang.render import render_diagnostics
+
+    warning = chat_template_warning(loaded.tokenizer, loaded.ref.location or loaded.ref.name)
+    if warning is not None:
+        loaded.notes.append(warning.message)
+        print(render_diagnostics([warning]), file=sys.stderr, flush=True)
 
 
 def _load_weights(

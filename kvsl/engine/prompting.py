@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kvsl.lang.diagnostics import KvslError
+from kvsl.lang.diagnostics import Diagnostic, KvslError, Severity
 from kvsl.lang.source import Span
 
 
@@ -63,6 +63,25 @@ def prompt_ids(tokenizer, messages: Sequence[Message], prefix: str = "") -> list
     if prefix:
         ids += list(tokenizer.encode(prefix, add_special_tokens=False))
     return ids
+
+
+def chat_template_warning(tokenizer, where: str) -> Diagnostic | None:
+    """KVS470 when the tokenizer has no chat template (None when it has one).
+
+    Prompts then use the plain "role: content" layout of `prompt_ids`, which works for base
+    models but is not what an instruction-tuned model was trained on: said once per load.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        return None
+    return Diagnostic(
+        "KVS470",
+        Severity.WARNING,
+        f"the tokenizer of model `{where}` has no chat template: prompts use kvsl's plain "
+        "`role: content` layout",
+        Span.whole_file(where),
+        help="use a model whose tokenizer_config.json has a `chat_template` (an instruct or "
+        "chat model), or set `tokenizer.chat_template` before saving it",
+    )
 
 
 def offset_token_id(tokenizer, offset_token: str, span: Span | None = None) -> int:

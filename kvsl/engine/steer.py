@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from kvsl.engine.geometry import KVGeometry, cache_kwarg, kv_geometry
+from kvsl.engine.geometry import EDITABLE_LAYERS, KVGeometry, cache_kwarg, kv_geometry
 from kvsl.engine.inputs import new_cache, position_ids
 from kvsl.engine.vectors import SteeringVectors
 from kvsl.lang.diagnostics import ExitCode, KvslError
@@ -35,22 +35,41 @@ _API = Span.whole_file("<python>")
 
 
 def _cache_layers(cache: Any) -> list[Any]:
+    """The cache's layers, each with `keys`/`values` (batch, kv_heads, seq, head_dim) whose
+    last sequence index is the newest token; KVS459 for any other cache."""
     layers = getattr(cache, "layers", None)
+    odd = _why_not_editable(layers)
+    if odd is not None:
+        raise KvslError.one(
+            "KVS459",
+            f"the cache of this model (`{type(cache).__name__}`) has {odd}",
+            _API,
+            help="steer a transformer with a dynamic KV cache (Llama, Qwen2/3, Phi-3, ...); "
+            "leave `cache_implementation` unset",
+            exit_code=ExitCode.ENVIRONMENT,
+        )
+    return list(layers or ())
+
+
+def _why_not_editable(layers: Any) -> str | None:
+    """What keeps index -1 of these cache layers from being the last token (None: nothing).
+
+    Only plain and sliding-window attention layers qualify (`EDITABLE_LAYERS`): a static
+    cache's buffers end in unused slots and a linear-attention layer keeps no tokens, so an
+    edit at index -1 there would change the wrong thing, or nothing, without a word.
+    """
     if layers is None or not all(
         isinstance(getattr(layer, "keys", None), torch.Tensor)
         and isinstance(getattr(layer, "values", None), torch.Tensor)
         and layer.keys.dim() == 4
         for layer in layers
     ):
-        raise KvslError.one(
-            "KVS459",
-            f"the cache of this model (`{type(cache).__name__}`) has no per-layer key and "
-            "value tensors to edit",
-            _API,
-            help="steer a transformer with a standard KV cache (Llama, Qwen2/3, Phi-3, ...)",
-            exit_code=ExitCode.ENVIRONMENT,
-        )
-    return list(layers)
+        return "no per-layer key and value tensors to edit"
+    for layer in layers:
+        kind = type(layer).__name__
+        if not isinstance(layer, _LayerView) and kind not in EDITABLE_LAYERS:
+            return f"`{kind}` layers, whose last slot is not the last prompt token"
+    return None
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,11 @@ RUN_CODES: tuple[Code, ...] = (
         "model has no standard KV cache",
         Severity.ERROR,
         "KV-cache steering edits the per-layer key and value tensors of a transformers "
-        "`DynamicCache`. After the prefill this model's cache has no such tensors (a "
-        "state-space, linear-attention or otherwise non-standard cache), so it cannot be "
-        "steered this way.",
+        "`DynamicCache`, at the index of the last prompt token. After the prefill this "
+        "model's cache has no such tensors (a state-space, linear-attention or otherwise "
+        "non-standard cache), or its layers are of a kind whose last slot is not the last "
+        "token (a static cache's preallocated buffer, `cache_implementation=\"static\"`), "
+        "so it cannot be steered this way.",
         'model = "state-spaces/mamba-130m-hf"',
         'model = "HuggingFaceTB/SmolLM2-135M-Instruct"',
     ),
@@ -161,5 +163,19 @@ RUN_CODES: tuple[Code, ...] = (
         "latin1 -t utf-8`).",
         "printf 'caf\\xe9?' | kvsl run specs/step_by_step.kvs",
         "printf 'caf\\xc3\\xa9?' | kvsl run specs/step_by_step.kvs",
+    ),
+    Code(
+        "KVS470",
+        "model has no chat template",
+        Severity.WARNING,
+        "Contrast prompts and steered prompts go through the tokenizer's chat template, with "
+        "the generation prompt on. This model's tokenizer has none (a base model, or a "
+        "directory saved without `tokenizer_config.json`'s `chat_template`), so kvsl lays the "
+        "messages out as plain `role: content` lines ending in `assistant:`. That works, and "
+        "the artifact records the tokenizer it was built with, but an instruction-tuned "
+        "model steers best with the template it was trained on. Said when the model loads; "
+        "nothing stops.",
+        'model = "openai-community/gpt2"',
+        'model = "HuggingFaceTB/SmolLM2-135M-Instruct"',
     ),
 )

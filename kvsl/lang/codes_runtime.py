@@ -47,8 +47,11 @@ RUNTIME_CODES: tuple[Code, ...] = (
         Severity.ERROR,
         "KV-cache steering edits one position of a standard per-layer key/value cache: one "
         "(kv_heads, seq, head_dim) key tensor and value tensor per layer. Models without a "
-        "causal-LM head, encoder-decoders, and recurrent or hybrid models (Mamba, RWKV, ...) "
-        "have no such cache and cannot be steered this way.",
+        "causal-LM head, encoder-decoders, recurrent or hybrid models (Mamba, RWKV, "
+        "Qwen3-Next, ...) and multi-head latent attention (DeepSeek-V2/V3, whose cache holds "
+        "a compressed latent and a rotary key of different sizes) have no such cache and "
+        "cannot be steered this way. Sliding-window and hybrid sliding/full attention "
+        "(Mistral, Gemma 2/3) and multi-query attention are supported.",
         'model = "state-spaces/mamba-130m-hf"',
         'model = "Qwen/Qwen2.5-0.5B-Instruct"',
     ),
