@@ -50,10 +50,20 @@ def _usage(code: str, message: str, help: str, span: Span = COMMAND_LINE) -> Kvs
 
 
 def _prompt_from_json(value: Any, where: str) -> tuple[str, dict[str, Any]]:
+    found: tuple[str, dict[str, Any]] | None = None
     if isinstance(value, str):
-        return value, {}
-    if isinstance(value, dict) and isinstance(value.get("prompt"), str):
-        return value["prompt"], {k: v for k, v in value.items() if k != "prompt"}
+        found = value, {}
+    elif isinstance(value, dict) and isinstance(value.get("prompt"), str):
+        found = value["prompt"], {k: v for k, v in value.items() if k != "prompt"}
+    if found is not None and not found[0].strip():
+        raise _usage(
+            "KVS454",
+            "the prompt on this line is empty",
+            help="give each line the text to generate from, or leave the line out",
+            span=_line_span(where),
+        )
+    if found is not None:
+        return found
     raise _usage(
         "KVS454",
         'a prompt line must be a JSON string or an object with a string "prompt"',
@@ -130,6 +140,12 @@ def _read_prompts(prompts: list[str], file: Path | None) -> list[tuple[str, dict
                 given.encode("utf-8")
             except UnicodeEncodeError:  # argv bytes that are not UTF-8, held as surrogates
                 raise _not_utf8("a `--prompt` argument") from None
+            if not given.strip():  # `--prompt "$UNSET"` generated from nothing
+                raise _usage(
+                    "KVS452",
+                    "`--prompt` is empty",
+                    "pass the text to generate from (an unset shell variable gives an empty one)",
+                )
         return [(p, {}) for p in prompts]
     if file is not None:
         from kvsl.lang.files import (

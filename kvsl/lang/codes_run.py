@@ -33,7 +33,8 @@ RUN_CODES: tuple[Code, ...] = (
         Severity.ERROR,
         "`kvsl run` needs something to generate from: `--prompt TEXT` (repeatable), "
         "`--file prompts.jsonl`, or prompts piped on standard input (one per line, or JSON "
-        "lines). Standard input that is a terminal, or that is empty, gives no prompts.",
+        "lines). Standard input that is a terminal, or that is empty, gives no prompts; an "
+        "empty or blank `--prompt` (an unset shell variable) is refused too.",
         "kvsl run specs/step_by_step.kvs",
         "kvsl run specs/step_by_step.kvs --prompt 'Why is the sky blue?'",
     ),
@@ -51,7 +52,8 @@ RUN_CODES: tuple[Code, ...] = (
         Severity.ERROR,
         'Each non-empty line of a prompt file is either a JSON object with a string `"prompt"` '
         "field (other fields are kept in JSON output) or a JSON string. A line that is not "
-        "JSON, or an object without a string `prompt`, is reported with its line number.",
+        "JSON, an object without a string `prompt`, or an empty prompt is reported with its line "
+        "number.",
         '{"question": "Why is the sky blue?"}',
         '{"prompt": "Why is the sky blue?"}',
     ),

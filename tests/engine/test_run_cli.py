@@ -216,6 +216,18 @@ def test_bad_prompt_line_no_prompt_and_missing_target(setup, tmp_path):
     assert result.exit_code == 2 and "[KVS455]" in result.stderr
 
 
+@pytest.mark.parametrize("given", ["", "   ", "\n\t"])
+def test_an_empty_prompt_is_refused_not_generated_from(setup, tmp_path, given):
+    """`--prompt "$UNSET"` used to steer a generation from nothing."""
+    result = _run(setup["artifact"], "--prompt", given)
+    assert result.exit_code == 2 and "[KVS452]" in result.stderr and "is empty" in result.stderr
+    lines = tmp_path / "p.jsonl"
+    lines.write_text('{"prompt": "ok"}\n' + json.dumps({"prompt": given}) + "\n", encoding="utf-8")
+    result = _run(setup["artifact"], "--file", lines)
+    assert result.exit_code == 2 and "[KVS454]" in result.stderr
+    assert f"{lines}:2:1" in result.stderr and "empty" in result.stderr
+
+
 @pytest.mark.parametrize("where", ["stdin", "argument"])
 def test_a_prompt_that_is_not_utf8_is_kvs464_before_any_model_is_loaded(tmp_path, where):
     """Not UTF-8 on stdin was UnicodeDecodeError (or, in the C locale, lone surrogates that
