@@ -226,7 +226,7 @@ def recorded_coefficients(
     if isinstance(resolved, Mapping) and resolved:
         try:
             read = {int(layer): (float(kv[0]), float(kv[1])) for layer, kv in resolved.items()}
-        except (TypeError, ValueError, IndexError, KeyError):
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError):  # 10**400
             read = {}
         if read and all(math.isfinite(c) for pair in read.values() for c in pair):
             return read
