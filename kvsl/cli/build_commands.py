@@ -73,7 +73,7 @@ def build_command(
             device=device,
             device_map=device_map,
         )
-        console = Console(stderr=True, highlight=False, quiet=not is_main())
+        console = Console(stderr=True, highlight=False, markup=False, quiet=not is_main())
         result = build_spec(request, console=console)
         if is_main():
             print(result.path)

@@ -312,7 +312,7 @@ def run(
             score=score, force=force, device=setup.device, precision=setup.precision.name,
             device_map=placement,
         )  # fmt: skip
-        status = Console(stderr=True, highlight=False, soft_wrap=True)
+        status = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
         try:
             stream = _write_stdout if format == "text" else None
             result = run_request(request, console=status, quiet=format != "text", stream=stream)
@@ -359,7 +359,7 @@ def _print_text(records: list[dict[str, Any]], compare: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    out = Console(highlight=False, soft_wrap=not compare)
+    out = Console(highlight=False, markup=False, soft_wrap=not compare)
     for i, record in enumerate(records, start=1):
         scores = record.get("scores", {})
         title = (
