@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kvsl.base.jsonl import loads
+from kvsl.base.jsonl import loads, text_lines
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import (
@@ -76,7 +76,7 @@ def parse_prompt_lines(text: str, source: str, *, jsonl: bool) -> list[tuple[str
     [('a', {'id': 1}), ('b', {})]
     """
     prompts: list[tuple[str, dict[str, Any]]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         try:

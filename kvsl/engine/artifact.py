@@ -301,7 +301,8 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     except Exception as err:  # safetensors raises its own error types for bad headers
         raise KvslError.one(
             "KVS402",
-            f"artifact `{path}` is corrupt or truncated ({str(err).splitlines()[0]})",
+            f"artifact `{path}` is corrupt or truncated "
+            f"({(str(err).splitlines() or [type(err).__name__])[0]})",
             Span.whole_file(str(path)),
             help="delete it and rebuild with `kvsl build SPEC --force`",
         ) from None
