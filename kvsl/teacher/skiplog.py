@@ -66,7 +66,7 @@ def iter_skip_log(path: str | os.PathLike[str]) -> Iterable[dict[str, object]]:
     if not target.exists():
         return
     try:
-        text = target.read_text(encoding="utf-8", errors="replace")
+        text = target.read_bytes().decode("utf-8", errors="replace")  # no universal newlines
     except OSError as err:
         raise KvslError.one(
             "KVS526",

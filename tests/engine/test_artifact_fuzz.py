@@ -127,7 +127,7 @@ def _read_everything(path: Path, loaded: Any) -> None:
         )
 
 
-@fuzz(120)
+@fuzz(30)
 @given(data=st.data())
 def test_an_edited_manifest_with_fresh_checksums_is_read_or_refused_with_codes(
     built, tiny_loaded_llama, tmp_path_factory, data: st.DataObject
@@ -139,7 +139,7 @@ def test_an_edited_manifest_with_fresh_checksums_is_read_or_refused_with_codes(
     _read_everything(path, tiny_loaded_llama)
 
 
-@fuzz(80)
+@fuzz(20)
 @given(data=st.data())
 def test_a_damaged_file_is_refused_with_codes(built, tiny_loaded_llama, tmp_path_factory,
                                               data: st.DataObject) -> None:  # fmt: skip

@@ -29,7 +29,7 @@ prompt_text = st.text(st.one_of(st.characters(codec="utf-8", exclude_categories=
                                 st.sampled_from(SPLITTERS)), min_size=1, max_size=30)  # fmt: skip
 
 
-@fuzz(200)
+@fuzz(60)
 @given(lines_file(st.one_of(json_values(6), texts()), max_lines=5), st.booleans())
 def test_any_prompt_file_gives_prompts_or_a_located_kvs454(data: bytes, jsonl: bool) -> None:
     text = data.decode("utf-8", "replace")
@@ -42,7 +42,7 @@ def test_any_prompt_file_gives_prompts_or_a_located_kvs454(data: bytes, jsonl: b
         assert all(isinstance(p, str) and isinstance(extra, dict) for p, extra in prompts)
 
 
-@fuzz(150)
+@fuzz(40)
 @given(st.lists(st.tuples(prompt_text, st.booleans()), min_size=1, max_size=4), st.booleans())
 @example([("a\u2028b", False), ("c\x85d", True)], False)
 def test_prompts_read_back_as_written(cases: list[tuple[str, bool]], crlf: bool) -> None:
@@ -53,7 +53,7 @@ def test_prompts_read_back_as_written(cases: list[tuple[str, bool]], crlf: bool)
     assert [p for p, _ in prompts] == [p for p, _ in cases]
 
 
-@fuzz(100)
+@fuzz(30)
 @given(st.lists(st.tuples(prompt_text, prompt_text), min_size=1, max_size=4))
 @example([("q1", "the reply\u2028went on")])
 def test_skip_records_read_back_as_written(cases: list[tuple[str, str]]) -> None:

@@ -55,7 +55,7 @@ label_files = st.one_of(
 )
 
 
-@fuzz(300)
+@fuzz(100)
 @given(question_files, st.sampled_from([None, *FORMATS]), label_files, st.sampled_from([None, 0, 2]))
 def test_any_question_file_gives_examples_or_located_codes(
     data: bytes, fmt: str | None, labels_data: bytes, limit: int | None
@@ -93,7 +93,7 @@ def plain_records(draw: st.DrawFn) -> tuple[dict[str, Any], Example]:
     return {"question": stem, "answer": answer}, Example("", stem, answer, (), stem, "plain")
 
 
-@fuzz(150)
+@fuzz(50)
 @given(st.lists(plain_records(), min_size=1, max_size=4))
 def test_plain_records_read_back_as_written(cases: list[tuple[dict[str, Any], Example]]) -> None:
     path = FOLDER / "plain.jsonl"

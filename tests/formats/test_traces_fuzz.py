@@ -51,7 +51,7 @@ def _file(data: bytes, name: str = "t.jsonl") -> Path:
     return path
 
 
-@fuzz(300)
+@fuzz(100)
 @given(trace_files)
 def test_any_trace_file_gives_traces_or_located_codes(data: bytes) -> None:
     path = _file(data)
@@ -108,7 +108,7 @@ def valid_files(draw: st.DrawFn) -> tuple[bytes, list[Trace]]:
     return text.encode("utf-8"), [trace for _, trace in pairs]
 
 
-@fuzz(200)
+@fuzz(60)
 @given(valid_files())
 def test_valid_traces_of_either_layout_round_trip(case: tuple[bytes, list[Trace]]) -> None:
     data, expected = case
@@ -126,7 +126,7 @@ def test_valid_traces_of_either_layout_round_trip(case: tuple[bytes, list[Trace]
     assert load_traces(_file(result.out.read_bytes(), "again.jsonl")) == imported
 
 
-@fuzz(100)
+@fuzz(40)
 @given(st.lists(json_values(8), min_size=1, max_size=3))
 def test_a_trace_line_of_any_json_never_raises(values: list[Any]) -> None:
     data = "".join(json.dumps(v) + "\n" for v in values).encode("utf-8", "surrogatepass")

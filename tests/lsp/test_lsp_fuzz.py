@@ -43,7 +43,7 @@ junk = st.one_of(
 )  # fmt: skip
 
 
-@fuzz(300)
+@fuzz(100)
 @given(st.lists(st.one_of(bodies.map(_frame), junk), max_size=6), st.integers(1, 50))
 def test_the_framing_never_raises_and_ends(parts: list[bytes], max_body: int) -> None:
     reader = FrameReader(io.BytesIO(b"".join(parts)), max_body=max_body)
@@ -57,7 +57,7 @@ def test_the_framing_never_raises_and_ends(parts: list[bytes], max_body: int) ->
     raise AssertionError("the reader did not end")
 
 
-@fuzz(200)
+@fuzz(60)
 @given(st.lists(bodies, max_size=6))
 def test_well_framed_bodies_come_back_exactly(parts: list[bytes]) -> None:
     reader = FrameReader(io.BytesIO(b"".join(_frame(p) for p in parts)))
@@ -99,7 +99,7 @@ def _answered(client: RawClient, answer: dict[str, Any]) -> None:
     assert alive.get("result"), alive
 
 
-@fuzz(60)
+@fuzz(25)
 @given(texts, st.sampled_from(DOCUMENT_REQUESTS), positions, positions, st.booleans())
 def test_every_request_on_any_document_is_answered(
     client: RawClient, text: str, method: str, at: dict, end: dict, change: bool
@@ -115,7 +115,7 @@ def test_every_request_on_any_document_is_answered(
     _answered(client, client.request(method, _params(method, uri, at, end)))
 
 
-@fuzz(60)
+@fuzz(25)
 @given(
     st.sampled_from([*DOCUMENT_REQUESTS, "initialize", "shutdown", "workspace/executeCommand",
                      "$/cancelRequest", "no/such", ""]),
