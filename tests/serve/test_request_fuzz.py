@@ -122,3 +122,29 @@ def test_a_valid_request_keeps_what_it_asked_for(
     assert generation.sample and generation.temperature == temperature
     assert generation.stop == tuple(stop) or (not stop and generation.stop == ())
     assert (generation.style is None) == (model == "w")
+
+
+def _request(content_length: bytes, body: bytes) -> Any:
+    from starlette.requests import Request
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/completions",
+             "headers": [(b"content-length", content_length)]}  # fmt: skip
+    return Request(scope, receive)
+
+
+@pytest.mark.parametrize("declared", ["²".encode("latin-1"), b"9" * 5000, b"-1", b"+2"])
+def test_a_content_length_that_is_not_a_count_is_not_a_500(declared: bytes) -> None:
+    """`"²".isdigit()` is true and `int("²")` raises; so does `int` of 5,000 digits."""
+    import asyncio
+
+    from kvsl.serve.app import _read_body
+
+    if declared == b"9" * 5000:  # declared past any limit: refused before reading
+        with pytest.raises(ApiError) as err:
+            asyncio.run(_read_body(_request(declared, b"{}"), 1000, 5.0))
+        assert err.value.status == 413
+    else:  # not a count: the body is read (and its size checked) as it arrives
+        assert asyncio.run(_read_body(_request(declared, b"{}"), 1000, 5.0)) == b"{}"
