@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from kvsl.base.counts import decimal_count
+from kvsl.base.counts import OVER, decimal_count
 
 MAX_BODY = 1 << 28  # bytes; a 256 MiB message is not an edit of a spec
 MAX_LINE = 1 << 16  # bytes of a header line kept while looking for its end
@@ -63,7 +63,8 @@ class FrameReader:
                 if problem is None and length is None:
                     problem = "a message without a Content-Length header"
                 elif problem is None and length is not None and length > self._max_body:
-                    problem = f"Content-Length {length} is over the limit of {self._max_body} bytes"
+                    shown = f"{length}" if length < OVER else "of more than 18 digits"
+                    problem = f"Content-Length {shown} is over the limit of {self._max_body} bytes"
                 if problem is not None:
                     return self._garbled(problem)
                 assert length is not None
