@@ -178,7 +178,7 @@ def _print_inspection(
             )
         )
     for name, value in rows:
-        about.add_row(name, value)
+        about.add_row(name, str(value))  # a manifest value of any JSON type
     console.print(about)
     table = Table(title="per-layer steering vectors (L2 norm)", title_justify="left")
     table.add_column("layer", justify="right")

@@ -164,6 +164,7 @@ FOUND = [
     (("coefficients",), {"1": [10**400, 0.0]}),  # recorded_coefficients: OverflowError
     (("stats",), ["x"]),  # `kvsl inspect`: a list has no `.get`
     (("style",), "[/x]"),  # `kvsl inspect`: rich read the name as closing markup
+    (("model", "revision"), 5),  # `kvsl inspect`: rich cannot render an int
     (("plan", "markers"), None),  # the recorded plan: AttributeError
     (("plan", "steer", "key"), 10**400),  # the recorded plan's check: OverflowError
 ]
