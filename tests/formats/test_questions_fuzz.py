@@ -55,7 +55,7 @@ label_files = st.one_of(
 )
 
 
-@fuzz(100)
+@fuzz(80)
 @given(question_files, st.sampled_from([None, *FORMATS]), label_files, st.sampled_from([None, 0, 2]))
 def test_any_question_file_gives_examples_or_located_codes(
     data: bytes, fmt: str | None, labels_data: bytes, limit: int | None

@@ -90,7 +90,7 @@ def _check(raw: bytes, kind: str, catalog: Catalog) -> Generation | None:
         return None
 
 
-@fuzz(100)
+@fuzz(60)
 @given(bodies, st.sampled_from(["chat", "completion"]))
 def test_any_body_is_a_generation_or_a_4xx(catalog, raw: bytes, kind: str) -> None:
     generation = _check(raw, kind, catalog)
@@ -102,7 +102,7 @@ def test_any_body_is_a_generation_or_a_4xx(catalog, raw: bytes, kind: str) -> No
         assert 0 <= generation.temperature <= 2 and 0 < generation.top_p <= 1
 
 
-@fuzz(40)
+@fuzz(30)
 @given(
     st.sampled_from(["w", "w:tiny-style", "w:sampled"]),
     st.text(st.sampled_from("w1 w2 w3"), min_size=1, max_size=20).filter(str.strip),

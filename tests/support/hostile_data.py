@@ -52,7 +52,7 @@ def json_values(max_leaves: int = 12) -> st.SearchStrategy[Any]:
 
 
 def deep(depth: int) -> str:
-    """A JSON array nested `depth` times (past the decoder's recursion limit at 10**5)."""
+    """A JSON array nested `depth` times (past the decoder's recursion limit, about a thousand)."""
     return "[" * depth + "]" * depth
 
 
@@ -110,7 +110,7 @@ def lines_file(
     """A JSON-lines file: records from `record`, other JSON, junk lines, blank lines."""
     junk = st.one_of(
         st.binary(max_size=20),
-        st.sampled_from([b"{", b"}", b"[]", b"null", b"\xff\xfe", deep(100_000).encode(),
+        st.sampled_from([b"{", b"}", b"[]", b"null", b"\xff\xfe", deep(3000).encode(),
                          b'{"a": ' + b"7" * 5000 + b"}", b'"\\ud800"', b"NaN", b"\x00"]),
     )  # fmt: skip
     parts: list[bytes] = []
