@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from kvsl.base.counts import decimal_count
+
 
 def _mode_for(target: Path) -> int:
     """The permission bits of `target` if it exists, else 0666 less the process umask."""
@@ -67,8 +69,8 @@ def _remove_orphans(target: Path) -> None:
         return
     for sibling in siblings:
         rest = sibling.name[len(mine) :] if sibling.name.startswith(mine) else ""
-        pid = rest.split(".", 1)[0]
-        if not (rest.endswith(".tmp") and pid.isdigit()) or _alive(int(pid)):
+        pid = decimal_count(rest.split(".", 1)[0])
+        if not rest.endswith(".tmp") or pid is None or _alive(pid):
             continue
         with contextlib.suppress(OSError):
             if sibling.is_dir() and not sibling.is_symlink():

@@ -46,6 +46,20 @@ def append_jsonl(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
         os.fsync(out.fileno())
 
 
+def text_lines(text: str) -> list[str]:
+    r"""The lines of a JSON-lines text: split at "\n" only (a "\r" before it dropped).
+
+    Not `str.splitlines`, which also splits at U+2028, U+2029, U+0085, \v, \f and \x1c-\x1e:
+    `json.dumps(..., ensure_ascii=False)` writes those raw inside a string, so a valid
+    record holding one was cut in two invalid lines (and line numbers drifted from the
+    editor's).
+
+    >>> text_lines('{"a": "x\u2028y"}\r\n{"b": 1}') == ['{"a": "x\u2028y"}', '{"b": 1}']
+    True
+    """
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def loads(text: str | bytes, *, unicode_only: bool = True, **options: Any) -> Any:
     """`json.loads` for what a user or a client wrote: every refusal is a JSONDecodeError.
 

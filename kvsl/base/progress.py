@@ -24,13 +24,13 @@ def progress_display(console: Any = None, *extra_columns: str, transient: bool =
     )
 
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a style or file name is text
         BarColumn(),
         MofNCompleteColumn(),
         *(TextColumn(template) for template in extra_columns),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        console=console or Console(stderr=True),
+        console=console or Console(stderr=True, markup=False),
         transient=transient,
     )

@@ -73,7 +73,7 @@ def build_command(
             device=device,
             device_map=device_map,
         )
-        console = Console(stderr=True, highlight=False, quiet=not is_main())
+        console = Console(stderr=True, highlight=False, markup=False, quiet=not is_main())
         result = build_spec(request, console=console)
         if is_main():
             print(result.path)
@@ -90,7 +90,7 @@ def inspect_command(
 ) -> None:
     """Show an artifact's manifest and per-layer key/value norms."""
     with reported_errors():
-        from kvsl.engine.artifact import load_artifact
+        from kvsl.engine.artifact import load_artifact, recorded_coefficients
 
         vectors = load_artifact(artifact)
         norms = {
@@ -106,21 +106,31 @@ def inspect_command(
             }
             print(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False))
             return
-        _print_inspection(artifact, vectors.manifest, norms)
+        coefficients = recorded_coefficients(vectors.manifest, vectors.num_layers) or {}
+        _print_inspection(artifact, vectors.manifest, norms, coefficients)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A manifest part that should be an object, or {}: a manifest is data someone may edit
+    (its checksum recomputed), and only what a load reads is checked on load."""
+    return value if isinstance(value, dict) else {}
 
 
 def _print_inspection(
-    path: Path, manifest: dict[str, Any], norms: dict[int, tuple[float, float]]
+    path: Path,
+    manifest: dict[str, Any],
+    norms: dict[int, tuple[float, float]],
+    coefficients: dict[int, tuple[float, float]],
 ) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
-    model = manifest.get("model") or {}
-    geometry = manifest.get("geometry") or {}
-    position = manifest.get("position") or {}
-    coefficients = manifest.get("coefficients") or {}
-    stats = manifest.get("stats") or {}
+    # markup=False: a style name or description such as "[/x]" is text, not rich markup
+    console = Console(highlight=False, markup=False)
+    model = _object(manifest.get("model"))
+    geometry = _object(manifest.get("geometry"))
+    position = _object(manifest.get("position"))
+    stats = _object(manifest.get("stats"))
     about = Table.grid(padding=(0, 2))
     about.add_column(style="bold")
     about.add_column()
@@ -168,7 +178,7 @@ def _print_inspection(
             )
         )
     for name, value in rows:
-        about.add_row(name, value)
+        about.add_row(name, str(value))  # a manifest value of any JSON type
     console.print(about)
     table = Table(title="per-layer steering vectors (L2 norm)", title_justify="left")
     table.add_column("layer", justify="right")
@@ -177,7 +187,7 @@ def _print_inspection(
     table.add_column("c_k", justify="right")
     table.add_column("c_v", justify="right")
     for layer, (key_norm, value_norm) in norms.items():
-        ck, cv = coefficients.get(str(layer), (None, None))
+        ck, cv = coefficients.get(layer, (None, None))
         table.add_row(
             str(layer),
             f"{key_norm:.4f}",

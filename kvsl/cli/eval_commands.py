@@ -240,7 +240,7 @@ def _run(request: EvalRequest, format: str) -> None:
     from kvsl.engine.distributed import is_main
     from kvsl.eval.request import run
 
-    status = Console(stderr=True, highlight=False, quiet=not is_main())
+    status = Console(stderr=True, highlight=False, markup=False, quiet=not is_main())
     quiet = format == "json" or not is_main()
     with stop_on_interrupt(f"{request.out_dir}/results.jsonl"):
         outcome = run(request, console=status, quiet=quiet)
@@ -259,7 +259,7 @@ def _print_sweeps(outcome: EvalOutcome, request: EvalRequest) -> None:
 
     from kvsl.eval.report import sweep_table
 
-    out = Console(highlight=False)
+    out = Console(highlight=False, markup=False)
     for name, pts in (outcome.points or {}).items():
         out.print(sweep_table(pts, title=f"sweep `{name}` on {request.dev}"))
     out.print(f"best on dev: {outcome.report['best']}")
@@ -272,7 +272,7 @@ def _print_eval(outcome: EvalOutcome) -> None:
     from kvsl.eval.report import legend, rich_table
 
     report = outcome.report
-    out = Console(highlight=False)
+    out = Console(highlight=False, markup=False)
     bench = report["benchmark"]
     title = f"{bench['format']}: {bench['examples']} examples from {bench['data']}" + (
         f" (first {bench['limit']})" if bench["limit"] is not None else ""

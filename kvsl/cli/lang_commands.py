@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from kvsl.base.counts import decimal_count
 from kvsl.cli import app
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, Severity
 from kvsl.lang.source import Span
@@ -194,8 +195,9 @@ def codes_matching(code: str) -> list[str]:
     from kvsl.lang.codes import CODES
 
     key = code.strip().upper()
-    if key.isdigit():
-        key = f"KVS{int(key):03d}"
+    number = decimal_count(key)
+    if number is not None:
+        key = f"KVS{number:03d}"
     family = re.fullmatch(r"KVS(\d{1,2})(X{1,2})", key)
     if family is None or len(family.group(1) + family.group(2)) != 3:
         return [key] if key in CODES else []

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from kvsl.cli import app
-from kvsl.cli.lsp_fast import DEFAULT_DEBOUNCE_MS, run_lsp
+from kvsl.cli.lsp_fast import DEFAULT_DEBOUNCE_MS, MAX_DEBOUNCE_MS, run_lsp
 
 
 @app.command("lsp")
@@ -21,7 +21,7 @@ def lsp_command(
     ] = True,
     debounce_ms: Annotated[
         int,
-        typer.Option("--debounce-ms", min=0, help="Wait this long after an edit before checking."),
+        typer.Option("--debounce-ms", min=0, max=MAX_DEBOUNCE_MS, help="Wait this long after an edit before checking."),
     ] = DEFAULT_DEBOUNCE_MS,
 ) -> None:
     """Run the language server over stdio: diagnostics, hover, completion, formatting."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 
+from kvsl.base.counts import decimal_count
 from kvsl.lang.diagnostics import COMMAND_LINE, Diagnostic, ExitCode, Severity
-from kvsl.lsp import DEFAULT_DEBOUNCE_MS
+from kvsl.lsp import DEFAULT_DEBOUNCE_MS, MAX_DEBOUNCE_MS
 
 
 def run_lsp(debounce_ms: int = DEFAULT_DEBOUNCE_MS) -> int:
@@ -41,9 +42,10 @@ def fast_lsp(argv: list[str]) -> int | None:
             continue
         if arg == "--debounce-ms" or arg.startswith("--debounce-ms="):
             value = arg.split("=", 1)[1] if "=" in arg else next(args, "")
-            if not value.isdigit():
-                return None
-            debounce = int(value)
+            count = decimal_count(value)  # not `isdigit`: "²" is a digit that `int` refuses
+            if count is None or count > MAX_DEBOUNCE_MS:
+                return None  # Typer's `lsp` command reports it
+            debounce = count
             continue
         return None
     return run_lsp(debounce)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kvsl.base.jsonl import loads
+from kvsl.base.jsonl import loads, text_lines
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import (
@@ -86,7 +86,7 @@ def parse_prompt_lines(text: str, source: str, *, jsonl: bool) -> list[tuple[str
     [('a', {'id': 1}), ('b', {})]
     """
     prompts: list[tuple[str, dict[str, Any]]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -328,7 +328,7 @@ def run(
             score=score, force=force, device=setup.device, precision=setup.precision.name,
             device_map=placement,
         )  # fmt: skip
-        status = Console(stderr=True, highlight=False, soft_wrap=True)
+        status = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
         try:
             stream = _write_stdout if format == "text" else None
             result = run_request(request, console=status, quiet=format != "text", stream=stream)
@@ -375,7 +375,7 @@ def _print_text(records: list[dict[str, Any]], compare: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    out = Console(highlight=False, soft_wrap=not compare)
+    out = Console(highlight=False, markup=False, soft_wrap=not compare)
     for i, record in enumerate(records, start=1):
         scores = record.get("scores", {})
         title = (

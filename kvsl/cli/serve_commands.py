@@ -108,7 +108,7 @@ def serve(
             from kvsl.serve.catalog import load_catalog
             from kvsl.serve.schemas import Limits
 
-            status = Console(stderr=True, highlight=False, soft_wrap=True)
+            status = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
             catalog = thread.submit(load_catalog, list(targets or []), model=model, device=where,
                                     precision=precision, console=status).result()
             batching, why_not = batching_for(catalog, batching)

@@ -49,7 +49,7 @@ def import_command(
         result = import_traces(
             sources, out, limit=limit, force=force, skip_bad=skip_bad, dry_run=dry_run
         )
-        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
         if result.warnings:
             console.print(render_diagnostics(result.warnings, format="human", color=False))
         verb = "would write" if dry_run else "wrote"

@@ -180,7 +180,7 @@ def _run(request: Any, json_output: bool) -> None:
     from kvsl.engine.distributed import is_main
     from kvsl.tune.run import run_tune
 
-    status = Console(stderr=True, highlight=False, quiet=not is_main())
+    status = Console(stderr=True, highlight=False, markup=False, quiet=not is_main())
     with stop_on_interrupt(f"{request.out_dir}/results.jsonl"):
         report = run_tune(request, console=status, quiet=json_output)
     if report.pop("rank", 0) != 0:

@@ -226,7 +226,7 @@ def recorded_coefficients(
     if isinstance(resolved, Mapping) and resolved:
         try:
             read = {int(layer): (float(kv[0]), float(kv[1])) for layer, kv in resolved.items()}
-        except (TypeError, ValueError, IndexError, KeyError):
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError):  # 10**400
             read = {}
         if read and all(math.isfinite(c) for pair in read.values() for c in pair):
             return read
@@ -338,7 +338,8 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     except Exception as err:  # safetensors raises its own error types for bad headers
         raise KvslError.one(
             "KVS402",
-            f"artifact `{path}` is corrupt or truncated ({str(err).splitlines()[0]})",
+            f"artifact `{path}` is corrupt or truncated "
+            f"({(str(err).splitlines() or [type(err).__name__])[0]})",
             Span.whole_file(str(path)),
             help="delete it and rebuild with `kvsl build SPEC --force`",
         ) from None

@@ -130,7 +130,7 @@ def build(
 
     started = time.perf_counter()
     main = is_main()
-    console = console if console is not None and main else Console(stderr=True, quiet=not main)
+    console = console if console is not None and main else Console(stderr=True, markup=False, quiet=not main)
     plan = with_precision(plan, precision)
     path = artifact_path_for(plan, out_dir)
     warn = _warner(console)
@@ -155,11 +155,23 @@ def build(
     stats = vectors.manifest.get("stats", {})
     assert isinstance(stats, dict)
     console.print(
-        f"[green]built[/] `{plan.style}`: {vectors.manifest.get('pairs')} pairs × "
-        f"{plan.contrast.shots} shots, {loaded.geometry.num_layers} layers, extraction "
-        f"{stats.get('seconds', 0):.1f} s → {_shown(path)}"
+        _marked(
+            "built",
+            "green",
+            f" `{plan.style}`: {vectors.manifest.get('pairs')} pairs × {plan.contrast.shots} "
+            f"shots, {loaded.geometry.num_layers} layers, extraction "
+            f"{stats.get('seconds', 0):.1f} s → {_shown(path)}",
+        )
     )
     return BuildResult(path, True, seconds)
+
+
+def _marked(word: str, color: str, rest: str) -> Any:
+    """`word` in `color`, then `rest` as plain text: names and paths in it (a spec's style,
+    a folder called `a[/b]`) are never read as rich markup."""
+    from rich.text import Text
+
+    return Text.assemble((word, color), rest)
 
 
 def _warner(console: Any) -> Callable[[Diagnostic], None]:
@@ -185,21 +197,26 @@ def _existing_artifact(plan: Plan, path: Path, loaded: Any, console: Any) -> Pat
         existing = load_artifact(path)
     except KvslError as err:
         console.print(
-            f"[yellow]existing artifact is unusable ({err.diagnostics[0].message}); rebuilding[/]"
+            f"existing artifact is unusable ({err.diagnostics[0].message}); rebuilding",
+            style="yellow",
         )
         return None
     changed = _model_change(existing.manifest, plan, loaded)
     if existing.manifest.get("vector_hash") != plan.vector_hash:
-        console.print("[yellow]existing artifact belongs to another plan; rebuilding[/]")
+        console.print("existing artifact belongs to another plan; rebuilding", style="yellow")
         return None
     if changed is not None:
         console.print(
-            f"[yellow]the model's {changed} changed since this artifact was built; rebuilding[/]"
+            f"the model's {changed} changed since this artifact was built; rebuilding",
+            style="yellow",
         )
         return None
     console.print(
-        f"[green]up to date[/]: `{plan.style}` is unchanged, nothing to build "
-        f"({_shown(path)}; `--force` rebuilds)"
+        _marked(
+            "up to date",
+            "green",
+            f": `{plan.style}` is unchanged, nothing to build ({_shown(path)}; `--force` rebuilds)",
+        )
     )
     return path
 
@@ -239,8 +256,12 @@ def _shipped_artifact(
         shipped = _fits(shipped, loaded, plan, warn)
     if shipped is not None:
         console.print(
-            f"[green]up to date[/]: `{plan.style}` ships with prebuilt vectors for "
-            f"`{plan.model.name}`, nothing to build ({_shown(shipped)}; `--force` rebuilds)"
+            _marked(
+                "up to date",
+                "green",
+                f": `{plan.style}` ships with prebuilt vectors for `{plan.model.name}`, "
+                f"nothing to build ({_shown(shipped)}; `--force` rebuilds)",
+            )
         )
     return shipped
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from kvsl.base.jsonl import append_jsonl, loads
+from kvsl.base.jsonl import append_jsonl, loads, text_lines
 from kvsl.formats.questions import Example
 from kvsl.lang.diagnostics import Diagnostic, Severity
 from kvsl.lang.plan import GenerationSettings
@@ -35,6 +36,36 @@ def _question_hash(example: Example) -> str:
 def shard_paths(path: Path) -> list[Path]:
     """The per-rank shards of a results cache: `results.rank-0.jsonl`, ... (sorted)."""
     return sorted(path.parent.glob(f"{path.stem}.rank-*{path.suffix}"))
+
+
+
+def _number(value: Any) -> bool:
+    """A finite number a float holds (`float(10**400)` overflows)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _is_record(record: dict[str, Any]) -> bool:
+    """Whether a cached line has every field a resumed eval reads, of the type it reads.
+
+    The cache is a file in the user's folder: a line edited by hand (or by another tool)
+    with `"key": [1]`, `"seconds": "x"` or `"forced_scores": 3` ended `kvsl eval` with a
+    TypeError when it was used; such a line is now a KVS613 warning, and regenerated.
+    """
+    scores = record.get("forced_scores")
+    return (
+        isinstance(record.get("key"), str)
+        and isinstance(record.get("response"), str)
+        and isinstance(record.get("tokens"), int)
+        and not isinstance(record.get("tokens"), bool)
+        and _number(record.get("seconds", 0.0))
+        and isinstance(record.get("forced_model"), str | None)
+        and (scores is None or (isinstance(scores, dict) and all(map(_number, scores.values()))))
+    )
 
 
 class ResultsCache:
@@ -79,8 +110,8 @@ class ResultsCache:
         lines: list[str] = []
         shards = shard_paths(self.path)
         for shard in shards:
-            text = shard.read_text(encoding="utf-8", errors="replace")
-            lines.extend(line for line in text.split("\n") if line.strip())
+            text = shard.read_bytes().decode("utf-8", errors="replace")
+            lines.extend(line for line in text_lines(text) if line.strip())
         if lines:
             append_jsonl(self.path, lines)
         for shard in shards:
@@ -88,19 +119,17 @@ class ResultsCache:
         return len(lines)
 
     def _load(self, path: Path) -> None:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        for number, line in enumerate(text.split("\n"), start=1):
+        # Bytes decoded, not `read_text`: its universal newlines made a stray "\r" a line
+        # break, and the KVS613 line numbers drifted from the file's.
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        for number, line in enumerate(text_lines(text), start=1):
             if not line.strip():
                 continue
             try:
                 record = loads(line)
+                if not isinstance(record, dict) or not _is_record(record):
+                    raise TypeError("a record needs the shape `add` writes")
                 key = record["key"]
-                # A key that is not a string (a list cannot even be a dict key) ended the
-                # rerun with a traceback instead of the warning every other bad line gets.
-                if not isinstance(key, str) or not isinstance(record.get("response"), str):
-                    raise TypeError("a record needs a string `key` and `response`")
-                if not isinstance(record.get("tokens"), int):
-                    raise TypeError("a record needs `tokens`")
             except (json.JSONDecodeError, KeyError, TypeError):
                 self.warnings.append(
                     Diagnostic(

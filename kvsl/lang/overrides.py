@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from kvsl.base.counts import decimal_count
 from kvsl.lang.diagnostics import COMMAND_LINE, ExitCode, KvslError
 from kvsl.lang.plan import LayerSpan, Plan
 from kvsl.lang.source import Span
@@ -21,7 +22,16 @@ def _usage(code: str, message: str, help: str, span: Span = COMMAND_LINE) -> Kvs
     return KvslError.one(code, message, span, help=help, exit_code=ExitCode.USAGE)
 
 
-_LAYER_ITEM = re.compile(r"^(?P<start>-?\d+)?(?P<range>\.\.)?(?P<stop>-?\d+)?$")
+# ASCII digits only (`\d` also matches "٣", which `int` reads as 3): as in a spec.
+_LAYER_ITEM = re.compile(r"^(?P<start>-?[0-9]+)?(?P<range>\.\.)?(?P<stop>-?[0-9]+)?$")
+
+
+def _index(text: str) -> int:
+    """A layer index as written; one of more than 18 digits reads as `OVER` (outside every
+    model, reported as such), never converted (`int` refuses 4,300 digits)."""
+    count = decimal_count(text.lstrip("-"))
+    assert count is not None  # the pattern matched ASCII digits
+    return -count if text.startswith("-") else count
 
 
 def parse_layers(text: str) -> tuple[LayerSpan, ...]:
@@ -54,12 +64,12 @@ def parse_layers(text: str) -> tuple[LayerSpan, ...]:
                 "write indices and ranges separated by commas: `3`, `1..8`, `1..`, `..4`, "
                 "`-4..-1`, or `all`",
             )
-        start = int(match["start"]) if match["start"] is not None else 0
+        start = _index(match["start"]) if match["start"] is not None else 0
         if match["range"] is None:
             spans.append(LayerSpan(start, start))
         else:
             spans.append(
-                LayerSpan(start, int(match["stop"]) if match["stop"] is not None else None)
+                LayerSpan(start, _index(match["stop"]) if match["stop"] is not None else None)
             )
     return tuple(spans)
 

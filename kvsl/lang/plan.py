@@ -378,12 +378,18 @@ class Plan:
     def from_dict(cls, data: dict) -> Plan:
         """Inverse of `to_dict` (used to read the plan stored in an artifact manifest).
 
-        ValueError when a field does not hold its declared type (a float must be finite) or
-        the generation settings are out of range: a manifest is data someone may edit.
+        ValueError when a part is missing or of another shape, a field does not hold its
+        declared type (a float must be finite) or the generation settings are out of range:
+        a manifest is data someone may edit.
         """
         from kvsl.lang.typed import type_problems
 
-        plan = cls._from_dict(data)
+        try:
+            plan = cls._from_dict(data)
+        except (KeyError, TypeError, AttributeError, IndexError) as err:
+            # A part of another shape (`"markers": null`, `"steer": []`, a field missing):
+            # one kind of error for callers, whatever the shape.
+            raise ValueError(f"the recorded plan is malformed ({type(err).__name__}: {err})") from None
         problems = type_problems(plan) or plan.generate.problems()
         if problems:
             raise ValueError(f"the recorded plan is invalid: {problems[0]}")

@@ -54,7 +54,9 @@ def _check(value: Any, hint: Any, name: str) -> list[str]:
             return type_problems(value, name)
     elif _is_a(value, hint, origin):
         return []
-    return [f"`{name}` is {value!r}, not {_name(hint)}"]
+    shown = repr(value)  # an edited manifest may hold a 4,000-digit number or a long text
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return [f"`{name}` is {shown}, not {_name(hint)}"]
 
 
 def _is_a(value: Any, hint: Any, origin: Any) -> bool:
@@ -63,10 +65,18 @@ def _is_a(value: Any, hint: Any, origin: Any) -> bool:
     if hint is type(None):
         return value is None
     if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return isinstance(value, int | float) and not isinstance(value, bool) and _finite(value)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(hint, type) and isinstance(value, hint)
+
+
+def _finite(value: int | float) -> bool:
+    """A finite float, or an int a float can hold (`math.isfinite(10**400)` overflows)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _name(hint: Any) -> str:

@@ -18,3 +18,4 @@ Everything but `server.py` is plain functions on text, testable without a client
 
 # How long the server waits after an edit before checking (a newer edit restarts the wait).
 DEFAULT_DEBOUNCE_MS = 15
+MAX_DEBOUNCE_MS = 60_000  # a minute: longer is a mistake (and `ms / 1000` of a huge int overflows)

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from kvsl.base.counts import OVER, decimal_count
+
 MAX_BODY = 1 << 28  # bytes; a 256 MiB message is not an edit of a spec
 MAX_LINE = 1 << 16  # bytes of a header line kept while looking for its end
 _GLUE = 64  # bytes kept of an over-long line: a glued `Content-Length: N` fits in them
@@ -61,7 +63,8 @@ class FrameReader:
                 if problem is None and length is None:
                     problem = "a message without a Content-Length header"
                 elif problem is None and length is not None and length > self._max_body:
-                    problem = f"Content-Length {length} is over the limit of {self._max_body} bytes"
+                    shown = f"{length}" if length < OVER else "of more than 18 digits"
+                    problem = f"Content-Length {shown} is over the limit of {self._max_body} bytes"
                 if problem is not None:
                     return self._garbled(problem)
                 assert length is not None
@@ -75,9 +78,8 @@ class FrameReader:
             if header is not None:
                 in_headers = True
                 if header[1].lower() == b"content-length":
-                    if header[2].isdigit():
-                        length = int(header[2])
-                    else:
+                    length = decimal_count(header[2])
+                    if length is None:
                         problem = f"Content-Length {header[2][:40]!r} is not a number of bytes"
                 continue
             # Not a header line: the body of a broken message, perhaps with the next

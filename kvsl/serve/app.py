@@ -31,6 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from kvsl.base.counts import decimal_count
 from kvsl.engine.generate import GenerationSettings
 from kvsl.engine.rows import Row
 from kvsl.serve.batcher import Batcher, Busy, Job, Sampling, ShuttingDown
@@ -82,7 +83,8 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     declared = request.headers.get("content-length", "")
     too_large = ApiError(413, f"the request body is larger than {limit} bytes",
                          code="request_too_large", headers=_CLOSE)
-    if declared.isdigit() and int(declared) > limit:
+    length = decimal_count(declared)
+    if length is not None and length > limit:
         raise too_large
 
     async def read() -> bytes:

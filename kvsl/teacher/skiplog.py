@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kvsl.base.jsonl import loads
+from kvsl.base.jsonl import loads, text_lines
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
@@ -66,7 +66,7 @@ def iter_skip_log(path: str | os.PathLike[str]) -> Iterable[dict[str, object]]:
     if not target.exists():
         return
     try:
-        text = target.read_text(encoding="utf-8", errors="replace")
+        text = target.read_bytes().decode("utf-8", errors="replace")  # no universal newlines
     except OSError as err:
         raise KvslError.one(
             "KVS526",
@@ -75,7 +75,7 @@ def iter_skip_log(path: str | os.PathLike[str]) -> Iterable[dict[str, object]]:
             help="remove or rename what is in its place (it sits beside the trace file)",
             exit_code=ExitCode.ENVIRONMENT,
         ) from None
-    for line in text.splitlines():
+    for line in text_lines(text):
         try:
             record = loads(line)
         except json.JSONDecodeError:

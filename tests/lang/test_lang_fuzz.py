@@ -2,6 +2,7 @@
 
 Mutations (delete, duplicate, swap, insert random bytes) of the repository's specs; the
 front end must return coded diagnostics whose location lies inside the file.
+`KVSL_FUZZ_EXAMPLES=N` runs N examples per property.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from fuzz_settings import fuzz
+from hypothesis import given
 from hypothesis import strategies as st
 from lang_support import SPECS
 from lark_oracle import first_error_kind, lark_first_error, parse_source_lark
@@ -64,7 +66,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz(200)
 @given(mutated())
 def test_mutations_give_located_codes(data: bytes) -> None:
     path = WORKSPACE / "mutant.kvs"
@@ -87,7 +89,7 @@ def test_mutations_give_located_codes(data: bytes) -> None:
         path.unlink()
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz(200)
 @given(mutated())
 def test_parser_agrees_with_the_grammar(data: bytes) -> None:
     source, _ = decode_source("mutant.kvs", data)

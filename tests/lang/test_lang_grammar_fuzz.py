@@ -14,12 +14,12 @@ tests/lang/test_lang_grammar_fuzz.py`).
 from __future__ import annotations
 
 import atexit
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from fuzz_settings import fuzz
+from hypothesis import given
 from hypothesis import strategies as st
 from spec_strategies import broken_specs, make_workspace, valid_specs
 
@@ -32,24 +32,6 @@ from kvsl.lang.render import render_diagnostics
 
 WORKSPACE = make_workspace()
 atexit.register(shutil.rmtree, WORKSPACE.root, True)
-
-
-def _examples(default: int) -> int:
-    override = os.environ.get("KVSL_FUZZ_EXAMPLES")
-    return int(override) if override else default
-
-
-def fuzz(default: int) -> settings:
-    return settings(
-        max_examples=_examples(default),
-        deadline=None,
-        suppress_health_check=[
-            HealthCheck.too_slow,
-            HealthCheck.data_too_large,
-            HealthCheck.filter_too_much,
-        ],
-        database=None,
-    )
 
 
 def _write(text: str, name: str = "fuzz.kvs") -> Path:
