@@ -57,6 +57,30 @@ def _same_file(a: Path, b: str | os.PathLike[str]) -> bool:
         return False
 
 
+def _check_target(target: Path, sources: Sequence[str | os.PathLike[str]], *, force: bool) -> None:
+    """KVS520 for an `--out` that exists (without `force`) or that is one of the sources."""
+    if not target.exists():
+        return
+    if any(_same_file(target, s) for s in sources):
+        # `--force` replaces an earlier output, never the traces being imported: written
+        # over, the source (the paper's own format, say) would be gone.
+        raise KvslError.one(
+            "KVS520",
+            f"`--out {target}` is one of the files being imported",
+            Span.whole_file(str(target)),
+            help="write to another `--out`; the sources are never replaced",
+            exit_code=ExitCode.USAGE,
+        )
+    if not force:
+        raise KvslError.one(
+            "KVS520",
+            f"`{target}` already exists",
+            Span.whole_file(str(target)),
+            help="pass `--force` to replace it, or choose another `--out`",
+            exit_code=ExitCode.USAGE,
+        )
+
+
 def import_traces(
     sources: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
@@ -76,24 +100,8 @@ def import_traces(
     ImportResult(out=PosixPath('specs/traces/gsm8k.jsonl'), written=200, ...)
     """
     target = Path(out)
-    if target.exists() and not dry_run and any(_same_file(target, s) for s in sources):
-        # `--force` replaces an earlier output, never the traces being imported: written
-        # over, the source (the paper's own format, say) would be gone.
-        raise KvslError.one(
-            "KVS520",
-            f"`--out {target}` is one of the files being imported",
-            Span.whole_file(str(target)),
-            help="write to another `--out`; the sources are never replaced",
-            exit_code=ExitCode.USAGE,
-        )
-    if target.exists() and not force and not dry_run:
-        raise KvslError.one(
-            "KVS520",
-            f"`{target}` already exists",
-            Span.whole_file(str(target)),
-            help="pass `--force` to replace it, or choose another `--out`",
-            exit_code=ExitCode.USAGE,
-        )
+    if not dry_run:
+        _check_target(target, sources, force=force)
     traces: list[Trace] = []
     bad: list[Diagnostic] = []
     duplicates = 0
