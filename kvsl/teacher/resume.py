@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kvsl.base.jsonl import loads
 from kvsl.formats.questions import Example
-from kvsl.formats.traces import load_traces
+from kvsl.formats.traces import load_traces, read_trace_bytes
 from kvsl.lang.diagnostics import Diagnostic, Severity
 from kvsl.lang.source import Span
 from kvsl.teacher.skiplog import iter_skip_log
@@ -55,23 +55,18 @@ class Done:
     warnings: tuple[Diagnostic, ...] = ()  # KVS527: a torn last line cut off
 
 
-def torn_tail(traces_path: Path) -> tuple[int, int] | None:
+def torn_tail(data: bytes) -> tuple[int, int] | None:
     """(line number, byte offset) of a last line cut short by an interrupted append, or None.
 
     `append_trace` writes a whole line and its newline in one fsynced write, so a line
     without its newline that is not a JSON object is the part of a trace a kill (or a
     full disk) left. A complete last line without a newline (an editor's) is not torn.
 
-    >>> import tempfile, pathlib
-    >>> f = pathlib.Path(tempfile.mkdtemp()) / "t.jsonl"
-    >>> _ = f.write_bytes(b'{"question": "q", "steps": ["s"], "answer": "1"}\\n{"question": "r", "st')
-    >>> torn_tail(f)
+    >>> torn_tail(b'{"question": "q", "steps": ["s"], "answer": "1"}\\n{"question": "r", "st')
     (2, 49)
+    >>> torn_tail(b'{"question": "q", "steps": ["s"], "answer": "1"}') is None
+    True
     """
-    try:
-        data = traces_path.read_bytes()
-    except OSError:
-        return None  # load_traces reports what cannot be read
     if not data or data.endswith(b"\n"):
         return None
     start = data.rfind(b"\n") + 1
@@ -110,13 +105,12 @@ def already_done(traces_path: Path, skip_path: Path, *, repair: bool = True) -> 
     done: set[str] = set()
     used_ids: set[str] = set()
     warnings: list[Diagnostic] = []
-    data: bytes | None = None  # the file's bytes without a torn tail (None: read it)
-    torn = torn_tail(traces_path) if traces_path.is_file() else None
-    if torn is not None:
-        warnings.append(_cut_torn_tail(traces_path, *torn, repair=repair))
-        if not repair:
-            data = traces_path.read_bytes()[: torn[1]]
     if traces_path.exists():
+        data = read_trace_bytes(traces_path)  # KVS500 for what cannot be read
+        torn = torn_tail(data)
+        if torn is not None:
+            warnings.append(_cut_torn_tail(traces_path, *torn, repair=repair))
+            data = data[: torn[1]]
         # A trace file with bad lines is reported (KVS50x at file:line) before anything is
         # asked: appending to it would only hide the damage from `kvsl build`.
         for trace in load_traces(traces_path, data):
