@@ -16,6 +16,8 @@ def http_url_problem(url: str) -> str | None:
     True
     >>> http_url_problem("ftp://host/v1")
     'the scheme is `ftp`, not http or https'
+    >>> http_url_problem("localhost:8000/v1")
+    'it has no http:// or https://'
     >>> http_url_problem("http://[::1/v1")
     'it cannot be parsed (Invalid IPv6 URL)'
     >>> http_url_problem("http://h:99999/v1")
@@ -31,7 +33,10 @@ def http_url_problem(url: str) -> str | None:
             return "its port is not a number from 0 to 65535"
         return f"it cannot be parsed ({err})"
     if parts.scheme not in ("http", "https"):
-        return f"the scheme is `{parts.scheme}`, not http or https" if parts.scheme else "it has no http:// or https://"
+        # `localhost:8000/v1` parses as scheme `localhost`: say what is missing instead.
+        if "://" not in url:
+            return "it has no http:// or https://"
+        return f"the scheme is `{parts.scheme}`, not http or https"
     if not parts.hostname:
         return "it names no host"
     return None

@@ -22,6 +22,7 @@ runner = CliRunner()
 BAD = [
     "ftp://127.0.0.1/v1",
     "127.0.0.1:8000",
+    "localhost:8000/v1",
     "http://[::1/v1",
     "http://127.0.0.1:99999/v1",
     "http://127.0.0.1:port/v1",
