@@ -161,7 +161,6 @@ def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Pat
     from safetensors.torch import save_file
 
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tensors = _tensors(vectors)
     manifest = {**vectors.manifest, "tensors_sha256": tensors_sha256(tensors)}
     manifest.pop("artifact_path", None)
@@ -176,6 +175,7 @@ def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Pat
         CHECKSUM_KEY: _text_sha256(manifest_text),
     }
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target, fsync=True) as temporary:
             save_file(tensors, str(temporary), metadata=metadata)
     except OSError as err:

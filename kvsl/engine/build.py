@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kvsl.base.locations import cache_dir, is_packaged
-from kvsl.lang.diagnostics import Diagnostic, KvslError
+from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError
 from kvsl.lang.plan import Plan
 from kvsl.lang.source import Span
 
@@ -141,6 +141,8 @@ def build(
         if ready is not None:
             return BuildResult(ready, False, time.perf_counter() - started)
         _explain_older_hash(plan, path, console)
+    if main:
+        _ensure_folder(path.parent)  # before minutes of extraction, not after them
     # Read once, before a model is loaded: a changed (KVS308) or bad trace file stops here,
     # and the bytes checked against the plan's hash are the bytes the pairs are made of.
     traces = plan_traces(plan)
@@ -164,6 +166,22 @@ def build(
         )
     )
     return BuildResult(path, True, seconds)
+
+
+def _ensure_folder(folder: Path) -> None:
+    """Create the artifact's folder now, or KVS406: `--out README.md` (a file) used to fail
+    with a traceback once extraction had run for minutes."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = "it is a file, not a folder" if folder.exists() else (err.strerror or str(err))
+        raise KvslError.one(
+            "KVS406",
+            f"cannot write artifacts into `{folder}`: {reason}",
+            Span.whole_file(str(folder)),
+            help="pass a folder to `--out` (it is created if missing)",
+            exit_code=ExitCode.ENVIRONMENT,
+        ) from None
 
 
 def _marked(word: str, color: str, rest: str) -> Any:

@@ -138,6 +138,23 @@ def test_cli_build_out_and_precision(spec, tmp_path):
     assert load_artifact(artifact).manifest["precision"] == "bf16"
 
 
+@pytest.mark.parametrize("where", ["a-file", "a-file/under"])
+def test_cli_build_out_that_is_a_file_is_kvs406_before_the_model_loads(spec, tmp_path, where, monkeypatch):
+    """`--out README.md` used to fail with a mkdir traceback after the whole extraction."""
+    import kvsl.engine.build as building
+
+    (tmp_path / "a-file").write_text("keep me", encoding="utf-8")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before --out was checked")
+
+    monkeypatch.setattr(building, "_load", no_model)
+    result = CliRunner().invoke(app, ["build", str(spec), "--quiet", "--out", str(tmp_path / where)])
+    assert result.exit_code == 3, result.output
+    assert "KVS406" in result.stderr and "Traceback" not in result.output
+    assert (tmp_path / "a-file").read_text(encoding="utf-8") == "keep me"
+
+
 def test_cli_build_too_many_pairs_is_kvs306(spec, tiny_model_dir):
     spec.write_text(tiny_spec(tiny_model_dir, pairs=20, value=4), encoding="utf-8")
     result = CliRunner().invoke(app, ["build", str(spec), "--quiet"])
