@@ -169,19 +169,18 @@ def build(
 
 
 def _ensure_folder(folder: Path) -> None:
-    """Create the artifact's folder now, or KVS406: `--out README.md` (a file) used to fail
-    with a traceback once extraction had run for minutes."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        reason = "it is a file, not a folder" if folder.exists() else (err.strerror or str(err))
+    """Create the artifact's folder now, or KVS406 (`kvsl.lang.files.output_folder_problem`)."""
+    from kvsl.lang.files import output_folder_problem
+
+    reason = output_folder_problem(folder)
+    if reason is not None:
         raise KvslError.one(
             "KVS406",
             f"cannot write artifacts into `{folder}`: {reason}",
             Span.whole_file(str(folder)),
             help="pass a folder to `--out` (it is created if missing)",
             exit_code=ExitCode.ENVIRONMENT,
-        ) from None
+        )
 
 
 def _marked(word: str, color: str, rest: str) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 from kvsl.base.hashing import file_sha256
 from kvsl.eval.results_cache import ResultsCache, shared_results_cache
-from kvsl.eval.runner import EvalResult, check_settings, evaluate
+from kvsl.eval.runner import EvalResult, check_out, check_settings, evaluate
 from kvsl.eval.sweep import (
     SWEEP_PARAMETERS,
     SweepBase,
@@ -215,6 +215,7 @@ def run_eval(
     check_settings(request.decode, request.batch_size, request.limit, request.runs,
                    dev_limit=request.dev_limit, numbers=_given_numbers(request),
                    given=request.decode_flags)
+    check_out(str(request.out_dir))
     if request.data is None:
         raise KvslError.usage(
             "KVS612", "`--data` is required", help="give the test file with `--data PATH`"
@@ -399,6 +400,7 @@ def run_sweep(
     """
     check_settings(request.decode, request.batch_size, request.dev_limit, request.runs,
                    numbers=_given_numbers(request), given=request.decode_flags)
+    check_out(str(request.out_dir))
     if request.dev is None:
         raise KvslError.usage(
             "KVS616",

@@ -27,6 +27,20 @@ from kvsl.lang.source import Span
 ForcedMode = str  # "model" | "calibrated" | "overlap" (kvsl.eval.forced)
 
 
+def check_out(out_dir: str, code: str = "KVS612") -> None:
+    """`--out` created now, or `code` (KVS612 for eval, KVS702 for tune) before any work:
+    a file given there used to end the run in a traceback after all the generation."""
+    from kvsl.lang.files import output_folder_problem
+
+    reason = output_folder_problem(out_dir)
+    if reason is not None:
+        raise KvslError.usage(
+            code,
+            f"`--out {out_dir}` cannot hold the results: {reason}",
+            help="pass a folder to `--out` (it is created if missing)",
+        )
+
+
 def check_settings(
     decode: GenerationSettings,
     batch_size: int,

@@ -18,6 +18,7 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass
+from pathlib import Path
 
 # The largest data file kvsl reads whole (benchmarks, question pools, traces, prompt files):
 # far above any real one, and a bound on what a wrong path can make kvsl read into memory.
@@ -157,3 +158,33 @@ def decode_data_text(data: bytes) -> str:
     '{"a": 1}\\n'
     """
     return data.decode("utf-8-sig")
+
+
+def output_folder_problem(path: str | os.PathLike[str]) -> str | None:
+    """Create the output folder `path` (and its parents) now; why it cannot be, or None.
+
+    For the folders commands fill at the end of long work (`kvsl build --out`, `kvsl eval
+    --out`, `kvsl tune --out`): a file given there used to end the run in a mkdir traceback
+    after minutes of extraction or generation, not before.
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> output_folder_problem(root / "new" / "deeper") is None
+    True
+    >>> _ = (root / "notes.md").write_text("x")
+    >>> output_folder_problem(root / "notes.md")
+    'it is a file, not a folder'
+    >>> output_folder_problem(root / "notes.md" / "sub")
+    '`notes.md` on its path is a file, not a folder'
+    """
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if folder.exists() and not folder.is_dir():
+            return "it is a file, not a folder"
+        for parent in folder.parents:
+            if parent.exists() and not parent.is_dir():
+                return f"`{parent.name}` on its path is a file, not a folder"
+        return err.strerror or str(err)
+    return None

@@ -26,6 +26,7 @@ from typing import Any
 
 from kvsl.base.hashing import file_sha256
 from kvsl.eval.results_cache import shared_results_cache
+from kvsl.eval.runner import check_out
 from kvsl.formats.questions import Example, canonical_format, load_benchmark
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.plan import GenerationSettings, Plan
@@ -92,6 +93,7 @@ def run_tune(
 
     check_request(request)  # KVS702 for a flag out of range, before the spec is read
     check_writable(request)
+    check_out(request.out_dir, "KVS702")  # `--out` that is a file: before any work
     plan = load_plan(request.spec)
     dev = load_dev(request)
     check_scorable(plan)

@@ -173,6 +173,19 @@ def test_usage_errors(model_dir: Path, args: list[str], code: str, exit_code: in
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("sweep", [False, True])
+def test_out_that_is_a_file_is_kvs612_before_any_work(model_dir: Path, tmp_path: Path, sweep: bool) -> None:
+    """`--out notes.md` used to end an eval in a mkdir traceback after all its answers."""
+    (tmp_path / "notes.md").write_text("keep me", encoding="utf-8")
+    split = ["--dev", str(FIXTURES / "arc.jsonl"), "--sweep", "value=1,2"] if sweep else [
+        "--data", str(FIXTURES / "arc.jsonl")]
+    result = runner.invoke(app, ["eval", "--model", str(model_dir), *split, "--methods", "plain",
+                                 "--out", str(tmp_path / "notes.md")])
+    assert result.exit_code == 2, result.output
+    assert "KVS612" in result.output and "is a file, not a folder" in result.output
+    assert (tmp_path / "notes.md").read_text(encoding="utf-8") == "keep me"
+
+
 def test_forced_choice_modes_decide_the_same_responses_again(model_dir: Path, tmp_path: Path) -> None:
     """`--forced-choice calibrated` after `model` generates nothing: the model's label scores
     are kept with each unreadable response; every answer stays a valid label."""

@@ -105,6 +105,17 @@ def test_rungs_and_the_default_grid(spec: Path) -> None:
     assert err.value.diagnostics[0].code == "KVS702" and err.value.exit_code == 2
 
 
+@pytest.mark.parametrize("where", ["notes.md", "notes.md/deeper"])
+def test_out_that_is_a_file_is_kvs702_before_any_work(spec: Path, tmp_path: Path, where: str) -> None:
+    """`--out notes.md` used to end a tune in a mkdir traceback after its first builds."""
+    (tmp_path / "notes.md").write_text("keep me", encoding="utf-8")
+    with pytest.raises(KvslError) as err:
+        run_tune(_request(spec, tmp_path / where))
+    assert err.value.diagnostics[0].code == "KVS702" and err.value.exit_code == 2
+    assert "is a file, not a folder" in err.value.diagnostics[0].message
+    assert (tmp_path / "notes.md").read_text(encoding="utf-8") == "keep me"
+
+
 @pytest.mark.parametrize(
     "name", ["ARC-Challenge-Test.jsonl", "test.jsonl", "test_rand_split_no_answers.jsonl"]
 )
