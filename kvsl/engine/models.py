@@ -149,21 +149,24 @@ def _load_weights(
                     "KVS301",
                     f"the GGUF file `{ref.location}` does not exist",
                     ref,
-                    "fix the `model =` path in the spec (relative paths are relative to the spec file)",
+                    "fix the model path (`model =` in the spec, relative to the spec file; "
+                    "or `--model`)",
                 )
         model, tokenizer, revision = load_gguf(path, ref, dtype, notes, placement)
         return model, tokenizer, revision, ""
     if ref.kind == "directory":
         path = Path(ref.location).expanduser()
         if not path.is_dir() or not (path / "config.json").is_file():
-            what = (
-                "is not a model directory (no config.json)" if path.is_dir() else "does not exist"
-            )
+            if path.is_dir():
+                what = "is not a model directory (no config.json)"
+            else:
+                what = "is a file, not a model directory" if path.exists() else "does not exist"
             raise model_error(
                 "KVS301",
                 f"model directory `{ref.location}` {what}",
                 ref,
-                "fix the `model =` path in the spec, or save a model there with `save_pretrained`",
+                "fix the model path (`model =` in the spec, or `--model`), or save a model "
+                "there with `save_pretrained`",
             )
         from kvsl.engine.fingerprint import weights_sha256
 

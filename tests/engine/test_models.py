@@ -113,6 +113,16 @@ def test_directory_without_config_is_kvs301(tmp_path):
     assert caught.value.diagnostics[0].code == "KVS301"
 
 
+def test_a_file_given_as_a_model_directory_says_so(tmp_path):
+    """`--model README.md` said "does not exist" of a file that does."""
+    (tmp_path / "README.md").write_text("# notes", encoding="utf-8")
+    with pytest.raises(KvslError) as caught:
+        load_model(ModelRef("README.md", "directory", str(tmp_path / "README.md")))
+    diagnostic = caught.value.diagnostics[0]
+    assert diagnostic.code == "KVS301" and "is a file, not a model directory" in diagnostic.message
+    assert "`--model`" in (diagnostic.help or "")
+
+
 def test_broken_directory_is_kvs302(tmp_path, tiny_model_dir):
     import shutil
 
