@@ -246,6 +246,8 @@ def _explain_older_hash(plan: Plan, path: Path, console: Any) -> None:
     plan hash did not change: the same plan hash under another vector hash means the
     same inputs hashed by an earlier kvsl, and the rebuild happens once.
     """
+    from rich.text import Text
+
     from kvsl.engine.artifact import read_manifest
 
     for other in sorted(path.parent.glob(f"{_slug(plan.style)}-*.safetensors")):
@@ -254,10 +256,14 @@ def _explain_older_hash(plan: Plan, path: Path, console: Any) -> None:
         except (KvslError, OSError):
             continue
         if manifest.get("plan_hash") == plan.plan_hash and other != path:
+            # Rich Text, not markup: the console reads none (a style may be named `a[/b]`).
             console.print(
-                f"[yellow]`{plan.style}` was built by an earlier kvsl ({_shown(other)}), whose "
-                "vector hash also covered the teacher template; extracting once under the "
-                "current hash (the old file may be deleted)[/]"
+                Text(
+                    f"`{plan.style}` was built by an earlier kvsl ({_shown(other)}), whose "
+                    "vector hash also covered the teacher template; extracting once under the "
+                    "current hash (the old file may be deleted)",
+                    style="yellow",
+                )
             )
             return
 

@@ -101,6 +101,7 @@ def test_an_artifact_named_by_an_earlier_hash_rule_is_rebuilt_once(taught_spec):
     code, out, err = _build(taught_spec)
     assert code == 0, err
     assert "built by an earlier kvsl" in err and older.name in err
+    assert "[yellow]" not in err and "[/]" not in err  # styled text, not markup printed raw
     assert Path(out.strip().splitlines()[-1]) == path and path.is_file() and older.is_file()
     code, _, err = _build(taught_spec)
     assert "nothing to build" in err and "earlier kvsl" not in err
