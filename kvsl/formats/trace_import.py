@@ -71,6 +71,14 @@ def _check_target(target: Path, sources: Sequence[str | os.PathLike[str]], *, fo
             help="write to another `--out`; the sources are never replaced",
             exit_code=ExitCode.USAGE,
         )
+    if target.is_dir():  # `--force` cannot help: say so, rather than "pass --force"
+        raise KvslError.one(
+            "KVS520",
+            f"`--out {target}` is a folder, not a file",
+            Span.whole_file(str(target)),
+            help=f"name a file to write, e.g. `--out {target / 'traces.jsonl'}`",
+            exit_code=ExitCode.USAGE,
+        )
     if not force:
         raise KvslError.one(
             "KVS520",
