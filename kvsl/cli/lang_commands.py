@@ -108,12 +108,18 @@ def fmt_command(
     for path in changed:
         write(f"{verb} {path}")
     verb = "would be reformatted" if check_only else "reformatted"
-    unchanged = len(files) - len(changed) - len({d.span.path for d in diagnostics} & set(files))
+    refused = len({d.span.path for d in diagnostics if d.severity is Severity.ERROR} & set(files))
+    unchanged = len(files) - len(changed) - refused
     noun = lambda n: "file" if n == 1 else "files"  # noqa: E731
     parts = []
     if changed:
         parts.append(f"{len(changed)} {noun(len(changed))} {verb}")
-    parts.append(f"{unchanged} {noun(unchanged)} already formatted")
+    if unchanged or not (changed or refused or diagnostics):
+        parts.append(f"{unchanged} {noun(unchanged)} already formatted")
+    if refused:  # not "0 files already formatted" under the errors that stopped them
+        parts.append(f"{refused} {noun(refused)} left unchanged: errors above")
+    if not parts:
+        parts.append("nothing formatted")
     write(", ".join(parts))
     code = exit_code_for(diagnostics)
     if code is ExitCode.CLEAN and check_only and changed:

@@ -34,6 +34,38 @@ def _error(
     return Diagnostic(code, Severity.ERROR, message, span, labels=labels, help=help)
 
 
+def missing_file(name: str) -> Diagnostic:
+    """KVS008 for a spec path that does not exist, with the closest `.kvs` name beside it.
+
+    >>> missing_file("/nonexistent/x.kvs").help
+    'check the path: a spec is a `.kvs` file (`kvsl styles` lists the built-in ones)'
+    """
+    return _error(
+        "KVS008",
+        f"no such file: `{name}`",
+        Span.whole_file(name),
+        help=close_file_hint(name, (".kvs",))
+        + "check the path: a spec is a `.kvs` file (`kvsl styles` lists the built-in ones)",
+    )
+
+
+def close_file_hint(name: str, suffixes: tuple[str, ...]) -> str:
+    """"did you mean `DIR/X`? " for the file beside a missing `name` closest to it, or "".
+
+    Only files ending in one of `suffixes` are offered (`step-by-step.kvs` →
+    `step_by_step.kvs`); a missing or unreadable folder offers nothing.
+    """
+    from difflib import get_close_matches
+
+    folder, base = os.path.split(name)
+    try:
+        nearby = [n for n in os.listdir(folder or ".") if n.endswith(suffixes)]
+    except OSError:
+        return ""
+    close = get_close_matches(base, nearby, n=1)
+    return f"did you mean `{os.path.join(folder, close[0])}`? " if close else ""
+
+
 def load_source(path: str | os.PathLike[str]) -> tuple[SourceFile | None, list[Diagnostic]]:
     """Read a spec file as text, or explain why it cannot be a spec.
 
@@ -48,7 +80,7 @@ def load_source(path: str | os.PathLike[str]) -> tuple[SourceFile | None, list[D
         data = read_regular_file(name, MAX_SPEC_BYTES)
     except FileProblem as problem:
         if problem.kind == "missing":
-            return None, [_error("KVS008", f"no such file: `{name}`", whole)]
+            return None, [missing_file(name)]
         if problem.kind == "directory":
             return None, [
                 _error(

@@ -131,6 +131,21 @@ def test_fmt_reports_syntax_errors(tmp_path: Path) -> None:
     result = invoke("fmt", str(path))
     assert result.exit_code == 1 and "error[KVS013]" in result.output
     assert path.read_text(encoding="utf-8") == 'style "s" {\n'
+    # The summary under the error counted the broken file as neither formatted nor not.
+    assert "1 file left unchanged: errors above" in result.output
+    assert "0 files already formatted" not in result.output
+
+
+def test_fmt_and_check_of_a_missing_spec_offer_the_closest_name(tmp_path: Path) -> None:
+    """KVS008 had no help line; a near miss of a spec beside it is now offered."""
+    write_spec(tmp_path, name="spec.kvs")
+    for command in ("fmt", "check", "plan"):
+        result = invoke(command, str(tmp_path / "spex.kvs"))
+        assert result.exit_code == 2 and "error[KVS008]" in result.output, command
+        assert f"help: did you mean `{tmp_path / 'spec.kvs'}`?" in result.output, command
+    result = invoke("fmt", str(tmp_path / "gone" / "x.kvs"))
+    assert "help: check the path: a spec is a `.kvs` file" in result.output
+    assert "did you mean" not in result.output and "nothing formatted" in result.output
 
 
 def test_plan_prints_sorted_json_with_hashes(tmp_path: Path) -> None:
