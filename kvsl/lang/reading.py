@@ -66,6 +66,19 @@ def close_file_hint(name: str, suffixes: tuple[str, ...]) -> str:
     return f"did you mean `{os.path.join(folder, close[0])}`? " if close else ""
 
 
+# kvsl's binary (or large) files of other kinds, named where a spec goes: say which
+# command reads them instead of only "is this the right file?".
+_OTHER_KINDS = {
+    ".safetensors": "this is a steering-vector artifact: `kvsl inspect` shows it and "
+    "`kvsl run` runs it; pass its `.kvs` spec here",
+    ".gguf": "this is a model file: name it in a spec's `model = \"...\"`; pass a `.kvs` spec here",
+}
+
+
+def _other_kind(path: str) -> str | None:
+    return _OTHER_KINDS.get(os.path.splitext(path)[1].lower())
+
+
 def load_source(path: str | os.PathLike[str]) -> tuple[SourceFile | None, list[Diagnostic]]:
     """Read a spec file as text, or explain why it cannot be a spec.
 
@@ -97,7 +110,7 @@ def load_source(path: str | os.PathLike[str]) -> tuple[SourceFile | None, list[D
                     f"file is too large for a spec ({problem.size:,} bytes, the limit is "
                     f"{MAX_SPEC_BYTES:,})",
                     whole,
-                    help="a spec is a page of settings: is this the right file?",
+                    help=_other_kind(name) or "a spec is a page of settings: is this the right file?",
                 )
             ]
         if problem.kind == "unreadable":
@@ -117,7 +130,7 @@ def decode_source(path: str, data: bytes) -> tuple[SourceFile | None, list[Diagn
                 "KVS004",
                 "binary file: found a NUL byte",
                 prefix.span(offset, offset),
-                help="a spec is UTF-8 text; is this the right file?",
+                help=_other_kind(path) or "a spec is UTF-8 text; is this the right file?",
             )
         ]
     try:

@@ -250,3 +250,16 @@ def test_fmt_writes_through_a_symlinked_spec(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["fmt", str(link)])
     assert result.exit_code == 0, result.output
     assert link.is_symlink() and 'description = "d"' in real.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("name", "says"), [("v.safetensors", "`kvsl inspect` shows it"),
+                                            ("m.gguf", "this is a model file")])
+def test_an_artifact_or_model_where_a_spec_goes_is_named(tmp_path: Path, name: str, says: str) -> None:
+    """`kvsl check/plan/build X.safetensors`: "is this the right file?" said nothing of
+    what the file is or which command takes it."""
+    path = tmp_path / name
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    for command in ("check", "plan"):
+        result = invoke(command, str(path))
+        assert result.exit_code == 1 and "error[KVS004]" in result.output, command
+        assert says in result.output and "is this the right file" not in result.output
