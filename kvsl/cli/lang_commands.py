@@ -178,7 +178,18 @@ def unknown_code_diagnostic(code: str) -> Diagnostic:
 
     from kvsl.lang.codes import CODES
 
-    close = get_close_matches(code.upper(), list(CODES), n=1, cutoff=0.8)
+    import re
+
+    short = re.fullmatch(r"(?:KVS)?(\d{1,2})", code.strip().upper())
+    if short:  # `KVS5`, `KVS52`: a phase or a family, not a near miss of one code
+        family = f"KVS{short.group(1)}{'x' * (3 - len(short.group(1)))}"
+        close = [family] if codes_matching(family) else []
+    else:
+        upper = code.strip().upper()
+        digits = upper[3:].replace("O", "0") if upper.startswith("KVS") else ""
+        # `KVS1O4` (a letter O) is KVS104, not whichever code difflib finds nearest.
+        close = [f"KVS{digits}"] if f"KVS{digits}" in CODES else []
+        close = close or get_close_matches(upper, list(CODES), n=1, cutoff=0.8)
     return Diagnostic(
         "KVS018",
         Severity.ERROR,

@@ -183,6 +183,15 @@ def test_explain_unknown_code() -> None:
     assert result.exit_code == 2 and "error[KVS018]: unknown diagnostic code `KVS999`" in result.output
 
 
+@pytest.mark.parametrize(("given", "offered"), [("KVS5", "KVS5xx"), ("kvs52", "KVS52x"),
+                                                ("KVS1O4", "KVS104"), ("KVS1044", "KVS104")])
+def test_explain_offers_the_family_or_the_code_meant(given: str, offered: str) -> None:
+    """`KVS5` was offered KVS805 and `KVS1O4` (a letter O) KVS614, by string nearness."""
+    result = invoke("explain", given)
+    assert result.exit_code == 2 and f"help: did you mean `{offered}`?" in result.output
+    assert invoke("explain", offered).exit_code == 0
+
+
 @pytest.mark.parametrize("family", ["KVS51x", "kvs8xx", "KVS0xx"])
 def test_explain_a_family_explains_each_of_its_codes(family: str) -> None:
     # docs/teacher.md says `kvsl explain KVS51x`, docs/serve.md `kvsl explain KVS8xx`.
