@@ -174,11 +174,10 @@ def plan(
 
 def unknown_code_diagnostic(code: str) -> Diagnostic:
     """KVS018: `kvsl explain` was given a code that is not registered."""
+    import re
     from difflib import get_close_matches
 
     from kvsl.lang.codes import CODES
-
-    import re
 
     short = re.fullmatch(r"(?:KVS)?(\d{1,2})", code.strip().upper())
     if short:  # `KVS5`, `KVS52`: a phase or a family, not a near miss of one code
