@@ -172,3 +172,15 @@ def test_kvsls_other_files_are_named_not_read_line_by_line(tmp_path, name, kind)
     assert result.exit_code == 1 and result.output.count("error[") == 1, result.output
     assert "KVS500" in result.output and f"is {kind}, not a trace file" in result.output
     assert "help: name a JSON-lines trace file" in result.output
+
+
+@pytest.mark.parametrize("below", ["t.jsonl", "sub/t.jsonl"])
+def test_a_file_in_place_of_outs_folder_is_kvs520_not_a_traceback(tmp_path, below):
+    """`--out paper.jsonl/t.jsonl` raised FileExistsError/NotADirectoryError from mkdir."""
+    blocker = tmp_path / "paper.jsonl"
+    blocker.write_bytes(PAPER.read_bytes())
+    result = CliRunner().invoke(app, ["traces", "import", str(PAPER), "-o", str(blocker / below)])
+    assert result.exit_code == 3 and "KVS520" in result.output, result.output
+    assert "a file is in the place of one of its folders" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert blocker.read_bytes() == PAPER.read_bytes()
