@@ -167,19 +167,26 @@ def _write(target: Path, traces: list[Trace]) -> None:
     from kvsl.base.atomic import atomic_path
 
     try:
-        # Inside the try: a file where a folder of `--out` should be (`a.jsonl/t.jsonl`)
-        # is FileExistsError or NotADirectoryError here, reported, not a traceback.
         target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target, fsync=True) as temporary:
-            Path(temporary).write_text(
-                "".join(trace.to_json() + "\n" for trace in traces), encoding="utf-8"
-            )
-    except OSError as err:
+    except OSError as err:  # a file where a folder of `--out` should be (`a.jsonl/t.jsonl`)
         blocked = isinstance(err, (FileExistsError, NotADirectoryError))
         raise KvslError.one(
             "KVS520",
             f"cannot write `{target}`: "
             + ("a file is in the place of one of its folders" if blocked else f"{err.strerror or err}"),
+            Span.whole_file(str(target)),
+            help="choose a writable `--out`",
+            exit_code=ExitCode.ENVIRONMENT,
+        ) from None
+    try:
+        with atomic_path(target, fsync=True) as temporary:
+            Path(temporary).write_text(
+                "".join(trace.to_json() + "\n" for trace in traces), encoding="utf-8"
+            )
+    except OSError as err:
+        raise KvslError.one(
+            "KVS520",
+            f"cannot write `{target}`: {err.strerror or err}",
             Span.whole_file(str(target)),
             help="choose a writable `--out`",
             exit_code=ExitCode.ENVIRONMENT,
