@@ -10,6 +10,8 @@ Front end only (no model is loaded): every test here runs in well under a second
   block meant to show a mistake says so in a comment, `# error[KVS104]` (or
   `warning[...]`), and must produce exactly that code.
 - The README's spec is the built-in step-by-step spec (comments aside).
+- Every `kvsl COMMAND --option` a doc shows (code blocks and inline) names a real command
+  and option, checked against the CLI's own parser tree.
 - Every `KVSnnn`, range (`KVS600-608`) and group (`KVS51x`) the docs name is registered.
 """
 
@@ -166,3 +168,61 @@ def test_every_code_the_docs_name_is_registered() -> None:
         if not known:
             missing[code] = where
     assert not missing, missing
+
+
+def command_lines() -> list[tuple[str, str]]:
+    """(where, text) of every shell line in a code block and every inline `kvsl ...` span."""
+    found = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        name = str(path.relative_to(ROOT))
+        for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, re.S | re.M):
+            if match.group(1) not in ("", "sh", "console", "bash", "yaml"):
+                continue
+            first = text[: match.start()].count("\n") + 2
+            lines = match.group(2).replace("\\\n", " \n").split("\n")
+            found += [(f"{name}:{first + i}", line) for i, line in enumerate(lines)]
+        for match in re.finditer(r"`(kvsl [^`\n]+)`", text):
+            found.append((f"{name}:{text[: match.start()].count(chr(10)) + 1}", match.group(1)))
+    return found
+
+
+def kvsl_invocations(line: str) -> list[list[str]]:
+    """The words after each `kvsl` (or `.../bin/kvsl`) that runs as a command in `line`."""
+    calls = []
+    for part in re.split(r"&&|\|\||[|;]|\$\(", line.split(" #")[0]):
+        words = part.strip().removeprefix("$ ").split()
+        starts = [i for i, w in enumerate(words) if w == "kvsl" or w.endswith("/bin/kvsl")]
+        # Only a command word: after nothing but `VAR=value`s (not `pip install kvsl` or
+        # a YAML `name: Check kvsl specs`).
+        if starts and all("=" in w for w in words[: starts[0]]):
+            calls.append(words[starts[0] + 1 :])
+    return calls
+
+
+def test_every_kvsl_command_and_option_the_docs_show_exists() -> None:
+    """`kvsl CMD --option` as the docs spell it: a renamed flag or command fails here, not
+    in a new user's shell (Typer's own parser tree, so no command body runs)."""
+    import typer.main
+
+    from kvsl.cli import app
+
+    root = typer.main.get_command(app)  # a group: its `commands` by name
+    wrong, seen = [], 0
+    for where, line in command_lines():
+        for words in kvsl_invocations(line):
+            command = root
+            while words and words[0] in getattr(command, "commands", {}):
+                command = command.commands[words.pop(0)]  # type: ignore[attr-defined]
+            if command is root:
+                if words and re.fullmatch(r"[a-z]+", words[0]):
+                    wrong.append(f"{where}: no command `kvsl {words[0]}`")
+                continue
+            seen += 1
+            options = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+            for word in words:
+                option = word.split("=")[0]
+                if re.fullmatch(r"--[a-z][a-z0-9-]*", option) and option not in options | {"--help"}:
+                    wrong.append(f"{where}: `kvsl {command.name}` has no `{option}`")
+    assert seen > 50  # the docs show many commands; a broken pattern would find none
+    assert not wrong, "\n".join(wrong)

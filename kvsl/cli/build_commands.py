@@ -92,6 +92,7 @@ def inspect_command(
     with reported_errors():
         from kvsl.engine.artifact import load_artifact, recorded_coefficients
 
+        _refuse_a_spec(artifact)
         vectors = load_artifact(artifact)
         norms = {
             layer: (float(vectors.keys[layer].norm()), float(vectors.values[layer].norm()))
@@ -108,6 +109,29 @@ def inspect_command(
             return
         coefficients = recorded_coefficients(vectors.manifest, vectors.num_layers) or {}
         _print_inspection(artifact, vectors.manifest, norms, coefficients)
+
+
+def _refuse_a_spec(artifact: Path) -> None:
+    """KVS401 naming the way to the artifact, for a spec or a built-in style's name given
+    to `kvsl inspect` (a new user's first guess; the generic "not a safetensors file" and
+    "does not exist" say nothing about where the artifact is)."""
+    from kvsl.builtin import builtin_spec
+    from kvsl.lang.diagnostics import ExitCode, KvslError
+    from kvsl.lang.source import Span
+
+    name = str(artifact)
+    is_spec = artifact.suffix == ".kvs" and artifact.is_file()
+    if not (is_spec or (not artifact.exists() and builtin_spec(name) is not None)):
+        return
+    kind = "a spec" if is_spec else "a built-in style's name"
+    raise KvslError.one(
+        "KVS401",
+        f"`{name}` is {kind}, not an artifact",
+        Span.whole_file(name),
+        help=f"`kvsl build {name}` builds its vectors (or finds them built) and prints the "
+        "artifact's path to pass here; `kvsl run` takes the spec itself",
+        exit_code=ExitCode.ERRORS,
+    )
 
 
 def _object(value: Any) -> dict[str, Any]:

@@ -108,12 +108,18 @@ def fmt_command(
     for path in changed:
         write(f"{verb} {path}")
     verb = "would be reformatted" if check_only else "reformatted"
-    unchanged = len(files) - len(changed) - len({d.span.path for d in diagnostics} & set(files))
+    refused = len({d.span.path for d in diagnostics if d.severity is Severity.ERROR} & set(files))
+    unchanged = len(files) - len(changed) - refused
     noun = lambda n: "file" if n == 1 else "files"  # noqa: E731
     parts = []
     if changed:
         parts.append(f"{len(changed)} {noun(len(changed))} {verb}")
-    parts.append(f"{unchanged} {noun(unchanged)} already formatted")
+    if unchanged or not (changed or refused or diagnostics):
+        parts.append(f"{unchanged} {noun(unchanged)} already formatted")
+    if refused:  # not "0 files already formatted" under the errors that stopped them
+        parts.append(f"{refused} {noun(refused)} left unchanged: errors above")
+    if not parts:
+        parts.append("nothing formatted")
     write(", ".join(parts))
     code = exit_code_for(diagnostics)
     if code is ExitCode.CLEAN and check_only and changed:
@@ -168,11 +174,21 @@ def plan(
 
 def unknown_code_diagnostic(code: str) -> Diagnostic:
     """KVS018: `kvsl explain` was given a code that is not registered."""
+    import re
     from difflib import get_close_matches
 
     from kvsl.lang.codes import CODES
 
-    close = get_close_matches(code.upper(), list(CODES), n=1, cutoff=0.8)
+    short = re.fullmatch(r"(?:KVS)?(\d{1,2})", code.strip().upper())
+    if short:  # `KVS5`, `KVS52`: a phase or a family, not a near miss of one code
+        family = f"KVS{short.group(1)}{'x' * (3 - len(short.group(1)))}"
+        close = [family] if codes_matching(family) else []
+    else:
+        upper = code.strip().upper()
+        digits = upper[3:].replace("O", "0") if upper.startswith("KVS") else ""
+        # `KVS1O4` (a letter O) is KVS104, not whichever code difflib finds nearest.
+        close = [f"KVS{digits}"] if f"KVS{digits}" in CODES else []
+        close = close or get_close_matches(upper, list(CODES), n=1, cutoff=0.8)
     return Diagnostic(
         "KVS018",
         Severity.ERROR,

@@ -342,13 +342,16 @@ def run(
 def _existing_target(target: Path) -> Path:
     """The spec or artifact to run: a built-in style name stands for its spec (KVS455)."""
     from kvsl.builtin import resolve_target
+    from kvsl.lang.reading import close_file_hint
 
     target = resolve_target(target, code="KVS455")
     if not target.exists():
         raise _usage(
             "KVS455",
             f"`{target}` does not exist",
-            "pass a `.kvs` spec or an artifact written by `kvsl build`",
+            close_file_hint(str(target), (".kvs", ".safetensors"))
+            + "pass a `.kvs` spec, a built-in style's name (`kvsl styles`) or an artifact "
+            "written by `kvsl build`",
             Span.whole_file(str(target)),
         )
     return target

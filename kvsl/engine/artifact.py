@@ -49,6 +49,7 @@ from kvsl.engine.models import KVGeometry, LoadedModel
 from kvsl.engine.vectors import Extraction, SteeringVectors
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.plan import Plan
+from kvsl.lang.reading import close_file_hint
 from kvsl.lang.source import Span
 
 FORMAT_VERSION = 2
@@ -312,7 +313,8 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             "KVS400",
             f"artifact `{path}` does not exist" if not path.exists() else f"`{path}` is not a regular file",
             Span.whole_file(str(path)),
-            help="build it with `kvsl build SPEC`, or check the path",
+            help=close_file_hint(str(path), (".safetensors",))
+            + "build it with `kvsl build SPEC`, or check the path",
         )
     if not _looks_like_safetensors(path):
         raise KvslError.one(

@@ -111,7 +111,8 @@ def _missing(line: Line, fmt: str, what: str, expected: str) -> KvslError:
         "KVS603",
         f"{fmt} record on line {line.number} has no valid {what}",
         line.span,
-        help=f"a {fmt} record looks like {expected}",
+        # "an arc record", not "a arc record" (arc is the one format named with a vowel)
+        help=f"{'an' if fmt[:1] in 'aeiou' else 'a'} {fmt} record looks like {expected}",
     )
 
 

@@ -71,6 +71,14 @@ def _check_target(target: Path, sources: Sequence[str | os.PathLike[str]], *, fo
             help="write to another `--out`; the sources are never replaced",
             exit_code=ExitCode.USAGE,
         )
+    if target.is_dir():  # `--force` cannot help: say so, rather than "pass --force"
+        raise KvslError.one(
+            "KVS520",
+            f"`--out {target}` is a folder, not a file",
+            Span.whole_file(str(target)),
+            help=f"name a file to write, e.g. `--out {target / 'traces.jsonl'}`",
+            exit_code=ExitCode.USAGE,
+        )
     if not force:
         raise KvslError.one(
             "KVS520",
@@ -158,7 +166,18 @@ def import_traces(
 def _write(target: Path, traces: list[Trace]) -> None:
     from kvsl.base.atomic import atomic_path
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file where a folder of `--out` should be (`a.jsonl/t.jsonl`)
+        blocked = isinstance(err, (FileExistsError, NotADirectoryError))
+        raise KvslError.one(
+            "KVS520",
+            f"cannot write `{target}`: "
+            + ("a file is in the place of one of its folders" if blocked else f"{err.strerror or err}"),
+            Span.whole_file(str(target)),
+            help="choose a writable `--out`",
+            exit_code=ExitCode.ENVIRONMENT,
+        ) from None
     try:
         with atomic_path(target, fsync=True) as temporary:
             Path(temporary).write_text(

@@ -151,12 +151,29 @@ def iter_trace_lines(
         yield line_no, item
 
 
+# Files of kvsl's own other kinds, named where a trace file goes.
+_NOT_TRACES = {
+    ".kvs": "a kvsl spec",
+    ".safetensors": "a steering-vector artifact",
+    ".j2": "a teacher template",
+}
+
+
 def read_trace_bytes(path: str | os.PathLike[str]) -> bytes:
     """The file's bytes, or a KvslError (KVS500) if it does not exist or cannot be read.
 
     Regular files only, capped (`kvsl.lang.files`): a FIFO or a device named as a trace
     file (`--traces /dev/zero`) is refused instead of hanging or filling memory.
     """
+    kind = _NOT_TRACES.get(os.path.splitext(os.fspath(path))[1].lower())
+    if kind is not None:  # else a spec named as traces reads as one KVS501 per line
+        raise KvslError.one(
+            "KVS500",
+            f"trace file `{path}` is {kind}, not a trace file",
+            Span.whole_file(str(path)),
+            help="name a JSON-lines trace file (a spec's teacher `traces`, such as "
+            "`specs/traces/step_by_step.jsonl`)",
+        )
     try:
         return read_regular_file(os.fspath(path), MAX_DATA_BYTES)
     except FileProblem as problem:
@@ -177,7 +194,10 @@ def decode_trace_bytes(path: str | os.PathLike[str], data: bytes) -> str:
         return decode_data_text(data)
     except UnicodeDecodeError:
         raise KvslError.one(
-            "KVS500", f"trace file `{path}` is not UTF-8 text", Span.whole_file(str(path))
+            "KVS500",
+            f"trace file `{path}` is not UTF-8 text",
+            Span.whole_file(str(path)),
+            help="a trace file is JSON lines in UTF-8, one trace per line",
         ) from None
 
 

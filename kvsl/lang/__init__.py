@@ -126,11 +126,9 @@ def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
         elif os.path.exists(path) or _link_loop(path):
             files.append(path)  # a link loop is read, and refused with the system's reason
         else:
-            diagnostics.append(
-                Diagnostic(
-                    "KVS008", Severity.ERROR, f"no such file: `{path}`", Span.whole_file(path)
-                )
-            )
+            from kvsl.lang.reading import missing_file
+
+            diagnostics.append(missing_file(path))
     return list(dict.fromkeys(files)), diagnostics
 
 

@@ -14,9 +14,10 @@ EVAL_CODES: tuple[Code, ...] = (
         "KVS600",
         "benchmark file unreadable",
         Severity.ERROR,
-        "The benchmark file given with `--data` (or a labels file) does not exist, cannot be "
-        "read, or is not UTF-8 text. kvsl never downloads benchmarks: every path is a local "
-        "file in the benchmark's native format.",
+        "The question file given with `--data` or `--dev` (`kvsl eval`, `kvsl tune`), "
+        "`--questions` (`kvsl teach`), or a PIQA labels file, does not "
+        "exist, cannot be read, or is not UTF-8 text. kvsl never downloads benchmarks: every "
+        "path is a local file in the benchmark's native format.",
         "kvsl eval style.kvs --benchmark arc --data arc/ARC-Challenge-Tset.jsonl",
         "kvsl eval style.kvs --benchmark arc --data arc/ARC-Challenge-Test.jsonl",
     ),

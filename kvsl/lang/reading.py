@@ -34,6 +34,51 @@ def _error(
     return Diagnostic(code, Severity.ERROR, message, span, labels=labels, help=help)
 
 
+def missing_file(name: str) -> Diagnostic:
+    """KVS008 for a spec path that does not exist, with the closest `.kvs` name beside it.
+
+    >>> missing_file("/nonexistent/x.kvs").help
+    'check the path: a spec is a `.kvs` file (`kvsl styles` lists the built-in ones)'
+    """
+    return _error(
+        "KVS008",
+        f"no such file: `{name}`",
+        Span.whole_file(name),
+        help=close_file_hint(name, (".kvs",))
+        + "check the path: a spec is a `.kvs` file (`kvsl styles` lists the built-in ones)",
+    )
+
+
+def close_file_hint(name: str, suffixes: tuple[str, ...]) -> str:
+    """"did you mean `DIR/X`? " for the file beside a missing `name` closest to it, or "".
+
+    Only files ending in one of `suffixes` are offered (`step-by-step.kvs` →
+    `step_by_step.kvs`); a missing or unreadable folder offers nothing.
+    """
+    from difflib import get_close_matches
+
+    folder, base = os.path.split(name)
+    try:
+        nearby = [n for n in os.listdir(folder or ".") if n.endswith(suffixes)]
+    except OSError:
+        return ""
+    close = get_close_matches(base, nearby, n=1)
+    return f"did you mean `{os.path.join(folder, close[0])}`? " if close else ""
+
+
+# kvsl's binary (or large) files of other kinds, named where a spec goes: say which
+# command reads them instead of only "is this the right file?".
+_OTHER_KINDS = {
+    ".safetensors": "this is a steering-vector artifact: `kvsl inspect` shows it and "
+    "`kvsl run` runs it; pass its `.kvs` spec here",
+    ".gguf": "this is a model file: name it in a spec's `model = \"...\"`; pass a `.kvs` spec here",
+}
+
+
+def _other_kind(path: str) -> str | None:
+    return _OTHER_KINDS.get(os.path.splitext(path)[1].lower())
+
+
 def load_source(path: str | os.PathLike[str]) -> tuple[SourceFile | None, list[Diagnostic]]:
     """Read a spec file as text, or explain why it cannot be a spec.
 
@@ -48,7 +93,7 @@ def load_source(path: str | os.PathLike[str]) -> tuple[SourceFile | None, list[D
         data = read_regular_file(name, MAX_SPEC_BYTES)
     except FileProblem as problem:
         if problem.kind == "missing":
-            return None, [_error("KVS008", f"no such file: `{name}`", whole)]
+            return None, [missing_file(name)]
         if problem.kind == "directory":
             return None, [
                 _error(
@@ -65,7 +110,7 @@ def load_source(path: str | os.PathLike[str]) -> tuple[SourceFile | None, list[D
                     f"file is too large for a spec ({problem.size:,} bytes, the limit is "
                     f"{MAX_SPEC_BYTES:,})",
                     whole,
-                    help="a spec is a page of settings: is this the right file?",
+                    help=_other_kind(name) or "a spec is a page of settings: is this the right file?",
                 )
             ]
         if problem.kind == "unreadable":
@@ -85,7 +130,7 @@ def decode_source(path: str, data: bytes) -> tuple[SourceFile | None, list[Diagn
                 "KVS004",
                 "binary file: found a NUL byte",
                 prefix.span(offset, offset),
-                help="a spec is UTF-8 text; is this the right file?",
+                help=_other_kind(path) or "a spec is UTF-8 text; is this the right file?",
             )
         ]
     try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from kvsl.lang.diagnostics import COMMAND_LINE, ExitCode, KvslError
 from kvsl.lang.plan import DEFAULT_MODEL, ModelRef, Plan
+from kvsl.lang.reading import close_file_hint
 from kvsl.lang.source import Span
 
 
@@ -76,7 +77,8 @@ def _plans(targets: list[str]) -> list[tuple[Plan, bool, Path]]:
                 "KVS455",
                 f"`{target}` does not exist",
                 Span.whole_file(str(path)),
-                help="pass `.kvs` specs, built-in style names or artifacts written by `kvsl build`",
+                help=close_file_hint(str(path), (".kvs", ".safetensors"))
+                + "pass `.kvs` specs, built-in style names or artifacts written by `kvsl build`",
                 exit_code=ExitCode.USAGE,
             )
         plan = load_target(path, instead="kvsl serve SPEC.kvs")  # as `kvsl run` reads it

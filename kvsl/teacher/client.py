@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
+from kvsl.lang.diagnostics import COMMAND_LINE, Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.source import Span
 from kvsl.lang.urls import http_url_problem
 
@@ -124,11 +124,16 @@ def _usable(url: str, origin: str) -> str:
     if problem is None:
         return url
     shown = display_url(url) if "@" in url else url  # user info in a URL is a credential
-    raise KvslError.usage(
+    # Located where the user must fix it: the environment for OPENAI_BASE_URL (unset it, or
+    # export a fixed one), the command line for --base-url.
+    where = Span.whole_file("<environment>") if origin == "OPENAI_BASE_URL" else COMMAND_LINE
+    raise KvslError.one(
         "KVS524",
         f"{origin} `{shown[:200]}` is not an http(s) URL: {problem}",
+        where,
         help="give the server's OpenAI-compatible base URL, e.g. `http://127.0.0.1:8000/v1` "
         "(vLLM), `http://127.0.0.1:11434/v1` (ollama)",
+        exit_code=ExitCode.USAGE,
     )
 
 

@@ -91,7 +91,8 @@ def _cut_torn_tail(traces_path: Path, line: int, offset: int, *, repair: bool) -
         Severity.WARNING,
         f"line {line} of the trace file was cut short by an interrupted write; {done} "
         "and its question is asked again",
-        Span.whole_file(str(traces_path)),
+        # At the torn line itself (after a repair the renderer shows it empty), not 1:1.
+        Span(str(traces_path), 0, 0, line, 1, line, 1),
     )
 
 

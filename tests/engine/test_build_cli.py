@@ -170,6 +170,20 @@ def test_cli_inspect_bad_file(tmp_path):
     assert "KVS402" in result.stderr
     missing = CliRunner().invoke(app, ["inspect", str(tmp_path / "none.safetensors")])
     assert missing.exit_code == 1 and "KVS400" in missing.stderr
+    (tmp_path / "vec-1.safetensors").write_bytes(b"\x00" * 5)
+    typo = CliRunner().invoke(app, ["inspect", str(tmp_path / "vec_1.safetensors")])
+    assert typo.exit_code == 1 and f"did you mean `{tmp_path / 'vec-1.safetensors'}`?" in typo.stderr
+
+
+@pytest.mark.parametrize("given", ["spec", "style name"])
+def test_cli_inspect_a_spec_says_how_to_reach_its_artifact(spec, given):
+    """A spec, or a built-in style's name, where the artifact goes: the help names
+    `kvsl build`, which prints the artifact's path, instead of "not a safetensors file"."""
+    target = str(spec) if given == "spec" else "step-by-step"
+    result = CliRunner().invoke(app, ["inspect", target])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "KVS401" in result.stderr and "not an artifact" in result.stderr
+    assert f"`kvsl build {target}`" in result.stderr
 
 
 @pytest.mark.embedded

@@ -214,6 +214,9 @@ def test_bad_prompt_line_no_prompt_and_missing_target(setup, tmp_path):
     assert result.exit_code == 2 and "[KVS452]" in result.stderr
     result = _run(tmp_path / "missing.kvs", "--prompt", PROMPT)
     assert result.exit_code == 2 and "[KVS455]" in result.stderr
+    (tmp_path / "my_style.kvs").write_text("", encoding="utf-8")
+    result = _run(tmp_path / "my-style.kvs", "--prompt", PROMPT)
+    assert result.exit_code == 2 and f"did you mean `{tmp_path / 'my_style.kvs'}`?" in result.stderr
 
 
 @pytest.mark.parametrize("given", ["", "   ", "\n\t"])

@@ -131,6 +131,21 @@ def test_fmt_reports_syntax_errors(tmp_path: Path) -> None:
     result = invoke("fmt", str(path))
     assert result.exit_code == 1 and "error[KVS013]" in result.output
     assert path.read_text(encoding="utf-8") == 'style "s" {\n'
+    # The summary under the error counted the broken file as neither formatted nor not.
+    assert "1 file left unchanged: errors above" in result.output
+    assert "0 files already formatted" not in result.output
+
+
+def test_fmt_and_check_of_a_missing_spec_offer_the_closest_name(tmp_path: Path) -> None:
+    """KVS008 had no help line; a near miss of a spec beside it is now offered."""
+    write_spec(tmp_path, name="spec.kvs")
+    for command in ("fmt", "check", "plan"):
+        result = invoke(command, str(tmp_path / "spex.kvs"))
+        assert result.exit_code == 2 and "error[KVS008]" in result.output, command
+        assert f"help: did you mean `{tmp_path / 'spec.kvs'}`?" in result.output, command
+    result = invoke("fmt", str(tmp_path / "gone" / "x.kvs"))
+    assert "help: check the path: a spec is a `.kvs` file" in result.output
+    assert "did you mean" not in result.output and "nothing formatted" in result.output
 
 
 def test_plan_prints_sorted_json_with_hashes(tmp_path: Path) -> None:
@@ -166,6 +181,15 @@ def test_explain_accepts_lowercase_and_digits() -> None:
 def test_explain_unknown_code() -> None:
     result = invoke("explain", "KVS999")
     assert result.exit_code == 2 and "error[KVS018]: unknown diagnostic code `KVS999`" in result.output
+
+
+@pytest.mark.parametrize(("given", "offered"), [("KVS5", "KVS5xx"), ("kvs52", "KVS52x"),
+                                                ("KVS1O4", "KVS104"), ("KVS1044", "KVS104")])
+def test_explain_offers_the_family_or_the_code_meant(given: str, offered: str) -> None:
+    """`KVS5` was offered KVS805 and `KVS1O4` (a letter O) KVS614, by string nearness."""
+    result = invoke("explain", given)
+    assert result.exit_code == 2 and f"help: did you mean `{offered}`?" in result.output
+    assert invoke("explain", offered).exit_code == 0
 
 
 @pytest.mark.parametrize("family", ["KVS51x", "kvs8xx", "KVS0xx"])
@@ -235,3 +259,16 @@ def test_fmt_writes_through_a_symlinked_spec(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["fmt", str(link)])
     assert result.exit_code == 0, result.output
     assert link.is_symlink() and 'description = "d"' in real.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("name", "says"), [("v.safetensors", "`kvsl inspect` shows it"),
+                                            ("m.gguf", "this is a model file")])
+def test_an_artifact_or_model_where_a_spec_goes_is_named(tmp_path: Path, name: str, says: str) -> None:
+    """`kvsl check/plan/build X.safetensors`: "is this the right file?" said nothing of
+    what the file is or which command takes it."""
+    path = tmp_path / name
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    for command in ("check", "plan"):
+        result = invoke(command, str(path))
+        assert result.exit_code == 1 and "error[KVS004]" in result.output, command
+        assert says in result.output and "is this the right file" not in result.output

@@ -80,6 +80,8 @@ def test_two_styles_with_one_name_are_kvs801(root):
 def test_a_missing_target_is_kvs455(root):
     result = _serve(str(root / "missing.kvs"), "--port", "0")
     assert result.exit_code == 2 and "KVS455" in result.stderr
+    result = _serve(str(root / "alpha.kv"), "--port", "0")  # a near miss is named
+    assert result.exit_code == 2 and f"did you mean `{root / 'alpha.kvs'}`?" in result.stderr
 
 
 def test_every_serve_code_is_registered_with_examples():

@@ -14,8 +14,13 @@ from hypothesis import HealthCheck, settings
 
 def fuzz_examples(default: int) -> int:
     """`default`, or the number in `KVSL_FUZZ_EXAMPLES`."""
-    override = os.environ.get("KVSL_FUZZ_EXAMPLES")
-    return int(override) if override else default
+    override = os.environ.get("KVSL_FUZZ_EXAMPLES", "").strip()
+    if not override:
+        return default
+    # Said plainly at collection, rather than int()'s or Hypothesis' own error per module.
+    if not override.isdigit() or int(override) < 1:
+        raise ValueError(f"KVSL_FUZZ_EXAMPLES={override!r}: give a whole number ≥ 1, e.g. 3000")
+    return int(override)
 
 
 def fuzz(default: int) -> settings:

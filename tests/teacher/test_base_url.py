@@ -77,6 +77,7 @@ def test_environment_variable_is_kvs524_and_named(tmp_path: Path) -> None:
                            env={"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": "http://[::1"})
     assert result.exit_code == 2, result.output
     assert "error[KVS524]: OPENAI_BASE_URL `http://[::1`" in result.stderr
+    assert "--> <environment>:1:1" in result.stderr  # not `<command line>`: no flag was given
 
 
 def test_credentials_in_a_bad_url_are_not_printed(tmp_path: Path) -> None:

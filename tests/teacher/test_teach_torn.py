@@ -59,6 +59,7 @@ def test_a_torn_last_line_is_cut_and_its_question_asked_again(tmp_path, stub) ->
     dry = _teach(spec, "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "warning[KVS527]" in dry.stderr and "a run will remove it" in dry.stderr
+    assert f"{traces}:3:1" in dry.stderr  # at the torn line, not at 1:1
     assert "1 prompts rendered" in dry.stderr
     assert traces.read_bytes() == torn  # a dry run writes nothing
 

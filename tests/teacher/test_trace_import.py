@@ -147,3 +147,40 @@ def test_force_never_writes_over_a_source(tmp_path, how):
     assert result.exit_code == 2 and "KVS520" in result.output
     assert "is one of the files being imported" in result.output
     assert source.read_bytes() == PAPER.read_bytes()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_folder_as_out_is_named_as_a_folder(tmp_path, force):
+    """`--out DIR`: "already exists, pass --force" sent the user to a flag that cannot help."""
+    args = ["traces", "import", str(PAPER), "-o", str(tmp_path)] + (["--force"] if force else [])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "KVS520" in result.output, result.output
+    assert "is a folder, not a file" in result.output and "--force" not in result.output
+    assert f"--out {tmp_path / 'traces.jsonl'}" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("style.kvs", "a kvsl spec"), ("v.safetensors", "a steering-vector artifact"),
+     ("t.j2", "a teacher template")],
+)
+def test_kvsls_other_files_are_named_not_read_line_by_line(tmp_path, name, kind):
+    """A spec named as a source gave one KVS501 per line (38 for step_by_step.kvs)."""
+    source = tmp_path / name
+    source.write_text('style "x" {\n  description = "d"\n}\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["traces", "import", str(source), "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 1 and result.output.count("error[") == 1, result.output
+    assert "KVS500" in result.output and f"is {kind}, not a trace file" in result.output
+    assert "help: name a JSON-lines trace file" in result.output
+
+
+@pytest.mark.parametrize("below", ["t.jsonl", "sub/t.jsonl"])
+def test_a_file_in_place_of_outs_folder_is_kvs520_not_a_traceback(tmp_path, below):
+    """`--out paper.jsonl/t.jsonl` raised FileExistsError/NotADirectoryError from mkdir."""
+    blocker = tmp_path / "paper.jsonl"
+    blocker.write_bytes(PAPER.read_bytes())
+    result = CliRunner().invoke(app, ["traces", "import", str(PAPER), "-o", str(blocker / below)])
+    assert result.exit_code == 3 and "KVS520" in result.output, result.output
+    assert "a file is in the place of one of its folders" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert blocker.read_bytes() == PAPER.read_bytes()
