@@ -14,7 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tiny_models import TINY_TRACES, make_tiny_model, tiny_spec
+from tiny_models import TINY_TRACES, tiny_spec
+from tune_support import DEV, save_tune_model, write_spec
 from typer.testing import CliRunner
 
 from kvsl.cli import app
@@ -24,44 +25,15 @@ from kvsl.tune.grid import TuneRequest, grid
 from kvsl.tune.run import run_tune
 from kvsl.tune.search import rung_sizes
 
-DEV = Path(__file__).parent / "fixtures" / "dev.jsonl"
-COMMENTED = """# My style: numbered steps.
-style "step-by-step" {{
-  description = "tiny"  # one line
-  model = "{model}"
-
-  contrast {{
-    traces = "traces.jsonl"
-    pairs = 3
-    shots = 1
-  }}
-
-  # the steering
-  steer {{
-    layers = [1..]
-    value = 6  # the reference
-  }}
-}}
-"""
-
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    model, tokenizer = make_tiny_model("llama", num_layers=3)
-    path = tmp_path_factory.mktemp("tune-model")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tune_model(tmp_path_factory.mktemp("tune-model"))
 
 
 @pytest.fixture
 def spec(tmp_path: Path, model_dir: Path) -> Path:
-    (tmp_path / "traces.jsonl").write_text(
-        "".join(json.dumps(t) + "\n" for t in TINY_TRACES[:6]), encoding="utf-8"
-    )
-    path = tmp_path / "tiny.kvs"
-    path.write_text(COMMENTED.format(model=model_dir), encoding="utf-8")
-    return path
+    return write_spec(tmp_path, model_dir)
 
 
 def _request(spec: Path, out: Path, **changes) -> TuneRequest:

@@ -18,28 +18,9 @@ from pathlib import Path
 
 import pytest
 from killing import every_kill, killed_before_operation
-from tiny_models import TINY_TRACES, make_tiny_model
+from tune_support import DEV, save_tune_model, write_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-DEV = Path(__file__).parent / "fixtures" / "dev.jsonl"
-SPEC = """# My style: numbered steps.
-style "step-by-step" {{
-  description = "tiny"  # one line
-  model = "{model}"
-
-  contrast {{
-    traces = "traces.jsonl"
-    pairs = 3
-    shots = 1
-  }}
-
-  # the steering
-  steer {{
-    layers = [1..]
-    value = 6  # the reference
-  }}
-}}
-"""
 # Two shots values (two vector builds), two c_v, two decodings: 2×4 + 2×2 + 1×4 steered and
 # 2+4+8 plain answers per decoding reached, 44 lines, in three rounds.
 FLAGS = ["--values", "0,4", "--repetition-penalties", "1,1.3", "--shots", "1,2",
@@ -51,22 +32,7 @@ SAME = ("chosen", "settings", "trials", "rungs", "fallbacks", "dev", "style")
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    model, tokenizer = make_tiny_model("llama", num_layers=3)
-    path = tmp_path_factory.mktemp("tune-kill-model")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-def _spec_in(folder: Path, model_dir: Path) -> Path:
-    """The spec and its traces in their own folder (its own artifact cache)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "traces.jsonl").write_text(
-        "".join(json.dumps(t) + "\n" for t in TINY_TRACES[:6]), encoding="utf-8"
-    )
-    spec = folder / "tiny.kvs"
-    spec.write_text(SPEC.format(model=model_dir), encoding="utf-8")
-    return spec
+    return save_tune_model(tmp_path_factory.mktemp("tune-kill-model"))
 
 
 def _args(spec: Path, out: Path) -> list[str]:
@@ -130,9 +96,9 @@ def _nothing_half_written(folder: Path) -> None:
 def test_sigkill_while_building_and_answering_then_rerun_gives_the_uninterrupted_report(
     model_dir: Path, tmp_path: Path
 ) -> None:
-    reference = _tune(_spec_in(tmp_path / "whole", model_dir), tmp_path / "whole" / "out")
+    reference = _tune(write_spec(tmp_path / "whole", model_dir), tmp_path / "whole" / "out")
     folder = tmp_path / "killed"
-    spec, out = _spec_in(folder, model_dir), folder / "out"
+    spec, out = write_spec(folder, model_dir), folder / "out"
     results, artifacts = out / "results.jsonl", folder / ".kvsl" / "artifacts"
 
     # 1. While the vectors are built: the first shots value's are in their temporary file,
@@ -168,7 +134,7 @@ def test_write_killed_before_any_file_operation_leaves_the_old_or_the_new_spec(
     folder = tmp_path / "spec"
     model = tmp_path / "model"  # only named by the spec: nothing loads it
     model.mkdir()
-    spec = _spec_in(folder, model)
+    spec = write_spec(folder, model)
     old = spec.read_text(encoding="utf-8")
     child = (
         "import sys\n"
@@ -222,7 +188,7 @@ def test_a_tune_write_killed_before_its_reports_ends_as_if_never_stopped(
 
     def request(folder: Path) -> TuneRequest:
         return TuneRequest(
-            spec=str(_spec_in(folder, model_dir)), dev=str(DEV), values=(2.0, 4.0),
+            spec=str(write_spec(folder, model_dir)), dev=str(DEV), values=(2.0, 4.0),
             repetition_penalties=(1.0,), max_new_tokens=2, start=8, batch_size=8,
             out_dir=str(folder / "out"), device="cpu", threads=1, write=True,
         )  # fmt: skip
