@@ -61,8 +61,9 @@ def __getattr__(name: str) -> object:
 
 
 def main() -> None:
-    from kvsl.cli.output import guarded
+    from kvsl.cli.output import escape_undecodable, guarded
 
+    escape_undecodable()
     sys.exit(guarded(_run))
 
 

@@ -8,6 +8,7 @@ through `write`, and `main()` runs the command inside `guarded`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -51,6 +52,22 @@ def output_error(err: OSError, where: str = "the output") -> KvslError:
     )
 
 
+def path_error(err: OSError) -> KvslError:
+    """KVS319: the operating system refused the path `err` names; a name too long for the
+    file system is the user's to shorten (exit 2), anything else is the environment's (3)."""
+    name = os.fsdecode(err.filename)
+    shown = name if len(name) <= 80 else f"{name[:48]}…{name[-24:]} ({len(name)} characters)"
+    reason = (err.strerror or type(err).__name__).lower()
+    too_long = err.errno == errno.ENAMETOOLONG
+    return KvslError.one(
+        "KVS319",
+        f"cannot use `{shown}`: {reason}",
+        Span.whole_file(shown),
+        help="use a shorter path" if too_long else "check the path and its folders' permissions",
+        exit_code=ExitCode.USAGE if too_long else ExitCode.ENVIRONMENT,
+    )
+
+
 def _silence(stream: TextIO) -> None:
     """Point `stream`'s descriptor at /dev/null, so the flush at exit cannot fail again."""
     try:
@@ -59,6 +76,21 @@ def _silence(stream: TextIO) -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
+
+
+def escape_undecodable() -> None:
+    """Print what the output's encoding cannot hold backslash-escaped instead of failing.
+
+    A file name with bytes that are not UTF-8 reaches Python as surrogate escapes
+    (`bad\\udcff.kvs`), and a C locale's ASCII output cannot hold "…": printing either to a
+    strict stream raised UnicodeEncodeError, a traceback after the work was done (`kvsl
+    fmt DIR` had already rewritten the file it was naming)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:  # replaced by a caller (a test runner's capture)
+            continue
+        with contextlib.suppress(OSError, ValueError):  # a closed or detached stream
+            reconfigure(errors="backslashreplace")
 
 
 def guarded(command: Callable[[], int | None]) -> int:
@@ -73,10 +105,16 @@ def guarded(command: Callable[[], int | None]) -> int:
         _silence(sys.stdout)
         return int(ExitCode.ENVIRONMENT)
     except OSError as err:
+        if err.errno not in UNWRITABLE:
+            if err.filename is None:
+                raise
+            # The system refused a path a user named (a name too long for the file system,
+            # a folder without search permission) wherever a command first touched it.
+            refused = path_error(err)
+            _report(refused)
+            return int(refused.exit_code)
         # A report printed without `write` (a rich table, `print`) to a full disk: the same
         # KVS019 as through `write`, naming the file when the error names one.
-        if err.errno not in UNWRITABLE:
-            raise
         where = f"`{err.filename}`" if isinstance(err.filename, str) else "the output"
         _silence(sys.stdout)
         _report(output_error(err, where))

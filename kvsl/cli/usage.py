@@ -20,6 +20,7 @@ try:  # Typer 0.2x vendors Click as typer._click; older Typer uses Click itself
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
+from kvsl.cli.output import UNWRITABLE, escape_undecodable, path_error
 from kvsl.lang.diagnostics import COMMAND_LINE, ExitCode, KvslError
 from kvsl.lang.render import render_diagnostics
 
@@ -35,6 +36,7 @@ class KvslGroup(TyperGroup):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        escape_undecodable()
         try:
             # Without standalone mode Typer returns the code of any `typer.Exit` (how every
             # command reports a KvslError, and `--help`) instead of exiting, and raises
@@ -50,6 +52,12 @@ class KvslGroup(TyperGroup):
         except Abort:
             print("Aborted!", file=sys.stderr)
             sys.exit(1)
+        except OSError as err:
+            if err.filename is None or err.errno in UNWRITABLE:
+                raise  # not about a path; a full disk is `guarded`'s KVS019
+            refused = path_error(err)
+            print(render_diagnostics(refused.diagnostics), file=sys.stderr)
+            sys.exit(int(refused.exit_code))
         sys.exit(code if isinstance(code, int) else 0)
 
 

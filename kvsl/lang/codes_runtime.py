@@ -223,6 +223,18 @@ RUNTIME_CODES: tuple[Code, ...] = (
         "kvsl check --format sarif specs/",
     ),
     Code(
+        "KVS319",
+        "the operating system refused a path",
+        Severity.ERROR,
+        "A path named on the command line, in a spec or in an environment variable could "
+        "not be used at all: its name is longer than the file system allows (exit 2), or "
+        "the system refused to look at it (a folder on its path without permission, an "
+        "I/O error; exit 3). The diagnostic names the path and the system's reason. "
+        "Nothing was written by the step that failed.",
+        "kvsl plan specs/<a folder name of 300 characters>/style.kvs",
+        "kvsl plan specs/style.kvs",
+    ),
+    Code(
         "KVS400",
         "artifact not found",
         Severity.ERROR,

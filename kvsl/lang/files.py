@@ -181,10 +181,19 @@ def output_folder_problem(path: str | os.PathLike[str]) -> str | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        if folder.exists() and not folder.is_dir():
+        if _not_a_folder(folder):
             return "it is a file, not a folder"
         for parent in folder.parents:
-            if parent.exists() and not parent.is_dir():
+            if _not_a_folder(parent):
                 return f"`{parent.name}` on its path is a file, not a folder"
         return err.strerror or str(err)
     return None
+
+
+def _not_a_folder(path: Path) -> bool:
+    """Whether something other than a folder is at `path`; False where it cannot be looked
+    at (a name too long, a folder without search permission): mkdir's own error then says why."""
+    try:
+        return path.exists() and not path.is_dir()
+    except OSError:
+        return False
