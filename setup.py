@@ -14,7 +14,7 @@ BUILTIN_DATA = {
     "kvsl._builtin.specs": ["*.kvs"],
     "kvsl._builtin.specs.traces": ["*.jsonl"],  # found under specs/ through the mapping below
     "kvsl._builtin.specs.questions": ["*.jsonl", "*.md"],  # the query pools
-    "kvsl._builtin.specs.vectors": ["*.safetensors", "index.json"],  # prebuilt vectors
+    "kvsl._builtin.specs.vectors": ["*.safetensors", "index.json", "evidence.json"],  # prebuilt vectors, their held-out figures
     "kvsl._builtin.templates": ["*.j2"],
 }
 

@@ -350,6 +350,12 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--raw", type=Path, default=None, help="also write every output as JSON lines"
     )
     parser.add_argument(
+        "--summary",
+        type=Path,
+        default=None,
+        help="also write each style's figures as JSON (specs/vectors/evidence.json: `kvsl styles`)",
+    )
+    parser.add_argument(
         "--cache",
         default=str(ROOT / ".kvsl" / "style_evidence.jsonl"),
         help='generation cache, so that a rerun resumes ("" for none)',
@@ -520,6 +526,9 @@ def write(
         write_text_atomically(args.raw, "".join(rows))  # whole or not at all, as the page
     text = render(args, questions, conditions, scorers, build_seconds, wall, date)
     write_text_atomically(args.out, text)  # a kill at the end must not cut the doc short
+    if args.summary is not None:
+        figures = summary(args, questions, conditions)
+        write_text_atomically(args.summary, json.dumps(figures, indent=2, sort_keys=True) + "\n")
 
 
 def _decoding(cond: dict[str, Any]) -> str:
@@ -582,10 +591,34 @@ def specificity(conditions: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def goals(conditions: list[dict[str, Any]]) -> str:
-    """The issue's goals, per style at its spec settings: met or not, with the figures."""
-    runs = [c for c in conditions if c["label"] == "spec"]
+def goal_records(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's goals, per style at its spec settings: the figures and which are met."""
     scorers = list(STYLE_SPECS)
+    records = []
+    for cond in (c for c in conditions if c["label"] == "spec"):
+        style = cond["style"]
+        steered = _mean([score(t, style) for t in cond["steered"]])
+        own = {s: _mean([score(t, s) for t in cond["steered"]]) for s in scorers}
+        plain = _mean([score(t, style) for t in cond["plain"]])
+        new = _mean([novelty(t) for t in cond["steered"]])
+        loops = (sum(map(repetitive, cond["steered"])), sum(map(repetitive, cond["plain"])))
+        largest = all(steered > v for s, v in own.items() if s != style)
+        checks = [steered >= 0.6, plain <= 0.3, new >= 0.9, loops[0] <= loops[1], largest]
+        record = {
+            "style": style,
+            "steered": round(steered, 4),
+            "plain": round(plain, 4),
+            "novelty": round(new, 4),
+            "loops_steered": loops[0],
+            "loops_plain": loops[1],
+            "diagonal_largest": largest,
+        }
+        records.append({**record, "checks": checks, "goals_met": all(checks)})
+    return records
+
+
+def goals(conditions: list[dict[str, Any]]) -> str:
+    """The goals table of the page (from `goal_records`)."""
     rows = [
         "| style | steered ≥ 0.6 | plain ≤ 0.3 | novelty ≥ 0.9 | loops ≤ plain's | diagonal largest | all |",
         "|---|---|---|---|---|---|---|",
@@ -594,21 +627,33 @@ def goals(conditions: list[dict[str, Any]]) -> str:
     def mark(ok: bool, text: str) -> str:
         return f"{'✓' if ok else '✗'} {text}"
 
-    for cond in runs:
-        style = cond["style"]
-        steered = _mean([score(t, style) for t in cond["steered"]])
-        plain = _mean([score(t, style) for t in cond["plain"]])
-        new = _mean([novelty(t) for t in cond["steered"]])
-        loops = (sum(map(repetitive, cond["steered"])), sum(map(repetitive, cond["plain"])))
-        own = {s: _mean([score(t, s) for t in cond["steered"]]) for s in scorers}
-        largest = all(steered > v for s, v in own.items() if s != style)
-        checks = [steered >= 0.6, plain <= 0.3, new >= 0.9, loops[0] <= loops[1], largest]
+    for r in goal_records(conditions):
+        checks = r["checks"]
+        steered, plain, new = f"{r['steered']:.2f}", f"{r['plain']:.2f}", f"{r['novelty']:.2f}"
+        loops = f"{r['loops_steered']} vs {r['loops_plain']}"
         rows.append(
-            f"| {style} | {mark(checks[0], f'{steered:.2f}')} | {mark(checks[1], f'{plain:.2f}')} "
-            f"| {mark(checks[2], f'{new:.2f}')} | {mark(checks[3], f'{loops[0]} vs {loops[1]}')} "
-            f"| {mark(checks[4], '')} | {'✓' if all(checks) else '✗'} |"
+            f"| {r['style']} | {mark(checks[0], steered)} | {mark(checks[1], plain)} "
+            f"| {mark(checks[2], new)} | {mark(checks[3], loops)} "
+            f"| {mark(checks[4], '')} | {'✓' if r['goals_met'] else '✗'} |"
         )
     return "\n".join(rows)
+
+
+def summary(args: argparse.Namespace, questions: list[Question], conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    """What `kvsl styles` shows of this run (`--summary`, shipped as specs/vectors/evidence.json)."""
+    return {
+        "format": 1,
+        "model": args.model_name,
+        "questions": len(questions),
+        "max_new_tokens": args.max_new_tokens,
+        "source": "docs/style_evidence.md",
+        "styles": {
+            r["style"]: {k: v for k, v in r.items() if k not in ("style", "checks")}
+            for r in goal_records(conditions)
+        },
+    }
+
+
 def by_benchmark(questions: list[Question], conditions: list[dict[str, Any]]) -> str:
     """Per style and setting, mean adherence plain → steered within each benchmark."""
     names = list(dict.fromkeys(q.benchmark for q in questions))
@@ -622,6 +667,13 @@ def by_benchmark(questions: list[Question], conditions: list[dict[str, Any]]) ->
             cells.append(f"{plain:.2f} → {steered:.2f}")
         rows.append(f"| {cond['style']} | {cond['label']} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def render(
@@ -645,6 +697,7 @@ def render(
         + (f" --threads {args.threads}" if args.threads else "")
         + "".join(f" --sensitivity {s}" for s in args.sensitivity)
         + "".join(f" --decoding {s}" for s in args.decoding)
+        + (f" --summary {_relative(args.summary)}" if args.summary is not None else "")
         + "`.",
         "",
         f"For each built-in style, {n} held-out questions are answered greedily by the embedded "

@@ -309,6 +309,7 @@ def run(
         )  # fmt: skip
         from rich.console import Console
 
+        from kvsl.builtin import evidence_note
         from kvsl.engine.placement import parse_device_map
         from kvsl.engine.run import RunRequest
         from kvsl.engine.run import run as run_request
@@ -321,6 +322,8 @@ def run(
             print(f"kvsl run: {setup.line()}", file=sys.stderr)
         spans = parse_layers(layers) if layers is not None else None
         target = _existing_target(target)
+        if format == "text" and (note := evidence_note(target)) is not None:
+            print(note, file=sys.stderr)
         request = RunRequest(
             target, tuple(_read_prompts(list(prompt or []), file)), layers=spans, key=key,
             value=value, max_new_tokens=max_new_tokens, sample=sample, temperature=temperature,

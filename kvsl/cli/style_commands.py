@@ -20,14 +20,19 @@ def styles_command(
     ] = False,
 ) -> None:
     """List the built-in styles: the names `kvsl build`, `run`, `eval` and `plan` accept."""
-    from kvsl.builtin import builtin_specs_dir, builtin_styles
+    from dataclasses import asdict
+
+    from kvsl.builtin import builtin_evidence, builtin_specs_dir, builtin_styles
 
     styles = builtin_styles()
+    evidence = builtin_evidence()
     if json_output:
         import json
 
         rows = [
-            {"name": s.name, "description": s.description, "spec": str(s.spec_path)} for s in styles
+            {"name": s.name, "description": s.description, "spec": str(s.spec_path)}
+            | ({"held_out": asdict(evidence[s.name])} if s.name in evidence else {})
+            for s in styles
         ]
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -36,7 +41,10 @@ def styles_command(
     for style in styles:
         print(f"  {style.name:<{width}}{style.description}")
         print(f"  {'':<{width}}{style.spec_path}")
+        if style.name in evidence:
+            print(f"  {'':<{width}}{evidence[style.name].line()}")
     print(
         "\nuse a name where a spec goes, e.g. `kvsl run step-by-step --prompt ...`; "
         "copy a spec to change it"
+        + ("; held-out figures: docs/style_evidence.md" if evidence else "")
     )

@@ -107,11 +107,13 @@ def test_styles_command_lists_names_descriptions_and_paths() -> None:
         assert style.description in result.output
         assert str(style.spec_path) in result.output
     rows = json.loads(CliRunner().invoke(app, ["styles", "--json"]).output)
+    held_out = rows[0].pop("held_out")  # tests/styles/test_evidence_summary.py checks it
     assert rows[0] == {
         "name": "step-by-step",
         "description": spec_description(builtin_specs_dir() / "step_by_step.kvs"),
         "spec": str(builtin_specs_dir() / "step_by_step.kvs"),
     }
+    assert held_out["model"] == "smollm2-135m"
     assert len(rows) == len(BUILTIN_STYLES)
 
 
