@@ -29,7 +29,7 @@ from kvsl.lang.checked import Decl, Field, Resolved
 from kvsl.lang.diagnostics import Diagnostic, Label
 from kvsl.lang.extends import Session
 from kvsl.lang.models import EMBEDDED_MODEL_LAYERS, check_model
-from kvsl.lang.phrasing import error, shown, warning
+from kvsl.lang.phrasing import error, relative_help, shown, warning
 from kvsl.lang.plan import DEFAULT_MODEL, SAMPLING_ONLY, GenerationSettings, LayerSpan
 from kvsl.lang.schema import TOP
 from kvsl.lang.source import SourceFile, Span
@@ -130,7 +130,7 @@ def _check_contrast_counts(decl: Decl, diagnostics: list[Diagnostic]) -> None:
                 "KVS114",
                 f"question file `{pool_name}` does not exist",
                 pool.span,
-                help=f"the path is relative to the spec: {shown(path)}",
+                help=relative_help(pool.span.path, path),
             )
         )
     elif pairs is not None and (available := _count_records(path)) is not None:
@@ -233,7 +233,7 @@ def _check_trace_file(decl: Decl, diagnostics: list[Diagnostic]) -> None:
                 "KVS115",
                 f"trace file `{name}` does not exist",
                 traces.span,
-                help=f"the path is relative to the spec: {shown(path)}; add a `teacher` "
+                help=relative_help(traces.span.path, path) + "; add a `teacher` "
                 "block to let `kvsl teach` create it",
             )
         )
@@ -254,7 +254,7 @@ def _check_question_file(decl: Decl, diagnostics: list[Diagnostic]) -> None:
                 "KVS114",
                 f"question file `{questions.text()}` {problem.reason}",
                 questions.span,
-                help=f"the path is relative to the spec: {shown(path)}",
+                help=relative_help(questions.span.path, path),
             )
         )
 
@@ -330,7 +330,7 @@ def _template_file(
                 "KVS200",
                 f"template file `{name}` {reason}",
                 found.span,
-                help=f"the path is relative to the spec: {shown(path)}",
+                help=relative_help(found.span.path, path),
             )
         )
         return None, None

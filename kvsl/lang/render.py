@@ -1,8 +1,9 @@
 """Rendering diagnostics: human (rustc/ruff style), JSON, GitHub Actions, SARIF 2.1.0.
 
 Every renderer reads `Diagnostic.to_dict()`. The human renderer re-reads the source file
-to show the line exactly as written with carets under the span; a span in a file it
-cannot read (deleted, binary, a directory) is shown without the snippet.
+to show the line exactly as written with carets under the span (or takes its text from
+`sources`, for a spec that is no file: `<stdin>`); a span in a file it cannot read
+(deleted, binary, a directory) is shown without the snippet.
 
 >>> from kvsl.lang.diagnostics import Diagnostic, Severity
 >>> from kvsl.lang.source import Span
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from kvsl.lang.diagnostics import Diagnostic, Severity
 
@@ -52,9 +53,17 @@ def _escaped(ch: str) -> str:
 
 
 def render_diagnostics(
-    diagnostics: list[Diagnostic], *, format: str = "human", color: bool = False
+    diagnostics: list[Diagnostic],
+    *,
+    format: str = "human",
+    color: bool = False,
+    sources: Mapping[str, str] | None = None,
 ) -> str:
-    """Render diagnostics in one of `FORMATS` (the output has no trailing newline)."""
+    """Render diagnostics in one of `FORMATS` (the output has no trailing newline).
+
+    `sources` holds the text of specs that are no file (`{"<stdin>": text}`), for the
+    human renderer's snippets.
+    """
     if format == "json":
         return render_json(diagnostics)
     if format == "github":
@@ -63,15 +72,17 @@ def render_diagnostics(
         return render_sarif(diagnostics)
     if format != "human":
         raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    return render_human(diagnostics, color=color)
+    return render_human(diagnostics, color=color, sources=sources)
 
 
 # --- human -----------------------------------------------------------------------------
 
 
-def render_human(diagnostics: list[Diagnostic], *, color: bool = False) -> str:
+def render_human(
+    diagnostics: list[Diagnostic], *, color: bool = False, sources: Mapping[str, str] | None = None
+) -> str:
     """rustc-style blocks separated by blank lines."""
-    lines_of = _LineCache()
+    lines_of = _LineCache(sources or {})
     paint = _painter(color)
     return "\n\n".join(_human(d, lines_of, paint) for d in diagnostics)
 
@@ -88,8 +99,10 @@ def _painter(color: bool) -> Callable[[str, object], str]:
 class _LineCache:
     """Source lines per file, read lazily; None for files that cannot be read as text."""
 
-    def __init__(self) -> None:
-        self._files: dict[str, list[str] | None] = {}
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self._files: dict[str, list[str] | None] = {
+            path: _split(text) for path, text in sources.items()
+        }
 
     def line(self, path: str, number: int) -> str | None:
         if path not in self._files:
@@ -110,7 +123,11 @@ class _LineCache:
             return None
         if "\0" in text:
             return None
-        return [line.rstrip("\r") for line in text.split("\n")]
+        return _split(text)
+
+
+def _split(text: str) -> list[str]:
+    return [line.rstrip("\r") for line in text.split("\n")]
 
 
 def _snippet(
