@@ -189,7 +189,7 @@ def _run(request: Any, json_output: bool) -> None:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
         return
     for warning in report["warnings"]:
-        status.print(f"warning[{warning['code']}]: {warning['message']}")
+        status.print(f"{warning['severity']}[{warning['code']}]: {warning['message']}")
     chosen = report["chosen"]
     if chosen is None:
         typer.echo("no setting kept dev accuracy: nothing chosen")

@@ -232,7 +232,7 @@ def run_eval(
     cache = _results_cache(out_dir)
     if console is not None:
         for warning in cache.warnings:
-            console.print(f"warning[{warning.code}]: {warning.message}")
+            console.print(f"{warning.severity.value}[{warning.code}]: {warning.message}")
     display, progress = _progress(console, quiet)
     coeffs = (
         coefficients(ctx, layers=request.layers, key=request.key, value=request.value)

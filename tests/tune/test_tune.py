@@ -167,7 +167,9 @@ def test_tune_halves_reports_and_resumes_from_the_cache(spec: Path, tmp_path: Pa
     resumed = run_tune(_request(spec, out))
     assert resumed["generated_now"] == len(results) - kept
     assert resumed["chosen"] == chosen
-    assert [w["code"] for w in resumed["warnings"]] == ["KVS705", "KVS613"]
+    assert [w["code"] for w in resumed["warnings"]] == ["KVS705", "KVS613", "KVS620"]
+    again = run_tune(_request(spec, out))  # the torn line was dropped: no warning again
+    assert [w["code"] for w in again["warnings"]] == ["KVS705"] and again["generated_now"] == 0
 
 
 def test_an_interrupted_tune_continues_without_redoing_answers(spec: Path, tmp_path: Path) -> None:
