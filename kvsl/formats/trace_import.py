@@ -164,30 +164,32 @@ def import_traces(
 
 
 def _write(target: Path, traces: list[Trace]) -> None:
-    from kvsl.base.atomic import atomic_path
+    """Write the trace file whole (atomically), or KVS520 (exit 3).
 
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # a file where a folder of `--out` should be (`a.jsonl/t.jsonl`)
-        blocked = isinstance(err, (FileExistsError, NotADirectoryError))
-        raise KvslError.one(
-            "KVS520",
-            f"cannot write `{target}`: "
-            + ("a file is in the place of one of its folders" if blocked else f"{err.strerror or err}"),
-            Span.whole_file(str(target)),
-            help="choose a writable `--out`",
-            exit_code=ExitCode.ENVIRONMENT,
-        ) from None
+    Its folder is made by `kvsl.lang.files.output_folder_problem`, the rule (and the
+    wording) of every command's output folder (`kvsl build`, `eval`, `tune --out`): a
+    file in the place of one of its folders is named, never a mkdir traceback.
+    """
+    from kvsl.base.atomic import atomic_path
+    from kvsl.lang.files import output_folder_problem
+
+    reason = output_folder_problem(target.parent)
+    if reason is not None:
+        raise _unwritable(target, f"cannot write traces into `{target.parent}`: {reason}")
     try:
         with atomic_path(target, fsync=True) as temporary:
             Path(temporary).write_text(
                 "".join(trace.to_json() + "\n" for trace in traces), encoding="utf-8"
             )
     except OSError as err:
-        raise KvslError.one(
-            "KVS520",
-            f"cannot write `{target}`: {err.strerror or err}",
-            Span.whole_file(str(target)),
-            help="choose a writable `--out`",
-            exit_code=ExitCode.ENVIRONMENT,
-        ) from None
+        raise _unwritable(target, f"cannot write `{target}`: {err.strerror or err}") from None
+
+
+def _unwritable(target: Path, message: str) -> KvslError:
+    return KvslError.one(
+        "KVS520",
+        message,
+        Span.whole_file(str(target)),
+        help="choose a writable `--out`",
+        exit_code=ExitCode.ENVIRONMENT,
+    )
