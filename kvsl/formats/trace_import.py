@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from kvsl.base.plurals import counted
 from kvsl.formats.traces import Trace, iter_trace_lines
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.source import Span
@@ -135,7 +136,7 @@ def import_traces(
             Diagnostic(
                 "KVS521",
                 Severity.WARNING,
-                f"left out {len(bad)} bad record(s), the first at line "
+                f"left out {counted(len(bad), 'bad record')}, the first at line "
                 f"{bad[0].span.line} of `{bad[0].span.path}`: {bad[0].message}",
                 bad[0].span,
                 help="run without `--skip-bad` to list every one",
@@ -146,7 +147,7 @@ def import_traces(
             Diagnostic(
                 "KVS522",
                 Severity.WARNING,
-                f"left out {duplicates} record(s) whose question was already imported",
+                f"left out {counted(duplicates, 'record')} whose question was already imported",
                 Span.whole_file(str(sources[0])),
                 help="a question may have one trace only: a target is never its own demo",
             )
@@ -154,7 +155,8 @@ def import_traces(
     if not traces:
         raise KvslError.one(
             "KVS523",
-            "no trace to import" + (f" ({len(bad)} bad record(s) left out)" if bad else ""),
+            "no trace to import"
+            + (f" ({counted(len(bad), 'bad record')} left out)" if bad else ""),
             Span.whole_file(str(sources[0])),
             help="each record needs `query` (or `question`), `steps` and `solution` (or `answer`)",
         )

@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 
+from kvsl.base.plurals import counted
 from kvsl.lang.diagnostics import Diagnostic, Severity
 
 FORMATS = ("human", "json", "github", "sarif")
@@ -227,15 +228,14 @@ def summary(diagnostics: list[Diagnostic], files: int) -> str:
     """
     errors = sum(d.severity is Severity.ERROR for d in diagnostics)
     warnings = sum(d.severity is Severity.WARNING for d in diagnostics)
-    noun = "file" if files == 1 else "files"
     if not errors and not warnings:
-        return f"all checks passed ({files} {noun})"
+        return f"all checks passed ({counted(files, 'file')})"
     parts = []
     if errors:
-        parts.append(f"{errors} error{'s' if errors != 1 else ''}")
+        parts.append(counted(errors, "error"))
     if warnings:
-        parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
-    return f"found {' and '.join(parts)} in {files} {noun}"
+        parts.append(counted(warnings, "warning"))
+    return f"found {' and '.join(parts)} in {counted(files, 'file')}"
 
 
 # --- machine formats -------------------------------------------------------------------

@@ -352,6 +352,6 @@ def test_a_winner_that_costs_accuracy_falls_back_to_a_runner_up(spec: Path, tmp_
     assert report["fallbacks"] == 2
     assert report["chosen"]["setting"]["value"] == 0.0 and report["chosen"]["feasible"]
     assert report["chosen"]["n"] == 8
-    assert "runner(s)-up" in Path(report["markdown_path"]).read_text("utf-8")
+    assert "then 2 runners-up on every question" in Path(report["markdown_path"]).read_text("utf-8")
     none = run_tune(_request(spec, tmp_path / "none", fallbacks=0), context=ctx)
     assert none["chosen"] is None and none["fallbacks"] == 0
