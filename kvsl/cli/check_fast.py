@@ -57,11 +57,13 @@ def run_check(paths: list[str], format: str, warnings_as_errors: bool) -> int:
 def stdin_spec(paths: list[str]) -> tuple[SourceRead | None, dict[str, str]]:
     """The spec on standard input when `paths` has `-` (read once, here), and its text by
     name (`{"<stdin>": text}`) for the snippets of its diagnostics; (None, {}) without `-`."""
+    from kvsl.base.interrupt import stop_on_interrupt
     from kvsl.lang.reading import STDIN_NAME, STDIN_PATH, read_stdin, standard_input
 
     if STDIN_PATH not in paths:
         return None, {}
-    read = read_stdin(standard_input())
+    with stop_on_interrupt(None):  # Ctrl-C while it waits on a terminal: exit 130, no traceback
+        read = read_stdin(standard_input())
     source = read[0]
     return read, ({STDIN_NAME: source.text} if source is not None else {})
 

@@ -214,3 +214,41 @@ def test_fmt_stdin_beside_files_reports_on_stderr(tmp_path: Path) -> None:
     assert result.exit_code == 0 and result.stdout == TIDY
     assert result.stderr == f"reformatted {messy}\n1 file reformatted\n"
     assert messy.read_text(encoding="utf-8") == TIDY
+
+
+def _waiting_on_stdin(pid: int) -> bool:
+    """Whether process `pid` is blocked in read(0, ...) (Linux: /proc/PID/syscall)."""
+    read = {"x86_64": "0", "aarch64": "63"}.get(os.uname().machine)
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return read is not None and fields[:2] == [read, "0x0"]
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/syscall").exists() or os.uname().machine not in ("x86_64", "aarch64"),
+    reason="needs Linux's /proc/PID/syscall",
+)
+@pytest.mark.parametrize("command", ["check", "fmt"])
+def test_ctrl_c_while_waiting_for_stdin_exits_130_without_a_traceback(command: str) -> None:
+    """`kvsl check -` typed at a terminal waits for the spec; Ctrl-C ended it in a traceback."""
+    import signal
+    import time
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "kvsl", command, "-"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _waiting_on_stdin(child.pid):
+            assert child.poll() is None and time.monotonic() < deadline, "never read stdin"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130 and err == "interrupted\n", err
