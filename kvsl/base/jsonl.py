@@ -68,14 +68,28 @@ def locked_file(path: str | os.PathLike[str], mode: str) -> Iterator[IO[bytes]]:
     for _ in range(100):
         handle = target.open(mode)
         try:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            _lock(handle)
             if _still_at(handle, target):
                 yield handle
                 return
         finally:
             handle.close()  # also releases the lock
     raise OSError(errno.EAGAIN, "the file kept being replaced while waiting for it", str(target))
+
+
+# A file system without advisory locks (some network mounts) refuses `flock` with one of
+# these: kvsl then writes without the lock, one writer at a time, as it always did there.
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+
+
+def _lock(handle: IO[Any]) -> None:
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    except OSError as err:
+        if err.errno not in _NO_LOCKS:
+            raise
 
 
 def _still_at(handle: IO[Any], path: Path) -> bool:
