@@ -4,8 +4,9 @@ For every front-end code KVSnnn there is a fixture under tests/fixtures/diagnost
 
 - `KVSnnn.kvs` (a file, or for KVS002 a directory): compiled with `compile_spec`;
 - `KVSnnn/` with a `command` file: `check PATH...` (check_paths), `compile PATH`
-  (compile_spec), `explain CODE` (the `kvsl explain` usage error) or `write` (KVS019,
-  the output on a full disk), paths relative to that directory; without a `command` file the directory is checked as a whole.
+  (compile_spec), `explain CODE` (the `kvsl explain` usage error), `write` (KVS019,
+  the output on a full disk) or `stdin [PATH]` (`kvsl check -` with that file's bytes on
+  standard input, or nothing), paths relative to that directory; without a `command` file the directory is checked as a whole.
 
 Two codes need a condition a committed file cannot hold: KVS001 (unreadable: reading is
 made to fail with EACCES, since root can read any file) and KVS005 (too large: the limit
@@ -88,6 +89,13 @@ def produce(code: str) -> list[Diagnostic]:
             from kvsl.cli.output import output_error
 
             return output_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))).diagnostics
+        if verb == "stdin":  # `kvsl check -`, the file's bytes (or nothing) on stdin
+            import io
+
+            from kvsl.lang.reading import read_stdin
+
+            data = (path / args[0]).read_bytes() if args else b""
+            return check_paths(["-"], read_stdin(io.BytesIO(data)))
         if verb == "explain":
             from kvsl.cli.lang_commands import unknown_code_diagnostic
 

@@ -31,7 +31,7 @@ def test_traces_import_prints_brackets_in_paths_and_lines_as_they_are(tmp_path) 
     assert result.exit_code == 0, result.output
     assert result.exception is None
     assert "[/INST] [bold]why?" in result.stderr  # the bad line, quoted under KVS521
-    assert f"wrote 1 traces to {out}" in result.stderr.replace("\n", "")
+    assert f"wrote 1 trace to {out}" in result.stderr.replace("\n", "")
     assert out.exists()
 
 

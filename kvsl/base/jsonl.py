@@ -8,12 +8,19 @@ kvsl parses JSON that someone else wrote.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer per file is the rule there
+    fcntl = None  # type: ignore[assignment]
 
 
 def append_jsonl(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
@@ -35,15 +42,64 @@ def append_jsonl(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
         return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    needs_newline = False
-    if target.exists() and target.stat().st_size > 0:
-        with target.open("rb") as existing:
-            existing.seek(-1, os.SEEK_END)
-            needs_newline = existing.read(1) != b"\n"
-    with target.open("a", encoding="utf-8") as out:
-        out.write(("\n" if needs_newline else "") + "".join(line + "\n" for line in batch))
+    data = "".join(line + "\n" for line in batch).encode("utf-8")
+    with locked_file(target, "ab") as out:
+        needs_newline = False
+        if os.fstat(out.fileno()).st_size > 0:
+            with target.open("rb") as existing:
+                existing.seek(-1, os.SEEK_END)
+                needs_newline = existing.read(1) != b"\n"
+        out.write((b"\n" if needs_newline else b"") + data)
         out.flush()
         os.fsync(out.fileno())
+
+
+@contextlib.contextmanager
+def locked_file(path: str | os.PathLike[str], mode: str) -> Iterator[IO[bytes]]:
+    """`path` opened in binary `mode` under an exclusive advisory lock (`flock`), held on
+    the file that is at `path` now, until the block ends.
+
+    `append_jsonl` appends under it, and a rewrite of a whole file (the eval cache dropping
+    its torn lines) reads and replaces it under it: an appender that opened the file
+    before it was replaced finds, once it holds the lock, that the name points at a new
+    file, and opens that one, so no appended line goes to the replaced file and is lost.
+    """
+    target = Path(path)
+    for _ in range(100):
+        handle = target.open(mode)
+        try:
+            _lock(handle)
+            if _still_at(handle, target):
+                yield handle
+                return
+        finally:
+            handle.close()  # also releases the lock
+    raise OSError(errno.EAGAIN, "the file kept being replaced while waiting for it", str(target))
+
+
+# A file system without advisory locks (some network mounts) refuses `flock` with one of
+# these: kvsl then writes without the lock, one writer at a time, as it always did there.
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+
+
+def _lock(handle: IO[Any]) -> None:
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    except OSError as err:
+        if err.errno not in _NO_LOCKS:
+            raise
+
+
+def _still_at(handle: IO[Any], path: Path) -> bool:
+    """Whether `handle` is the file that `path` names now (not one replaced since)."""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
 
 
 def text_lines(text: str) -> list[str]:

@@ -19,6 +19,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kvsl.base.plurals import counted
+
 THREADS_ENV = "KVSL_THREADS"
 
 
@@ -34,8 +36,7 @@ class ThreadChoice:
     reason: str
 
     def __str__(self) -> str:
-        noun = "thread" if self.count == 1 else "threads"
-        return f"{self.count} {noun} ({self.reason})"
+        return f"{counted(self.count, 'thread')} ({self.reason})"
 
 
 def available_cores() -> int:
@@ -88,14 +89,14 @@ def choose_threads(
     if env.get(THREADS_ENV, "").strip():
         return ThreadChoice(_positive(env[THREADS_ENV], THREADS_ENV), THREADS_ENV)
     cores = available_cores() if cores is None else cores
-    noun = "core" if cores == 1 else "cores"
     try:
         local = max(1, int(env.get("LOCAL_WORLD_SIZE", "1")))
     except ValueError:
         local = 1
     if local == 1:
-        return ThreadChoice(max(1, cores), f"{cores} {noun} available")
+        return ThreadChoice(max(1, cores), f"{counted(cores, 'core')} available")
     return ThreadChoice(
         max(1, cores // local),
-        f"{cores} {noun} available, shared by {local} processes on this node",
+        f"{counted(cores, 'core')} available, shared by "
+        f"{counted(local, 'process', 'processes')} on this node",
     )

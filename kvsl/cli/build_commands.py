@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kvsl.base.plurals import counted
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import DeviceMapOption, DeviceOption, ThreadsOption
@@ -151,56 +152,10 @@ def _print_inspection(
 
     # markup=False: a style name or description such as "[/x]" is text, not rich markup
     console = Console(highlight=False, markup=False)
-    model = _object(manifest.get("model"))
-    geometry = _object(manifest.get("geometry"))
-    position = _object(manifest.get("position"))
-    stats = _object(manifest.get("stats"))
     about = Table.grid(padding=(0, 2))
     about.add_column(style="bold")
     about.add_column()
-    rows = [
-        ("artifact", str(path)),
-        ("style", f"{manifest.get('style')}  {manifest.get('description') or ''}".rstrip()),
-        ("model", f"{model.get('name')} ({model.get('architecture')}, {model.get('kind')})"),
-        ("revision", model.get("revision") or "-"),
-        (
-            "config / tokenizer / template",
-            f"{str(model.get('config_sha256'))[:12]} / {str(model.get('tokenizer_sha256'))[:12]} / "
-            f"{str(model.get('chat_template_sha256'))[:12]}",
-        ),
-        (
-            "KV geometry",
-            f"{geometry.get('num_layers')} layers × {geometry.get('kv_heads')} KV heads × head_dim {geometry.get('head_dim')}",
-        ),
-        (
-            "position",
-            f"{position.get('convention')}, offset token {position.get('offset_token')!r} "
-            f"(id {position.get('offset_token_id')})"
-            + (f", prefix {position['prefix']!r}" if position.get("prefix") else ""),
-        ),
-        (
-            "contrast",
-            f"{manifest.get('pairs')} pairs × {manifest.get('shots')} shots, "
-            f"{manifest.get('selection')} (seed {manifest.get('seed')})"
-            + (", targets from a query pool" if manifest.get("questions_sha256") else ""),
-        ),
-        ("precision", f"{manifest.get('precision')} (computed in {manifest.get('compute_dtype')})"),
-        ("vector hash", str(manifest.get("vector_hash"))),
-        ("plan hash", str(manifest.get("plan_hash"))),
-        (
-            "created",
-            f"{manifest.get('created')} by kvsl {manifest.get('kvsl_version')} "
-            f"(format {manifest.get('format_version')})",
-        ),
-    ]
-    if stats:
-        rows.append(
-            (
-                "extraction",
-                f"{stats.get('seconds')} s, batch size {stats.get('batch_size')}, "
-                f"{stats.get('computed_tokens')} of {stats.get('prompt_tokens')} prompt tokens computed",
-            )
-        )
+    rows = _about_rows(path, manifest)
     for name, value in rows:
         about.add_row(name, str(value))  # a manifest value of any JSON type
     console.print(about)
@@ -220,3 +175,57 @@ def _print_inspection(
             "-" if cv is None else f"{cv:g}",
         )
     console.print(table)
+
+
+def _about_rows(path: Path, manifest: dict[str, Any]) -> list[tuple[str, object]]:
+    """The name/value rows `kvsl inspect` prints above the per-layer table."""
+    model = _object(manifest.get("model"))
+    geometry = _object(manifest.get("geometry"))
+    position = _object(manifest.get("position"))
+    stats = _object(manifest.get("stats"))
+    rows: list[tuple[str, object]] = [
+        ("artifact", str(path)),
+        ("style", f"{manifest.get('style')}  {manifest.get('description') or ''}".rstrip()),
+        ("model", f"{model.get('name')} ({model.get('architecture')}, {model.get('kind')})"),
+        ("revision", model.get("revision") or "-"),
+        (
+            "config / tokenizer / template",
+            f"{str(model.get('config_sha256'))[:12]} / {str(model.get('tokenizer_sha256'))[:12]} / "
+            f"{str(model.get('chat_template_sha256'))[:12]}",
+        ),
+        (
+            "KV geometry",
+            f"{counted(geometry.get('num_layers'), 'layer')} × "
+            f"{counted(geometry.get('kv_heads'), 'KV head')} × head_dim {geometry.get('head_dim')}",
+        ),
+        (
+            "position",
+            f"{position.get('convention')}, offset token {position.get('offset_token')!r} "
+            f"(id {position.get('offset_token_id')})"
+            + (f", prefix {position['prefix']!r}" if position.get("prefix") else ""),
+        ),
+        (
+            "contrast",
+            f"{counted(manifest.get('pairs'), 'pair')} × {counted(manifest.get('shots'), 'shot')}, "
+            f"{manifest.get('selection')} (seed {manifest.get('seed')})"
+            + (", targets from a query pool" if manifest.get("questions_sha256") else ""),
+        ),
+        ("precision", f"{manifest.get('precision')} (computed in {manifest.get('compute_dtype')})"),
+        ("vector hash", str(manifest.get("vector_hash"))),
+        ("plan hash", str(manifest.get("plan_hash"))),
+        (
+            "created",
+            f"{manifest.get('created')} by kvsl {manifest.get('kvsl_version')} "
+            f"(format {manifest.get('format_version')})",
+        ),
+    ]
+    if stats:
+        tokens = counted(stats.get("prompt_tokens"), "prompt token")
+        rows.append(
+            (
+                "extraction",
+                f"{stats.get('seconds')} s, batch size {stats.get('batch_size')}, "
+                f"{stats.get('computed_tokens')} of {tokens} computed",
+            )
+        )
+    return rows

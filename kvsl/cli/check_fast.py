@@ -1,5 +1,7 @@
 """`kvsl check` without Typer: the body of the command, and a fast path for `main()`.
 
+`kvsl check -` reads one spec from standard input (`git show :x.kvs | kvsl check -`).
+
 `kvsl check` runs on every commit in CI, so its start-up time matters. Typer (with
 pydantic, which it imports to coerce parameters) costs about as much as checking a
 hundred specs; `kvsl.cli.main` therefore hands a plain `kvsl check [PATH...] [--format F]
@@ -12,7 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from kvsl.lang.reading import SourceRead
 
 FORMATS = ("human", "json", "github", "sarif")
 
@@ -35,16 +40,32 @@ def run_check(paths: list[str], format: str, warnings_as_errors: bool) -> int:
     from kvsl.lang.render import render_diagnostics, summary
 
     targets = paths or ["."]
-    diagnostics = check_paths(targets)
+    stdin, sources = stdin_spec(targets)
+    diagnostics = check_paths(targets, stdin)
     stream = sys.stdout
     if diagnostics or format in ("json", "sarif"):
-        write(render_diagnostics(diagnostics, format=format, color=use_color(stream)))
+        color = use_color(stream)
+        write(render_diagnostics(diagnostics, format=format, color=color, sources=sources))
     if format == "human":
         files, _ = spec_files(targets)
         if diagnostics:
             write("")
         write(summary(diagnostics, len(files)))
     return int(exit_code_for(diagnostics, warnings_as_errors))
+
+
+def stdin_spec(paths: list[str]) -> tuple[SourceRead | None, dict[str, str]]:
+    """The spec on standard input when `paths` has `-` (read once, here), and its text by
+    name (`{"<stdin>": text}`) for the snippets of its diagnostics; (None, {}) without `-`."""
+    from kvsl.base.interrupt import stop_on_interrupt
+    from kvsl.lang.reading import STDIN_NAME, STDIN_PATH, read_stdin, standard_input
+
+    if STDIN_PATH not in paths:
+        return None, {}
+    with stop_on_interrupt(None):  # Ctrl-C while it waits on a terminal: exit 130, no traceback
+        read = read_stdin(standard_input())
+    source = read[0]
+    return read, ({STDIN_NAME: source.text} if source is not None else {})
 
 
 def fast_check(argv: list[str]) -> int | None:

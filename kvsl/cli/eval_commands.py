@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kvsl.base.interrupt import stop_on_interrupt
+from kvsl.base.plurals import counted
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import (
@@ -274,7 +275,7 @@ def _print_eval(outcome: EvalOutcome) -> None:
     report = outcome.report
     out = Console(highlight=False, markup=False)
     bench = report["benchmark"]
-    title = f"{bench['format']}: {bench['examples']} examples from {bench['data']}" + (
+    title = f"{bench['format']}: {counted(bench['examples'], 'example')} from {bench['data']}" + (
         f" (first {bench['limit']})" if bench["limit"] is not None else ""
     )
     out.print(rich_table(outcome.summaries or [], title=title))
@@ -286,5 +287,6 @@ def _print_eval(outcome: EvalOutcome) -> None:
             f"(chosen on {caa['chosen_on']})"
         )
     out.print(
-        f"report: {report['report_path']}  (generated {report['generated_now']} responses now)"
+        f"report: {report['report_path']}  "
+        f"(generated {counted(report['generated_now'], 'response')} now)"
     )

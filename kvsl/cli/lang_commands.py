@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kvsl.base.counts import decimal_count
+from kvsl.base.plurals import counted
 from kvsl.cli import app
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, Severity
 from kvsl.lang.source import Span
+
+if TYPE_CHECKING:
+    from kvsl.lang.reading import SourceRead
 
 
 class OutputFormat(StrEnum):
@@ -43,7 +47,12 @@ def _color(stream: object) -> bool:
     return use_color(stream)  # type: ignore[arg-type]
 
 
-def _emit(diagnostics: list[Diagnostic], format: OutputFormat, stream: object = None) -> None:
+def _emit(
+    diagnostics: list[Diagnostic],
+    format: OutputFormat,
+    stream: object = None,
+    sources: dict[str, str] | None = None,
+) -> None:
     from kvsl.lang.render import render_diagnostics
 
     stream = stream or sys.stdout
@@ -51,7 +60,8 @@ def _emit(diagnostics: list[Diagnostic], format: OutputFormat, stream: object = 
         return
     from kvsl.cli.output import write
 
-    text = render_diagnostics(diagnostics, format=format.value, color=_color(stream))
+    color = _color(stream)
+    text = render_diagnostics(diagnostics, format=format.value, color=color, sources=sources)
     write(text, stream)  # type: ignore[arg-type]
 
 
@@ -80,16 +90,54 @@ def fmt_command(
         typer.Option("--check", help="Change nothing; exit 1 and list files that would change."),
     ] = False,
 ) -> None:
-    """Rewrite spec files in the canonical layout (comments kept; idempotent)."""
+    """Rewrite spec files in the canonical layout (comments kept; idempotent).
+
+    `-` formats a spec read from standard input onto standard output (with `--check`:
+    nothing is printed but the report, and the exit status is 1 when it would change).
+    """
+    from kvsl.cli.check_fast import stdin_spec
     from kvsl.cli.output import write
     from kvsl.lang import exit_code_for, sort_diagnostics, spec_files
+    from kvsl.lang.reading import STDIN_NAME
+
+    targets = paths or ["."]
+    stdin, sources = stdin_spec(targets)
+    files, diagnostics = spec_files(targets)
+    changed = _format_files(files, stdin, check_only, diagnostics)
+    diagnostics = sort_diagnostics(diagnostics)
+    _emit(diagnostics, OutputFormat.human, sys.stderr, sources)
+    # `fmt -` prints the spec on stdout: the report goes to stderr, and only speaks of files
+    piped = STDIN_NAME in files and not check_only
+    report = sys.stderr if piped else sys.stdout
+    verb = "would reformat" if check_only else "reformatted"
+    for path in changed:
+        write(f"{verb} {path}", report)
+    named = [path for path in files if not (piped and path == STDIN_NAME)]
+    if named or not piped:
+        write(_fmt_summary(named, changed, diagnostics, check_only), report)
+    code = exit_code_for(diagnostics)
+    if code is ExitCode.CLEAN and check_only and changed:
+        code = ExitCode.ERRORS
+    raise typer.Exit(int(code))
+
+
+def _format_files(
+    files: list[str], stdin: SourceRead | None, check_only: bool, diagnostics: list[Diagnostic]
+) -> list[str]:
+    """Format each file (rewritten unless `check_only`); the files that change (or would).
+
+    `<stdin>` is the spec `stdin`: printed formatted on stdout (changed or not), unless
+    `check_only`. Every file's problems are added to `diagnostics`.
+    """
+    from kvsl.cli.output import write
     from kvsl.lang.fmt import format_text
     from kvsl.lang.parser import load_source
+    from kvsl.lang.reading import STDIN_NAME
 
-    files, diagnostics = spec_files(paths or ["."])
     changed: list[str] = []
     for path in files:
-        source, problems = load_source(path)
+        read = stdin if path == STDIN_NAME and stdin is not None else load_source(path)
+        source, problems = read
         if source is None:
             diagnostics.extend(problems)
             continue
@@ -97,34 +145,30 @@ def fmt_command(
         if formatted is None:
             diagnostics.extend(problems)
             continue
-        if formatted == source.text:
-            continue
-        changed.append(path)
-        if not check_only:
-            _write_atomically(path, formatted)
-    diagnostics = sort_diagnostics(diagnostics)
-    _emit(diagnostics, OutputFormat.human, sys.stderr)
-    verb = "would reformat" if check_only else "reformatted"
-    for path in changed:
-        write(f"{verb} {path}")
+        if path == STDIN_NAME and not check_only:
+            write(formatted, end="")  # never into a file called `-`
+        elif formatted != source.text:
+            changed.append(path)
+            if not check_only:
+                _write_atomically(path, formatted)
+    return changed
+
+
+def _fmt_summary(
+    files: list[str], changed: list[str], diagnostics: list[Diagnostic], check_only: bool
+) -> str:
+    """`1 file reformatted, 2 files already formatted`: the closing line of `kvsl fmt`."""
     verb = "would be reformatted" if check_only else "reformatted"
     refused = len({d.span.path for d in diagnostics if d.severity is Severity.ERROR} & set(files))
     unchanged = len(files) - len(changed) - refused
-    noun = lambda n: "file" if n == 1 else "files"  # noqa: E731
     parts = []
     if changed:
-        parts.append(f"{len(changed)} {noun(len(changed))} {verb}")
+        parts.append(f"{counted(len(changed), 'file')} {verb}")
     if unchanged or not (changed or refused or diagnostics):
-        parts.append(f"{unchanged} {noun(unchanged)} already formatted")
+        parts.append(f"{counted(unchanged, 'file')} already formatted")
     if refused:  # not "0 files already formatted" under the errors that stopped them
-        parts.append(f"{refused} {noun(refused)} left unchanged: errors above")
-    if not parts:
-        parts.append("nothing formatted")
-    write(", ".join(parts))
-    code = exit_code_for(diagnostics)
-    if code is ExitCode.CLEAN and check_only and changed:
-        code = ExitCode.ERRORS
-    raise typer.Exit(int(code))
+        parts.append(f"{counted(refused, 'file')} left unchanged: errors above")
+    return ", ".join(parts) or "nothing formatted"
 
 
 def _write_atomically(path: str, text: str) -> None:

@@ -27,12 +27,12 @@ class OutputClosed(Exception):
     """The reader of our standard output went away (a closed pipe)."""
 
 
-def write(text: str, stream: TextIO | None = None) -> None:
-    """Print `text` and a newline to `stream` (stdout) and flush it now, so that a
+def write(text: str, stream: TextIO | None = None, end: str = "\n") -> None:
+    """Print `text` and `end` to `stream` (stdout) and flush it now, so that a
     failure is seen here (as OutputClosed or KVS019) and not at interpreter exit."""
     stream = stream or sys.stdout
     try:
-        print(text, file=stream)
+        print(text, file=stream, end=end)
         stream.flush()
     except BrokenPipeError:
         raise OutputClosed from None

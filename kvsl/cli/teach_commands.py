@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from kvsl.base.plurals import counted
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 
@@ -152,19 +153,19 @@ def _summary(report: TeachReport, *, dry_run: bool = False, stopped: bool = Fals
     from kvsl.teacher import describe_cost
 
     lines = [
-        f"teacher `{report.model}` at {report.base_url}: {report.total} questions, "
+        f"teacher `{report.model}` at {report.base_url}: {counted(report.total, 'question')}, "
         f"{report.already_done} already in `{report.traces_path}`, "
         f"{report.previously_skipped} skipped by earlier runs"
     ]
     if report.duplicates:
         lines.append(
-            f"{report.duplicates} duplicate question{'s' if report.duplicates != 1 else ''} "
+            f"{counted(report.duplicates, 'duplicate question')} "
             "in the source left out (each question is asked once)"
         )
     if dry_run:
-        lines.append(f"dry run: {report.asked} prompts rendered, nothing sent")
+        lines.append(f"dry run: {counted(report.asked, 'prompt')} rendered, nothing sent")
         return "\n".join(lines)
-    done = f"wrote {report.written} traces, skipped {len(report.skipped)}"
+    done = f"wrote {counted(report.written, 'trace')}, skipped {len(report.skipped)}"
     if stopped:
         lines.append(
             f"stopped after {report.written + len(report.skipped)} of {report.asked}: {done}"

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kvsl.base.plurals import counted
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 
@@ -53,6 +54,6 @@ def import_command(
         if result.warnings:
             console.print(render_diagnostics(result.warnings, format="human", color=False))
         verb = "would write" if dry_run else "wrote"
-        console.print(f"{verb} {result.written} traces to {result.out}")
+        console.print(f"{verb} {counted(result.written, 'trace')} to {result.out}")
         if not dry_run:
             print(result.out)

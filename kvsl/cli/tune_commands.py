@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from kvsl.base.interrupt import stop_on_interrupt
+from kvsl.base.plurals import counted
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import BatchSizeOption, DeviceOption, PrecisionOption, ThreadsOption
@@ -189,7 +190,7 @@ def _run(request: Any, json_output: bool) -> None:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
         return
     for warning in report["warnings"]:
-        status.print(f"warning[{warning['code']}]: {warning['message']}")
+        status.print(f"{warning['severity']}[{warning['code']}]: {warning['message']}")
     chosen = report["chosen"]
     if chosen is None:
         typer.echo("no setting kept dev accuracy: nothing chosen")
@@ -198,7 +199,7 @@ def _run(request: Any, json_output: bool) -> None:
             f"chosen: {chosen['label']}\n"
             f"  adherence x novelty {chosen['adherence']:.2f} (plain {chosen['plain_adherence']:.2f}),"
             f" accuracy {100 * chosen['accuracy']:.1f}% (plain {100 * chosen['plain_accuracy']:.1f}%,"
-            f" McNemar p {chosen['p_mcnemar']:.3f}) on {chosen['n']} dev questions"
+            f" McNemar p {chosen['p_mcnemar']:.3f}) on {counted(chosen['n'], 'dev question')}"
         )
     if report.get("written"):
         typer.echo(f"wrote {', '.join(report['written'])} into {request.spec}")

@@ -45,6 +45,7 @@ import torch
 import kvsl
 from kvsl.base.atomic import atomic_path
 from kvsl.base.jsonl import loads
+from kvsl.base.plurals import counted
 from kvsl.engine.models import KVGeometry, LoadedModel
 from kvsl.engine.vectors import Extraction, SteeringVectors
 from kvsl.lang.diagnostics import ExitCode, KvslError
@@ -480,7 +481,10 @@ def _manifest_problem(manifest: Mapping[str, Any]) -> str | None:
 
 def _describe(geometry: KVGeometry | dict[str, Any]) -> str:
     g = geometry.to_dict() if isinstance(geometry, KVGeometry) else geometry
-    return f"{g.get('num_layers')} layers × {g.get('kv_heads')} KV heads × head_dim {g.get('head_dim')}"
+    return (
+        f"{counted(g.get('num_layers'), 'layer')} × {counted(g.get('kv_heads'), 'KV head')}"
+        f" × head_dim {g.get('head_dim')}"
+    )
 
 
 def check_compatible(vectors: SteeringVectors, loaded: LoadedModel) -> None:

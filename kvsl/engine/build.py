@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kvsl.base.locations import cache_dir, is_packaged
+from kvsl.base.plurals import counted
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError
 from kvsl.lang.plan import Plan
 from kvsl.lang.source import Span
@@ -160,8 +161,9 @@ def build(
         _marked(
             "built",
             "green",
-            f" `{plan.style}`: {vectors.manifest.get('pairs')} pairs × {plan.contrast.shots} "
-            f"shots, {loaded.geometry.num_layers} layers, extraction "
+            f" `{plan.style}`: {counted(vectors.manifest.get('pairs'), 'pair')} × "
+            f"{counted(plan.contrast.shots, 'shot')}, "
+            f"{counted(loaded.geometry.num_layers, 'layer')}, extraction "
             f"{stats.get('seconds', 0):.1f} s → {_shown(path)}",
         )
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from kvsl.base.plurals import counted
 from kvsl.lang.diagnostics import KvslError
 
 __all__ = ["context_length", "context_overflow", "refuse_past_context"]
@@ -43,8 +44,8 @@ def context_overflow(
     if context is None or fed + max_new_tokens <= context:
         return None
     return (
-        f"{prompt} ({fed} tokens) and `{name}` ({max_new_tokens}) exceed the model's "
-        f"context of {context} tokens"
+        f"{prompt} ({counted(fed, 'token')}) and `{name}` ({max_new_tokens}) exceed the "
+        f"model's context of {counted(context, 'token')}"
     )
 
 

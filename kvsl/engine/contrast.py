@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kvsl.base.plurals import counted
 from kvsl.engine.prompting import Message, chat_messages, prompt_ids
 from kvsl.formats.traces import Trace, load_traces, read_trace_bytes
 from kvsl.lang.diagnostics import Diagnostic, KvslError, Severity
@@ -103,8 +104,9 @@ def _too_few(plan: Plan, traces: int, questions: int | None) -> KvslError | None
             return None
         need = max(contrast.pairs, contrast.shots + 1)
         message = (
-            f"a contrast set of {contrast.pairs} pairs with {contrast.shots} shots needs at "
-            f"least {need} traces, `{contrast.traces}` has {traces}"
+            f"a contrast set of {counted(contrast.pairs, 'pair')} with "
+            f"{counted(contrast.shots, 'shot')} needs at least {counted(need, 'trace')}, "
+            f"`{contrast.traces}` has {traces}"
         )
         help = (
             f"lower `pairs` to at most {traces} and `shots` to at most {max(0, traces - 1)}, "
@@ -115,8 +117,9 @@ def _too_few(plan: Plan, traces: int, questions: int | None) -> KvslError | None
         if contrast.pairs <= questions and contrast.shots <= traces:
             return None
         message = (
-            f"a contrast set of {contrast.pairs} pairs with {contrast.shots} shots needs "
-            f"{contrast.pairs} pool questions and {contrast.shots} traces: "
+            f"a contrast set of {counted(contrast.pairs, 'pair')} with "
+            f"{counted(contrast.shots, 'shot')} needs {counted(contrast.pairs, 'pool question')} "
+            f"and {counted(contrast.shots, 'trace')}: "
             f"`{contrast.questions}` has {questions}, `{contrast.traces}` has {traces}"
         )
         help = (

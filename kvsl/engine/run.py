@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kvsl.base.plurals import counted
 from kvsl.lang.diagnostics import COMMAND_LINE, Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.overrides import with_overrides
 from kvsl.lang.plan import GenerationSettings, LayerSpan, Plan
@@ -360,7 +361,7 @@ def _status_line(plan: Plan, coefficients: Mapping[int, tuple[float, float]], pr
     mode = "sampling" if settings.sample else "greedy"
     return (
         f"steering `{plan.model.name}` with `{plan.style}`: {describe_steer(coefficients)}, "
-        f"{mode}, up to {settings.max_new_tokens} new tokens"
+        f"{mode}, up to {counted(settings.max_new_tokens, 'new token')}"
         + (f", answers start with {prefix!r}" if prefix else "")
     )
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from kvsl.base.plurals import counted
 from kvsl.engine.geometry import EDITABLE_LAYERS, KVGeometry, cache_kwarg, kv_geometry
 from kvsl.engine.inputs import new_cache, position_ids
 from kvsl.engine.vectors import SteeringVectors
@@ -108,8 +109,8 @@ def resolve_edit(
     ):
         raise KvslError.one(
             "KVS458",
-            f"the vectors have {vectors.num_layers} layers of {vectors.geometry} "
-            f"(kv_heads, head_dim), the model has {geometry.num_layers} layers of "
+            f"the vectors have {counted(vectors.num_layers, 'layer')} of {vectors.geometry} "
+            f"(kv_heads, head_dim), the model has {counted(geometry.num_layers, 'layer')} of "
             f"({geometry.kv_heads}, {geometry.head_dim})",
             _API,
             help="use vectors built for this model (`kvsl build` with the spec's model)",
@@ -150,7 +151,7 @@ def apply_edit(cache: Any, edit: CacheEdit, position: int = -1) -> None:
         if layer >= len(layers):
             raise KvslError.one(
                 "KVS451",
-                f"layer {layer} is outside a cache with {len(layers)} layers",
+                f"layer {layer} is outside a cache with {counted(len(layers), 'layer')}",
                 _API,
                 help="steer layers that exist in the model",
                 exit_code=ExitCode.USAGE,
@@ -188,7 +189,8 @@ def apply_row_edits(cache: Any, edits: Sequence[CacheEdit | None], position: int
     """
     layers = _cache_layers(cache)
     if layers and len(edits) != layers[0].keys.shape[0]:
-        raise ValueError(f"{len(edits)} row edits for a cache of {layers[0].keys.shape[0]} rows")
+        rows = int(layers[0].keys.shape[0])
+        raise ValueError(f"{counted(len(edits), 'row edit')} for a cache of {counted(rows, 'row')}")
     for row, edit in enumerate(edits):
         if edit is None or edit.is_empty:
             continue

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from kvsl.base.atomic import atomic_path
+from kvsl.base.plurals import counted
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
@@ -93,7 +94,7 @@ def resolve_layer(model: Any, layer: int) -> int:
     if not 0 <= resolved < count:
         raise KvslError.usage(
             "KVS614",
-            f"CAA layer {layer} is outside a model with {count} layers",
+            f"CAA layer {layer} is outside a model with {counted(count, 'layer')}",
             help=f"choose a layer in 0..{count - 1} (or -{count}..-1 from the end)",
         )
     return resolved

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kvsl.base.hashing import file_sha256
+from kvsl.base.plurals import counted
 from kvsl.eval.results_cache import ResultsCache, shared_results_cache
 from kvsl.eval.runner import EvalResult, check_out, check_settings, evaluate
 from kvsl.eval.sweep import (
@@ -232,7 +233,7 @@ def run_eval(
     cache = _results_cache(out_dir)
     if console is not None:
         for warning in cache.warnings:
-            console.print(f"warning[{warning.code}]: {warning.message}")
+            console.print(f"{warning.severity.value}[{warning.code}]: {warning.message}")
     display, progress = _progress(console, quiet)
     coeffs = (
         coefficients(ctx, layers=request.layers, key=request.key, value=request.value)
@@ -463,7 +464,8 @@ def _sweep_plot(
     return plot_sweeps(
         sweeps,
         path,
-        title=f"{ctx.plan.style if ctx.plan else ''} on {Path(dev_path).name} ({len(dev)} questions)",
+        title=f"{ctx.plan.style if ctx.plan else ''} on {Path(dev_path).name} "
+        f"({counted(len(dev), 'question')})",
         chance=chance_rate(dev),
     )
 

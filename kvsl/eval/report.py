@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from kvsl.base.plurals import counted
 from kvsl.eval.runner import MethodSummary
 from kvsl.eval.sweep import SweepPoint
 
@@ -38,7 +39,7 @@ def _p(value: float) -> str:
 def summary_row(s: MethodSummary) -> list[str]:
     """One table row of strings (shared by the rich and Markdown tables)."""
     if len(s.run_accuracies) > 1:
-        acc = f"{s.over_runs.format()} (n={s.n}, {len(s.run_accuracies)} runs)"
+        acc = f"{s.over_runs.format()} (n={s.n}, {counted(len(s.run_accuracies), 'run')})"
     else:
         acc = f"{s.accuracy.percent()} ({s.accuracy.correct}/{s.accuracy.n})"
     delta = p = "–"

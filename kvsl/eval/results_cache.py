@@ -8,6 +8,10 @@ where the settings hash covers the model identity, the method's settings (coeffi
 vectors, layer, multiplier, CoT), the decoding settings (max new tokens, sampling,
 temperature, top-p, per-run seed) and the system prompt. An interrupted eval resumes:
 a second run with the same settings generates nothing.
+
+A line that is not a valid record (torn by a kill, edited by hand) is a KVS613 warning,
+and the run that finds one rewrites the file without it once (`compact_cache`, KVS620),
+keeping every valid line byte for byte: the next runs read a clean cache and say nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from kvsl.base.jsonl import append_jsonl, loads, text_lines
+from kvsl.base.jsonl import append_jsonl, loads, locked_file, text_lines
+from kvsl.base.plurals import counted
 from kvsl.formats.questions import Example
 from kvsl.lang.diagnostics import Diagnostic, Severity
 from kvsl.lang.plan import GenerationSettings
@@ -68,11 +73,51 @@ def _is_record(record: dict[str, Any]) -> bool:
     )
 
 
+def _record(line: str) -> dict[str, Any] | None:
+    """The record a cache line holds, or None when it is not a valid one."""
+    try:
+        record = loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) and _is_record(record) else None
+
+
+def compact_cache(path: Path) -> tuple[int, int] | None:
+    """Rewrite the cache `path` without its invalid lines: (lines dropped, lines kept), or
+    None when it has none (nothing is written).
+
+    Read and replaced under the appenders' lock (`kvsl.base.jsonl.locked_file`), so a line
+    another process appends meanwhile is kept, and through `atomic_path`: a kill at any
+    moment leaves the old file or the new one, never part of one. Every valid line is kept
+    as its bytes were, in its order (a duplicate key too: the last one still wins); blank
+    lines go with the invalid ones. OSError when it cannot be written (the old file stays).
+    """
+    from kvsl.base.atomic import atomic_path
+
+    with locked_file(path, "rb") as handle:
+        kept: list[bytes] = []
+        dropped = 0
+        for raw in handle.read().split(b"\n"):
+            line = raw.decode("utf-8", errors="replace").removesuffix("\r")
+            if not line.strip():
+                continue
+            if _record(line) is None:
+                dropped += 1
+            else:
+                kept.append(raw)
+        if not dropped:
+            return None
+        with atomic_path(path, fsync=True) as temporary:
+            temporary.write_bytes(b"".join(raw + b"\n" for raw in kept))
+    return dropped, len(kept)
+
+
 class ResultsCache:
     """Append-only JSONL of generated responses, read back into a dict by key.
 
     Lines that are not valid records (a run killed mid-write) are skipped with a KVS613
-    warning, collected in `warnings`.
+    warning, collected in `warnings`; the file is then rewritten without them (KVS620, a
+    note in `warnings` too), so a later run does not warn about the same lines again.
 
     With `rank` set (several processes under torchrun), this process appends to its own
     shard `<stem>.rank-<rank>.jsonl` beside the file, so no two processes write one file;
@@ -86,6 +131,8 @@ class ResultsCache:
         self.records: dict[str, dict[str, Any]] = {}
         self.warnings: list[Diagnostic] = []
         self.reload()
+        if rank in (None, 0):  # one process rewrites the file; the others append to shards
+            self._compact()
 
     def reload(self) -> None:
         """Read the file and any shards again (after another rank merged them)."""
@@ -118,6 +165,38 @@ class ResultsCache:
             shard.unlink(missing_ok=True)
         return len(lines)
 
+    def _compact(self) -> None:
+        """Rewrite the file without the invalid lines this load warned about (once: the
+        next load finds none); say so with KVS620, or why not with KVS621."""
+        path = self.path
+        if path is None or not any(w.span.path == str(path) for w in self.warnings):
+            return
+        try:
+            done = compact_cache(path)
+        except OSError as err:
+            self.warnings.append(
+                Diagnostic(
+                    "KVS621",
+                    Severity.WARNING,
+                    f"could not rewrite the results cache without its invalid lines: "
+                    f"{(err.strerror or str(err)).lower()}; they are warned about again "
+                    "next time",
+                    Span.whole_file(str(path)),
+                )
+            )
+            return
+        if done is not None:
+            dropped, kept = done
+            self.warnings.append(
+                Diagnostic(
+                    "KVS620",
+                    Severity.NOTE,
+                    f"rewrote the results cache without its {counted(dropped, 'invalid line')} "
+                    f"({counted(kept, 'valid line')} kept)",
+                    Span.whole_file(str(path)),
+                )
+            )
+
     def _load(self, path: Path) -> None:
         # Bytes decoded, not `read_text`: its universal newlines made a stray "\r" a line
         # break, and the KVS613 line numbers drifted from the file's.
@@ -125,12 +204,8 @@ class ResultsCache:
         for number, line in enumerate(text_lines(text), start=1):
             if not line.strip():
                 continue
-            try:
-                record = loads(line)
-                if not isinstance(record, dict) or not _is_record(record):
-                    raise TypeError("a record needs the shape `add` writes")
-                key = record["key"]
-            except (json.JSONDecodeError, KeyError, TypeError):
+            record = _record(line)
+            if record is None:
                 self.warnings.append(
                     Diagnostic(
                         "KVS613",
@@ -141,7 +216,7 @@ class ResultsCache:
                     )
                 )
                 continue
-            self.records[key] = record
+            self.records[record["key"]] = record
 
     def __contains__(self, key: str) -> bool:
         return key in self.records

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kvsl.base.plurals import counted
 from kvsl.eval.caa import CaaVectors
 from kvsl.eval.methods import Generator, Method
 from kvsl.lang.diagnostics import COMMAND_LINE, ExitCode, KvslError
@@ -226,7 +227,7 @@ def caa_vectors(ctx: EvalContext, *, batch_size: int | None = None) -> CaaVector
     pairs = tokenize_pairs(build_contrast_pairs(ctx.plan), tokenizer)
     ids = [(p.positive, p.negative) for p in pairs]
     if ctx.console is not None and is_main():
-        ctx.console.print(f"extracting CAA directions from {len(ids)} contrast pairs")
+        ctx.console.print(f"extracting CAA directions from {counted(len(ids), 'contrast pair')}")
     vectors = extract_caa(
         model,
         ids,

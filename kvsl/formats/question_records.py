@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvsl.base.jsonl import loads
+from kvsl.base.plurals import counted
 from kvsl.formats.examples import (
     _GSM8K_FINAL,
     LETTERS,
@@ -319,8 +320,8 @@ def load_piqa(path: Path, labels_path: Path | None, limit: int | None) -> list[E
         if count > len(labels):
             raise KvslError.one(
                 "KVS605",
-                f"PIQA labels file `{labels_file}` has {len(labels)} labels but the data "
-                f"has more lines",
+                f"PIQA labels file `{labels_file}` has {counted(len(labels), 'label')} but the "
+                "data has more lines",
                 line.span,
                 help="the labels file must have exactly one line per data line, in order",
             )
@@ -340,7 +341,8 @@ def load_piqa(path: Path, labels_path: Path | None, limit: int | None) -> list[E
         if count != len(labels):
             raise KvslError.one(
                 "KVS605",
-                f"PIQA labels file `{labels_file}` has {len(labels)} labels for {count} data lines",
+                f"PIQA labels file `{labels_file}` has {counted(len(labels), 'label')} for "
+                f"{counted(count, 'data line')}",
                 labels[count][0].span if count < len(labels) else Span.whole_file(str(labels_file)),
                 help="the labels file must have exactly one line per data line, in order",
             )

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from kvsl.base.plurals import counted
 from kvsl.formats.traces import Trace, iter_trace_lines
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.source import Span
@@ -135,7 +136,7 @@ def import_traces(
             Diagnostic(
                 "KVS521",
                 Severity.WARNING,
-                f"left out {len(bad)} bad record(s), the first at line "
+                f"left out {counted(len(bad), 'bad record')}, the first at line "
                 f"{bad[0].span.line} of `{bad[0].span.path}`: {bad[0].message}",
                 bad[0].span,
                 help="run without `--skip-bad` to list every one",
@@ -146,7 +147,7 @@ def import_traces(
             Diagnostic(
                 "KVS522",
                 Severity.WARNING,
-                f"left out {duplicates} record(s) whose question was already imported",
+                f"left out {counted(duplicates, 'record')} whose question was already imported",
                 Span.whole_file(str(sources[0])),
                 help="a question may have one trace only: a target is never its own demo",
             )
@@ -154,7 +155,8 @@ def import_traces(
     if not traces:
         raise KvslError.one(
             "KVS523",
-            "no trace to import" + (f" ({len(bad)} bad record(s) left out)" if bad else ""),
+            "no trace to import"
+            + (f" ({counted(len(bad), 'bad record')} left out)" if bad else ""),
             Span.whole_file(str(sources[0])),
             help="each record needs `query` (or `question`), `steps` and `solution` (or `answer`)",
         )
@@ -164,30 +166,32 @@ def import_traces(
 
 
 def _write(target: Path, traces: list[Trace]) -> None:
-    from kvsl.base.atomic import atomic_path
+    """Write the trace file whole (atomically), or KVS520 (exit 3).
 
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # a file where a folder of `--out` should be (`a.jsonl/t.jsonl`)
-        blocked = isinstance(err, (FileExistsError, NotADirectoryError))
-        raise KvslError.one(
-            "KVS520",
-            f"cannot write `{target}`: "
-            + ("a file is in the place of one of its folders" if blocked else f"{err.strerror or err}"),
-            Span.whole_file(str(target)),
-            help="choose a writable `--out`",
-            exit_code=ExitCode.ENVIRONMENT,
-        ) from None
+    Its folder is made by `kvsl.lang.files.output_folder_problem`, the rule (and the
+    wording) of every command's output folder (`kvsl build`, `eval`, `tune --out`): a
+    file in the place of one of its folders is named, never a mkdir traceback.
+    """
+    from kvsl.base.atomic import atomic_path
+    from kvsl.lang.files import output_folder_problem
+
+    reason = output_folder_problem(target.parent)
+    if reason is not None:
+        raise _unwritable(target, f"cannot write traces into `{target.parent}`: {reason}")
     try:
         with atomic_path(target, fsync=True) as temporary:
             Path(temporary).write_text(
                 "".join(trace.to_json() + "\n" for trace in traces), encoding="utf-8"
             )
     except OSError as err:
-        raise KvslError.one(
-            "KVS520",
-            f"cannot write `{target}`: {err.strerror or err}",
-            Span.whole_file(str(target)),
-            help="choose a writable `--out`",
-            exit_code=ExitCode.ENVIRONMENT,
-        ) from None
+        raise _unwritable(target, f"cannot write `{target}`: {err.strerror or err}") from None
+
+
+def _unwritable(target: Path, message: str) -> KvslError:
+    return KvslError.one(
+        "KVS520",
+        message,
+        Span.whole_file(str(target)),
+        help="choose a writable `--out`",
+        exit_code=ExitCode.ENVIRONMENT,
+    )

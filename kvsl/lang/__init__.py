@@ -9,7 +9,7 @@ Public API:
   lower. The plan is None when there are errors (warnings do not count).
 - `load_plan(path)` → `Plan`, raising `KvslError(diagnostics, ExitCode.ERRORS)` on errors.
 - `check_paths(paths)` → diagnostics for files and directories (recursive `*.kvs`),
-  including cross-file checks (duplicate style names).
+  including cross-file checks (duplicate style names); `-` is a spec on standard input.
 
 >>> plan, diagnostics = compile_spec("/nonexistent.kvs")
 >>> plan is None, diagnostics[0].code
@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Label, Severity
 from kvsl.lang.plan import Plan
+from kvsl.lang.reading import STDIN_NAME, STDIN_PATH, SourceRead
 from kvsl.lang.source import Span
 
 __all__ = [
@@ -37,8 +38,9 @@ __all__ = [
 ]
 
 # Codes that mean the command line itself is wrong (exit 2 rather than 1): a directory
-# where one spec file is expected, a missing file, an unknown code for `kvsl explain`.
-USAGE_CODES = frozenset({"KVS002", "KVS008", "KVS018"})
+# where one spec file is expected, a missing file, an unknown code for `kvsl explain`,
+# `-` with nothing on standard input.
+USAGE_CODES = frozenset({"KVS002", "KVS008", "KVS018", "KVS022"})
 
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
@@ -104,11 +106,16 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
 
 
 def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
-    """Expand directories into their `*.kvs` files (recursive, sorted, hidden skipped)."""
+    """Expand directories into their `*.kvs` files (recursive, sorted, hidden skipped).
+
+    `-` (standard input) is listed as `<stdin>`, which `check_paths` reads from there.
+    """
     files: list[str] = []
     diagnostics: list[Diagnostic] = []
     for path in paths:
-        if os.path.isdir(path):
+        if path == STDIN_PATH:
+            files.append(STDIN_NAME)
+        elif os.path.isdir(path):
             found: list[str] = []
             for root, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -141,17 +148,22 @@ def _link_loop(path: str) -> bool:
     return False
 
 
-def check_paths(paths: list[str]) -> list[Diagnostic]:
+def check_paths(paths: list[str], stdin: SourceRead | None = None) -> list[Diagnostic]:
     """Check files and directories (recursive `*.kvs`), sorted and deduplicated.
 
     Besides each spec's own diagnostics, style names must be unique across the files
-    checked together (KVS119).
+    checked together (KVS119). A path `-` is the spec `stdin` (what `read_stdin` gave),
+    read from this process's standard input when not given; its diagnostics name it
+    `<stdin>` and its relative paths start in the current directory.
     """
     from kvsl.lang.check import check_resolved
     from kvsl.lang.extends import Session
+    from kvsl.lang.reading import read_stdin, standard_input
 
     files, diagnostics = spec_files(paths)
     session = Session()
+    if STDIN_NAME in files:
+        session.given[STDIN_NAME] = stdin if stdin is not None else read_stdin(standard_input())
     names: dict[str, Span] = {}
     for path in files:
         decl, found = session.resolve(path)

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import os
 
+from kvsl.base.plurals import counted
 from kvsl.lang.checked import Decl, Field, Resolved
 from kvsl.lang.diagnostics import Diagnostic, Label
 from kvsl.lang.extends import Session
 from kvsl.lang.models import EMBEDDED_MODEL_LAYERS, check_model
-from kvsl.lang.phrasing import error, shown, warning
+from kvsl.lang.phrasing import error, relative_help, shown, warning
 from kvsl.lang.plan import DEFAULT_MODEL, SAMPLING_ONLY, GenerationSettings, LayerSpan
 from kvsl.lang.schema import TOP
 from kvsl.lang.source import SourceFile, Span
@@ -130,7 +131,7 @@ def _check_contrast_counts(decl: Decl, diagnostics: list[Diagnostic]) -> None:
                 "KVS114",
                 f"question file `{pool_name}` does not exist",
                 pool.span,
-                help=f"the path is relative to the spec: {shown(path)}",
+                help=relative_help(pool.span.path, path),
             )
         )
     elif pairs is not None and (available := _count_records(path)) is not None:
@@ -140,9 +141,9 @@ def _check_contrast_counts(decl: Decl, diagnostics: list[Diagnostic]) -> None:
                 error(
                     "KVS128",
                     f"`pairs` is {count} but the query pool `{pool_name}` holds "
-                    f"{available} questions",
+                    f"{counted(available, 'question')}",
                     pairs.span,
-                    labels=(Label(pool.span, f"{available} questions here"),),
+                    labels=(Label(pool.span, f"{counted(available, 'question')} here"),),
                     help=f"use at most `pairs = {available}`, or a larger query pool",
                 )
             )
@@ -169,8 +170,9 @@ def _check_shots_without_pool(decl: Decl, diagnostics: list[Diagnostic]) -> None
     diagnostics.append(
         error(
             "KVS110",
-            f"`shots` must be less than `pairs`: each prompt's {k} demos come "
-            f"from the other pairs, so {k} shots need at least {k + 1} pairs",
+            f"`shots` must be less than `pairs`: each prompt takes its "
+            f"{counted(k, 'demo')} from the other pairs, so `shots = {k}` needs at least "
+            f"{counted(k + 1, 'pair')}",
             shots.span,
             labels=(Label(pairs.span, f"`pairs` is {n} here"),),
             help=f"use at most {max(n - 1, 0)} (`shots = {max(n - 1, 0)}`), "
@@ -192,10 +194,10 @@ def _check_shots_against_traces(decl: Decl, diagnostics: list[Diagnostic]) -> No
         diagnostics.append(
             error(
                 "KVS127",
-                f"`shots` is {k} but the trace file `{name}` holds {count} "
-                "traces: every demo is a trace",
+                f"`shots` is {k} but the trace file `{name}` holds "
+                f"{counted(count, 'trace')}: every demo is a trace",
                 shots.span,
-                labels=(Label(traces.span, f"{count} traces here"),),
+                labels=(Label(traces.span, f"{counted(count, 'trace')} here"),),
                 help=f"use at most `shots = {count}`, or add traces with `kvsl teach`",
             )
         )
@@ -233,7 +235,7 @@ def _check_trace_file(decl: Decl, diagnostics: list[Diagnostic]) -> None:
                 "KVS115",
                 f"trace file `{name}` does not exist",
                 traces.span,
-                help=f"the path is relative to the spec: {shown(path)}; add a `teacher` "
+                help=relative_help(traces.span.path, path) + "; add a `teacher` "
                 "block to let `kvsl teach` create it",
             )
         )
@@ -254,7 +256,7 @@ def _check_question_file(decl: Decl, diagnostics: list[Diagnostic]) -> None:
                 "KVS114",
                 f"question file `{questions.text()}` {problem.reason}",
                 questions.span,
-                help=f"the path is relative to the spec: {shown(path)}",
+                help=relative_help(questions.span.path, path),
             )
         )
 
@@ -330,7 +332,7 @@ def _template_file(
                 "KVS200",
                 f"template file `{name}` {reason}",
                 found.span,
-                help=f"the path is relative to the spec: {shown(path)}",
+                help=relative_help(found.span.path, path),
             )
         )
         return None, None
@@ -385,7 +387,7 @@ def _check_layers_exist(
                 error(
                     "KVS112",
                     f"layer range `{_span_text(layer_span)}` is empty on `{model_name}` "
-                    f"({num_layers} layers)",
+                    f"({counted(num_layers, 'layer')})",
                     where,
                     help="ranges are inclusive and count up; -1 is the last layer",
                 )
@@ -395,7 +397,7 @@ def _check_layers_exist(
                 error(
                     "KVS113",
                     f"layer `{_span_text(layer_span)}` is outside `{model_name}`, which has "
-                    f"{num_layers} layers (0..{num_layers - 1})",
+                    f"{counted(num_layers, 'layer')} (0..{num_layers - 1})",
                     where,
                     help=f"use layers 0..{num_layers - 1}, or -1 for the last one",
                 )

@@ -176,4 +176,26 @@ EVAL_CODES: tuple[Code, ...] = (
         "kvsl eval style.kvs ... --methods caa --caa-layer 0 --export-caa caa.gguf",
         "kvsl eval style.kvs ... --methods caa --caa-layer 12 --export-caa caa.gguf",
     ),
+    Code(
+        "KVS620",
+        "results cache rewritten without its invalid lines",
+        Severity.NOTE,
+        "The run that finds invalid lines in the results cache (KVS613) rewrites the file "
+        "once without them, keeping every valid line exactly as it was, so later runs do "
+        "not warn about the same lines again. The rewrite replaces the file in one step "
+        "(a kill at any moment leaves the old file or the new one), under the lock every "
+        "append to the cache takes.",
+        '{"key": "plain/3f2a.../Mercury_7175875", "response": "The answ',
+        "(nothing to fix: the line is gone, and its example was generated again)",
+    ),
+    Code(
+        "KVS621",
+        "results cache could not be rewritten",
+        Severity.WARNING,
+        "The results cache had invalid lines (KVS613), and rewriting it without them "
+        "failed (a read-only folder, a full disk). The file is left as it was and the run "
+        "goes on; the same lines are warned about on the next run.",
+        "chmod a-w out/ && kvsl eval style.kvs --benchmark arc --data test.jsonl --out out",
+        "chmod u+w out/ && kvsl eval style.kvs --benchmark arc --data test.jsonl --out out",
+    ),
 )

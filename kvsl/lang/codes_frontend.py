@@ -219,6 +219,18 @@ FRONTEND_CODES: tuple[Code, ...] = (
         'style "s" {\n  contrast {\n    pairs = 4\n  generate { mode = fast }\n',
         'style "s" {\n  contrast {\n    pairs = 4\n  }\n  generate { mode = greedy }\n}\n',
     ),
+    Code(
+        "KVS022",
+        "nothing on standard input",
+        E,
+        "`kvsl check -` and `kvsl fmt -` read one spec from standard input, and it was "
+        "empty: usually the command before the `|` failed (`git show` prints nothing for "
+        "a path it does not know). This is a usage error (exit status 2), like a missing "
+        "file. A spec read from standard input is named `<stdin>` in diagnostics, and its "
+        "relative paths (`template`, `traces`, `extends`) start in the current folder.",
+        "git show :specs/step-by-step.kvs | kvsl check -",
+        "git show :specs/step_by_step.kvs | kvsl check -",
+    ),
     # --- KVS1xx: meaning ---------------------------------------------------------------
     Code(
         "KVS100",

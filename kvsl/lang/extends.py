@@ -20,7 +20,8 @@ from kvsl.lang.analyze import analyze
 from kvsl.lang.checked import Decl, Field, resolve_path
 from kvsl.lang.diagnostics import Diagnostic, Label
 from kvsl.lang.partial import meaning_despite_syntax
-from kvsl.lang.phrasing import error, shortened, shown
+from kvsl.lang.phrasing import error, relative_help, shortened, shown
+from kvsl.lang.reading import SourceRead
 from kvsl.lang.schema import TOP
 from kvsl.lang.source import SourceFile
 
@@ -39,13 +40,21 @@ class Session:
     local: dict[str, tuple[Decl | None, list[Diagnostic], SourceFile | None]] = field(
         default_factory=dict
     )
+    # Specs read before the session, by a name that is no file (`<stdin>`): what reading
+    # them gave (`kvsl.lang.reading.read_stdin`). Their relative paths start in the
+    # current directory, as the folder of a name without one.
+    given: dict[str, SourceRead] = field(default_factory=dict)
+
+    def _key(self, path: str) -> str:
+        return path if path in self.given else os.path.realpath(path)
 
     def analyze_file(self, path: str) -> tuple[Decl | None, list[Diagnostic]]:
-        key = os.path.realpath(path)
+        key = self._key(path)
         if key not in self.local:
             from kvsl.lang.parser import load_source, parse_source
 
-            source, diagnostics = load_source(path)
+            source, diagnostics = self.given[path] if path in self.given else load_source(path)
+            diagnostics = list(diagnostics)
             decl = None
             if source is not None:
                 spec, diagnostics = parse_source(source)
@@ -60,7 +69,7 @@ class Session:
 
     def source(self, path: str) -> SourceFile | None:
         """The text of a file this session has read (None when it has not)."""
-        entry = self.local.get(os.path.realpath(path))
+        entry = self.local.get(self._key(path))
         return entry[2] if entry else None
 
     def resolve(
@@ -86,7 +95,7 @@ class Session:
                     code,
                     f"extended spec `{shortened(written)}` {reason}",
                     extends.span,
-                    help=help or f"the path is relative to this spec: {shown(target)}",
+                    help=help or relative_help(extends.span.path, target, "this spec"),
                 )
             )
             return replace(decl, incomplete=True), diagnostics

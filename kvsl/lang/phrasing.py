@@ -55,5 +55,19 @@ def shown(path: str) -> str:
     return path if relative.startswith(os.pardir) else relative
 
 
+def relative_help(spec: str, path: str, whose: str = "the spec") -> str:
+    """Where a relative path written in the spec `spec` led: the spec's folder, or the
+    current folder for a spec read from standard input (which has none).
+
+    >>> relative_help("<stdin>", "/nowhere/t.j2")
+    'the path is relative to the current folder (the spec is on standard input): /nowhere/t.j2'
+    """
+    from kvsl.lang.reading import STDIN_NAME
+
+    if spec == STDIN_NAME:
+        return f"the path is relative to the current folder (the spec is on standard input): {shown(path)}"
+    return f"the path is relative to {whose}: {shown(path)}"
+
+
 def shortened(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -17,6 +17,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from kvsl.base.plurals import counted
+
 # 64-bit: the largest integer a spec may hold, and what torch takes as a seed.
 from kvsl.lang.literals import MAX_INTEGER as _MAX_INTEGER
 
@@ -171,7 +173,9 @@ def _resolve_all(spans: tuple[LayerSpan, ...], num_layers: int) -> list[int]:
         if span.stop is None and not resolved:
             # `5..` on a 2-layer model: an open range that starts past the last layer
             # would steer nothing, silently (a run identical to plain generation).
-            raise ValueError(f"layer {resolved.start} is outside a model with {num_layers} layers")
+            raise ValueError(
+                f"layer {resolved.start} is outside a model with {counted(num_layers, 'layer')}"
+            )
         if not resolved:
             # `5..1` from `--layers` or a request (a spec's is KVS1xx before this): a range
             # that counts down steered nothing, silently, as the open range above did.
@@ -179,7 +183,9 @@ def _resolve_all(spans: tuple[LayerSpan, ...], num_layers: int) -> list[int]:
                              "(it counts down)")
         for layer in resolved:
             if not 0 <= layer < num_layers:
-                raise ValueError(f"layer {layer} is outside a model with {num_layers} layers")
+                raise ValueError(
+                    f"layer {layer} is outside a model with {counted(num_layers, 'layer')}"
+                )
             if layer not in layers:
                 layers.append(layer)
     return layers

@@ -13,6 +13,8 @@ is refused for the reasons a file would be.
 from __future__ import annotations
 
 import os
+import sys
+from typing import BinaryIO
 
 from kvsl.lang.diagnostics import Diagnostic, Label, Severity
 from kvsl.lang.source import SourceFile, Span
@@ -22,6 +24,14 @@ from kvsl.lang.source import SourceFile, Span
 # The cap also bounds the parser: a file at the cap of the densest kind (a list of
 # 128,000 numbers) parses in about a second and 100 MB.
 MAX_SPEC_BYTES = 256_000
+
+# `kvsl check -` and `kvsl fmt -` read a spec from standard input (`git show :x.kvs |
+# kvsl check -` in CI); its diagnostics name it STDIN_NAME, as Python's own messages do.
+STDIN_PATH = "-"
+STDIN_NAME = "<stdin>"
+
+# What reading a spec gives: its text, or None and the diagnostics that say why not.
+SourceRead = tuple[SourceFile | None, list[Diagnostic]]
 
 
 def _error(
@@ -117,6 +127,52 @@ def load_source(path: str | os.PathLike[str]) -> tuple[SourceFile | None, list[D
             return None, [_error("KVS001", f"cannot read `{name}`: {problem.detail}", whole)]
         return None, [_error("KVS001", f"cannot read `{name}`: it {problem.reason}", whole)]
     return decode_source(name, data)
+
+
+def standard_input() -> BinaryIO | None:
+    """This process's standard input as bytes, or None when it has none (fd 0 closed)."""
+    return getattr(sys.stdin, "buffer", None)
+
+
+def read_stdin(stream: BinaryIO | None) -> SourceRead:
+    """A spec read from `stream` (standard input), named `<stdin>`, or why it is none.
+
+    Bounded like a file (KVS005 past `MAX_SPEC_BYTES`, without reading the rest), checked
+    for NUL bytes and UTF-8 like a file; nothing at all is KVS022 (the command before the
+    `|` usually failed, as `git show` does for a path it does not know).
+
+    >>> import io
+    >>> read_stdin(io.BytesIO(b""))[1][0].code, read_stdin(io.BytesIO(b"\\xff"))[1][0].code
+    ('KVS022', 'KVS003')
+    """
+    whole = Span.whole_file(STDIN_NAME)
+    try:
+        data = stream.read(MAX_SPEC_BYTES + 1) if stream is not None else None
+    except (OSError, ValueError) as err:  # ValueError: a closed stream
+        detail = (getattr(err, "strerror", None) or str(err) or type(err).__name__).lower()
+        return None, [_error("KVS001", f"cannot read standard input: {detail}", whole)]
+    if data is None:  # no stream, or a non-blocking one with nothing ready
+        return None, [_error("KVS001", "cannot read standard input: there is none to read", whole)]
+    if not data:
+        return None, [
+            _error(
+                "KVS022",
+                "standard input is empty: no spec to read",
+                whole,
+                help="`-` reads a spec from a pipe (`git show :specs/x.kvs | kvsl check -`): "
+                "did the command before the `|` fail?",
+            )
+        ]
+    if len(data) > MAX_SPEC_BYTES:
+        return None, [
+            _error(
+                "KVS005",
+                f"standard input is too large for a spec (over {MAX_SPEC_BYTES:,} bytes)",
+                whole,
+                help="a spec is a page of settings: is this the right input?",
+            )
+        ]
+    return decode_source(STDIN_NAME, data)
 
 
 def decode_source(path: str, data: bytes) -> tuple[SourceFile | None, list[Diagnostic]]:

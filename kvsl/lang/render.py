@@ -1,8 +1,9 @@
 """Rendering diagnostics: human (rustc/ruff style), JSON, GitHub Actions, SARIF 2.1.0.
 
 Every renderer reads `Diagnostic.to_dict()`. The human renderer re-reads the source file
-to show the line exactly as written with carets under the span; a span in a file it
-cannot read (deleted, binary, a directory) is shown without the snippet.
+to show the line exactly as written with carets under the span (or takes its text from
+`sources`, for a spec that is no file: `<stdin>`); a span in a file it cannot read
+(deleted, binary, a directory) is shown without the snippet.
 
 >>> from kvsl.lang.diagnostics import Diagnostic, Severity
 >>> from kvsl.lang.source import Span
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from kvsl.base.plurals import counted
 from kvsl.lang.diagnostics import Diagnostic, Severity
 
 FORMATS = ("human", "json", "github", "sarif")
@@ -52,9 +54,17 @@ def _escaped(ch: str) -> str:
 
 
 def render_diagnostics(
-    diagnostics: list[Diagnostic], *, format: str = "human", color: bool = False
+    diagnostics: list[Diagnostic],
+    *,
+    format: str = "human",
+    color: bool = False,
+    sources: Mapping[str, str] | None = None,
 ) -> str:
-    """Render diagnostics in one of `FORMATS` (the output has no trailing newline)."""
+    """Render diagnostics in one of `FORMATS` (the output has no trailing newline).
+
+    `sources` holds the text of specs that are no file (`{"<stdin>": text}`), for the
+    human renderer's snippets.
+    """
     if format == "json":
         return render_json(diagnostics)
     if format == "github":
@@ -63,15 +73,17 @@ def render_diagnostics(
         return render_sarif(diagnostics)
     if format != "human":
         raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    return render_human(diagnostics, color=color)
+    return render_human(diagnostics, color=color, sources=sources)
 
 
 # --- human -----------------------------------------------------------------------------
 
 
-def render_human(diagnostics: list[Diagnostic], *, color: bool = False) -> str:
+def render_human(
+    diagnostics: list[Diagnostic], *, color: bool = False, sources: Mapping[str, str] | None = None
+) -> str:
     """rustc-style blocks separated by blank lines."""
-    lines_of = _LineCache()
+    lines_of = _LineCache(sources or {})
     paint = _painter(color)
     return "\n\n".join(_human(d, lines_of, paint) for d in diagnostics)
 
@@ -88,8 +100,10 @@ def _painter(color: bool) -> Callable[[str, object], str]:
 class _LineCache:
     """Source lines per file, read lazily; None for files that cannot be read as text."""
 
-    def __init__(self) -> None:
-        self._files: dict[str, list[str] | None] = {}
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self._files: dict[str, list[str] | None] = {
+            path: _split(text) for path, text in sources.items()
+        }
 
     def line(self, path: str, number: int) -> str | None:
         if path not in self._files:
@@ -110,7 +124,11 @@ class _LineCache:
             return None
         if "\0" in text:
             return None
-        return [line.rstrip("\r") for line in text.split("\n")]
+        return _split(text)
+
+
+def _split(text: str) -> list[str]:
+    return [line.rstrip("\r") for line in text.split("\n")]
 
 
 def _snippet(
@@ -210,15 +228,14 @@ def summary(diagnostics: list[Diagnostic], files: int) -> str:
     """
     errors = sum(d.severity is Severity.ERROR for d in diagnostics)
     warnings = sum(d.severity is Severity.WARNING for d in diagnostics)
-    noun = "file" if files == 1 else "files"
     if not errors and not warnings:
-        return f"all checks passed ({files} {noun})"
+        return f"all checks passed ({counted(files, 'file')})"
     parts = []
     if errors:
-        parts.append(f"{errors} error{'s' if errors != 1 else ''}")
+        parts.append(counted(errors, "error"))
     if warnings:
-        parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
-    return f"found {' and '.join(parts)} in {files} {noun}"
+        parts.append(counted(warnings, "warning"))
+    return f"found {' and '.join(parts)} in {counted(files, 'file')}"
 
 
 # --- machine formats -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from lsprotocol import types as lsp
 
+from kvsl.base.plurals import counted
 from kvsl.lang.diagnostics import Diagnostic
 from kvsl.lang.plan import EMBEDDED_MODELS, LayerSpan
 from kvsl.lang.syntax import Assignment, Block, Ident, Number, Range, Spec, String
@@ -121,8 +122,8 @@ def _layers_hover(analysis: Analysis, target: Target, offset: int) -> tuple[str,
     layers = resolved_layers(spans, count)
     written = ", ".join(layer_text(s) for s in spans)
     text = (
-        f"`{written}` on `{model}` ({count} layers, 0..{count - 1}): "
-        f"layers {compact(layers)} ({len(layers)} layer{'s' if len(layers) != 1 else ''})"
+        f"`{written}` on `{model}` ({counted(count, 'layer')}, 0..{count - 1}): "
+        f"layers {compact(layers)} ({counted(len(layers), 'layer')})"
     )
     return text, picked.span.start, picked.span.end  # type: ignore[attr-defined]
 

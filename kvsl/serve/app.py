@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from kvsl.base.counts import decimal_count
+from kvsl.base.plurals import counted, plural
 from kvsl.engine.generate import GenerationSettings
 from kvsl.engine.rows import Row
 from kvsl.serve.batcher import Batcher, Busy, Job, Sampling, ShuttingDown
@@ -81,7 +82,7 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     whole within `timeout` seconds (408: a client that declares more than it sends, then
     stalls, would hold its connection and a coroutine for ever)."""
     declared = request.headers.get("content-length", "")
-    too_large = ApiError(413, f"the request body is larger than {limit} bytes",
+    too_large = ApiError(413, f"the request body is larger than {counted(limit, 'byte')}",
                          code="request_too_large", headers=_CLOSE)
     length = decimal_count(declared)
     if length is not None and length > limit:
@@ -102,7 +103,8 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
         raise ApiError(499, "the client closed the connection before its body was read",
                        code="client_closed") from None
     except TimeoutError:
-        raise ApiError(408, f"the request body did not arrive within {timeout:g} seconds",
+        raise ApiError(408, f"the request body did not arrive within {timeout:g} "
+                       f"{plural(timeout, 'second')}",
                        code="request_timeout", headers=_CLOSE) from None
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kvsl.base.jsonl import loads
+from kvsl.base.plurals import counted
 from kvsl.lang.diagnostics import KvslError
 from kvsl.lang.plan import GenerationSettings
 from kvsl.serve.catalog import Catalog, ServedStyle
@@ -296,7 +297,7 @@ def parse_generation(body: dict[str, Any], kind: str, catalog: Catalog, limits: 
     edit = _edit(style, settings, catalog, limits) if style is not None else None
     fed = len(prompt) + (offset_id is not None)
     if fed > limits.max_prompt_tokens:
-        raise _bad(f"the prompt is {fed} tokens, more than this server's limit of "
+        raise _bad(f"the prompt is {counted(fed, 'token')}, more than this server's limit of "
                    f"{limits.max_prompt_tokens}", "messages" if kind == "chat" else "prompt",
                    "context_length_exceeded")
     plan = style.plan.generate if style is not None else None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kvsl.base.plurals import counted
+
 # model name → (USD per 1M input tokens, USD per 1M output tokens)
 PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
     "gpt-4o": (2.50, 10.00),
@@ -91,7 +93,7 @@ def describe_cost(model: str, usage: Usage) -> str:
         f"= {usage.total_tokens}"
     )
     if usage.unreported:
-        tokens += f" ({usage.unreported} replies reported no usage)"
+        tokens += f" ({counted(usage.unreported, 'reply', 'replies')} reported no usage)"
     cost = estimate_cost(model, usage)
     if cost is None:
         return f"{tokens}; estimated cost: unknown (no price for `{model}`)"

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from kvsl.base.jsonl import append_jsonl
+from kvsl.base.plurals import counted
 from kvsl.formats.traces import Trace, append_trace
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.source import Span
@@ -385,7 +386,7 @@ class _Run:
                     "KVS514",
                     Severity.ERROR,
                     f"the teacher server at `{display_url(self.endpoint.base_url)}` failed "
-                    f"{self.consecutive_failures} requests in a row "
+                    f"{counted(self.consecutive_failures, 'request')} in a row "
                     f"(last: {outcome.reason}: {outcome.detail})",
                     Span.whole_file(self.plan.spec_path),
                     help="if the server is overloaded or down, wait and rerun (it resumes), "

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kvsl.base.plurals import counted
 from kvsl.tune.search import Trial, TuneResult
 
 
@@ -44,7 +45,7 @@ def plot_tune(result: TuneResult, path: Path, title: str) -> Path:
                 [t.adherence for t in pts],
                 s=[28 + 14 * rung for _ in pts],
                 alpha=0.75,
-                label=f"{pts[0].n} questions",
+                label=counted(pts[0].n, "question"),
             )
     plains = {(t.n, t.setting.decode_key()): t for t in finals}
     ax.scatter(
@@ -87,15 +88,18 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# kvsl tune: `{report['style']}` on `{Path(dev['path']).name}`",
         "",
-        f"Dev set: {dev['examples']} questions ({dev['format']}, sha256 {dev['sha256'][:12]}); "
+        f"Dev set: {counted(dev['examples'], 'question')} ({dev['format']}, "
+        f"sha256 {dev['sha256'][:12]}); "
         f"rungs (questions × settings): "
         + ", ".join(f"{n}×{k}" for n, k in report["rungs"])
         + (
-            f", then {report['fallbacks']} runner(s)-up on every question (the winner cost accuracy)"
+            f", then {counted(report['fallbacks'], 'runner-up', 'runners-up')} on every "
+            "question (the winner cost accuracy)"
             if report.get("fallbacks")
             else ""
         )
-        + f"; {report['generated_now']} answers generated now, {report['seconds']:.0f} s.",
+        + f"; {counted(report['generated_now'], 'answer')} generated now, "
+        f"{report['seconds']:.0f} s.",
         "",
         "Objective: mean style adherence × novelty (`kvsl.styles.score`), subject to dev "
         f"accuracy not significantly below plain under the same decoding (exact McNemar, "

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kvsl.base.hashing import file_sha256
+from kvsl.base.plurals import counted
 from kvsl.eval.results_cache import shared_results_cache
 from kvsl.eval.runner import check_out
 from kvsl.formats.questions import Example, canonical_format, load_benchmark
@@ -100,7 +101,8 @@ def run_tune(
     settings = grid(request, plan)
     warnings: list[Diagnostic] = []
     if len(dev) < SMALL_DEV:
-        warnings.append(_warning("KVS705", f"the dev set has only {len(dev)} questions", request))
+        only = f"the dev set has only {counted(len(dev), 'question')}"
+        warnings.append(_warning("KVS705", only, request))
     ctx = context if context is not None else _context(request, console)
     from kvsl.engine.distributed import dist_env
 
@@ -261,8 +263,8 @@ def _report(
 def _comment(report: dict[str, Any]) -> str:
     chosen, dev = report["chosen"], report["dev"]
     return (
-        f"{date.today().isoformat()} on dev `{Path(dev['path']).name}` ({dev['examples']} "
-        f"questions, sha256 {dev['sha256'][:12]}): adherence x novelty "
+        f"{date.today().isoformat()} on dev `{Path(dev['path']).name}` "
+        f"({counted(dev['examples'], 'question')}, sha256 {dev['sha256'][:12]}): adherence x novelty "
         f"{chosen['adherence']:.2f} (plain {chosen['plain_adherence']:.2f}), accuracy "
         f"{100 * chosen['accuracy']:.1f}% (plain {100 * chosen['plain_accuracy']:.1f}%, "
         f"McNemar p {chosen['p_mcnemar']:.2f})"

@@ -46,3 +46,19 @@ def test_the_eval_cache_is_repaired_the_same_way(tmp_path: Path) -> None:
     last = target.read_text(encoding="utf-8").splitlines()[-1]
     assert json.loads(last) == {"key": "k1", "response": "4", "tokens": 1}
     assert ResultsCache(target).get("k1") == {"key": "k1", "response": "4", "tokens": 1}
+
+
+def test_a_file_system_without_locks_still_appends(tmp_path: Path, monkeypatch) -> None:
+    """`flock` refused (ENOLCK on some network mounts): the append goes on without the lock."""
+    import errno
+
+    import kvsl.base.jsonl as jsonl
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(jsonl.fcntl, "flock", no_locks)
+    target = tmp_path / "log.jsonl"
+    append_jsonl(target, ['{"a": 1}'])
+    append_jsonl(target, ['{"b": 2}'])
+    assert target.read_text(encoding="utf-8") == '{"a": 1}\n{"b": 2}\n'

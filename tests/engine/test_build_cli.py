@@ -121,7 +121,7 @@ def test_cli_build_then_up_to_date_then_inspect(spec):
     assert "nothing to build" in again.stderr
     shown = runner.invoke(app, ["inspect", str(path)])
     assert shown.exit_code == 0, shown.output
-    for text in ("tiny", "2 layers × 2 KV heads × head_dim 16", "‖S_v‖", "3 pairs × 1 shots"):
+    for text in ("tiny", "2 layers × 2 KV heads × head_dim 16", "‖S_v‖", "3 pairs × 1 shot"):
         assert text in shown.stdout
     as_json = json.loads(runner.invoke(app, ["inspect", str(path), "--json"]).stdout)
     assert as_json["norms"]["0"]["value"] == 0.0

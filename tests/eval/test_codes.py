@@ -17,7 +17,7 @@ TESTS = "".join(
 
 
 def test_eval_codes_are_registered() -> None:
-    assert [f"KVS60{i}" for i in range(9)] + [f"KVS61{i}" for i in range(8)] == EVAL_CODES
+    assert [f"KVS60{i}" for i in range(9)] + [f"KVS61{i}" for i in range(8)] + ["KVS620", "KVS621"] == EVAL_CODES
 
 
 @pytest.mark.parametrize("code", EVAL_CODES)

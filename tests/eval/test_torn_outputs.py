@@ -63,6 +63,7 @@ def test_a_cache_line_of_any_wrong_shape_is_skipped_with_a_warning(
     path = tmp_path / "results.jsonl"
     path.write_text(json.dumps(good) + "\n" + line + "\n", encoding="utf-8")
     cache = ResultsCache(path)
-    assert [w.code for w in cache.warnings] == ["KVS613"]
+    assert [w.code for w in cache.warnings] == ["KVS613", "KVS620"]  # warned, then dropped
     assert cache.warnings[0].span.line == 2
     assert list(cache.records) == [good["key"]]
+    assert path.read_text(encoding="utf-8") == json.dumps(good) + "\n"

@@ -60,13 +60,13 @@ def test_a_torn_last_line_is_cut_and_its_question_asked_again(tmp_path, stub) ->
     assert dry.exit_code == 0, dry.output
     assert "warning[KVS527]" in dry.stderr and "a run will remove it" in dry.stderr
     assert f"{traces}:3:1" in dry.stderr  # at the torn line, not at 1:1
-    assert "1 prompts rendered" in dry.stderr
+    assert "1 prompt rendered" in dry.stderr
     assert traces.read_bytes() == torn  # a dry run writes nothing
 
     again = _teach(spec)
     assert again.exit_code == 0, again.output
     assert "warning[KVS527]" in again.stderr and "line 3" in again.stderr
-    assert "asked 1: wrote 1 traces" in again.stdout
+    assert "asked 1: wrote 1 trace," in again.stdout
     assert sorted(t.id for t in load_traces(traces)) == ["q1", "q2", "q3"]
     assert traces.read_bytes().endswith(b"\n")
 

@@ -174,13 +174,22 @@ def test_kvsls_other_files_are_named_not_read_line_by_line(tmp_path, name, kind)
     assert "help: name a JSON-lines trace file" in result.output
 
 
-@pytest.mark.parametrize("below", ["t.jsonl", "sub/t.jsonl"])
-def test_a_file_in_place_of_outs_folder_is_kvs520_not_a_traceback(tmp_path, below):
-    """`--out paper.jsonl/t.jsonl` raised FileExistsError/NotADirectoryError from mkdir."""
+@pytest.mark.parametrize(
+    ("below", "reason"),
+    [("t.jsonl", "it is a file, not a folder"),
+     ("sub/t.jsonl", "`paper.jsonl` on its path is a file, not a folder")],
+)
+def test_a_file_in_place_of_outs_folder_is_kvs520_not_a_traceback(tmp_path, below, reason):
+    """`--out paper.jsonl/t.jsonl` raised FileExistsError/NotADirectoryError from mkdir; the
+    reason is `output_folder_problem`'s, word for word as `kvsl build`, `eval`, `tune` say it."""
+    from kvsl.lang.files import output_folder_problem
+
     blocker = tmp_path / "paper.jsonl"
     blocker.write_bytes(PAPER.read_bytes())
-    result = CliRunner().invoke(app, ["traces", "import", str(PAPER), "-o", str(blocker / below)])
+    out = blocker / below
+    result = CliRunner().invoke(app, ["traces", "import", str(PAPER), "-o", str(out)])
     assert result.exit_code == 3 and "KVS520" in result.output, result.output
-    assert "a file is in the place of one of its folders" in result.output
+    assert output_folder_problem(out.parent) == reason
+    assert f"cannot write traces into `{out.parent}`: {reason}" in " ".join(result.output.split())
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert blocker.read_bytes() == PAPER.read_bytes()

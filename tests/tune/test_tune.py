@@ -167,7 +167,9 @@ def test_tune_halves_reports_and_resumes_from_the_cache(spec: Path, tmp_path: Pa
     resumed = run_tune(_request(spec, out))
     assert resumed["generated_now"] == len(results) - kept
     assert resumed["chosen"] == chosen
-    assert [w["code"] for w in resumed["warnings"]] == ["KVS705", "KVS613"]
+    assert [w["code"] for w in resumed["warnings"]] == ["KVS705", "KVS613", "KVS620"]
+    again = run_tune(_request(spec, out))  # the torn line was dropped: no warning again
+    assert [w["code"] for w in again["warnings"]] == ["KVS705"] and again["generated_now"] == 0
 
 
 def test_an_interrupted_tune_continues_without_redoing_answers(spec: Path, tmp_path: Path) -> None:
@@ -350,6 +352,6 @@ def test_a_winner_that_costs_accuracy_falls_back_to_a_runner_up(spec: Path, tmp_
     assert report["fallbacks"] == 2
     assert report["chosen"]["setting"]["value"] == 0.0 and report["chosen"]["feasible"]
     assert report["chosen"]["n"] == 8
-    assert "runner(s)-up" in Path(report["markdown_path"]).read_text("utf-8")
+    assert "then 2 runners-up on every question" in Path(report["markdown_path"]).read_text("utf-8")
     none = run_tune(_request(spec, tmp_path / "none", fallbacks=0), context=ctx)
     assert none["chosen"] is None and none["fallbacks"] == 0
