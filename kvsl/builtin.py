@@ -55,8 +55,10 @@ class StyleEvidence:
 
     def line(self) -> str:
         """One line for `kvsl styles`: 'held out on smollm2-135m (40 questions): 0.19 → 0.72'."""
+        from kvsl.base.plurals import counted
+
         line = (
-            f"held out on {self.model} ({self.questions} questions): "
+            f"held out on {self.model} ({counted(self.questions, 'question')}): "
             f"adherence {self.plain:.2f} plain → {self.steered:.2f} steered"
         )
         return line if self.goals_met else line + " (below the 0.6 goal)"

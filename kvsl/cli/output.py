@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from kvsl.base.plurals import counted
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
@@ -56,7 +57,7 @@ def path_error(err: OSError) -> KvslError:
     """KVS319: the operating system refused the path `err` names; a name too long for the
     file system is the user's to shorten (exit 2), anything else is the environment's (3)."""
     name = os.fsdecode(err.filename)
-    shown = name if len(name) <= 80 else f"{name[:48]}…{name[-24:]} ({len(name)} characters)"
+    shown = name if len(name) <= 80 else f"{name[:48]}…{name[-24:]} ({counted(len(name), 'character')})"
     reason = (err.strerror or type(err).__name__).lower()
     too_long = err.errno == errno.ENAMETOOLONG
     return KvslError.one(
