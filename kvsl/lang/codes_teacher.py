@@ -105,6 +105,18 @@ TEACHER_CODES: tuple[Code, ...] = (
         '{"id": "q1", "question": "...", "steps": ["..."], "answer": "4"}',
     ),
     Code(
+        "KVS528",
+        "another run is writing this trace file",
+        Severity.ERROR,
+        "One `kvsl teach` at a time fills a trace file: a second run on the same file would ask "
+        "the teacher the same questions (paying twice) and append a second trace for each. The "
+        "first run holds an advisory lock (in kvsl's user cache, never beside your files) "
+        "until it ends, however it ends; the second stops at once, before any request. Rerun "
+        "when the first is done: it resumes where the file stops.",
+        "kvsl teach specs/x.kvs & kvsl teach specs/x.kvs",
+        "kvsl teach specs/x.kvs --out a.jsonl & kvsl teach specs/x.kvs --out b.jsonl",
+    ),
+    Code(
         "KVS524",
         "teacher base URL is not an http(s) URL",
         Severity.ERROR,

@@ -8,7 +8,9 @@ reported with the same codes (`output_error(..., mid_run=True)`).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
@@ -64,3 +66,26 @@ def check_outputs(traces_path: Path, skip_path: Path) -> None:
             problems.append(output_error(code, what, path, reason, mid_run=False))
     if problems:
         raise KvslError(problems, ExitCode.ENVIRONMENT)
+
+
+@contextlib.contextmanager
+def one_writer(traces_path: Path) -> Iterator[None]:
+    """Hold the trace file's one-writer lock for a run (KVS528 when another run holds it).
+
+    Two runs on one trace file would ask the teacher the same questions, paying twice,
+    and append two traces for each."""
+    from kvsl.base.exclusive import Busy, exclusive
+
+    try:
+        with exclusive(traces_path):
+            yield
+    except Busy as busy:
+        who = f" (process {busy.holder})" if busy.holder else ""
+        raise KvslError.one(
+            "KVS528",
+            f"another `kvsl teach`{who} is writing `{traces_path}`",
+            Span.whole_file(str(traces_path)),
+            help="let it finish (a later run resumes where it stopped), or stop it first; "
+            "to fill two trace files at once, give each run its own `--out`",
+            exit_code=ExitCode.ENVIRONMENT,
+        ) from None

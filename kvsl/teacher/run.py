@@ -60,7 +60,7 @@ from kvsl.teacher.client import (
     make_client,
     resolve_endpoint,
 )
-from kvsl.teacher.outputs import check_outputs, output_error
+from kvsl.teacher.outputs import check_outputs, one_writer, output_error
 from kvsl.teacher.parsing import parse_reply
 from kvsl.teacher.pricing import Usage
 from kvsl.teacher.prompts import (
@@ -244,25 +244,27 @@ def teach(
     >>> # report = teach(load_plan("specs/step_by_step.kvs"), TeachOptions(limit=50))
     >>> # report.written, report.usage.total_tokens
     """
-    check_outputs(*output_paths(plan, options))  # before reading them, before any request
-    work = _prepare(plan, options)
-    template = compile_template(plan)
-    # Render everything first: a template error stops the run before the first request.
-    prompts = [(e, render_prompt(plan, template, e)) for e in work.todo]
-    env = os.environ if environ is None else environ
-    base_url, _ = choose_base_url(options.base_url, work.teacher.base_url, env)
-    report = _report(work, base_url, asked=len(prompts))
-    if not prompts:
-        return report  # nothing to ask: no key needed
-    endpoint = resolve_endpoint(
-        plan.spec_path,
-        cli_base_url=options.base_url,
-        spec_base_url=work.teacher.base_url,
-        environ=env,
-    )
-    concurrency = max(1, options.concurrency or work.teacher.concurrency)
-    run = _Run(plan, work, options, endpoint, concurrency, report)
-    return asyncio.run(run.execute(prompts))
+    traces_path, skip_path = output_paths(plan, options)
+    check_outputs(traces_path, skip_path)  # before reading them, before any request
+    with one_writer(traces_path):  # KVS528: a second run would ask (and pay) twice
+        work = _prepare(plan, options)
+        template = compile_template(plan)
+        # Render everything first: a template error stops the run before the first request.
+        prompts = [(e, render_prompt(plan, template, e)) for e in work.todo]
+        env = os.environ if environ is None else environ
+        base_url, _ = choose_base_url(options.base_url, work.teacher.base_url, env)
+        report = _report(work, base_url, asked=len(prompts))
+        if not prompts:
+            return report  # nothing to ask: no key needed
+        endpoint = resolve_endpoint(
+            plan.spec_path,
+            cli_base_url=options.base_url,
+            spec_base_url=work.teacher.base_url,
+            environ=env,
+        )
+        concurrency = max(1, options.concurrency or work.teacher.concurrency)
+        run = _Run(plan, work, options, endpoint, concurrency, report)
+        return asyncio.run(run.execute(prompts))
 
 
 # --- the asynchronous run ----------------------------------------------------------------
