@@ -157,7 +157,8 @@ def resolve_target(
     """
     path = Path(target)
     text = os.fspath(target)
-    if path.exists() or _looks_like_path(text):
+    # A link counts even when it leads nowhere or loops: the command's reader says which.
+    if path.exists() or os.path.islink(path) or _looks_like_path(text):
         return path
     found = builtin_spec(text)
     if found is not None:
@@ -216,7 +217,8 @@ def evidence_note(spec: Path) -> str | None:
     from kvsl.styles import BUILTIN_STYLES
 
     try:
-        if spec.suffix != ".kvs" or spec.resolve().parent != builtin_specs_dir().resolve():
+        real = Path(os.path.realpath(spec))  # Path.resolve() raises on a link loop
+        if spec.suffix != ".kvs" or real.parent != Path(os.path.realpath(builtin_specs_dir())):
             return None
     except OSError:
         return None

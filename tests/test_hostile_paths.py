@@ -139,3 +139,18 @@ def test_file_names_that_are_not_utf8_print_escaped(tmp_path: Path) -> None:
     checked = kvsl("check", "d")
     assert checked.returncode == 1 and b"err\\udcfe.kvs:3:" in checked.stdout + checked.stderr
     assert b"Traceback" not in checked.stderr
+
+
+@pytest.mark.parametrize("command", [["plan"], ["build"], ["teach"], ["run", "-p", "hi"]], ids=lambda c: c[0])
+def test_a_link_that_loops_or_leads_nowhere_is_named_as_such(workspace: Path, command: list[str]) -> None:
+    """Not "neither a file nor a built-in style" (KVS008): the name exists, as a link."""
+    (workspace / "loop1.kvs").symlink_to("loop2.kvs")
+    (workspace / "loop2.kvs").symlink_to("loop1.kvs")
+    (workspace / "broken.kvs").symlink_to("nothing-here.kvs")
+    for name, reason in (("loop1.kvs", "too many levels of symbolic links"), ("broken.kvs", "no such file")):
+        output = _refused([command[0], name, *command[1:]])
+        assert "neither a file nor a built-in style" not in output
+        if command[0] == "run":
+            assert "is a link to nothing (or to itself)" in output
+        else:
+            assert reason in output.lower(), output

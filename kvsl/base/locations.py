@@ -50,4 +50,5 @@ def is_packaged(path: str | os.PathLike[str]) -> bool:
     >>> is_packaged("specs/step_by_step.kvs")
     False
     """
-    return Path(path).resolve().is_relative_to(PACKAGED_DIR)
+    # os.path.realpath, not Path.resolve(): that raises RuntimeError on a link loop
+    return Path(os.path.realpath(path)).is_relative_to(PACKAGED_DIR)

@@ -349,9 +349,10 @@ def _existing_target(target: Path) -> Path:
 
     target = resolve_target(target, code="KVS455")
     if not target.exists():
+        gone = "is a link to nothing (or to itself)" if target.is_symlink() else "does not exist"
         raise _usage(
             "KVS455",
-            f"`{target}` does not exist",
+            f"`{target}` {gone}",
             close_file_hint(str(target), (".kvs", ".safetensors"))
             + "pass a `.kvs` spec, a built-in style's name (`kvsl styles`) or an artifact "
             "written by `kvsl build`",

@@ -73,7 +73,7 @@ def cached_file_sha256(paths: list[Path]) -> dict[Path, str]:
     digests: dict[Path, str] = {}
     changed = False
     for path in paths:
-        key = str(path.resolve())
+        key = os.path.realpath(path)  # not Path.resolve(): it raises on a link loop
         status = _status(path)
         entry = cache.get(key)
         if isinstance(entry, dict) and entry.get("status") == status:

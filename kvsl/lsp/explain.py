@@ -9,6 +9,7 @@ prints it.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
@@ -55,4 +56,4 @@ def explain_uri(code: str) -> str | None:
                 temporary.write_text(text, encoding="utf-8")
     except OSError:
         return None
-    return path.resolve().as_uri()
+    return Path(os.path.realpath(path)).as_uri()  # realpath: no RuntimeError on a link loop
