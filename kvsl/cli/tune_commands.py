@@ -20,6 +20,7 @@ from kvsl.base.plurals import counted
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
 from kvsl.cli.options import BatchSizeOption, DeviceOption, PrecisionOption, ThreadsOption
+from kvsl.lang.diagnostics import ExitCode
 
 
 def _numbers(text: str | None, flag: str, cast: type = float) -> tuple[Any, ...]:
@@ -186,8 +187,11 @@ def _run(request: Any, json_output: bool) -> None:
         report = run_tune(request, console=status, quiet=json_output)
     if report.pop("rank", 0) != 0:
         return  # under torchrun / accelerate: rank 0 prints and writes the report
+    failed = any(w["severity"] == "error" for w in report["warnings"])  # KVS706
     if json_output:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+        if failed:
+            raise typer.Exit(int(ExitCode.ERRORS))
         return
     for warning in report["warnings"]:
         status.print(f"{warning['severity']}[{warning['code']}]: {warning['message']}")
@@ -204,3 +208,5 @@ def _run(request: Any, json_output: bool) -> None:
     if report.get("written"):
         typer.echo(f"wrote {', '.join(report['written'])} into {request.spec}")
     typer.echo(f"report: {report['markdown_path']}  plot: {report['plot']}")
+    if failed:
+        raise typer.Exit(int(ExitCode.ERRORS))

@@ -63,6 +63,19 @@ TUNE_CODES: tuple[Code, ...] = (
         "kvsl tune my_styles/step_by_step.kvs --dev dev.jsonl --write",
     ),
     Code(
+        "KVS706",
+        "the spec changed while it was tuned",
+        Severity.ERROR,
+        "`kvsl tune --write` measures the spec as it was when the run began. If the file "
+        "changed before the run ended (an editor saved it, another tune wrote it), writing "
+        "the chosen values would put figures measured on the old spec into the new one, or "
+        "undo the edit. Nothing is written into the spec; the report and plot are written "
+        "as usual and name the winner. Rerun on the spec as it is: the results cache makes "
+        "every setting already measured free.",
+        "kvsl tune style.kvs --dev dev.jsonl --write   # and save style.kvs meanwhile",
+        "kvsl tune style.kvs --dev dev.jsonl --write",
+    ),
+    Code(
         "KVS705",
         "small dev set",
         Severity.WARNING,

@@ -94,6 +94,7 @@ def run_tune(
 
     check_request(request)  # KVS702 for a flag out of range, before the spec is read
     check_writable(request)
+    read_as = _digest(request.spec) if request.write else None  # `--write` edits this text
     check_out(request.out_dir, "KVS702")  # `--out` that is a file: before any work
     plan = load_plan(request.spec)
     dev = load_dev(request)
@@ -128,6 +129,8 @@ def run_tune(
         warnings.append(
             _warning("KVS703", "every setting scored a dev accuracy below plain", request)
         )
+    if read_as is not None and result.chosen is not None and _digest(request.spec) != read_as:
+        warnings.append(_edited_meanwhile(request))
     report = _report(request, plan, dev, result, warnings)
     out_dir = Path(request.out_dir)
     stem = f"tune-{plan.style}-{Path(request.dev).stem}"
@@ -139,7 +142,7 @@ def run_tune(
         return report
     plot = plot_tune(result, out_dir / f"{stem}.png", title=f"{plan.style} on {Path(request.dev).name}")
     report["plot"] = str(plot)
-    if request.write and result.chosen is not None:
+    if request.write and result.chosen is not None and not _has_errors(warnings):
         from kvsl.tune.write import spec_rewrite
 
         # The spec changes last, after the reports: a tune killed after the spec changed
@@ -216,6 +219,34 @@ class _Nothing:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _digest(spec: str) -> str | None:
+    """The spec file's content hash (None when it cannot be read now)."""
+    from kvsl.base.hashing import file_sha256
+
+    try:
+        return file_sha256(spec)
+    except OSError:
+        return None
+
+
+def _edited_meanwhile(request: TuneRequest) -> Diagnostic:
+    """KVS706: the spec changed during the run, so `--write` would put values measured on
+    the old spec into the new one (or undo the edit); the reports still say what won."""
+    return Diagnostic(
+        "KVS706",
+        Severity.ERROR,
+        "the spec changed while it was being tuned: the chosen values were not written "
+        "into it (the report has them)",
+        Span.whole_file(request.spec),
+        help="rerun `kvsl tune ... --write` on the spec as it is now; the results cache "
+        "makes settings already measured free",
+    )
+
+
+def _has_errors(diagnostics: list[Diagnostic]) -> bool:
+    return any(d.severity == Severity.ERROR for d in diagnostics)
 
 
 def _warning(code: str, message: str, request: TuneRequest) -> Diagnostic:

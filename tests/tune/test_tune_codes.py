@@ -17,7 +17,7 @@ TESTS = "".join(
 
 
 def test_tune_codes_are_registered() -> None:
-    assert [f"KVS70{i}" for i in range(6)] == TUNE_CODES
+    assert [f"KVS70{i}" for i in range(7)] == TUNE_CODES
 
 
 @pytest.mark.parametrize("code", TUNE_CODES)
