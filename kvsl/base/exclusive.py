@@ -48,6 +48,31 @@ def lock_file_for(path: str | os.PathLike[str]) -> Path:
     return cache_dir("locks") / f"{digest}.lock"
 
 
+# A file system without advisory locks (some network mounts) refuses `flock` with one of
+# these: kvsl then writes without the lock, one writer at a time, as it always did there.
+NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+
+
+def flock(handle: Any, *, wait: bool = True) -> bool:
+    """Take an exclusive `flock` on the open file `handle` (released when it is closed).
+
+    True when held; False where no lock can be had (no `fcntl`, a file system without
+    locks), and the caller goes on unlocked. With `wait=False`, BlockingIOError when
+    another open file holds it.
+    """
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        raise
+    except OSError as err:
+        if err.errno in NO_LOCKS:
+            return False
+        raise
+    return True
+
+
 @contextlib.contextmanager
 def exclusive(path: str | os.PathLike[str]) -> Iterator[None]:
     """Hold the one-writer lock for output `path` for the block; raise Busy if another
@@ -55,20 +80,18 @@ def exclusive(path: str | os.PathLike[str]) -> Iterator[None]:
     """
     handle = _open_lock(lock_file_for(path))
     if handle is None:
-        yield  # no lock to be had here: unlocked, as before
+        yield  # no lock file to be had here: unlocked, as before
         return
     with handle:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                yield  # the file system refuses locks: unlocked, as before
-                return
+            held = flock(handle, wait=False)
+        except BlockingIOError:
             raise Busy(Path(path), _holder(handle)) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()).encode())
-        handle.flush()
+        if held:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()).encode())
+            handle.flush()
         yield
 
 

@@ -17,10 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; one writer per file is the rule there
-    fcntl = None  # type: ignore[assignment]
+from kvsl.base.exclusive import flock
 
 
 def append_jsonl(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
@@ -77,19 +74,8 @@ def locked_file(path: str | os.PathLike[str], mode: str) -> Iterator[IO[bytes]]:
     raise OSError(errno.EAGAIN, "the file kept being replaced while waiting for it", str(target))
 
 
-# A file system without advisory locks (some network mounts) refuses `flock` with one of
-# these: kvsl then writes without the lock, one writer at a time, as it always did there.
-_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
-
-
 def _lock(handle: IO[Any]) -> None:
-    if fcntl is None:
-        return
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-    except OSError as err:
-        if err.errno not in _NO_LOCKS:
-            raise
+    flock(handle)  # False without locks (Windows, some network mounts): written unlocked
 
 
 def _still_at(handle: IO[Any], path: Path) -> bool:

@@ -52,12 +52,12 @@ def test_a_file_system_without_locks_still_appends(tmp_path: Path, monkeypatch) 
     """`flock` refused (ENOLCK on some network mounts): the append goes on without the lock."""
     import errno
 
-    import kvsl.base.jsonl as jsonl
+    import kvsl.base.exclusive as exclusive
 
     def no_locks(fd: int, operation: int) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(jsonl.fcntl, "flock", no_locks)
+    monkeypatch.setattr(exclusive.fcntl, "flock", no_locks)
     target = tmp_path / "log.jsonl"
     append_jsonl(target, ['{"a": 1}'])
     append_jsonl(target, ['{"b": 2}'])

@@ -114,3 +114,16 @@ def test_no_writable_cache_means_no_lock_not_no_run(tmp_path: Path, monkeypatch)
     monkeypatch.setenv("KVSL_CACHE_DIR", str(blocker))
     with exclusive(tmp_path / "t.jsonl"), exclusive(tmp_path / "t.jsonl"):
         pass  # unlocked, as every run was before
+
+
+def test_a_file_system_without_locks_means_no_lock_not_no_run(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    import kvsl.base.exclusive as exclusive_module
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(exclusive_module.fcntl, "flock", no_locks)
+    with exclusive(tmp_path / "t.jsonl"), exclusive(tmp_path / "t.jsonl"):
+        pass
