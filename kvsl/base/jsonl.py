@@ -88,6 +88,25 @@ def _still_at(handle: IO[Any], path: Path) -> bool:
     return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
 
 
+def dumps(value: Any, **options: Any) -> str:
+    r"""`json.dumps(value, ensure_ascii=False, ...)`, always valid Unicode text.
+
+    A path holding bytes that are not UTF-8 reaches Python as surrogate escapes, and a
+    string holding one made every UTF-8 writer (a trace file, a report, an artifact's
+    manifest) raise UnicodeEncodeError. Such a character is written as its `\uXXXX`
+    escape instead, which `loads` reads back as the same string; all other text is
+    written exactly as before.
+
+    >>> dumps({"path": "d\udcff/x.kvs", "arrow": "→"})
+    '{"path": "d\\udcff/x.kvs", "arrow": "→"}'
+    >>> loads(dumps(["d\udcff"]), unicode_only=False) == ["d\udcff"]
+    True
+    """
+    text = json.dumps(value, ensure_ascii=False, **options)
+    # Outside its strings JSON text is ASCII, so only a string's own surrogates are escaped.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def text_lines(text: str) -> list[str]:
     r"""The lines of a JSON-lines text: split at "\n" only (a "\r" before it dropped).
 
@@ -102,7 +121,13 @@ def text_lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
-def loads(text: str | bytes, *, unicode_only: bool = True, **options: Any) -> Any:
+def loads(
+    text: str | bytes,
+    *,
+    unicode_only: bool = True,
+    paths: frozenset[str] = frozenset(),
+    **options: Any,
+) -> Any:
     """`json.loads` for what a user or a client wrote: every refusal is a JSONDecodeError.
 
     The standard decoder recurses once per `[` or `{` and raises RecursionError past
@@ -115,7 +140,9 @@ def loads(text: str | bytes, *, unicode_only: bool = True, **options: Any) -> An
     `unicode_only` also refuses a string with a lone surrogate (`"\\ud800"`: valid JSON
     syntax, but no Unicode text): it reached a tokenizer as a TypeError (a 500 from
     `kvsl serve`, a traceback from `kvsl build`) or a UTF-8 writer as UnicodeEncodeError.
-    The language server passes False: an editor's text is checked, never tokenized.
+    The language server passes False: an editor's text is checked, never tokenized. A
+    string under one of the keys `paths` is a file path and may hold one: a name with
+    bytes that are not UTF-8 is kept as surrogate escapes (as `dumps` writes it).
 
     >>> loads("[" * 100_000 + "]" * 100_000)
     Traceback (most recent call last):
@@ -146,7 +173,7 @@ def loads(text: str | bytes, *, unicode_only: bool = True, **options: Any) -> An
         at = found.start() if found else 0
         raise json.JSONDecodeError("a number with too many digits", shown, at) from None
     if unicode_only:
-        _refuse_lone_surrogates(found, text)
+        _refuse_lone_surrogates(found, text, paths)
     return found
 
 
@@ -154,9 +181,10 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _HIGH_THEN_LOW = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
-def _refuse_lone_surrogates(found: Any, text: str | bytes) -> None:
+def _refuse_lone_surrogates(found: Any, text: str | bytes, paths: frozenset[str]) -> None:
     """A JSONDecodeError if a string in `found` holds a lone surrogate (pairs are joined by
-    the decoder, so any surrogate left is lone); only walked when the text escapes one."""
+    the decoder, so any surrogate left is lone), except a string under a key in `paths`;
+    only walked when the text escapes one."""
     shown = _shown(text)
     if not _SURROGATE_ESCAPE.search(shown):
         return
@@ -165,7 +193,7 @@ def _refuse_lone_surrogates(found: Any, text: str | bytes) -> None:
         item = stack.pop()
         if isinstance(item, dict):
             stack.extend(item.keys())
-            stack.extend(item.values())
+            stack.extend(v for k, v in item.items() if not (k in paths and isinstance(v, str)))
         elif isinstance(item, list):
             stack.extend(item)
         elif isinstance(item, str) and any("\ud800" <= ch <= "\udfff" for ch in item):

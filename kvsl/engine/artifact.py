@@ -32,7 +32,6 @@ fsync, `os.replace`), so an artifact is either complete or absent.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -44,7 +43,8 @@ import torch
 
 import kvsl
 from kvsl.base.atomic import atomic_path
-from kvsl.base.jsonl import loads
+from kvsl.base.hashing import text_sha256
+from kvsl.base.jsonl import dumps, loads
 from kvsl.base.plurals import counted
 from kvsl.engine.models import KVGeometry, LoadedModel
 from kvsl.engine.vectors import Extraction, SteeringVectors
@@ -150,10 +150,6 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _text_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Path:
     """Write vectors + manifest to `path` atomically; returns the path.
 
@@ -170,11 +166,11 @@ def save_artifact(vectors: SteeringVectors, path: str | os.PathLike[str]) -> Pat
     manifest.setdefault(
         "position", {"offset_token": vectors.offset_token, "prefix": vectors.prefix}
     )
-    manifest_text = json.dumps(manifest, ensure_ascii=False)
+    manifest_text = dumps(manifest)
     metadata = {
         FORMAT_KEY: str(FORMAT_VERSION),
         MANIFEST_KEY: manifest_text,
-        CHECKSUM_KEY: _text_sha256(manifest_text),
+        CHECKSUM_KEY: text_sha256(manifest_text),
     }
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -298,9 +294,24 @@ def _looks_like_safetensors(path: Path) -> bool:
     return head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 32
 
 
-def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    from safetensors import safe_open
+def _read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The metadata and tensors of the safetensors file at `path`, read with Python's own
+    file API: safetensors' `safe_open` refuses a path that is not UTF-8 (a folder named
+    with other bytes), and that read as a corrupt artifact. Artifacts are small (two
+    `kv_heads x head_dim` tensors per layer), so reading the bytes whole costs nothing."""
+    from safetensors.torch import load
 
+    data = path.read_bytes()
+    header = loads(data[8 : 8 + int.from_bytes(data[:8], "little")], unicode_only=False)
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise ValueError("`__metadata__` is not an object")
+    return metadata, load(data)
+
+
+def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     if path.is_dir():
         raise KvslError.one(
             "KVS400",
@@ -325,17 +336,14 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             help="pass the `.safetensors` file `kvsl build` printed",
         )
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            names = list(handle.keys())
-            if MANIFEST_KEY not in metadata:
-                raise KvslError.one(
-                    "KVS401",
-                    f"`{path}` is a safetensors file but not a kvsl artifact (no manifest)",
-                    Span.whole_file(str(path)),
-                    help="pass an artifact written by `kvsl build`",
-                )
-            tensors = {name: handle.get_tensor(name) for name in names}
+        metadata, tensors = _read_safetensors(path)
+        if MANIFEST_KEY not in metadata:
+            raise KvslError.one(
+                "KVS401",
+                f"`{path}` is a safetensors file but not a kvsl artifact (no manifest)",
+                Span.whole_file(str(path)),
+                help="pass an artifact written by `kvsl build`",
+            )
     except KvslError:
         raise
     except Exception as err:  # safetensors raises its own error types for bad headers
@@ -347,7 +355,7 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             help="delete it and rebuild with `kvsl build SPEC --force`",
         ) from None
     try:
-        manifest = loads(metadata[MANIFEST_KEY])
+        manifest = loads(metadata[MANIFEST_KEY], paths=_PATH_KEYS)
         if not isinstance(manifest, dict):
             raise ValueError("the manifest is not a JSON object")
     except ValueError as err:
@@ -359,6 +367,11 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         ) from None
     _check_manifest_checksum(path, metadata, manifest)
     return manifest, tensors
+
+
+# Manifest keys whose strings are file paths: a name with bytes that are not UTF-8 is kept
+# as surrogate escapes there; any other string reaches a tokenizer or a terminal as text.
+_PATH_KEYS = frozenset({"spec_path", "traces", "template", "questions"})
 
 
 def _check_manifest_checksum(path: Path, metadata: dict[str, str], manifest: dict[str, Any]) -> None:
@@ -378,7 +391,7 @@ def _check_manifest_checksum(path: Path, metadata: dict[str, str], manifest: dic
                 help="rebuild it with `kvsl build SPEC` (it replaces the old file)",
             )
         problem = "its manifest has no checksum"
-    elif recorded != _text_sha256(metadata[MANIFEST_KEY]):
+    elif recorded != text_sha256(metadata[MANIFEST_KEY]):
         problem = "its manifest does not match its checksum (edited after build?)"
     else:
         return

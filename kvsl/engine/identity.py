@@ -7,11 +7,11 @@ reads what it can of them without loading the weights.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from kvsl.base.hashing import text_sha256
 from kvsl.engine.gguf import embedded_gguf_path
 from kvsl.engine.loading import quiet_transformers
 from kvsl.lang.plan import ModelRef
@@ -37,21 +37,17 @@ _VOLATILE_CONFIG_KEYS = {
 }
 
 
-def _sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def config_sha256(config: Any) -> str:
     """Hash of the model config without entries that change on save/reload."""
     data = {k: v for k, v in config.to_dict().items() if k not in _VOLATILE_CONFIG_KEYS}
-    return _sha256_text(json.dumps(data, sort_keys=True, default=str))
+    return text_sha256(json.dumps(data, sort_keys=True, default=str))
 
 
 def tokenizer_sha256(tokenizer: Any) -> str:
     """Hash of the vocabulary and special tokens (stable across save/reload)."""
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
     special = {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())}
-    return _sha256_text(json.dumps({"vocab": vocab, "special": special}, ensure_ascii=False))
+    return text_sha256(json.dumps({"vocab": vocab, "special": special}, ensure_ascii=False))
 
 
 def chat_template_sha256(tokenizer: Any) -> str:
@@ -59,7 +55,7 @@ def chat_template_sha256(tokenizer: Any) -> str:
     template = getattr(tokenizer, "chat_template", None) or ""
     if isinstance(template, dict):
         template = json.dumps(template, sort_keys=True)
-    return _sha256_text(str(template))
+    return text_sha256(str(template))
 
 
 def model_identity(

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from kvsl.base.hashing import text_sha256
 from kvsl.engine.generate import GenerationSettings, chat_prompt, generate_batch, pad_token_id
 from kvsl.engine.inputs import left_pad, position_ids
 from kvsl.engine.models import kv_geometry
@@ -150,7 +151,7 @@ def _tensor_id(tensors: dict[int, torch.Tensor]) -> str:
 def settings_hash(payload: dict[str, object]) -> str:
     """A short stable hash of a JSON-able settings dict (the results-cache key part)."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return text_sha256(text)[:16]
 
 
 @dataclass(frozen=True)

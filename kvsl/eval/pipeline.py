@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kvsl.base.hashing import file_sha256
+from kvsl.base.jsonl import dumps
 from kvsl.base.plurals import counted
 from kvsl.eval.results_cache import ResultsCache, shared_results_cache
 from kvsl.eval.runner import EvalResult, check_out, check_settings, evaluate
@@ -375,14 +376,13 @@ def _report(
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    import json
 
     from kvsl.base.atomic import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
         temporary.write_text(
-            json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+            dumps(data, indent=2, default=str) + "\n", encoding="utf-8"
         )
 
 

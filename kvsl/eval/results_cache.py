@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from kvsl.base.jsonl import append_jsonl, loads, locked_file, text_lines
+from kvsl.base.jsonl import append_jsonl, dumps, loads, locked_file, text_lines
 from kvsl.base.plurals import counted
 from kvsl.formats.questions import Example
 from kvsl.lang.diagnostics import Diagnostic, Severity
@@ -233,7 +233,7 @@ class ResultsCache:
             return
         # A killed run leaves at most one torn last line, which the loader skips.
         append_jsonl(
-            target, (json.dumps(record, ensure_ascii=False, sort_keys=True) for record in batch)
+            target, (dumps(record, sort_keys=True) for record in batch)
         )
 
 

@@ -32,7 +32,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from kvsl.base.jsonl import append_jsonl, loads
+from kvsl.base.jsonl import append_jsonl, dumps, loads
 from kvsl.lang.diagnostics import Diagnostic, ExitCode, KvslError, Severity
 from kvsl.lang.files import MAX_DATA_BYTES, FileProblem, decode_data_text, read_regular_file
 from kvsl.lang.source import SourceFile, Span
@@ -57,7 +57,7 @@ class Trace:
         if self.domain is not None:
             record["domain"] = self.domain
         record.update({k: v for k, v in self.extra.items() if k not in record})
-        return json.dumps(record, ensure_ascii=False)
+        return dumps(record)
 
 
 # kvsl's field name → the paper's name for the same field (its released trace files).

@@ -10,13 +10,13 @@ resolves them once the model is known.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from kvsl.base.hashing import text_sha256
 from kvsl.base.plurals import counted
 
 # 64-bit: the largest integer a spec may hold, and what torch takes as a seed.
@@ -444,7 +444,7 @@ def _listed(value: object) -> tuple[Any, ...]:
 
 def _digest(payload: object) -> str:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return text_sha256(text)
 
 
 def _vector_hash(plan: Plan) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kvsl.base.jsonl import loads, text_lines
+from kvsl.base.jsonl import dumps, loads, text_lines
 from kvsl.lang.diagnostics import ExitCode, KvslError
 from kvsl.lang.source import Span
 
@@ -46,7 +46,7 @@ class SkipRecord:
             if value is not None:
                 record[key] = value
         record["time"] = datetime.now(UTC).isoformat(timespec="seconds")
-        return json.dumps(record, ensure_ascii=False)
+        return dumps(record)
 
 
 def skip_log_path(traces_path: str | os.PathLike[str]) -> Path:

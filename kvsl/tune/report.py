@@ -7,11 +7,11 @@ the chosen setting marked with a star.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kvsl.base.jsonl import dumps
 from kvsl.base.plurals import counted
 from kvsl.tune.search import Trial, TuneResult
 
@@ -143,7 +143,7 @@ def write_reports(report: dict[str, Any], out_dir: Path, stem: str) -> tuple[Pat
     json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
     with atomic_path(json_path) as temporary:
         temporary.write_text(
-            json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+            dumps(report, indent=2, default=str) + "\n", encoding="utf-8"
         )
     with atomic_path(md_path) as temporary:
         temporary.write_text(markdown(report), encoding="utf-8")

@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 from tiny_models import TINY_TRACES, make_plan
 from typer.testing import CliRunner
 
+from kvsl.base.hashing import text_sha256
 from kvsl.cli import app
 from kvsl.engine.artifact import (
     CHECKSUM_KEY,
     FORMAT_KEY,
     MANIFEST_KEY,
-    _text_sha256,
     check_compatible,
     load_artifact,
     plan_of_artifact,
@@ -64,7 +64,7 @@ def _signed(path: Path, manifest: dict[str, Any], tensors: dict[str, Any]) -> Pa
 
     text = json.dumps(manifest)
     save_file(tensors, str(path), metadata={FORMAT_KEY: "1", MANIFEST_KEY: text,
-                                            CHECKSUM_KEY: _text_sha256(text)})  # fmt: skip
+                                            CHECKSUM_KEY: text_sha256(text)})  # fmt: skip
     return path
 
 

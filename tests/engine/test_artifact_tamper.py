@@ -57,11 +57,11 @@ def _resigned(path: Path, manifest: dict[str, Any], tensors: dict[str, Any]) -> 
     """The artifact with `manifest`, its checksums recomputed as a determined editor would."""
     from safetensors.torch import save_file
 
-    from kvsl.engine.artifact import _text_sha256
+    from kvsl.base.hashing import text_sha256
 
     text = json.dumps({**manifest, "tensors_sha256": tensors_sha256(tensors)})
     save_file(tensors, str(path), metadata={FORMAT_KEY: "1", MANIFEST_KEY: text,
-                                            CHECKSUM_KEY: _text_sha256(text)})  # fmt: skip
+                                            CHECKSUM_KEY: text_sha256(text)})  # fmt: skip
     return path
 
 
@@ -142,6 +142,25 @@ def test_manifest_parts_a_load_reads_are_checked(built, tmp_path, where, value) 
         load_artifact(path)
     assert err.value.diagnostics[0].code == "KVS402"
     assert "is corrupt" in err.value.diagnostics[0].message
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [(("position", "prefix"), "\udcff"), (("plan", "contrast", "system_prompt"), "a \ud800 b")],
+)
+def test_text_a_model_reads_must_be_unicode_even_when_paths_need_not_be(
+    built, tmp_path, where, value
+) -> None:
+    """A lone surrogate is allowed in a path (a folder named with bytes that are not UTF-8)
+    but not in text that reaches the tokenizer, where it is a TypeError."""
+    manifest, tensors = built
+    path = _resigned(tmp_path / "a.safetensors", _edited(manifest, where, value), tensors)
+    with pytest.raises(KvslError) as err:
+        load_artifact(path)
+    assert err.value.diagnostics[0].code == "KVS402"
+    assert "a string with a lone surrogate (not Unicode text)" in err.value.diagnostics[0].message
+    fine = _resigned(tmp_path / "b.safetensors", _edited(manifest, ("spec_path",), "d\udcff/x.kvs"), tensors)
+    assert load_artifact(fine).manifest["spec_path"] == "d\udcff/x.kvs"
 
 
 @pytest.mark.parametrize("entry", [{"1": [0.0, float("nan")]}, {"x": "y"}, {"1": 6.0}])

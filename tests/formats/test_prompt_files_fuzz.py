@@ -27,6 +27,9 @@ FOLDER = Path(tempfile.mkdtemp(prefix="kvsl-prompt-fuzz-"))
 SPLITTERS = "\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e"
 prompt_text = st.text(st.one_of(st.characters(codec="utf-8", exclude_categories=["Cs"]),
                                 st.sampled_from(SPLITTERS)), min_size=1, max_size=30)  # fmt: skip
+# A prompt kvsl would write holds more than whitespace: a blank one is refused (KVS454,
+# the first property and tests/engine/test_run_cli.py), not read back.
+written_prompt = prompt_text.filter(str.strip)
 
 
 @fuzz(60)
@@ -43,7 +46,7 @@ def test_any_prompt_file_gives_prompts_or_a_located_kvs454(data: bytes, jsonl: b
 
 
 @fuzz(40)
-@given(st.lists(st.tuples(prompt_text, st.booleans()), min_size=1, max_size=4), st.booleans())
+@given(st.lists(st.tuples(written_prompt, st.booleans()), min_size=1, max_size=4), st.booleans())
 @example([("a\u2028b", False), ("c\x85d", True)], False)
 def test_prompts_read_back_as_written(cases: list[tuple[str, bool]], crlf: bool) -> None:
     lines = [json.dumps({"prompt": p, "id": i} if as_object else p, ensure_ascii=False)
