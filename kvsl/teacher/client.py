@@ -261,7 +261,7 @@ def classify_error(
             "list, and that the base URL ends in `/v1`",
         )
     if isinstance(error, openai.RateLimitError):
-        return RequestFailed("rate_limited", detail, False)
+        return RequestFailed("rate_limited", _asked_to_wait(error) + detail, False)
     if isinstance(error, openai.APIStatusError) and 300 <= error.status_code < 400:
         return fatal(
             "KVS534",
@@ -275,7 +275,9 @@ def classify_error(
     if isinstance(error, openai.APIStatusError):
         status = error.status_code
         if status >= 500 or status in (408, 409):
-            return RequestFailed("server_error", f"HTTP {status}: {detail}", False)
+            return RequestFailed(
+                "server_error", f"HTTP {status}: {_asked_to_wait(error)}{detail}", False
+            )
         # Not permanent: a 400 is as often about the request options (a model that rejects
         # `max_tokens` or `temperature`) as about the question, and then every question
         # fails alike; the consecutive-failure limit stops such a run (KVS514).
@@ -309,6 +311,24 @@ def _broken_exchange(cause: BaseException | None) -> RequestFailed | str | None:
     else:
         said = "the connection broke before a whole reply"
     return RequestFailed("server_error", f"{said} ({_short(cause)})", False)
+
+
+def _asked_to_wait(error: BaseException) -> str:
+    """`the server asks to wait N s ...; ` when its Retry-After is one the client refused.
+
+    The client honours a `Retry-After` up to two minutes and gives up at once on a longer
+    one, which otherwise reads as a retry that never happened.
+    """
+    response = getattr(error, "response", None)
+    value = response.headers.get("retry-after", "") if response is not None else ""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return ""
+    if not seconds > 120:  # NaN too
+        return ""
+    shown = "ever" if seconds == float("inf") else f"{seconds:.0f} s"
+    return f"the server asks to wait {shown}, longer than the client waits to retry; "
 
 
 def _short(error: BaseException) -> str:

@@ -46,7 +46,7 @@ class Usage:
     def of_reply(cls, usage: object) -> Usage:
         """The usage one reply reports (its `usage` field, as the client parsed it).
 
-        A reply without one, or whose counts are not whole numbers from 0 to 10^12 (a
+        A reply without one (or one with neither count), or whose counts are not whole numbers from 0 to 10^12 (a
         broken server's `"lots"`, `NaN`, `-5`), counts as unreported rather than ending
         the run or skewing the estimated cost.
 
@@ -58,7 +58,8 @@ class Usage:
         """
         prompt = _token_count(getattr(usage, "prompt_tokens", 0) or 0)
         completion = _token_count(getattr(usage, "completion_tokens", 0) or 0)
-        if usage is None or prompt is None or completion is None:
+        counted = hasattr(usage, "prompt_tokens") or hasattr(usage, "completion_tokens")
+        if not counted or prompt is None or completion is None:
             return cls(requests=1, unreported=1)
         return cls(prompt_tokens=prompt, completion_tokens=completion, requests=1)
 
