@@ -127,11 +127,11 @@ def serve(
             sock.close()
             thread.shutdown(wait=False)
             raise
-        _announce(sock, host, key, catalog)
         from kvsl.serve.server import run_server
 
         run_server(application, sock, shutdown_timeout=shutdown_timeout,
-                   request_timeout=request_timeout)
+                   request_timeout=request_timeout,
+                   announce=lambda: _announce(sock, host, key, catalog))
         print("kvsl serve: stopped", file=sys.stderr, flush=True)
 
 

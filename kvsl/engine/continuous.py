@@ -114,6 +114,20 @@ def _processors(settings: GenerationSettings, prompt_length: int, eos: list[int]
     return processors
 
 
+def _greedy_token(processors: Any, history: torch.Tensor, logits: torch.Tensor) -> int:
+    """The token greedy decoding picks with these processors: the argmax after the controls
+    (repetition penalty, n-gram and length rules), before the warpers (temperature, top-k,
+    top-p), which keep the best token and never change its rank."""
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    warpers = (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
+    scores = logits  # (1, vocab)
+    for processor in processors:
+        if not isinstance(processor, warpers):
+            scores = processor(history, scores)
+    return int(torch.argmax(scores, dim=-1))
+
+
 @dataclass(eq=False)
 class _Running:
     """A row in the batch and what its decoding needs besides the cache."""
@@ -265,7 +279,13 @@ class RowDecoder:
             if running.generator is None:
                 tokens[i] = int(torch.argmax(scores, dim=-1))
             else:
-                probs = torch.nn.functional.softmax(scores, dim=-1)
+                probs = torch.nn.functional.softmax(scores, dim=-1)  # (1, vocab)
+                if not bool(torch.isfinite(probs).all()):
+                    # Scores past float32 (a temperature near 0 divides logits into inf):
+                    # no distribution to draw from, and multinomial's error failed every
+                    # row of the batch. Sampling tends to the greedy token as T -> 0.
+                    tokens[i] = _greedy_token(running.processors, history, logits[i : i + 1])
+                    continue
                 tokens[i] = int(torch.multinomial(probs, 1, generator=running.generator))
         return [int(t) for t in tokens]
 

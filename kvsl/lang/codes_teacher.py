@@ -149,6 +149,17 @@ TEACHER_CODES: tuple[Code, ...] = (
         "$ kvsl teach spec.kvs --base-url http://127.0.0.1:8000/v1   # vLLM's default port",
     ),
     Code(
+        "KVS534",
+        "teacher server redirects without end",
+        Severity.ERROR,
+        "The base URL answers with a redirect the client cannot follow: one that leads "
+        "back to itself (more than 20 hops), or a 3xx with no `Location`. Every request "
+        "would go the same way, so the run stops before asking more; traces already "
+        "written stay. Point the base URL at the address that answers chat completions.",
+        "$ kvsl teach spec.kvs --base-url http://teacher.example.com/v1   # 301 → https, loops",
+        "$ kvsl teach spec.kvs --base-url https://teacher.example.com/v1",
+    ),
+    Code(
         "KVS512",
         "teacher rejected the API key",
         Severity.ERROR,

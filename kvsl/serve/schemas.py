@@ -8,6 +8,7 @@ OpenAI-compatible servers do; fields it cannot honour (tools, logprobs) are refu
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -137,12 +138,21 @@ def _integer(body: dict[str, Any], name: str, low: int, high: int | None = None)
     return value
 
 
+# A temperature below this samples as greedy decoding does: the gap between the best and
+# the next token's logit (float32: at least ~1e-6 at the logits' magnitude) divided by it is
+# past 1e13, and exp(-1e13) is 0 in float32. Far below it, logits / T overflows to inf.
+GREEDY_BELOW = 1e-20
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     """The JSON object of a request body (400 for anything else)."""
     try:
         body = loads(raw)
+    except json.JSONDecodeError as err:  # why and where: a lone surrogate is valid syntax
+        raise _bad(f"the body is not valid JSON: {err.msg[:100]} (line {err.lineno} column "
+                   f"{err.colno})", code="invalid_json") from None
     except (ValueError, UnicodeDecodeError):
-        raise _bad("the body is not valid JSON", code="invalid_json") from None
+        raise _bad("the body is not valid JSON (not UTF-8 text)", code="invalid_json") from None
     if not isinstance(body, dict):
         raise _bad("the body must be a JSON object", code="invalid_json")
     return body
@@ -318,6 +328,10 @@ def parse_generation(body: dict[str, Any], kind: str, catalog: Catalog, limits: 
         raise _bad(f"`{name}` has no effect with greedy decoding (`temperature` 0, or a "
                    "style that decodes greedily): give a `temperature` above 0 to sample",
                    name, "invalid_value")
+    if sample and temperature is not None and 0 < temperature < GREEDY_BELOW:
+        # Decoded greedily: what sampling at this temperature gives in float32 anyway, where a
+        # draw at 5e-324 (logits / T overflowing to inf) failed every request of the batch.
+        sample, temperature = False, None
     seed = _integer(body, "seed", 0, 2**63 - 1)
     if seed is None and temperature is None and plan is not None and plan.sample:
         seed = plan.seed  # sampling as the spec says, reproducibly, as `kvsl run` does

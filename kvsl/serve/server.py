@@ -14,6 +14,7 @@ import errno
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -146,12 +147,18 @@ def head_deadline_protocol(timeout: float) -> type:
 
 
 def run_server(
-    app: Any, sock: socket.socket, *, shutdown_timeout: float = 30.0, request_timeout: float = 30.0
+    app: Any,
+    sock: socket.socket,
+    *,
+    shutdown_timeout: float = 30.0,
+    request_timeout: float = 30.0,
+    announce: Callable[[], None] = lambda: None,
 ) -> None:
     """Serve `app` on `sock` until SIGTERM or SIGINT; returns normally after a clean stop.
 
     `request_timeout`: seconds a connection gets to send a request's head (see
-    `head_deadline_protocol`); the app gives the body as long again.
+    `head_deadline_protocol`); the app gives the body as long again. `announce` prints the
+    listening line, once a SIGTERM or SIGINT already means a clean stop.
     """
     import uvicorn
 
@@ -164,10 +171,15 @@ def run_server(
         lifespan="on",
     )
     server = uvicorn.Server(config)
-    # uvicorn re-raises the signal it caught once it has shut down, to "exit as killed". A
-    # graceful stop is a clean exit here: the handlers it restores, and re-raises into, are no-ops.
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # uvicorn's own handlers are installed only once it runs: a SIGTERM sent as soon as the
+    # listening line appeared (a supervisor, a test) found Python's default and ended the
+    # process with -15. Its handler, installed before the line, asks it to stop: it starts,
+    # sees that, and shuts down cleanly. uvicorn also re-raises the signal it caught once it
+    # has shut down, to "exit as killed"; into this handler, that is a no-op.
+    handled = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, server.handle_exit) for sig in handled}
     try:
+        announce()
         server.run(sockets=[sock])
     finally:
         for sig, handler in previous.items():

@@ -169,14 +169,21 @@ def resolve_endpoint(
 
 
 def make_client(endpoint: Endpoint, *, max_retries: int, timeout: float) -> AsyncOpenAI:
-    """An AsyncOpenAI client whose retries and timeout are the only ones kvsl uses."""
+    """An AsyncOpenAI client whose retries and timeout are the only ones kvsl uses.
+
+    Its transport (`kvsl.teacher.transport`) holds each attempt to `timeout` seconds in all
+    (a server dribbling bytes otherwise never times out) and each reply to 16 MiB.
+    """
     from openai import AsyncOpenAI
+
+    from kvsl.teacher.transport import bounded_http_client
 
     return AsyncOpenAI(
         api_key=endpoint.key,
         base_url=endpoint.base_url,
         max_retries=max_retries,
         timeout=timeout,
+        http_client=bounded_http_client(seconds=timeout),
     )
 
 
@@ -218,6 +225,18 @@ def classify_error(
     if isinstance(error, openai.APITimeoutError):
         return RequestFailed("timeout", "the request timed out after every retry", False)
     if isinstance(error, openai.APIConnectionError):
+        broken = _broken_exchange(error.__cause__)
+        if isinstance(broken, RequestFailed):
+            return broken
+        if broken is not None:
+            return fatal(
+                "KVS534",
+                f"the teacher server at `{url}` (base URL from {endpoint.base_url_origin}) "
+                f"redirects without end: {broken}",
+                "point the base URL at where the server answers chat completions itself "
+                "(the address it redirects to: often `https://` for `http://`, or a "
+                "missing or extra `/v1`)",
+            )
         return fatal(
             "KVS511",
             f"cannot reach the teacher server at `{url}` (base URL from "
@@ -242,11 +261,23 @@ def classify_error(
             "list, and that the base URL ends in `/v1`",
         )
     if isinstance(error, openai.RateLimitError):
-        return RequestFailed("rate_limited", detail, False)
+        return RequestFailed("rate_limited", _asked_to_wait(error) + detail, False)
+    if isinstance(error, openai.APIStatusError) and 300 <= error.status_code < 400:
+        return fatal(
+            "KVS534",
+            f"the teacher server at `{url}` (base URL from {endpoint.base_url_origin}) "
+            f"answered with a redirect that cannot be followed (HTTP {error.status_code}"
+            f"{_location(error)})",
+            "point the base URL at where the server answers chat completions itself "
+            "(the address it redirects to: often `https://` for `http://`, or a missing "
+            "or extra `/v1`)",
+        )
     if isinstance(error, openai.APIStatusError):
         status = error.status_code
         if status >= 500 or status in (408, 409):
-            return RequestFailed("server_error", f"HTTP {status}: {detail}", False)
+            return RequestFailed(
+                "server_error", f"HTTP {status}: {_asked_to_wait(error)}{detail}", False
+            )
         # Not permanent: a 400 is as often about the request options (a model that rejects
         # `max_tokens` or `temperature`) as about the question, and then every question
         # fails alike; the consecutive-failure limit stops such a run (KVS514).
@@ -254,6 +285,61 @@ def classify_error(
     if isinstance(error, openai.APIError):  # e.g. a reply that is not chat-completions JSON
         return RequestFailed("bad_response", detail, False)
     raise error  # a programming error: let it surface
+
+
+def _broken_exchange(cause: BaseException | None) -> RequestFailed | str | None:
+    """What a connection error after a connection was made means, or None for "unreachable".
+
+    A `RequestFailed` when the server was reached but the exchange broke (it closed the
+    connection before a whole reply, sent something that is not HTTP, a reply too large):
+    one request failed, and many in a row stop the run (KVS514) without claiming that the
+    server cannot be reached. A string when the server redirects in a loop (fatal).
+    """
+    from kvsl.teacher.transport import HTTP, ReplyTooLarge
+
+    if isinstance(cause, ReplyTooLarge):
+        return RequestFailed("bad_response", str(cause), False)
+    if isinstance(cause, HTTP.TooManyRedirects):
+        return _short(cause)
+    connect_failures = (HTTP.ConnectError, HTTP.ProxyError, HTTP.UnsupportedProtocol)
+    if cause is None or isinstance(cause, connect_failures) or not isinstance(cause, HTTP.RequestError):
+        return None
+    if isinstance(cause, HTTP.DecodingError):
+        said = "the server's reply could not be decoded"
+    elif isinstance(cause, HTTP.RemoteProtocolError):
+        said = "the server broke the HTTP exchange before a whole reply"
+    else:
+        said = "the connection broke before a whole reply"
+    return RequestFailed("server_error", f"{said} ({_short(cause)})", False)
+
+
+def _asked_to_wait(error: BaseException) -> str:
+    """`the server asks to wait N s ...; ` when its Retry-After is one the client refused.
+
+    The client honours a `Retry-After` up to two minutes and gives up at once on a longer
+    one, which otherwise reads as a retry that never happened.
+    """
+    response = getattr(error, "response", None)
+    value = response.headers.get("retry-after", "") if response is not None else ""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return ""
+    if not seconds > 120:  # NaN too
+        return ""
+    shown = "ever" if seconds == float("inf") else f"{seconds:.0f} s"
+    return f"the server asks to wait {shown}, longer than the client waits to retry; "
+
+
+def _short(error: BaseException) -> str:
+    text = re.sub(r"\s+", " ", str(error)).strip().rstrip(".") or type(error).__name__
+    return text[:200]
+
+
+def _location(error: BaseException) -> str:
+    response = getattr(error, "response", None)
+    location = response.headers.get("location") if response is not None else None
+    return f" to `{display_url(location)[:200]}`" if location else ", with no `Location`"
 
 
 def _message(error: BaseException) -> str:

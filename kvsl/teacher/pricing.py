@@ -44,9 +44,39 @@ class Usage:
             self.unreported + other.unreported,
         )
 
+    @classmethod
+    def of_reply(cls, usage: object) -> Usage:
+        """The usage one reply reports (its `usage` field, as the client parsed it).
+
+        A reply without one (or one with neither count), or whose counts are not whole numbers from 0 to 10^12 (a
+        broken server's `"lots"`, `NaN`, `-5`), counts as unreported rather than ending
+        the run or skewing the estimated cost.
+
+        >>> from types import SimpleNamespace as Reported
+        >>> Usage.of_reply(Reported(prompt_tokens=12, completion_tokens=3)).total_tokens
+        15
+        >>> Usage.of_reply(None).unreported, Usage.of_reply(Reported(prompt_tokens="lots")).unreported
+        (1, 1)
+        """
+        prompt = _token_count(getattr(usage, "prompt_tokens", 0) or 0)
+        completion = _token_count(getattr(usage, "completion_tokens", 0) or 0)
+        counted = hasattr(usage, "prompt_tokens") or hasattr(usage, "completion_tokens")
+        if not counted or prompt is None or completion is None:
+            return cls(requests=1, unreported=1)
+        return cls(prompt_tokens=prompt, completion_tokens=completion, requests=1)
+
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+def _token_count(value: object) -> int | None:
+    """`value` as a token count, or None when it cannot be one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not (value == value and 0 <= value <= 10**12) or value != int(value):  # NaN, ±inf
+        return None
+    return int(value)
 
 
 def price_for(model: str) -> tuple[str, tuple[float, float]] | None:

@@ -85,18 +85,43 @@ def malformed_completion(response: Any) -> str | None:
         return f"the server answered HTTP 200 with a body that is not JSON: {start!r}"
     choices = getattr(response, "choices", None)
     if not isinstance(choices, list) or not choices:
-        found = (
-            f"JSON {type(response).__name__}"
-            if not hasattr(response, "model_extra")
-            else "JSON with keys " + ", ".join(f"`{k}`" for k in sorted(response.model_extra or {}))
-        )
-        return f"the server answered HTTP 200 with {found} and no `choices`: not a chat completion"
+        if isinstance(choices, list):
+            found = "an empty `choices` list"
+        elif choices is not None:
+            found = f"`choices` that is {_json_kind(choices)}, not a list of answers"
+        elif hasattr(response, "model_extra"):
+            keys = ", ".join(f"`{k}`" for k in sorted(response.model_extra or {}))
+            found = f"JSON with keys {keys} and no `choices`" if keys else "JSON with no `choices`"
+        else:
+            found = f"JSON that is {_json_kind(response)}, with no `choices`"
+        return f"the server answered HTTP 200 with {found}: not a chat completion"
     message = getattr(choices[0], "message", None)
-    content = getattr(message, "content", None)
-    if message is None or not (content is None or isinstance(content, str)):
-        return "the server answered HTTP 200 with a `choices` entry that has no message text"
+    if not hasattr(message, "content"):
+        # `construct`ed without validation: a `choices` entry may be a number, a message a string
+        return "the server answered HTTP 200 with a `choices` entry that has no message"
+    content = message.content  # type: ignore[union-attr]
+    if not (content is None or isinstance(content, str)):
+        return (
+            f"the server answered HTTP 200 with a message whose `content` is "
+            f"{_json_kind(content)}, not text"
+        )
     if content is not None and any("\ud800" <= ch <= "\udfff" for ch in content):
         # JSON may escape a lone surrogate (`"\\ud800"`); no UTF-8 file can hold it, so
         # appending the trace ended the run with UnicodeEncodeError
         return "the server answered HTTP 200 with message text that is not Unicode (a lone surrogate)"
     return None
+
+
+def _json_kind(value: object) -> str:
+    """How JSON would name `value`'s type: `a list`, `null`, `a number`..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return "an object"

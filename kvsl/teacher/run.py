@@ -401,15 +401,7 @@ class _Run:
             )
 
     def _count_usage(self, response: Any) -> None:
-        usage = getattr(response, "usage", None)
-        if usage is None:
-            self.usage += Usage(requests=1, unreported=1)
-        else:
-            self.usage += Usage(
-                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-                requests=1,
-            )
+        self.usage += Usage.of_reply(getattr(response, "usage", None))
 
     def _accept(self, example: Example, response: Any) -> None:
         choice = response.choices[0] if getattr(response, "choices", None) else None
