@@ -25,6 +25,27 @@ def plain_questions(n: int) -> list[dict]:
     ]
 
 
+def demo_spec(
+    folder: Path,
+    base_url: str,
+    *,
+    questions: int = 3,
+    template: str = "Question: {{ question }}\nCorrect answer: {{ answer }}\n",
+) -> tuple[Path, Path]:
+    """`folder/demo.kvs` asking the teacher at `base_url` about `questions` plain questions
+    (`folder/q.jsonl`); returns the spec and the trace file it fills."""
+    write_jsonl(folder / "q.jsonl", plain_questions(questions))
+    spec = folder / "demo.kvs"
+    spec.write_text(
+        'style "demo" {\n  description = "Short steps."\n  teacher {\n    model = "m"\n'
+        f'    template = """{template}"""\n'
+        '    traces = "traces/demo.jsonl"\n    questions = "q.jsonl"\n'
+        f'    base_url = "{base_url}"\n  }}\n  contrast {{ pairs = 2  shots = 1 }}\n}}\n',
+        encoding="utf-8",
+    )
+    return spec, folder / "traces" / "demo.jsonl"
+
+
 MakePlan = Callable[..., Plan]
 
 

@@ -15,7 +15,7 @@ import openai  # imported up front: the timings below are of the run, not of thi
 import pytest
 from raw_teacher import Behaviour, Connection, completion, correct, elapsed, raw_teacher
 from teacher_stub import Reply, StubServer, error_reply
-from teacher_support import FAKE_KEY, MakePlan, plain_questions, write_jsonl
+from teacher_support import FAKE_KEY, MakePlan, demo_spec, plain_questions, write_jsonl
 from typer.testing import CliRunner
 
 from kvsl.cli import app
@@ -206,16 +206,8 @@ def test_a_redirect_that_cannot_be_followed_is_kvs534_and_keeps_the_traces(
 
 
 def test_the_cli_reports_a_redirect_loop_with_exit_3_and_no_traceback(tmp_path: Path) -> None:
-    spec = tmp_path / "demo.kvs"
-    write_jsonl(tmp_path / "q.jsonl", plain_questions(2))
     with raw_teacher(redirect_to_itself) as server:
-        spec.write_text(
-            'style "demo" {\n  description = "Short steps."\n  teacher {\n    model = "m"\n'
-            '    template = """Question: {{ question }}\n"""\n'
-            '    traces = "traces/demo.jsonl"\n    questions = "q.jsonl"\n'
-            f'    base_url = "{server.url}"\n  }}\n  contrast {{ pairs = 2  shots = 1 }}\n}}\n',
-            encoding="utf-8",
-        )
+        spec, _ = demo_spec(tmp_path, server.url, questions=2, template="Question: {{ question }}\n")
         result = CliRunner().invoke(app, ["teach", str(spec), "--max-retries", "0", "--timeout", "2"],
                                     env=ENV)
     assert result.exit_code == ExitCode.ENVIRONMENT, result.output

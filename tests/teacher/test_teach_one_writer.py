@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from teacher_stub import StubServer
-from teacher_support import FAKE_KEY, plain_questions, write_jsonl
+from teacher_support import FAKE_KEY, demo_spec
 from typer.testing import CliRunner
 
 from kvsl.base.exclusive import Busy, exclusive, lock_file_for
@@ -31,19 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KVSL_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def _spec(tmp_path: Path, stub: StubServer) -> tuple[Path, Path]:
-    write_jsonl(tmp_path / "q.jsonl", plain_questions(3))
-    spec = tmp_path / "demo.kvs"
-    spec.write_text(
-        'style "demo" {\n  description = "Short steps."\n  teacher {\n    model = "m"\n'
-        '    template = """Question: {{ question }}\nCorrect answer: {{ answer }}\n"""\n'
-        '    traces = "traces/demo.jsonl"\n    questions = "q.jsonl"\n'
-        f'    base_url = "{stub.url}"\n  }}\n  contrast {{ pairs = 2  shots = 1 }}\n}}\n',
-        encoding="utf-8",
-    )
-    return spec, tmp_path / "traces" / "demo.jsonl"
 
 
 def _teach(spec: Path, *extra: str):  # type: ignore[no-untyped-def]
@@ -70,7 +56,7 @@ def test_a_second_writer_is_refused_and_every_spelling_shares_the_lock(tmp_path:
 
 
 def test_teach_stops_before_any_request_while_another_run_writes(tmp_path: Path, stub) -> None:
-    spec, traces = _spec(tmp_path, stub)
+    spec, traces = demo_spec(tmp_path, stub.url)
     with exclusive(traces):
         refused = _teach(spec)
     assert refused.exit_code == 3, refused.output

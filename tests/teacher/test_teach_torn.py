@@ -12,27 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from teacher_stub import StubServer
-from teacher_support import FAKE_KEY, plain_questions, write_jsonl
+from teacher_support import FAKE_KEY, demo_spec
 from typer.testing import CliRunner
 
 from kvsl.cli import app
 from kvsl.formats.traces import load_traces
 
 runner = CliRunner()
-
-
-def _setup(tmp_path: Path, stub: StubServer) -> tuple[Path, Path]:
-    write_jsonl(tmp_path / "q.jsonl", plain_questions(3))
-    spec = tmp_path / "demo.kvs"
-    spec.write_text(
-        'style "demo" {\n  description = "Short steps."\n  teacher {\n    model = "m"\n'
-        '    template = """Question: {{ question }}\nCorrect answer: {{ answer }}\n"""\n'
-        '    traces = "traces/demo.jsonl"\n    questions = "q.jsonl"\n'
-        f'    base_url = "{stub.url}"\n  }}\n  contrast {{ pairs = 2  shots = 1 }}\n}}\n',
-        encoding="utf-8",
-    )
-    return spec, tmp_path / "traces" / "demo.jsonl"
 
 
 def _teach(spec: Path, *extra: str):  # type: ignore[no-untyped-def]
@@ -50,7 +36,7 @@ def _tear(traces: Path) -> bytes:
 
 
 def test_a_torn_last_line_is_cut_and_its_question_asked_again(tmp_path, stub) -> None:
-    spec, traces = _setup(tmp_path, stub)
+    spec, traces = demo_spec(tmp_path, stub.url)
     first = _teach(spec)
     assert first.exit_code == 0, first.output
     assert len(load_traces(traces)) == 3
@@ -77,7 +63,7 @@ def test_a_torn_last_line_is_cut_and_its_question_asked_again(tmp_path, stub) ->
 
 def test_a_complete_last_line_without_newline_is_kept(tmp_path, stub) -> None:
     """An editor may drop the final newline: that line is whole, not torn."""
-    spec, traces = _setup(tmp_path, stub)
+    spec, traces = demo_spec(tmp_path, stub.url)
     assert _teach(spec).exit_code == 0
     traces.write_bytes(traces.read_bytes().rstrip(b"\n"))
     result = _teach(spec)
@@ -86,7 +72,7 @@ def test_a_complete_last_line_without_newline_is_kept(tmp_path, stub) -> None:
 
 
 def test_a_bad_line_that_is_not_the_last_still_stops_the_run(tmp_path, stub) -> None:
-    spec, traces = _setup(tmp_path, stub)
+    spec, traces = demo_spec(tmp_path, stub.url)
     assert _teach(spec).exit_code == 0
     lines = traces.read_text(encoding="utf-8").splitlines()
     lines[0] = lines[0][:20]
@@ -98,7 +84,7 @@ def test_a_bad_line_that_is_not_the_last_still_stops_the_run(tmp_path, stub) -> 
 
 
 def test_a_last_line_torn_inside_a_utf8_character_is_cut(tmp_path, stub) -> None:
-    spec, traces = _setup(tmp_path, stub)
+    spec, traces = demo_spec(tmp_path, stub.url)
     assert _teach(spec).exit_code == 0
     record = json.dumps({"id": "x", "question": "é" * 10, "steps": ["s"], "answer": "1"},
                         ensure_ascii=False).encode("utf-8")
