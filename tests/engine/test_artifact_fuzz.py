@@ -11,34 +11,27 @@ test_artifact_tamper.py walks every field of the recorded plan one by one.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from artifact_support import built_artifact, signed
 from fuzz_settings import fuzz
 from hostile_data import assert_coded, json_values, mutated
 from hypothesis import given
 from hypothesis import strategies as st
-from tiny_models import TINY_TRACES, make_plan
 from typer.testing import CliRunner
 
-from kvsl.base.hashing import text_sha256
 from kvsl.cli import app
 from kvsl.engine.artifact import (
-    CHECKSUM_KEY,
-    FORMAT_KEY,
-    MANIFEST_KEY,
     check_compatible,
     load_artifact,
     plan_of_artifact,
     recorded_coefficients,
     recorded_plan,
     recorded_system_prompt,
-    save_artifact,
     tensors_sha256,
 )
-from kvsl.engine.extract import extract_vectors
 from kvsl.engine.prompting import offset_token_id
 from kvsl.lang.diagnostics import KvslError
 
@@ -46,26 +39,8 @@ from kvsl.lang.diagnostics import KvslError
 @pytest.fixture(scope="module")
 def built(tiny_loaded_llama, tmp_path_factory) -> tuple[dict[str, Any], dict[str, Any], bytes]:
     """(manifest, tensors, file bytes) of a real artifact of the tiny Llama."""
-    from safetensors import safe_open
-
-    folder = tmp_path_factory.mktemp("fuzz-artifact")
-    traces = folder / "traces.jsonl"
-    traces.write_text("".join(json.dumps(t) + "\n" for t in TINY_TRACES), encoding="utf-8")
-    vectors = extract_vectors(tiny_loaded_llama, make_plan(traces, pairs=2), progress=False)
-    path = save_artifact(vectors, folder / "a.safetensors")
-    with safe_open(str(path), framework="pt") as handle:
-        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (not a dict)
-        manifest = json.loads(handle.metadata()[MANIFEST_KEY])
+    manifest, tensors, path = built_artifact(tiny_loaded_llama, tmp_path_factory.mktemp("fuzz-artifact"), 2)
     return manifest, tensors, path.read_bytes()
-
-
-def _signed(path: Path, manifest: dict[str, Any], tensors: dict[str, Any]) -> Path:
-    from safetensors.torch import save_file
-
-    text = json.dumps(manifest)
-    save_file(tensors, str(path), metadata={FORMAT_KEY: "1", MANIFEST_KEY: text,
-                                            CHECKSUM_KEY: text_sha256(text)})  # fmt: skip
-    return path
 
 
 def _places(data: Any, where: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -135,7 +110,7 @@ def test_an_edited_manifest_with_fresh_checksums_is_read_or_refused_with_codes(
     manifest, tensors, _ = built
     changed = data.draw(edited(manifest))
     changed["tensors_sha256"] = tensors_sha256(tensors)
-    path = _signed(tmp_path_factory.getbasetemp() / "edited.safetensors", changed, tensors)
+    path = signed(tmp_path_factory.getbasetemp() / "edited.safetensors", changed, tensors)
     _read_everything(path, tiny_loaded_llama)
 
 
@@ -178,7 +153,7 @@ def test_what_the_fuzzing_found(built, tiny_loaded_llama, tmp_path, where, value
     for key in where[:-1]:
         parent = parent[key]
     parent[where[-1]] = value
-    path = _signed(tmp_path / "found.safetensors", changed, tensors)
+    path = signed(tmp_path / "found.safetensors", changed, tensors)
     _read_everything(path, tiny_loaded_llama)
     if where[0] == "plan":
         with pytest.raises(KvslError) as err:

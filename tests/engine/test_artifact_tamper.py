@@ -14,55 +14,34 @@ of a wrong type, and each number NaN.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_models import TINY_TRACES, make_plan
+from artifact_support import built_artifact, signed
 from typer.testing import CliRunner
 
 from kvsl.cli import app
 from kvsl.engine.artifact import (
-    CHECKSUM_KEY,
-    FORMAT_KEY,
-    MANIFEST_KEY,
     load_artifact,
     plan_of_artifact,
     recorded_coefficients,
-    save_artifact,
     tensors_sha256,
 )
-from kvsl.engine.extract import extract_vectors
 from kvsl.lang.diagnostics import KvslError
 
 
 @pytest.fixture(scope="module")
 def built(tiny_loaded_llama, tmp_path_factory) -> tuple[dict[str, Any], dict[str, Any]]:
     """(manifest, tensors) of a real artifact of the tiny Llama."""
-    from safetensors import safe_open
-
-    folder = tmp_path_factory.mktemp("tamper")
-    traces = folder / "traces.jsonl"
-    traces.write_text("".join(json.dumps(t) + "\n" for t in TINY_TRACES), encoding="utf-8")
-    vectors = extract_vectors(tiny_loaded_llama, make_plan(traces, pairs=3), progress=False)
-    path = save_artifact(vectors, folder / "a.safetensors")
-    with safe_open(str(path), framework="pt") as handle:
-        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (not a dict)
-        return json.loads(handle.metadata()[MANIFEST_KEY]), tensors
+    manifest, tensors, _ = built_artifact(tiny_loaded_llama, tmp_path_factory.mktemp("tamper"), 3)
+    return manifest, tensors
 
 
 def _resigned(path: Path, manifest: dict[str, Any], tensors: dict[str, Any]) -> Path:
     """The artifact with `manifest`, its checksums recomputed as a determined editor would."""
-    from safetensors.torch import save_file
-
-    from kvsl.base.hashing import text_sha256
-
-    text = json.dumps({**manifest, "tensors_sha256": tensors_sha256(tensors)})
-    save_file(tensors, str(path), metadata={FORMAT_KEY: "1", MANIFEST_KEY: text,
-                                            CHECKSUM_KEY: text_sha256(text)})  # fmt: skip
-    return path
+    return signed(path, {**manifest, "tensors_sha256": tensors_sha256(tensors)}, tensors)
 
 
 def _edited(manifest: dict[str, Any], where: tuple[str, ...], value: Any) -> dict[str, Any]:
