@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -45,3 +47,24 @@ def write_spec(directory: Path, text: str = VALID, name: str = "tiny.kvs") -> Pa
     path = directory / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def check_in_a_fresh_process(
+    target: str, *, stdin: str | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Run `kvsl check TARGET` through `main()` in a new interpreter; the last line of its
+    stdout reads `HEAVY [<heavy modules it imported>] <exit code>` (`kvsl check` must
+    import none)."""
+    script = (
+        "import sys\n"
+        f"sys.argv = ['kvsl', 'check', {target!r}]\n"
+        "from kvsl.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'openai', 'typer', 'pydantic', 'rich', 'lark')"
+        " if m in sys.modules)\n"
+        "print('HEAVY', heavy, code)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], input=stdin, capture_output=True, text=True, cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}, check=False, timeout=120,
+    )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from lang_support import ROOT, VALID, write_spec
+from lang_support import ROOT, VALID, check_in_a_fresh_process, write_spec
 from typer.testing import CliRunner
 
 from kvsl.cli import app
@@ -220,19 +219,7 @@ def test_check_does_not_import_heavy_modules(tmp_path: Path) -> None:
     write_spec(tmp_path, VALID.replace(
         "  contrast {", '  teacher {\n    model = "m"\n    template = """{{ question }}"""\n  }\n  contrast {'
     ))
-    script = (
-        "import sys\n"
-        f"sys.argv = ['kvsl', 'check', {str(tmp_path)!r}]\n"
-        "from kvsl.cli import main\n"
-        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
-        "heavy = sorted(m for m in ('torch', 'transformers', 'openai', 'typer', 'pydantic', 'rich', 'lark')"
-        " if m in sys.modules)\n"
-        "print('HEAVY', heavy, code)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
-        env={**os.environ, "NO_COLOR": "1"}, check=False, timeout=120,
-    )
+    done = check_in_a_fresh_process(str(tmp_path))
     assert "HEAVY [] 0" in done.stdout, done.stdout + done.stderr
 
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from lang_support import ROOT, TRACE, VALID, write_spec
+from lang_support import ROOT, TRACE, VALID, check_in_a_fresh_process, write_spec
 from typer.testing import CliRunner
 
 from kvsl.cli import app
@@ -120,19 +120,7 @@ def test_fast_path_reads_stdin_like_typer(monkeypatch: pytest.MonkeyPatch, capsy
 
 def test_a_real_pipe_through_main_imports_nothing_heavy() -> None:
     """`git show :x.kvs | kvsl check -`: the fast path of `main()`, with a real pipe."""
-    script = (
-        "import sys\n"
-        "sys.argv = ['kvsl', 'check', '-']\n"
-        "from kvsl.cli import main\n"
-        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
-        "heavy = sorted(m for m in ('torch', 'transformers', 'openai', 'typer', 'pydantic', 'rich', 'lark')"
-        " if m in sys.modules)\n"
-        "print('HEAVY', heavy, code)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], input=BROKEN, capture_output=True, text=True,
-        env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}, check=False, timeout=120,
-    )
+    done = check_in_a_fresh_process("-", stdin=BROKEN)
     assert "HEAVY [] 1" in done.stdout, done.stdout + done.stderr
     assert " --> <stdin>:5:5" in done.stdout and "Traceback" not in done.stderr
 
