@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import tiny_models as tiny
 import torch
+from tune_support import DEV, write_spec
 
 from kvsl.engine.distributed import DistEnv, all_gather, all_reduce_sum, dist_env, shard
 from kvsl.eval.results_cache import ResultsCache, shard_paths
@@ -257,33 +258,6 @@ def test_one_process_commands_refuse_a_launcher_before_anything_loads(args, tmp_
 
 # --- tune and CAA under torchrun -------------------------------------------------------------
 
-TUNE_SPEC = """style "step-by-step" {{
-  description = "tiny"
-  model = "{model}"
-
-  contrast {{
-    traces = "traces.jsonl"
-    pairs = 3
-    shots = 1
-  }}
-
-  steer {{
-    layers = [1..]
-    value = 6
-  }}
-}}
-"""
-TUNE_DEV = REPO / "tests" / "tune" / "fixtures" / "dev.jsonl"
-
-
-def _tune_folder(root: Path, model_dir: Path) -> Path:
-    root.mkdir()
-    (root / "traces.jsonl").write_text(
-        "".join(json.dumps(t) + "\n" for t in tiny.TINY_TRACES[:6]), encoding="utf-8"
-    )
-    (root / "tiny.kvs").write_text(TUNE_SPEC.format(model=model_dir), encoding="utf-8")
-    return root
-
 
 def _answers(path: Path) -> dict[str, dict[str, object]]:
     """The per-example cache by key, without the wall time of each answer, and with the
@@ -306,12 +280,12 @@ def _answers(path: Path) -> dict[str, dict[str, object]]:
 def test_two_process_tune_equals_one_process(tmp_path, model_dir):
     """Each folder builds its own vectors (so the two-process build is sharded too) and
     `--write`s its own copy of the spec."""
-    args = ["tune", "tiny.kvs", "--dev", str(TUNE_DEV), "--values", "0,4"]
+    args = ["tune", "tiny.kvs", "--dev", str(DEV), "--values", "0,4"]
     args += ["--repetition-penalties", "1,1.3", "--max-new-tokens", "4", "--batch-size", "2"]
     # `--start-questions`, not `--start`: torchrun's parser takes `--start` for an ambiguous
     # prefix of its own `--start-method` and stops.
     args += ["--start-questions", "2", "--device", "cpu", "--write", "--json", "--out", "out"]
-    one_dir, two_dir = (_tune_folder(tmp_path / name, model_dir) for name in ("one", "two"))
+    one_dir, two_dir = (write_spec(tmp_path / name, model_dir).parent for name in ("one", "two"))
     one = json.loads(_kvsl(args, 1, one_dir).stdout)
     two_run = _kvsl(args, 2, two_dir)
     two = json.loads(two_run.stdout)  # one JSON document: rank 0 alone prints

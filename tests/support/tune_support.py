@@ -1,4 +1,5 @@
-"""The tiny tuning setup the tune tests share (importable by name: conftest modules are not)."""
+"""The tiny tuning setup the tune tests share, and the distributed tune test (importable by
+name from tests/support: conftest modules are not)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from tiny_models import TINY_TRACES, make_tiny_model
 
-DEV = Path(__file__).parent / "fixtures" / "dev.jsonl"
+DEV = Path(__file__).resolve().parents[1] / "tune" / "fixtures" / "dev.jsonl"
 # A user's spec with comments (which `--write` must keep), for the tiny model at {model}.
 COMMENTED = """# My style: numbered steps.
 style "step-by-step" {{
