@@ -25,6 +25,7 @@ variables (and refusing) costs no torch import.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -134,7 +135,23 @@ def init_distributed(device: str | None = None) -> DistEnv:
             dist.init_process_group(backend=backend)
         except (RuntimeError, ValueError) as err:
             raise _env_error(f"could not join the process group ({backend}): {err}") from None
+        atexit.register(leave_group)
     return env
+
+
+def leave_group() -> None:
+    """Destroy the process group, if this process joined one (run at exit).
+
+    Left to the interpreter's teardown, gloo's threads can be destroyed while still
+    joinable, and the process then aborts ("terminate called without an active exception",
+    SIGABRT) after its work is done: a rank that finishes before rank 0 writes its
+    report failed a whole torchrun run that way. No barrier first: on an error exit the
+    other ranks may be inside a different collective, and a barrier would wait for them.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def local_device(device: str | None, env: DistEnv | None = None) -> str | None:

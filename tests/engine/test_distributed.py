@@ -65,6 +65,32 @@ def test_one_process_needs_no_process_group(monkeypatch):
     assert not torch.distributed.is_initialized()
 
 
+def test_a_joined_group_is_left_at_exit(monkeypatch):
+    """Joining registers `leave_group` with atexit, and it destroys the group: gloo left to
+    the interpreter's teardown can abort a rank whose work is done (SIGABRT)."""
+    import kvsl.engine.distributed as distributed
+
+    dist = torch.distributed
+    registered = []
+    monkeypatch.setattr(distributed.atexit, "register", registered.append)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "1")
+    # A group of one over an in-memory store stands in for the launcher's rendezvous.
+    real = dist.init_process_group
+    monkeypatch.setattr(
+        dist,
+        "init_process_group",
+        lambda backend: real(backend, store=dist.HashStore(), rank=0, world_size=1),
+    )
+    distributed.init_distributed()
+    assert dist.is_initialized() and registered == [distributed.leave_group]
+    distributed.leave_group()
+    assert not dist.is_initialized()
+    distributed.leave_group()  # twice (an explicit leave, then atexit): no error
+
+
 def test_the_deal_goes_on_across_lists(monkeypatch):
     """Rank 1 of 2: its share of each list, the round-robin continuing from `offset`, so
     lists of one item each (one batch per method) alternate between the ranks."""
