@@ -149,6 +149,17 @@ TEACHER_CODES: tuple[Code, ...] = (
         "$ kvsl teach spec.kvs --base-url http://127.0.0.1:8000/v1   # vLLM's default port",
     ),
     Code(
+        "KVS529",
+        "the environment names a proxy that cannot be used",
+        Severity.ERROR,
+        "`kvsl teach` reaches the teacher through the proxy that HTTPS_PROXY, HTTP_PROXY or "
+        "ALL_PROXY names (NO_PROXY's hosts directly), as curl and pip do. The URL there has "
+        "a scheme the HTTP client cannot use, or is not a URL. Nothing was sent; fix or unset "
+        "the variable.",
+        "$ HTTPS_PROXY=ftp://proxy.corp:21 kvsl teach spec.kvs",
+        "$ HTTPS_PROXY=http://proxy.corp:3128 kvsl teach spec.kvs",
+    ),
+    Code(
         "KVS534",
         "teacher server redirects without end",
         Severity.ERROR,

@@ -176,14 +176,35 @@ def make_client(endpoint: Endpoint, *, max_retries: int, timeout: float) -> Asyn
     """
     from openai import AsyncOpenAI
 
-    from kvsl.teacher.transport import bounded_http_client
+    from kvsl.teacher.transport import HTTP, bounded_http_client
 
+    try:
+        http_client = bounded_http_client(seconds=timeout)
+    except (ValueError, ImportError, HTTP.InvalidURL) as err:
+        raise _proxy_error(err) from None
     return AsyncOpenAI(
         api_key=endpoint.key,
         base_url=endpoint.base_url,
         max_retries=max_retries,
         timeout=timeout,
-        http_client=bounded_http_client(seconds=timeout),
+        http_client=http_client,
+    )
+
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+
+
+def _proxy_error(err: Exception) -> KvslError:
+    """KVS529: a proxy URL in the environment the HTTP library refuses (the URL's password,
+    if any, is already masked in the library's message)."""
+    named = [name for name in PROXY_VARIABLES if os.environ.get(name)]
+    return KvslError.one(
+        "KVS529",
+        f"the proxy named by {' / '.join(named) or 'the environment'} cannot be used: {err}",
+        Span.whole_file("<environment>"),
+        help="a proxy URL is http://HOST:PORT (or https://, or socks5:// with "
+        "`pip install httpx[socks]`); unset the variable to reach the teacher directly",
+        exit_code=ExitCode.ENVIRONMENT,
     )
 
 

@@ -108,10 +108,32 @@ class BoundedTransport(HTTP.AsyncBaseTransport):  # type: ignore[misc]
 
 def bounded_http_client(*, seconds: float, max_bytes: int = MAX_REPLY_BYTES) -> Any:
     """openai's default async HTTP client (its limits, redirects), sending through
-    `BoundedTransport`."""
+    `BoundedTransport`, directly or through the proxy the environment names.
+
+    A client given its own transport ignores HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY,
+    so a teacher behind a proxy could not be reached at all: each proxy the HTTP library
+    reads from the environment is mounted here as a bounded transport of its own (NO_PROXY's
+    hosts map to None: the direct, bounded transport). ValueError: a proxy URL the HTTP
+    library refuses.
+    """
+
+    def bounded(inner: Any) -> BoundedTransport:
+        return BoundedTransport(inner, seconds=seconds, max_bytes=max_bytes)
+
+    mounts = {
+        pattern: None if url is None else bounded(HTTP.AsyncHTTPTransport(proxy=url))
+        for pattern, url in environment_proxies().items()
+    }
     return openai.DefaultAsyncHttpxClient(
-        transport=BoundedTransport(HTTP.AsyncHTTPTransport(), seconds=seconds, max_bytes=max_bytes)
+        transport=bounded(HTTP.AsyncHTTPTransport()), mounts=mounts
     )
+
+
+def environment_proxies() -> dict[str, str | None]:
+    """The proxies the environment names, as the HTTP library itself reads them: URL
+    patterns ("https://", "all://*example.com") to a proxy URL, or None for NO_PROXY's hosts."""
+    utils = importlib.import_module(f"{HTTP.__name__}._utils")
+    return dict(utils.get_environment_proxies())
 
 
 def _too_slow(request: Any) -> Exception:

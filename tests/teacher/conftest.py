@@ -42,6 +42,10 @@ def _clean_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # The developer's own key or base URL must never leak into (or steer) a test.
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    # Nor a proxy: the client honours them, and the stubs listen on 127.0.0.1.
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
 
 
 @pytest.fixture

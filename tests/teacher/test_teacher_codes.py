@@ -11,8 +11,8 @@ from kvsl.lang.codes import CODES
 TEACHER_RUN_CODES = [code for code in CODES if "KVS510" <= code <= "KVS518"]
 # Trace files and `kvsl traces import` (KVS519-KVS524).
 TRACE_FILE_CODES = [code for code in CODES if "KVS519" <= code <= "KVS524"]
-# Hostile teacher servers (KVS534-KVS539).
-HOSTILE_SERVER_CODES = [code for code in CODES if "KVS534" <= code <= "KVS539"]
+# Hostile teacher servers (KVS534-KVS539) and the environment's proxy (KVS529).
+HOSTILE_SERVER_CODES = [code for code in CODES if "KVS534" <= code <= "KVS539" or code == "KVS529"]
 TESTS = "".join(p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("test_*.py")
                 if p.name != Path(__file__).name)
 
