@@ -442,3 +442,58 @@ def test_system_prompt_and_prefix_reach_prompts_vectors_and_steering(case):
         batch_size=3,
     )
     assert texts == [_text(tokenizer, ids) for ids in expected_ids]
+
+
+SHIPPED_TRACES = Path(__file__).resolve().parents[2] / "specs" / "traces" / "step_by_step.jsonl"
+
+
+@pytest.mark.embedded
+def test_embedded_model_equals_the_reference(tmp_path):
+    """SmolLM2-135M: 3 pairs x 2 shots of the shipped step-by-step traces, vectors in
+    batches of 2 against the reference's, then one steered answer (the shipped spec's
+    value 5 on layers 1.., repetition penalty 1.1) token for token."""
+    from kvsl.engine.models import embedded_gguf_path, load_model
+    from kvsl.lang import load_plan
+    from kvsl.lang.diagnostics import KvslError
+
+    try:
+        embedded_gguf_path("smollm2-135m")
+    except KvslError as err:
+        pytest.skip(str(err))
+    spec = tmp_path / "embedded.kvs"
+    spec.write_text(
+        _spec_text(Path("unused"), batch_size=2)
+        .replace('model = "unused"', 'model = "smollm2-135m"')
+        .replace('"traces.jsonl"', json.dumps(str(SHIPPED_TRACES)))
+        .replace(f"pairs = {PAIRS}", "pairs = 3")
+        .replace("value = 6", "value = 5"),
+        encoding="utf-8",
+    )
+    plan = load_plan(spec)
+    loaded = load_model(plan.model)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    pairs = build_contrast_pairs(plan)
+    expected_pairs = [_reference_pair(tokenizer, pair) for pair in pairs]
+    assert [
+        (list(t.positive), list(t.negative)) for t in tokenize_pairs(pairs, tokenizer)
+    ] == expected_pairs
+    vectors = extract_vectors(loaded, plan, progress=False)
+    expected_keys, expected_values = ref.extract(model, expected_pairs)
+    keys, values = _stacked(vectors)
+    # fp32 sums over ~350-token prompts of a 576-wide model: keys reach |12|
+    torch.testing.assert_close(keys, expected_keys, atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(values, expected_values, atol=1e-5, rtol=1e-6)
+
+    prompt = "Which gas do plants absorb from the air? A: oxygen B: nitrogen C: carbon dioxide"
+    prompt_ids = ref.chat_prompt_ids(tokenizer, _user(prompt))
+    offset = ref.offset_id(tokenizer)
+    coefficients = {layer: (0.0, 5.0) for layer in range(1, vectors.num_layers)}
+    expected = ref.steered_greedy(
+        model, prompt_ids, offset, keys, values, coefficients, 20, repetition_penalty=1.1
+    )
+    [text] = kvsl.generate(
+        model, tokenizer, prompt, vectors, max_new_tokens=20, repetition_penalty=1.1
+    )  # the spec's own coefficients, recorded with the vectors
+    assert text == _text(tokenizer, expected)
+    plain = ref.plain_greedy(model, [*prompt_ids, offset], 20, repetition_penalty=1.1)
+    assert expected != plain
