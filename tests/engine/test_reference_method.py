@@ -1,20 +1,24 @@
 """kvsl against an independent reference implementation of the method.
 
-The reference (tests/support/reference_steering.py) builds contrast prompts, extracts and steers one prompt at a time with plain
-transformers (a `DynamicCache` edited by hand, a hand-written greedy loop). On tiny random
-models of several architectures (3 layers, GQA, fp32, the word tokenizer so that a text
-names its tokens one for one), kvsl must give:
+The reference (tests/support/reference_steering.py) builds contrast prompts, extracts and
+steers one prompt at a time with plain transformers (a `DynamicCache` edited by hand, a
+hand-written greedy loop). On tiny random models of six architectures (Llama, Qwen2,
+Mistral with a sliding window, Gemma, Gemma 2 hybrid, Phi-3; 3 layers, GQA, fp32, the word
+tokenizer so that a text names its tokens one for one), kvsl must give:
 
-- the same positive / negative prompt ids for each of its contrast pairs, and the same
-  steering input `T + [o]`;
+- the same positive / negative prompt ids for each of its contrast pairs (with and without
+  a system prompt and a prefix), and the same steering input `T + [o]`;
 - the same vectors (<= 1e-5), from `kvsl build` and from the Python API, one pair at a time
-  and in left-padded batches whose size does not divide N;
+  and in left-padded batches whose size does not divide N, with and without prefix sharing;
 - the same steered greedy tokens, from the Python API (kept-full batches of prompts of
-  different lengths), from the engine's static left-padded batch and from `kvsl run`, for
-  c_v > 0, c_k > 0, a layer subset, and coefficient 0 (= plain generation from `T + [o]`).
+  different lengths, rows leaving early at a stop string), the engine's static left-padded
+  batch, `kvsl.steered` around the caller's own `generate`, and `kvsl run`, for c_v > 0,
+  c_k > 0, a layer subset, a repetition penalty, and coefficient 0 (= plain generation
+  from `T + [o]`).
 
 kvsl's pair *selection* (which traces are targets and demos, seeded) is its own convention:
 the reference takes kvsl's choice and builds everything from the traces' text itself.
+The embedded SmolLM2-135M test (marked `embedded`) does the same on the shipped traces.
 """
 
 from __future__ import annotations
@@ -83,8 +87,13 @@ WORD_TRACES = [
     )
 ]
 PAIRS, SHOTS = 5, 2  # N = 5: no batch size below tried divides it
-# Prompts of different lengths, all longer than WINDOW once templated.
-PROMPTS = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9 w70 w71", "w72 w73"]
+# Prompts of different lengths (templated: 3 tokens + the words), two longer than WINDOW.
+PROMPTS = [
+    "w1 w2 w3 w4 w5 w6 w7 w8",
+    "w9",
+    "w70 w71 w72 w73 w74 w75 w76 w77 w78 w79 w80 w81",
+    "w82 w83 w84",
+]
 MAX_NEW = 8
 
 
@@ -311,6 +320,58 @@ def test_steered_generations_equal_the_reference_token_for_token(case, name):
         edit=edit,
     )
     assert [list(r) for r in rows] == expected
+    # `kvsl.steered` around the caller's own `model.generate` (left-padded T + [o])
+    inputs = kvsl.steering_inputs(loaded.tokenizer, PROMPTS, vectors)
+    with kvsl.steered(loaded.model, vectors, coefficients, tokenizer=loaded.tokenizer):
+        out = loaded.model.generate(
+            **inputs, max_new_tokens=MAX_NEW, do_sample=False, pad_token_id=PAD_ID
+        )
+    new_tokens = out[:, inputs["input_ids"].shape[1] :].tolist()
+    assert [row[: len(ids)] for row, ids in zip(new_tokens, expected, strict=True)] == expected
+
+
+def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(case):
+    """A stop string ends some rows after a few tokens: in `kvsl.generate`'s kept-full
+    batches the next prompt joins while the others go on, and every text is still the
+    reference's, cut before the stop string."""
+    loaded: LoadedModel = case["loaded"]
+    vectors = random_vectors(kv_geometry(loaded.model), seed=7, scale=2.0)
+    coefficients = COEFFICIENTS["value"]
+    prompts = PROMPTS + [f"{p} w100" for p in PROMPTS]
+    keys, values = _stacked(vectors)
+    offset = ref.offset_id(loaded.tokenizer)
+    full = [
+        _text(
+            loaded.tokenizer,
+            ref.steered_greedy(
+                loaded.model,
+                ref.chat_prompt_ids(loaded.tokenizer, _user(p)),
+                offset,
+                keys,
+                values,
+                coefficients,
+                2 * MAX_NEW,
+            ),
+        )
+        for p in prompts
+    ]
+    # the stop: a word some rows generate early, others late or never
+    words = [w for text in full for w in text.split()[1:]]
+    stop = max(
+        set(words), key=lambda w: (sum(w in text for text in full) < len(full), words.count(w))
+    )
+    assert any(stop not in text for text in full) and any(stop in text for text in full)
+    texts = kvsl.generate(
+        loaded.model,
+        loaded.tokenizer,
+        prompts,
+        vectors,
+        coefficients=coefficients,
+        max_new_tokens=2 * MAX_NEW,
+        batch_size=3,
+        stop=[stop],
+    )
+    assert texts == [text.split(stop)[0] for text in full]
 
 
 def test_repetition_penalty_counts_the_prompt_as_the_reference_does(case):

@@ -98,7 +98,7 @@ def _cache_kwarg(model: Any) -> str:
     return "cache" if "cache" in names else "past_key_values"
 
 
-def _prefill(model: Any, ids: Sequence[int]) -> tuple[DynamicCache, torch.Tensor]:
+def _prefill(model: Any, ids: Sequence[int]) -> tuple[Any, torch.Tensor]:
     """Run `ids` (one row) into a fresh cache; the cache and the last position's logits."""
     cache = DynamicCache(config=model.config)
     with torch.no_grad():
@@ -106,12 +106,20 @@ def _prefill(model: Any, ids: Sequence[int]) -> tuple[DynamicCache, torch.Tensor
     return cache, out.logits[0, -1]
 
 
+def _layer_kv(cache: Any, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One layer's cached keys and values: (batch, kv_heads, seq, head_dim) each."""
+    entry = cache.layers[layer]
+    return entry.keys, entry.values
+
+
 def last_position_kv(model: Any, ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Keys and values cached at the last position of `ids`: (layers, kv_heads, head_dim)."""
     cache, _ = _prefill(model, ids)
-    keys = torch.stack([layer.keys[0, :, -1, :] for layer in cache.layers])
-    values = torch.stack([layer.values[0, :, -1, :] for layer in cache.layers])
-    return keys, values
+    layers = [_layer_kv(cache, i) for i in range(len(cache.layers))]
+    return (
+        torch.stack([keys[0, :, -1, :] for keys, _ in layers]),
+        torch.stack([values[0, :, -1, :] for _, values in layers]),
+    )
 
 
 def extract(
@@ -140,7 +148,7 @@ def _eos_ids(model: Any) -> set[int]:
 
 def _greedy(
     model: Any,
-    cache: DynamicCache,
+    cache: Any,
     logits: torch.Tensor,
     seen: list[int],
     max_new_tokens: int,
@@ -198,10 +206,10 @@ def steered_greedy(
     """
     cache, _ = _prefill(model, prompt)
     for layer, (c_k, c_v) in coefficients.items():
-        cached = cache.layers[layer]
+        cached_keys, cached_values = _layer_kv(cache, layer)
         # (batch=1, kv_heads, seq, head_dim): the last position of T in this layer
-        cached.keys[0, :, -1, :] += (c_k * keys[layer].float()).to(cached.keys.dtype)
-        cached.values[0, :, -1, :] += (c_v * values[layer].float()).to(cached.values.dtype)
+        cached_keys[0, :, -1, :] += (c_k * keys[layer].float()).to(cached_keys.dtype)
+        cached_values[0, :, -1, :] += (c_v * values[layer].float()).to(cached_values.dtype)
     with torch.no_grad():
         out = model(torch.tensor([[offset]]), use_cache=True, **{_cache_kwarg(model): cache})
     seen = [*prompt, offset]
