@@ -119,6 +119,10 @@ def _model(arch: str) -> Any:
     return AutoModelForCausalLM.from_config(config).eval()
 
 
+# The CLI in fp32 on the CPU, as the reference runs (`auto` picks bf16 on AMX CPUs and a GPU).
+ON_THIS_CPU = ["--device", "cpu", "--precision", "fp32", "--threads", 1]
+
+
 def _cli(*args: Any) -> Any:
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
@@ -133,7 +137,7 @@ def _spec_text(model_dir: Path, batch_size: int, system_prompt: str = "", prefix
         f'  model = "{model_dir}"\n'
         f'  contrast {{\n    traces = "traces.jsonl"\n    pairs = {PAIRS}\n'
         f"    shots = {SHOTS}\n    select = random\n    seed = 0\n{system}  }}\n"
-        f"  extract {{\n    batch_size = {batch_size}\n{prefixed}  }}\n"
+        f"  extract {{\n    batch_size = {batch_size}\n    precision = fp32\n{prefixed}  }}\n"
         "  steer {\n    layers = [1..]\n    key = 0\n    value = 6\n  }\n"
         f"  generate {{\n    max_new_tokens = {MAX_NEW}\n    mode = greedy\n  }}\n}}\n"
     )
@@ -158,7 +162,7 @@ def case(request, tmp_path_factory) -> dict[str, Any]:
     # transformers gives a Qwen2 directory its own tokenizer class, which drops the word
     # tokenizer's pre-tokenizer: the CLI (which loads the directory) is tested on the others
     if _round_trips(root / "model", tokenizer):
-        _cli("build", spec, "--quiet", "--threads", 1)
+        _cli("build", spec, "--quiet", *ON_THIS_CPU)
         [artifact] = (root / ".kvsl" / "artifacts").glob("*.safetensors")
     return {"arch": arch, "spec": spec, "artifact": artifact, "plan": plan, "loaded": loaded}
 
@@ -414,7 +418,7 @@ def test_repetition_penalty_counts_the_prompt_as_the_reference_does(case):
     ("flags", "coefficients"),
     [
         (["--value", "300"], {1: (0.0, 300.0), 2: (0.0, 300.0)}),
-        (["--key", "200", "--value", "0", "--layers", "2"], {2: (200.0, 0.0)}),
+        (["--key", "200", "--value", "0", "--layers=-1"], {2: (200.0, 0.0)}),
         (["--value", "0"], {1: (0.0, 0.0), 2: (0.0, 0.0)}),
     ],
 )
@@ -434,17 +438,21 @@ def test_kvsl_run_equals_the_reference(case, flags, coefficients):
         "json",
         "--batch-size",
         3,
-        "--threads",
-        1,
+        *ON_THIS_CPU,
     )
     records = json.loads(result.stdout)["results"]
     expected = _reference_generations(loaded, load_artifact(artifact), coefficients)
     assert [r["steered"] for r in records] == [_text(loaded.tokenizer, ids) for ids in expected]
-    plain = [r["plain"] for r in records]
-    if all(c == (0.0, 0.0) for c in coefficients.values()):
-        assert plain == [r["steered"] for r in records]
-    else:
-        assert plain != [r["steered"] for r in records]
+    # `--compare`'s plain column: T + [o] without the edit, in the same batches
+    offset = ref.offset_id(loaded.tokenizer)
+    plain = [
+        ref.plain_greedy(
+            loaded.model, [*ref.chat_prompt_ids(loaded.tokenizer, _user(p)), offset], MAX_NEW
+        )
+        for p in PROMPTS
+    ]
+    assert [r["plain"] for r in records] == [_text(loaded.tokenizer, ids) for ids in plain]
+    assert (expected == plain) == all(c == (0.0, 0.0) for c in coefficients.values())
 
 
 def test_system_prompt_and_prefix_reach_prompts_vectors_and_steering(case):
@@ -531,7 +539,7 @@ def test_embedded_model_equals_the_reference(tmp_path):
         encoding="utf-8",
     )
     plan = load_plan(spec)
-    loaded = load_model(plan.model)
+    loaded = load_model(plan.model, device="cpu")
     model, tokenizer = loaded.model, loaded.tokenizer
     pairs = build_contrast_pairs(plan)
     expected_pairs = [_reference_pair(tokenizer, pair) for pair in pairs]

@@ -98,11 +98,16 @@ def _cache_kwarg(model: Any) -> str:
     return "cache" if "cache" in names else "past_key_values"
 
 
+def _row(model: Any, ids: Sequence[int]) -> torch.Tensor:
+    """One row of input ids on the model's device: (1, seq)."""
+    return torch.tensor([list(ids)], device=model.device)
+
+
 def _prefill(model: Any, ids: Sequence[int]) -> tuple[Any, torch.Tensor]:
     """Run `ids` (one row) into a fresh cache; the cache and the last position's logits."""
     cache = DynamicCache(config=model.config)
     with torch.no_grad():
-        out = model(torch.tensor([list(ids)]), use_cache=True, **{_cache_kwarg(model): cache})
+        out = model(_row(model, ids), use_cache=True, **{_cache_kwarg(model): cache})
     return cache, out.logits[0, -1]
 
 
@@ -136,7 +141,7 @@ def extract(
         neg_k, neg_v = last_position_kv(model, negative)
         key_diffs.append((pos_k - neg_k).float())
         value_diffs.append((pos_v - neg_v).float())
-    return torch.stack(key_diffs).mean(0), torch.stack(value_diffs).mean(0)
+    return torch.stack(key_diffs).mean(0).cpu(), torch.stack(value_diffs).mean(0).cpu()
 
 
 def _eos_ids(model: Any) -> set[int]:
@@ -164,7 +169,7 @@ def _greedy(
     for _ in range(max_new_tokens):
         scores = logits.float()
         if repetition_penalty != 1.0:
-            ids = torch.tensor(sorted(set(seen + out)))
+            ids = torch.tensor(sorted(set(seen + out)), device=scores.device)
             picked = scores[ids]
             scores = scores.clone()
             scores[ids] = torch.where(
@@ -175,7 +180,7 @@ def _greedy(
         if token in eos or len(out) == max_new_tokens:
             break
         with torch.no_grad():
-            step = model(torch.tensor([[token]]), use_cache=True, **{_cache_kwarg(model): cache})
+            step = model(_row(model, [token]), use_cache=True, **{_cache_kwarg(model): cache})
         logits = step.logits[0, -1]
     return out
 
@@ -208,9 +213,10 @@ def steered_greedy(
     for layer, (c_k, c_v) in coefficients.items():
         cached_keys, cached_values = _layer_kv(cache, layer)
         # (batch=1, kv_heads, seq, head_dim): the last position of T in this layer
-        cached_keys[0, :, -1, :] += (c_k * keys[layer].float()).to(cached_keys.dtype)
-        cached_values[0, :, -1, :] += (c_v * values[layer].float()).to(cached_values.dtype)
+        for cached, vector, c in ((cached_keys, keys, c_k), (cached_values, values, c_v)):
+            delta = c * vector[layer].float()  # (kv_heads, head_dim), in float32
+            cached[0, :, -1, :] += delta.to(device=cached.device, dtype=cached.dtype)
     with torch.no_grad():
-        out = model(torch.tensor([[offset]]), use_cache=True, **{_cache_kwarg(model): cache})
+        out = model(_row(model, [offset]), use_cache=True, **{_cache_kwarg(model): cache})
     seen = [*prompt, offset]
     return _greedy(model, cache, out.logits[0, -1], seen, max_new_tokens, repetition_penalty)
