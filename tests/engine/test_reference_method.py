@@ -24,6 +24,7 @@ The embedded SmolLM2-135M test (marked `embedded`) does the same on the shipped 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,11 @@ from tiny_models import (
     BOS_ID,
     EOS_ID,
     PAD_ID,
+    TINY_TRACES,
     WORD_LAYERS,
     WORDS,
+    byte_tokenizer,
+    make_plan,
     random_vectors,
     tiny_model,
     word_tokenizer,
@@ -227,6 +231,31 @@ def test_contrast_prompts_are_the_chat_template_of_k_demos_and_the_question(case
     )
     expected = [*ref.chat_prompt_ids(tokenizer, _user(PROMPTS[0])), ref.offset_id(tokenizer)]
     assert inputs["input_ids"][0].tolist() == expected
+
+
+# Byte-level traces whose text the word tokenizer would blur: punctuation, spaces, a
+# multi-line step, an answer that already ends with a period, a system prompt.
+BYTE_TRACES = [
+    *TINY_TRACES,
+    {"id": "e1", "question": "Half of 7?", "steps": ["7 / 2 = 3.5."], "answer": "3.5."},
+    {"id": "e2", "question": " Spaces? ", "steps": ["One.\nTwo, on a new line."], "answer": " B "},
+]
+
+
+def test_contrast_prompts_byte_for_byte(tmp_path):
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text("".join(json.dumps(t) + "\n" for t in BYTE_TRACES), encoding="utf-8")
+    plan = make_plan(traces, pairs=len(BYTE_TRACES), shots=3, seed=2)
+    plan = replace(plan, contrast=replace(plan.contrast, system_prompt="Be brief."))
+    tokenizer = byte_tokenizer()
+    pairs = build_contrast_pairs(plan)
+    for pair, tokenized in zip(pairs, tokenize_pairs(pairs, tokenizer), strict=True):
+        demos = [{"question": d.question, "steps": d.steps, "answer": d.answer} for d in pair.demos]
+        positive, negative = ref.contrast_messages(pair.target.question, demos, "Be brief.")
+        assert list(tokenized.positive) == ref.chat_prompt_ids(tokenizer, positive)
+        assert list(tokenized.negative) == ref.chat_prompt_ids(tokenizer, negative)
+    texts = {tokenizer.decode(t.positive) for t in tokenize_pairs(pairs, tokenizer)}
+    assert any("The answer is 3.5.<|im_end|>" in text for text in texts)
 
 
 def test_built_vectors_equal_the_reference_mean_differences(case):

@@ -38,12 +38,13 @@ Messages = list[dict[str, str]]
 
 
 def answer_sentence(answer: str) -> str:
-    """The negative demo: "The answer is X." (one final period, whatever the answer ends in).
+    """The negative demo: "The answer is X.", with no second period after one the answer has.
 
-    >>> answer_sentence("3.5.")
-    'The answer is 3.5.'
+    >>> answer_sentence("3.5."), answer_sentence(" B ")
+    ('The answer is 3.5.', 'The answer is B.')
     """
-    return f"The answer is {answer.strip().rstrip('.')}."
+    answer = answer.strip()
+    return f"The answer is {answer}" if answer.endswith(".") else f"The answer is {answer}."
 
 
 def demo_answers(trace: Mapping[str, Any]) -> tuple[str, str]:
