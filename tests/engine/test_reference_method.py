@@ -280,11 +280,11 @@ def _user(prompt: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}]
 
 
-# (c_k, c_v) per steered layer: c_v > 0 on [1..], c_k > 0 too, a subset, and zero.
+# (c_k, c_v) per steered layer: c_v > 0 on [1..], c_k > 0 too, a subset with layer 0, zero.
 COEFFICIENTS = {
     "value": {1: (0.0, 4.0), 2: (0.0, 4.0)},
     "key-and-value": {1: (3.0, 2.0), 2: (3.0, -2.0)},
-    "layer-2-only": {2: (0.0, -6.0)},
+    "layers-0-and-2": {0: (1.0, 3.0), 2: (0.0, -6.0)},
     "zero": {1: (0.0, 0.0), 2: (0.0, 0.0)},
 }
 
@@ -482,6 +482,28 @@ def test_kvsl_run_equals_the_reference(case, flags, coefficients):
     ]
     assert [r["plain"] for r in records] == [_text(loaded.tokenizer, ids) for ids in plain]
     assert (expected == plain) == all(c == (0.0, 0.0) for c in coefficients.values())
+
+
+def test_kvsl_run_spec_applies_its_per_range_coefficients_as_the_reference(case):
+    """`kvsl run SPEC` with the spec's own coefficients: value 300 on [1..], and an
+    `at [-1..-1]` block that sets both coefficients of the last layer."""
+    loaded: LoadedModel = case["loaded"]
+    artifact = _artifact(case)
+    spec = case["spec"].parent / "per-range.kvs"
+    spec.write_text(
+        case["spec"]
+        .read_text(encoding="utf-8")
+        .replace("value = 6\n", "value = 300\n    at [-1..-1] { key = 100  value = -300 }\n"),
+        encoding="utf-8",
+    )
+    prompt_flags = [arg for p in PROMPTS for arg in ("--prompt", p)]
+    result = _cli("run", spec, *prompt_flags, "--format", "json", *ON_THIS_CPU)
+    data = json.loads(result.stdout)
+    assert data["coefficients"] == {"1": [0.0, 300.0], "2": [100.0, -300.0]}
+    coefficients = {1: (0.0, 300.0), 2: (100.0, -300.0)}
+    expected = _reference_generations(loaded, load_artifact(artifact), coefficients)
+    texts = [r["steered"] for r in data["results"]]
+    assert texts == [_text(loaded.tokenizer, ids) for ids in expected]
 
 
 def test_system_prompt_and_prefix_reach_prompts_vectors_and_steering(case):
