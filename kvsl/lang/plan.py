@@ -87,8 +87,9 @@ class ExtractPlan:
     """Where and how vectors are read out of the cache."""
 
     position: Literal["last_token"] = "last_token"
-    # The paper's convention: an offset token is appended to every prompt, so the position
-    # edited at run time (the last prompt token) is the same token as at extraction.
+    # The paper's convention: an offset token is appended to every generation prompt (not to
+    # the contrast prompts), so the position edited at run time (the last prompt token
+    # before it) is the same token as at extraction (the contrast prompt's last token).
     offset_token: str = "\n"
     # The paper's "prefix" variant: text that starts the assistant turn (after the chat
     # template's generation prompt, before the offset token), in extraction and in every

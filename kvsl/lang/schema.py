@@ -81,7 +81,7 @@ BLOCK_KEYS: dict[str, dict[str, KeySpec]] = {
     },
     "extract": {
         "position": KeySpec("choice", "which token is read", POSITIONS),
-        "offset_token": KeySpec("string", "token appended to every prompt (paper: newline)"),
+        "offset_token": KeySpec("string", "appended to each generation prompt (paper: newline)"),
         "prefix": KeySpec("string", "starts the answer in extraction and generation"),
         "precision": KeySpec("choice", "extraction precision", PRECISIONS),
         "batch_size": KeySpec("int", "prompts per forward pass", minimum=1),
