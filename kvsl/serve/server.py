@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import http
+import json
 import signal
 import socket
 import sys
@@ -93,6 +95,9 @@ def head_deadline_protocol(timeout: float) -> type:
     connection waiting for a request head (a new one, or after a response) gets `timeout`
     seconds to send it whole; then it is answered 408 (if it sent anything) and closed.
     The body has its own deadline, in the app (`kvsl.serve.app._read_body`).
+
+    Requests h11 cannot parse (broken framing, a TLS hello on the plain port) are answered
+    400 with an OpenAI error body, as every other refusal is, instead of uvicorn's plain text.
     """
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -132,16 +137,24 @@ def head_deadline_protocol(timeout: float) -> type:
                 return
             started = bool(self.conn.trailing_data[0])
             if started and self.conn.our_state is h11.IDLE:
-                body = b'{"error":{"message":"the request head did not arrive in time",' \
-                       b'"type":"invalid_request_error","param":null,"code":"request_timeout"}}'
-                headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
-                           (b"content-length", str(len(body)).encode())]
-                with contextlib.suppress(h11.LocalProtocolError):
-                    self.transport.write(self.conn.send(h11.Response(
-                        status_code=408, headers=headers, reason=b"Request Timeout")))
-                    self.transport.write(self.conn.send(h11.Data(data=body)))
-                    self.transport.write(self.conn.send(h11.EndOfMessage()))
+                self._send_error(408, "the request head did not arrive in time", "request_timeout")
             self.transport.close()
+
+        def send_400_response(self, msg: str) -> None:  # uvicorn's, for what h11 cannot parse
+            self._send_error(400, "the request is not valid HTTP/1.1", "invalid_http")
+            self.transport.close()
+
+        def _send_error(self, status: int, message: str, code: str) -> None:
+            body = json.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                         "param": None, "code": code}}).encode()
+            headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
+                       (b"content-length", str(len(body)).encode())]
+            reason = http.HTTPStatus(status).phrase.encode()
+            with contextlib.suppress(h11.LocalProtocolError):
+                self.transport.write(self.conn.send(h11.Response(
+                    status_code=status, headers=headers, reason=reason)))
+                self.transport.write(self.conn.send(h11.Data(data=body)))
+                self.transport.write(self.conn.send(h11.EndOfMessage()))
 
     return HeadDeadline
 

@@ -139,7 +139,9 @@ def test_a_chunked_body_past_the_limit_is_refused_without_reading_it_all(server)
 ])
 def test_broken_http_framing_is_a_400_and_the_server_stays_up(server, framing):
     reply, _ = _read_all(_connect(server, framing))
-    assert reply.startswith(b"HTTP/1.1 400") or reply.startswith(b"HTTP/1.1 505")
+    status, error = _status_and_error(reply)  # an OpenAI error body, not uvicorn's plain text
+    assert status == 400 and error["code"] == "invalid_http", reply
+    assert error["type"] == "invalid_request_error" and b"text/plain" not in reply
     _serves(server)
 
 
