@@ -173,19 +173,16 @@ def coefficients(
     key: float | None = None,
     value: float | None = None,
 ) -> dict[int, tuple[float, float]]:
-    """The spec's `{layer: (c_k, c_v)}`, with command-line overrides applied."""
+    """The spec's `{layer: (c_k, c_v)}`, with command-line overrides applied as `kvsl run`
+    and `kvsl serve` apply them (`kvsl.lang.overrides.with_overrides`): `key` / `value` set
+    that coefficient on every steered layer, replacing the spec's per-range `at` values;
+    `layers` replaces the steered layers, inside which the per-range values still apply."""
+    from kvsl.lang.overrides import with_overrides
+
     if ctx.plan is None:
         raise _needs_spec("cache")
-    steer = ctx.plan.steer
-    changes: dict[str, Any] = {}
-    if layers is not None:
-        changes["layers"] = tuple(layers)
-        changes["overrides"] = ()
-    if key is not None:
-        changes["key"] = key
-    if value is not None:
-        changes["value"] = value
-    steer = dataclasses.replace(steer, **changes)
+    spans = tuple(layers) if layers is not None else None
+    steer = with_overrides(ctx.plan, layers=spans, key=key, value=value).steer
     try:
         return steer.coefficients(ctx.num_layers)
     except ValueError as err:
