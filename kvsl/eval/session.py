@@ -182,7 +182,23 @@ def coefficients(
     if ctx.plan is None:
         raise _needs_spec("cache")
     spans = tuple(layers) if layers is not None else None
-    steer = with_overrides(ctx.plan, layers=spans, key=key, value=value).steer
+    return _resolved(ctx, with_overrides(ctx.plan, layers=spans, key=key, value=value).steer)
+
+
+def written_coefficients(
+    ctx: EvalContext, *, layers: Sequence[LayerSpan], key: float, value: float
+) -> dict[int, tuple[float, float]]:
+    """The `{layer: (c_k, c_v)}` of the spec with `layers`, `key` and `value` written into
+    its `steer` block, as `kvsl tune --write` writes them: its per-range `at` blocks stay
+    and still apply, so a tuned setting scores what the written spec then steers with."""
+    if ctx.plan is None:
+        raise _needs_spec("cache")
+    steer = dataclasses.replace(ctx.plan.steer, layers=tuple(layers), key=key, value=value)
+    return _resolved(ctx, steer)
+
+
+def _resolved(ctx: EvalContext, steer: Any) -> dict[int, tuple[float, float]]:
+    """`steer.coefficients` for the model's layers (KVS451 for a layer it does not have)."""
     try:
         return steer.coefficients(ctx.num_layers)
     except ValueError as err:
