@@ -1,10 +1,10 @@
 """`kvsl eval` against the independent reference implementation (reference_steering.py).
 
 `kvsl eval SPEC` on the tiny word Llama (fp32, CPU) answers five questions (two with
-choices, so the multiple-choice layout is in the prompt) with the `plain`, `cot` and
-`cache` methods in kept-full batches of 2. Every response its results cache records (text
-and token count) is the reference's greedy continuation, one question at a time, of the
-prompt eval builds for that question:
+choices, so the multiple-choice layout is in the prompt) with the `plain`, `cot`, `cache`
+and `cache+cot` methods in kept-full batches of 2. Every response its results cache
+records (text and token count) is the reference's greedy continuation, one question at a
+time, of the prompt eval builds for that question:
 
 - every method: the spec's system prompt, then the question as `load_benchmark` formats
   it (the stem, a blank line, `Choices:`, one `X: text` line per choice) as the user turn,
@@ -13,7 +13,8 @@ prompt eval builds for that question:
 - `cache`: then the vectors' prefix (`extract { prefix }`), the offset token, and the
   edit of the spec's per-range coefficients, or of `--key` / `--value` / `--layers`
   applied as `kvsl run` applies them: `--key 0 --value 0` is coefficient 0 on every layer
-  (the reference's plain `T + [o]`), `--layers` keeps the per-range values inside it.
+  (the reference's plain `T + [o]`), `--layers` keeps the per-range values inside it;
+- `cache+cot`: as `cache`, with "Let's think step by step." fed after the offset token.
 """
 
 from __future__ import annotations
@@ -100,14 +101,18 @@ def _prompt(workspace: dict[str, Any], question: str, prefix: str = "") -> list[
 
 
 def _steered(
-    workspace: dict[str, Any], question: str, coefficients: dict[int, tuple[float, float]]
+    workspace: dict[str, Any],
+    question: str,
+    coefficients: dict[int, tuple[float, float]],
+    after: list[int] | None = None,
 ) -> list[int]:
     [artifact] = (workspace["root"] / ".kvsl" / "artifacts").glob("evalstyle-*.safetensors")
     keys, values = stacked(load_artifact(artifact))
     tokenizer = workspace["tokenizer"]
     prompt = _prompt(workspace, question, PREFIX)
+    offset = ref.offset_id(tokenizer)
     return ref.steered_greedy(
-        workspace["model"], prompt, ref.offset_id(tokenizer), keys, values, coefficients, MAX_NEW
+        workspace["model"], prompt, offset, keys, values, coefficients, MAX_NEW, after=after or []
     )
 
 
@@ -124,11 +129,11 @@ def test_eval_questions_are_the_documented_user_turns(workspace):
     assert {e.id: e.question for e in examples} == USER_TURNS
 
 
-def test_plain_cot_and_cache_responses_equal_the_reference(workspace):
-    run = _eval(workspace, "out-spec", "plain,cot,cache")
+def test_plain_cot_cache_and_cache_cot_responses_equal_the_reference(workspace):
+    run = _eval(workspace, "out-spec", "plain,cot,cache,cache+cot")
     coefficients = {1: (0.0, 300.0), 2: (100.0, -300.0)}  # the spec's, per range
     assert run["report"]["coefficients"] == {str(k): list(v) for k, v in coefficients.items()}
-    assert len(run["answers"]) == 3 * len(QUESTIONS)
+    assert len(run["answers"]) == 4 * len(QUESTIONS)
     model, tokenizer = workspace["model"], workspace["tokenizer"]
     plain = {
         i: ref.plain_greedy(model, _prompt(workspace, q), MAX_NEW) for i, q in USER_TURNS.items()
@@ -147,6 +152,9 @@ def test_plain_cot_and_cache_responses_equal_the_reference(workspace):
     steered = {i: _steered(workspace, q, coefficients) for i, q in USER_TURNS.items()}
     assert steered != plain
     _assert_answers(workspace, run["answers"], "cache", steered)
+    steered_cot = {i: _steered(workspace, q, coefficients, cot) for i, q in USER_TURNS.items()}
+    assert steered_cot != steered
+    _assert_answers(workspace, run["answers"], "cache+cot", steered_cot)
 
 
 @pytest.mark.parametrize(
