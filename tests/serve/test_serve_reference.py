@@ -13,7 +13,8 @@ reference's greedy continuation, one prompt at a time, for that request's prompt
   token; the plain model gets the template alone;
 - the edit is the style's vectors (those the server built, equal to the reference's own)
   times the request's coefficients, on the request's layers;
-- coefficient 0 is the reference's plain generation from `T + [o]`.
+- coefficient 0 is the reference's plain generation from `T + [o]`;
+- a completion (`/v1/completions`) steers its text as given, plus the offset token.
 
 The word tokenizer makes each word one token, so equal text is equal tokens; the usage
 counts are compared too.
@@ -112,9 +113,10 @@ def _user(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
-# (model suffix, kvsl settings, messages, max_tokens, the reference's layer → (c_k, c_v)
-# or None for the plain model): joined into the running batch together.
-REQUESTS: list[tuple[str, dict[str, Any] | None, list[dict[str, str]], int, Any]] = [
+# (model suffix, kvsl settings, chat messages or a completion's prompt text, max_tokens,
+# the reference's layer → (c_k, c_v) or None for the plain model): joined into the running
+# batch together.
+REQUESTS: list[tuple[str, dict[str, Any] | None, Any, int, Any]] = [
     (":alpha", {"value": 150, "key": 50, "layers": "2"}, _user("w9"), 6, {2: (50.0, 150.0)}),
     (
         ":alpha",
@@ -133,24 +135,31 @@ REQUESTS: list[tuple[str, dict[str, Any] | None, list[dict[str, str]], int, Any]
     ),
     ("", None, _user("w1 w2 w3 w4 w5"), 7, None),
     (":beta", None, [{"role": "system", "content": "w97"}, *_user("w5 w6 w7")], 12, BETA),
+    # /v1/completions: the text is the whole prompt (no template, system prompt or prefix)
+    (":beta", {"value": 100}, "w5 w6 w7 w8", 11, {1: (0.0, 100.0), 2: (100.0, 100.0)}),
 ]
 
 
 def _reference(
     served: dict[str, Any],
     style: str,
-    messages: list[dict[str, str]],
+    messages: Any,
     max_tokens: int,
     coefficients: dict[int, tuple[float, float]] | None,
 ) -> tuple[list[int], int]:
     """The reference's tokens for one request, and the prompt tokens it fed."""
     model, tokenizer = served["model"], served["tokenizer"]
-    if coefficients is None:  # the plain model: the chat template alone
+    if isinstance(messages, str):  # a completion: the text, tokenized as it is
+        prompt = tokenizer(messages)["input_ids"]
+    elif coefficients is None:  # the plain model: the chat template alone
         prompt = ref.chat_prompt_ids(tokenizer, messages)
         return ref.plain_greedy(model, prompt, max_tokens), len(prompt)
-    if style == "beta" and messages[0]["role"] != "system":
+    elif style == "beta" and messages[0]["role"] != "system":
         messages = [{"role": "system", "content": BETA_SYSTEM}, *messages]
-    prompt = ref.chat_prompt_ids(tokenizer, messages, BETA_PREFIX if style == "beta" else "")
+        prompt = ref.chat_prompt_ids(tokenizer, messages, BETA_PREFIX)
+    else:
+        prompt = ref.chat_prompt_ids(tokenizer, messages, BETA_PREFIX if style == "beta" else "")
+    assert coefficients is not None  # a style's request (the plain model's returned above)
     offset = ref.offset_id(tokenizer)
     keys, values = stacked(_vectors(served["root"], style))
     tokens = ref.steered_greedy(model, prompt, offset, keys, values, coefficients, max_tokens)
@@ -159,16 +168,15 @@ def _reference(
     return tokens, len(prompt) + 1
 
 
-def _body(suffix: str, settings: dict[str, Any] | None, messages: Any, max_tokens: int) -> str:
-    body: dict[str, Any] = {
-        "model": MODEL_DIR + suffix,
-        "messages": messages,
-        "max_tokens": max_tokens,
-        "temperature": 0,
-    }
+def _send(port: int, suffix: str, settings: Any, messages: Any, max_tokens: int) -> Any:
+    """One request (a chat, or a completion for a text): (status, headers, body)."""
+    body: dict[str, Any] = {"model": MODEL_DIR + suffix, "max_tokens": max_tokens, "temperature": 0}
     if settings is not None:
         body["kvsl"] = settings
-    return json.dumps(body)
+    chat = not isinstance(messages, str)
+    body["messages" if chat else "prompt"] = messages
+    path = "/v1/chat/completions" if chat else "/v1/completions"
+    return raw(port, "POST", path, json.dumps(body))
 
 
 def test_served_vectors_are_the_reference_vectors(served):
@@ -203,11 +211,7 @@ def test_requests_joining_a_running_batch_equal_the_reference(served):
     first = [next(chunks), next(chunks)]  # the role chunk, then the first text: it decodes
     started = time.monotonic()
     with ThreadPoolExecutor(len(REQUESTS)) as pool:
-        answers = list(
-            pool.map(
-                lambda r: raw(server.port, "POST", "/v1/chat/completions", _body(*r[:4])), REQUESTS
-            )
-        )
+        answers = list(pool.map(lambda r: _send(server.port, *r[:4]), REQUESTS))
     assert time.monotonic() - started < 60
     assert _joined(server) == joined + len(REQUESTS)  # each joined the running batch
     for (status, _, body), (tokens, prompt_tokens), request in zip(
@@ -216,7 +220,8 @@ def test_requests_joining_a_running_batch_equal_the_reference(served):
         assert status == 200, body
         answer = json.loads(body)
         [choice] = answer["choices"]
-        assert choice["message"]["content"] == text_of(tokenizer, tokens), request
+        text = choice["text"] if isinstance(request[2], str) else choice["message"]["content"]
+        assert text == text_of(tokenizer, tokens), request
         assert choice["finish_reason"] == ("stop" if tokens[-1] == EOS_ID else "length")
         assert answer["usage"]["completion_tokens"] == len(tokens), request
         assert answer["usage"]["prompt_tokens"] == prompt_tokens, request
