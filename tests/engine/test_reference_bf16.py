@@ -11,8 +11,9 @@ the same across batchings. What must hold, and is tested on the tiny word Llama:
   model, with the same vectors (kvsl adds c·S computed in float32 and cast to the cache's
   dtype, as the reference does), token for token, steered and `--compare`'s plain column;
 - coefficient 0 is kvsl's own plain bf16 generation bit for bit: `--value 0` in padded
-  batches, and an empty edit through the steered path (prefill `T`, edit nothing, feed
-  `o`) against one pass over `T + [o]` in the same batch.
+  batches, an empty edit through the steered path (prefill `T`, edit nothing, feed `o`)
+  against one pass over `T + [o]` in the same batch, and `kvsl.steered` at coefficient 0
+  around `model.generate` against the same `generate` unsteered.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Any
 import pytest
 import reference_steering as ref
 import torch
-from tiny_models import word_model
+from tiny_models import PAD_ID, word_model
 from typer.testing import CliRunner
 from word_workspace import MODEL_SEED, stacked, style_spec, text_of, write_workspace
 
+import kvsl
 from kvsl.cli import app
 from kvsl.engine.artifact import load_artifact
 from kvsl.engine.contrast import build_contrast_pairs
@@ -147,3 +149,10 @@ def test_bf16_coefficient_zero_is_kvsl_plain_bf16_bit_for_bit(workspace):
     )
     plain = generate_batch(model, tokenizer, prompts, settings=settings, offset_id=offset)
     assert [list(r) for r in edited] == [list(r) for r in plain]
+    # `kvsl.steered` at coefficient 0 around the caller's own `generate` (the prefill split
+    # in two passes) against the same `generate` unsteered
+    inputs = kvsl.steering_inputs(tokenizer, PROMPTS, vectors)
+    options = {"max_new_tokens": MAX_NEW, "do_sample": False, "pad_token_id": PAD_ID}
+    with kvsl.steered(model, vectors, {1: (0.0, 0.0), 2: (0.0, 0.0)}, tokenizer=tokenizer):
+        steered = model.generate(**inputs, **options)
+    assert torch.equal(steered, model.generate(**inputs, **options))
