@@ -173,19 +173,32 @@ def coefficients(
     key: float | None = None,
     value: float | None = None,
 ) -> dict[int, tuple[float, float]]:
-    """The spec's `{layer: (c_k, c_v)}`, with command-line overrides applied."""
+    """The spec's `{layer: (c_k, c_v)}`, with command-line overrides applied as `kvsl run`
+    and `kvsl serve` apply them (`kvsl.lang.overrides.with_overrides`): `key` / `value` set
+    that coefficient on every steered layer, replacing the spec's per-range `at` values;
+    `layers` replaces the steered layers, inside which the per-range values still apply."""
+    from kvsl.lang.overrides import with_overrides
+
     if ctx.plan is None:
         raise _needs_spec("cache")
-    steer = ctx.plan.steer
-    changes: dict[str, Any] = {}
-    if layers is not None:
-        changes["layers"] = tuple(layers)
-        changes["overrides"] = ()
-    if key is not None:
-        changes["key"] = key
-    if value is not None:
-        changes["value"] = value
-    steer = dataclasses.replace(steer, **changes)
+    spans = tuple(layers) if layers is not None else None
+    return _resolved(ctx, with_overrides(ctx.plan, layers=spans, key=key, value=value).steer)
+
+
+def written_coefficients(
+    ctx: EvalContext, *, layers: Sequence[LayerSpan], key: float, value: float
+) -> dict[int, tuple[float, float]]:
+    """The `{layer: (c_k, c_v)}` of the spec with `layers`, `key` and `value` written into
+    its `steer` block, as `kvsl tune --write` writes them: its per-range `at` blocks stay
+    and still apply, so a tuned setting scores what the written spec then steers with."""
+    if ctx.plan is None:
+        raise _needs_spec("cache")
+    steer = dataclasses.replace(ctx.plan.steer, layers=tuple(layers), key=key, value=value)
+    return _resolved(ctx, steer)
+
+
+def _resolved(ctx: EvalContext, steer: Any) -> dict[int, tuple[float, float]]:
+    """`steer.coefficients` for the model's layers (KVS451 for a layer it does not have)."""
     try:
         return steer.coefficients(ctx.num_layers)
     except ValueError as err:

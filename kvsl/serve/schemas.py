@@ -260,7 +260,10 @@ def _chat_prompt(body: dict[str, Any], style: ServedStyle | None, tokenizer: Any
     if style is not None and style.system_prompt is not None and chat[0].role != "system":
         # The system prompt the vectors were extracted with, as `kvsl run` uses it.
         chat.insert(0, Message("system", style.system_prompt))
-    return prompt_ids(tokenizer, chat)
+    # A style extracted with a prefix (`extract { prefix }`) starts the answer with it, as
+    # `kvsl run` does: the edited position is then the token the vectors were read at.
+    prefix = style.vectors.prefix if style is not None else ""
+    return prompt_ids(tokenizer, chat, prefix)
 
 
 def _completion_prompt(body: dict[str, Any], tokenizer: Any) -> list[int]:

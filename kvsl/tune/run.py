@@ -178,7 +178,7 @@ def _context(request: TuneRequest, console: Any) -> Any:
 def _method_factory(ctx: Any) -> Any:
     """setting → cache-steering method; vectors built (or read from the cache) once per shots."""
     from kvsl.eval.methods import cache_method
-    from kvsl.eval.session import coefficients, vectors_for_contrast
+    from kvsl.eval.session import vectors_for_contrast, written_coefficients
 
     vectors: dict[int, Any] = {ctx.plan.contrast.shots: ctx.vectors}
 
@@ -186,7 +186,10 @@ def _method_factory(ctx: Any) -> Any:
         if setting.shots not in vectors:
             vectors[setting.shots] = vectors_for_contrast(ctx, shots=setting.shots)
         chosen = vectors[setting.shots]
-        coeffs = coefficients(ctx, layers=setting.layers, key=setting.key, value=setting.value)
+        # What the spec steers with once `--write` has put this setting into it.
+        coeffs = written_coefficients(
+            ctx, layers=setting.layers, key=setting.key, value=setting.value
+        )
         vector_id = str(chosen.manifest.get("vector_hash", ""))
         return cache_method(chosen, coeffs, vector_id=vector_id)
 

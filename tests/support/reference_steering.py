@@ -203,12 +203,14 @@ def steered_greedy(
     coefficients: Mapping[int, tuple[float, float]],
     max_new_tokens: int,
     repetition_penalty: float = 1.0,
+    after: Sequence[int] = (),
 ) -> list[int]:
-    """Steered greedy continuation of `prompt + [offset]`.
+    """Steered greedy continuation of `prompt + [offset] + after`.
 
     `prompt` is `T` (without the offset token); `keys` / `values` are (layers, kv_heads,
     head_dim); `coefficients` maps a layer to (c_k, c_v). The cache is filled with `T`, the
-    edit is added at its last position in those layers, then `offset` is fed.
+    edit is added at its last position in those layers, then `offset` is fed, with `after`
+    (kvsl eval's `cache+cot`: the CoT prefix after the offset token) in the same pass.
     """
     cache, _ = _prefill(model, prompt)
     for layer, (c_k, c_v) in coefficients.items():
@@ -218,6 +220,6 @@ def steered_greedy(
             delta = c * vector[layer].float()  # (kv_heads, head_dim), in float32
             cached[0, :, -1, :] += delta.to(device=cached.device, dtype=cached.dtype)
     with torch.no_grad():
-        out = model(_row(model, [offset]), use_cache=True, **{_cache_kwarg(model): cache})
-    seen = [*prompt, offset]
+        out = model(_row(model, [offset, *after]), use_cache=True, **{_cache_kwarg(model): cache})
+    seen = [*prompt, offset, *after]
     return _greedy(model, cache, out.logits[0, -1], seen, max_new_tokens, repetition_penalty)
