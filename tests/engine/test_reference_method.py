@@ -45,6 +45,7 @@ from tiny_models import (
     word_tokenizer,
 )
 from typer.testing import CliRunner
+from word_workspace import WORD_TRACES
 
 import kvsl
 from kvsl.cli import app
@@ -75,21 +76,6 @@ OTHER_ARCHS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 ARCHS = ["llama", "qwen2", *OTHER_ARCHS]
 
-# Traces in the word tokenizer's vocabulary (words outside it, "The answer is", are <unk>).
-WORD_TRACES = [
-    {"id": f"r{i}", "question": q, "steps": s, "answer": a}
-    for i, (q, s, a) in enumerate(
-        [
-            ("w10 w11 w12", ["w20 w21 w22", "w23 w24"], "w30"),
-            ("w13 w14", ["w25 w26"], "w31"),
-            ("w15 w16 w17 w18", ["w27", "w28 w29 w40", "w41"], "w32"),
-            ("w19", ["w42 w43 w44 w45"], "w33"),
-            ("w50 w51 w52", ["w46 w47", "w48"], "w34"),
-            ("w53 w54 w55 w56 w57", ["w49 w60"], "w35"),
-            ("w58 w59", ["w61 w62 w63", "w64 w65"], "w36"),
-        ]
-    )
-]
 PAIRS, SHOTS = 5, 2  # N = 5: no batch size below tried divides it
 # Prompts of different lengths (templated: 3 tokens + the words), two longer than WINDOW.
 PROMPTS = [
