@@ -60,11 +60,15 @@ def exit_code_for(diagnostics: list[Diagnostic], warnings_as_errors: bool = Fals
     return ExitCode.ERRORS if any(d.severity in failing for d in diagnostics) else ExitCode.CLEAN
 
 
-def compile_spec(path: str | os.PathLike[str]) -> tuple[Plan | None, list[Diagnostic]]:
+def compile_spec(
+    path: str | os.PathLike[str], stdin: SourceRead | None = None
+) -> tuple[Plan | None, list[Diagnostic]]:
     """Parse, resolve `extends`, check and lower one spec.
 
     Returns the plan (None when any diagnostic is an error) and every diagnostic,
-    sorted. Never raises for anything in the file.
+    sorted. Never raises for anything in the file. A path `-` is the spec `stdin` (what
+    `read_stdin` gave), read from this process's standard input when not given, as in
+    `check_paths`.
     """
     from kvsl.lang.check import check_resolved
     from kvsl.lang.extends import Session
@@ -72,6 +76,11 @@ def compile_spec(path: str | os.PathLike[str]) -> tuple[Plan | None, list[Diagno
 
     name = os.fspath(path)
     session = Session()
+    if name == STDIN_PATH:
+        from kvsl.lang.reading import read_stdin, standard_input
+
+        name = STDIN_NAME
+        session.given[name] = stdin if stdin is not None else read_stdin(standard_input())
     decl, diagnostics = session.resolve(name)
     if decl is None:
         return None, sort_diagnostics(diagnostics)
@@ -82,7 +91,9 @@ def compile_spec(path: str | os.PathLike[str]) -> tuple[Plan | None, list[Diagno
             Diagnostic(
                 "KVS122",
                 Severity.ERROR,
-                f"`{decl.name}` is a base spec: it has no plan of its own",
+                f"`{decl.name}` is a base spec: it has no plan of its own"
+                if decl.name
+                else "a base spec has no plan of its own",
                 decl.name_span,
                 help="build a spec that extends it, or write `style` instead of `base`",
             )

@@ -223,7 +223,7 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "KVS022",
         "nothing on standard input",
         E,
-        "`kvsl check -` and `kvsl fmt -` read one spec from standard input, and it was "
+        "`kvsl check -`, `kvsl fmt -` and `kvsl plan -` read one spec from standard input, and it was "
         "empty: usually the command before the `|` failed (`git show` prints nothing for "
         "a path it does not know). This is a usage error (exit status 2), like a missing "
         "file. A spec read from standard input is named `<stdin>` in diagnostics, and its "

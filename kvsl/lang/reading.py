@@ -25,8 +25,9 @@ from kvsl.lang.source import SourceFile, Span
 # 128,000 numbers) parses in about a second and 100 MB.
 MAX_SPEC_BYTES = 256_000
 
-# `kvsl check -` and `kvsl fmt -` read a spec from standard input (`git show :x.kvs |
-# kvsl check -` in CI); its diagnostics name it STDIN_NAME, as Python's own messages do.
+# `kvsl check -`, `kvsl fmt -` and `kvsl plan -` read a spec from standard input
+# (`git show :x.kvs | kvsl check -` in CI); its diagnostics name it STDIN_NAME, as
+# Python's own messages do.
 STDIN_PATH = "-"
 STDIN_NAME = "<stdin>"
 
