@@ -39,8 +39,8 @@ __all__ = [
 
 # Codes that mean the command line itself is wrong (exit 2 rather than 1): a directory
 # where one spec file is expected, a missing file, an unknown code for `kvsl explain`,
-# `-` with nothing on standard input.
-USAGE_CODES = frozenset({"KVS002", "KVS008", "KVS018", "KVS022"})
+# `-` with nothing on standard input, a folder too large to walk.
+USAGE_CODES = frozenset({"KVS002", "KVS008", "KVS018", "KVS022", "KVS023"})
 
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
@@ -117,7 +117,8 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
 
 
 def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
-    """Expand directories into their `*.kvs` files (recursive, sorted, hidden skipped).
+    """Expand directories into their `*.kvs` files (recursive, sorted; hidden folders,
+    virtual environments and links out of the folder skipped: see `kvsl.lang.walk`).
 
     `-` (standard input) is listed as `<stdin>`, which `check_paths` reads from there.
     """
@@ -127,11 +128,11 @@ def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
         if path == STDIN_PATH:
             files.append(STDIN_NAME)
         elif os.path.isdir(path):
-            found: list[str] = []
-            for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(os.path.join(root, n) for n in names if n.endswith(".kvs"))
-            if not found:
+            from kvsl.lang.walk import walk_specs
+
+            found, cut_short = walk_specs(path)
+            diagnostics.extend(cut_short)
+            if not found and not cut_short:
                 diagnostics.append(
                     Diagnostic(
                         "KVS009",
@@ -140,7 +141,7 @@ def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
                         Span.whole_file(path),
                     )
                 )
-            files.extend(sorted(found))
+            files.extend(found)
         elif os.path.exists(path) or _link_loop(path):
             files.append(path)  # a link loop is read, and refused with the system's reason
         else:

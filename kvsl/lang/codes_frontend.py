@@ -101,7 +101,8 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "no spec files in directory",
         W,
         "A directory given to `kvsl check` or `kvsl fmt` contains no `*.kvs` file "
-        "(searched recursively, hidden directories skipped), so nothing was checked.",
+        "(searched recursively; hidden folders, virtual environments, `node_modules` and "
+        "links out of the folder skipped), so nothing was checked.",
         "kvsl check templates/",
         "kvsl check specs/",
     ),
@@ -230,6 +231,19 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "relative paths (`template`, `traces`, `extends`) start in the current folder.",
         "git show :specs/step-by-step.kvs | kvsl check -",
         "git show :specs/step_by_step.kvs | kvsl check -",
+    ),
+    Code(
+        "KVS023",
+        "folder too large to walk",
+        E,
+        "`kvsl check` and `kvsl fmt` look for `*.kvs` files in a folder they are given, "
+        "skipping hidden folders, virtual environments, `node_modules`, other file systems "
+        "and links that lead out of it. Past 20,000 folders they stop and use none of that "
+        "folder's files, so a slip such as `kvsl fmt /` or `kvsl fmt ~` neither walks a whole "
+        "disk nor reformats half of it. This is a usage error (exit status 2): name the "
+        "folder that holds the specs, or the files themselves.",
+        "kvsl fmt /",
+        "kvsl fmt specs/",
     ),
     # --- KVS1xx: meaning ---------------------------------------------------------------
     Code(

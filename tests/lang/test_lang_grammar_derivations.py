@@ -53,14 +53,15 @@ def _write(text: str, name: str = "derived.kvs") -> Path:
 def _assert_located(diagnostics: list[Diagnostic], path: Path) -> None:
     """Registered codes; spans in this file sit where their line:col says, inside it."""
     source, _ = load_source(path)
+    # a file refused as binary or not UTF-8 is located in what precedes the bad byte
+    text = source.text if source is not None else path.read_bytes().decode("utf-8", "replace")
     for d in diagnostics:
         assert d.code in CODES, f"{d.code} is not registered"
         assert d.message and "`None`" not in d.message, d
         if d.span.path != str(path) or d.span == Span.whole_file(str(path)):
             continue
-        assert source is not None, d  # a located span needs a file that was read
-        assert 0 <= d.span.start <= d.span.end <= len(source.text), d
-        where = SourceFile(str(path), source.text)
+        assert 0 <= d.span.start <= d.span.end <= len(text), d
+        where = SourceFile(str(path), text)
         assert where.position(d.span.start) == (d.span.line, d.span.column), d
         assert where.position(d.span.end) == (d.span.end_line, d.span.end_column), d
     for format in ("human", "json", "github", "sarif"):
