@@ -245,6 +245,17 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "kvsl fmt /",
         "kvsl fmt specs/",
     ),
+    Code(
+        "KVS024",
+        "empty stop string",
+        E,
+        "A stop string ends a generation where it appears in the text, and the empty "
+        "string appears in every text: each generation would end after its first token, "
+        "with no error anywhere. `kvsl serve` refuses an empty `stop` in a request for the "
+        "same reason.",
+        'style "s" {\n  generate { stop = ["", "Question:"] }\n}',
+        'style "s" {\n  generate { stop = ["Question:"] }\n}',
+    ),
     # --- KVS1xx: meaning ---------------------------------------------------------------
     Code(
         "KVS100",

@@ -193,8 +193,11 @@ def decode_source(path: str, data: bytes) -> tuple[SourceFile | None, list[Diagn
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        prefix = SourceFile(path, data[: err.start].decode("utf-8", errors="replace"))
-        offset = len(prefix.text)
+        # the text before the bad byte, and the byte itself as one character (so that the
+        # span's end is on its line, not clamped back to its start)
+        before = data[: err.start].decode("utf-8", errors="replace")
+        prefix = SourceFile(path, before + "\ufffd")
+        offset = len(before)
         return None, [
             _error(
                 "KVS003",
