@@ -171,6 +171,15 @@ def _unknown_style(name: str, code: str, exit_code: ExitCode) -> KvslError:
 
     from kvsl.styles import BUILTIN_STYLES, canonical_style_name
 
+    if name == "-":  # standard input, which only the front-end commands read
+        return KvslError.one(
+            code,
+            "this command does not read a spec from standard input (`-`)",
+            Span.whole_file(name),
+            help="`kvsl check -`, `kvsl fmt -` and `kvsl plan -` do; save the spec to a "
+            "`.kvs` file and pass its path",
+            exit_code=exit_code,
+        )
     names = list(BUILTIN_STYLES)
     close = get_close_matches(canonical_style_name(name.removesuffix(".kvs")), names, n=1)
     return KvslError.one(

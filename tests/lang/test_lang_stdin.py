@@ -191,6 +191,15 @@ def test_plan_of_stdin_is_the_plan_of_the_same_file(tmp_path: Path) -> None:
     assert not Path("-").exists()
 
 
+@pytest.mark.parametrize("command", [["build", "-"], ["teach", "-"], ["run", "-", "--prompt", "hi"]])
+def test_commands_that_do_not_read_stdin_say_which_do(command: list[str]) -> None:
+    result = invoke(command, VALID.encode())
+    _no_traceback(result)
+    assert result.exit_code == 2, result.output
+    assert "does not read a spec from standard input" in result.output
+    assert "`kvsl plan -`" in result.output and not Path("-").exists()
+
+
 # --- fmt ---------------------------------------------------------------------------------
 
 
