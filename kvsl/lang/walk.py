@@ -10,8 +10,10 @@ A folder walk finds the specs the user keeps in that folder, and nothing else:
   default) and a linked `.kvs` file whose target lies outside the folder is left out,
   so `kvsl fmt FOLDER` never rewrites a file outside what was named (a file named
   directly is always taken, link or not);
-- past `MAX_WALK_FOLDERS` folders the walk stops with KVS023 and lists none of that
-  folder's files, so `kvsl fmt /` neither runs for hours nor formats half a disk.
+- the file system's root and the home folder are not walked at all, and past
+  `MAX_WALK_FOLDERS` folders a walk stops; both are KVS023 and list none of that folder's
+  files, so `kvsl fmt /` or `kvsl fmt ~` by mistake (every checkout on the machine, test
+  fixtures included) changes nothing.
 
 >>> walk_specs("/nonexistent")
 ([], [])
@@ -37,7 +39,11 @@ def walk_specs(folder: str) -> tuple[list[str], list[Diagnostic]]:
         device = os.stat(folder).st_dev
     except OSError:
         return [], []
-    inside = os.path.join(os.path.realpath(folder), "")
+    real = os.path.realpath(folder)
+    whole = _whole_trees().get(real)
+    if whole is not None:
+        return [], [_too_large(folder, whole)]
+    inside = os.path.join(real, "")
     found: list[str] = []
     for count, (root, dirs, names) in enumerate(os.walk(folder), start=1):
         if count > MAX_WALK_FOLDERS:
@@ -67,11 +73,26 @@ def _stays_inside(path: str, inside: str) -> bool:
     return not os.path.islink(path) or os.path.realpath(path).startswith(inside)
 
 
-def _too_large(folder: str) -> Diagnostic:
+def _whole_trees() -> dict[str, str]:
+    """The folders never walked, and what each is: the file system's root and the home
+    folder, where every project (and every other checkout of this one) lies below."""
+    trees = {os.path.realpath(os.sep): "the file system's root"}
+    home = os.path.expanduser("~")
+    if home != "~":
+        trees.setdefault(os.path.realpath(home), "the home folder")
+    return trees
+
+
+def _too_large(folder: str, whole: str | None = None) -> Diagnostic:
+    says = (
+        f"is {whole}: not searched for specs"
+        if whole
+        else f"holds more than {MAX_WALK_FOLDERS:,} folders: stopped looking for specs"
+    )
     return Diagnostic(
         "KVS023",
         Severity.ERROR,
-        f"`{folder}` holds more than {MAX_WALK_FOLDERS:,} folders: stopped looking for specs",
+        f"`{folder}` {says}",
         Span.whole_file(folder),
         help="name the folder that holds your specs (`kvsl check specs/`), or the files",
     )
