@@ -191,6 +191,12 @@ def test_plan_of_stdin_is_the_plan_of_the_same_file(tmp_path: Path) -> None:
     assert not Path("-").exists()
 
 
+def test_an_empty_spec_path_is_not_the_current_folder() -> None:
+    result = invoke(["plan", ""], b"")
+    _no_traceback(result)
+    assert result.exit_code == 2 and "the spec's path is empty" in result.output, result.output
+
+
 @pytest.mark.parametrize("command", [["build", "-"], ["teach", "-"], ["run", "-", "--prompt", "hi"]])
 def test_commands_that_do_not_read_stdin_say_which_do(command: list[str]) -> None:
     result = invoke(command, VALID.encode())
