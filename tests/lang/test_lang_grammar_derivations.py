@@ -11,21 +11,24 @@ CRLF, BOM, NUL, lone surrogates). On every generated spec:
   same diagnostics (code, severity, message) and, when it lowers, the same `plan_hash`;
 - a spec that checks clean lowers to a plan `kvsl plan` can print.
 
-A few hundred cases run by default (a few seconds); `KVSL_FUZZ_EXAMPLES=N` runs N per
-property (`KVSL_FUZZ_EXAMPLES=5000 pytest tests/lang/test_lang_grammar_derivations.py`).
+A few hundred cases run by default (a few seconds), from a fixed seed so that a run is
+reproducible; `KVSL_FUZZ_EXAMPLES=N` runs N per property and `KVSL_FUZZ_SEED=S` draws
+other cases (`KVSL_FUZZ_EXAMPLES=5000 KVSL_FUZZ_SEED=$RANDOM pytest
+tests/lang/test_lang_grammar_derivations.py`).
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
 
 from fuzz_settings import fuzz
 from grammar_derivations import derivations, mutants
-from hypothesis import given
+from hypothesis import given, seed
 from hypothesis import strategies as st
 from lark_oracle import first_error_kind, lark_first_error, lark_parser, parse_source_lark
 from spec_strategies import make_workspace
@@ -40,6 +43,7 @@ from kvsl.lang.source import SourceFile, Span
 from kvsl.lang.syntax_errors import scan_brackets
 
 WORKSPACE = make_workspace()
+SEED = seed(int(os.environ.get("KVSL_FUZZ_SEED", "20261201")))
 atexit.register(shutil.rmtree, WORKSPACE.root, True)
 
 
@@ -93,6 +97,7 @@ def _assert_front_end_holds(text: str) -> str | None:
 
 
 @fuzz(150)
+@SEED
 @given(derivations())
 def test_derivations_of_the_grammar_hold(text: str) -> None:
     lark_parser().parse(text)  # the generator's own check: the grammar derives it
@@ -102,12 +107,14 @@ def test_derivations_of_the_grammar_hold(text: str) -> None:
 
 
 @fuzz(150)
+@SEED
 @given(mutants())
 def test_mutated_derivations_hold(text: str) -> None:
     _assert_front_end_holds(text)
 
 
 @fuzz(150)
+@SEED
 @given(st.one_of(derivations(), mutants()))
 def test_the_parser_agrees_with_the_grammar_on_derivations(text: str) -> None:
     """kvsl's hand-written parser and Lark's: the same tree (spans included) where the
@@ -130,6 +137,7 @@ def test_derivations_reach_plans_and_errors() -> None:
     outcomes: Counter[bool] = Counter()
 
     @fuzz(40)
+    @SEED
     @given(derivations())
     def count(text: str) -> None:
         outcomes[compile_spec(_write(text, "count.kvs"))[0] is not None] += 1
@@ -139,6 +147,7 @@ def test_derivations_reach_plans_and_errors() -> None:
 
 
 @fuzz(12)
+@SEED
 @given(st.one_of(derivations(), mutants()), st.sampled_from(["check", "fmt", "plan"]))
 def test_the_cli_answers_derivations_without_a_traceback(text: str, command: str) -> None:
     from typer.testing import CliRunner
