@@ -102,7 +102,7 @@ def fmt_command(
 
     targets = paths or ["."]
     stdin, sources = stdin_spec(targets)
-    files, diagnostics = spec_files(targets)
+    files, diagnostics = spec_files(targets, writing=True)
     changed = _format_files(files, stdin, check_only, diagnostics)
     diagnostics = sort_diagnostics(diagnostics)
     _emit(diagnostics, OutputFormat.human, sys.stderr, sources)

@@ -116,9 +116,10 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
     return plan
 
 
-def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
+def spec_files(paths: list[str], *, writing: bool = False) -> tuple[list[str], list[Diagnostic]]:
     """Expand directories into their `*.kvs` files (recursive, sorted; hidden folders,
-    virtual environments and links out of the folder skipped: see `kvsl.lang.walk`).
+    virtual environments and, when `writing`, links out of the folder skipped: see
+    `kvsl.lang.walk`).
 
     `-` (standard input) is listed as `<stdin>`, which `check_paths` reads from there.
     """
@@ -130,7 +131,7 @@ def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
         elif os.path.isdir(path):
             from kvsl.lang.walk import walk_specs
 
-            found, cut_short = walk_specs(path)
+            found, cut_short = walk_specs(path, writing=writing)
             diagnostics.extend(cut_short)
             if not found and not cut_short:
                 diagnostics.append(

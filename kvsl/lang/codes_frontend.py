@@ -102,7 +102,7 @@ FRONTEND_CODES: tuple[Code, ...] = (
         W,
         "A directory given to `kvsl check` or `kvsl fmt` contains no `*.kvs` file "
         "(searched recursively; hidden folders, virtual environments, `node_modules` and "
-        "links out of the folder skipped), so nothing was checked.",
+        "linked folders skipped), so nothing was checked.",
         "kvsl check templates/",
         "kvsl check specs/",
     ),
@@ -238,7 +238,8 @@ FRONTEND_CODES: tuple[Code, ...] = (
         E,
         "`kvsl check` and `kvsl fmt` look for `*.kvs` files in a folder they are given, "
         "skipping hidden folders, virtual environments, `node_modules`, other file systems "
-        "and links that lead out of it. They do not walk the file system's root or the home "
+        "and linked folders (`kvsl fmt` also leaves out linked files outside it). They do "
+        "not walk the file system's root or the home "
         "folder at all, and past 20,000 folders they stop; either way they use none of that "
         "folder's files, so a slip such as `kvsl fmt /` or `kvsl fmt ~` neither walks a whole "
         "disk nor reformats every checkout on it. This is a usage error (exit status 2): "

@@ -7,9 +7,9 @@ A folder walk finds the specs the user keeps in that folder, and nothing else:
   cannot be read and other file systems mounted below it (`/proc` under `/`), as
   `find -xdev` does;
 - links are not followed out of it: a linked folder is not entered (`os.walk`'s
-  default) and a linked `.kvs` file whose target lies outside the folder is left out,
-  so `kvsl fmt FOLDER` never rewrites a file outside what was named (a file named
-  directly is always taken, link or not);
+  default), and for `kvsl fmt` a linked `.kvs` file whose target lies outside the folder
+  is left out, so it never rewrites a file outside what was named (`kvsl check` reads
+  such a file; a file named directly is always taken, link or not);
 - the file system's root and the home folder are not walked at all, and past
   `MAX_WALK_FOLDERS` folders a walk stops; both are KVS023 and list none of that folder's
   files, so `kvsl fmt /` or `kvsl fmt ~` by mistake (every checkout on the machine, test
@@ -33,8 +33,12 @@ MAX_WALK_FOLDERS = 20_000
 SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "site-packages", "dist-packages"})
 
 
-def walk_specs(folder: str) -> tuple[list[str], list[Diagnostic]]:
-    """The `*.kvs` files under `folder` (sorted), or none and KVS023 past the cap."""
+def walk_specs(folder: str, *, writing: bool = False) -> tuple[list[str], list[Diagnostic]]:
+    """The `*.kvs` files under `folder` (sorted), or none and KVS023 past the cap.
+
+    `writing` (`kvsl fmt`) leaves out linked files whose target is outside `folder`;
+    reading them (`kvsl check`) changes nothing, so a check still covers them.
+    """
     try:
         device = os.stat(folder).st_dev
     except OSError:
@@ -51,7 +55,7 @@ def walk_specs(folder: str) -> tuple[list[str], list[Diagnostic]]:
         dirs[:] = sorted(d for d in dirs if _enters(os.path.join(root, d), d, device))
         for name in names:
             path = os.path.join(root, name)
-            if name.endswith(".kvs") and _stays_inside(path, inside):
+            if name.endswith(".kvs") and (not writing or _stays_inside(path, inside)):
                 found.append(path)
     return sorted(found), []
 

@@ -40,6 +40,9 @@ def test_fmt_of_a_folder_never_writes_through_a_link_out_of_it(tmp_path: Path) -
     assert (named / "out.kvs").is_symlink() and (named / "in.kvs").is_symlink()
     assert mine.read_text(encoding="utf-8") == TIDY
     assert "out.kvs" not in result.output
+    # reading changes nothing: `kvsl check` of the folder still covers the linked spec
+    assert str(named / "out.kvs") in spec_files([str(named)])[0]
+    assert str(named / "out.kvs") not in spec_files([str(named)], writing=True)[0]
     # named directly, the link is the user's choice: written through, the link kept
     assert runner.invoke(app, ["fmt", str(named / "out.kvs")]).exit_code == 0
     assert outside.read_text(encoding="utf-8") == TIDY and (named / "out.kvs").is_symlink()
