@@ -157,6 +157,8 @@ def resolve_target(
     """
     path = Path(target)
     text = os.fspath(target)
+    if not text:  # Path("") is the current folder: "`.` is a directory" would puzzle
+        raise _unknown_style(text, code, exit_code)
     # A link counts even when it leads nowhere or loops: the command's reader says which.
     if path.exists() or os.path.islink(path) or _looks_like_path(text):
         return path
@@ -171,6 +173,23 @@ def _unknown_style(name: str, code: str, exit_code: ExitCode) -> KvslError:
 
     from kvsl.styles import BUILTIN_STYLES, canonical_style_name
 
+    if not name:
+        return KvslError.one(
+            code,
+            "the spec's path is empty",
+            Span.whole_file(name),
+            help="pass the path of a `.kvs` spec, or a built-in style (`kvsl styles`)",
+            exit_code=exit_code,
+        )
+    if name == "-":  # standard input, which only the front-end commands read
+        return KvslError.one(
+            code,
+            "this command does not read a spec from standard input (`-`)",
+            Span.whole_file(name),
+            help="`kvsl check -`, `kvsl fmt -` and `kvsl plan -` do; save the spec to a "
+            "`.kvs` file and pass its path",
+            exit_code=exit_code,
+        )
     names = list(BUILTIN_STYLES)
     close = get_close_matches(canonical_style_name(name.removesuffix(".kvs")), names, n=1)
     return KvslError.one(

@@ -8,9 +8,10 @@ For every front-end code KVSnnn there is a fixture under tests/fixtures/diagnost
   the output on a full disk) or `stdin [PATH]` (`kvsl check -` with that file's bytes on
   standard input, or nothing), paths relative to that directory; without a `command` file the directory is checked as a whole.
 
-Two codes need a condition a committed file cannot hold: KVS001 (unreadable: reading is
-made to fail with EACCES, since root can read any file) and KVS005 (too large: the limit
-is lowered to 64 bytes instead of committing a megabyte).
+Three codes need a condition a committed file cannot hold: KVS001 (unreadable: reading is
+made to fail with EACCES, since root can read any file), KVS005 (too large: the limit
+is lowered to 64 bytes instead of committing a megabyte) and KVS023 (a folder too large
+to walk: the limit is lowered to 2 folders).
 
 The outputs are tests/golden/KVSnnn.txt (human, no colour) and KVSnnn.json. The golden
 test (tests/lang/test_golden.py) calls `produce` and compares; golden files are never
@@ -59,6 +60,9 @@ def _condition(code: str, path: Path) -> Iterator[None]:
             yield
     elif code == "KVS005":
         with mock.patch("kvsl.lang.reading.MAX_SPEC_BYTES", 64):
+            yield
+    elif code == "KVS023":  # too many folders: 2 rather than committing 20,001
+        with mock.patch("kvsl.lang.walk.MAX_WALK_FOLDERS", 2):
             yield
     else:
         yield

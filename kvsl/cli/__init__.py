@@ -64,7 +64,17 @@ def main() -> None:
     from kvsl.cli.output import escape_undecodable, guarded
 
     escape_undecodable()
-    sys.exit(guarded(_run))
+    try:
+        code = guarded(_run)
+    except KeyboardInterrupt:
+        # Ctrl-C outside a long job's own handling (`kvsl check` of a large folder runs
+        # without Typer, which would have caught it): exit 130 as a shell expects, no
+        # traceback. Nothing is half-written: every file kvsl writes is replaced atomically.
+        from kvsl.base.interrupt import INTERRUPTED
+
+        print("interrupted", file=sys.stderr)
+        code = INTERRUPTED
+    sys.exit(code)
 
 
 def _run() -> int:

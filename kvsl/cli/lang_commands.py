@@ -102,7 +102,7 @@ def fmt_command(
 
     targets = paths or ["."]
     stdin, sources = stdin_spec(targets)
-    files, diagnostics = spec_files(targets)
+    files, diagnostics = spec_files(targets, writing=True)
     changed = _format_files(files, stdin, check_only, diagnostics)
     diagnostics = sort_diagnostics(diagnostics)
     _emit(diagnostics, OutputFormat.human, sys.stderr, sources)
@@ -188,27 +188,34 @@ def _write_atomically(path: str, text: str) -> None:
 
 @app.command()
 def plan(
-    spec: Annotated[str, typer.Argument(help="The spec file, or a built-in style name.")],
+    spec: Annotated[
+        str, typer.Argument(help="The spec file, a built-in style name, or `-` (standard input).")
+    ],
     format: FormatOption = OutputFormat.human,
 ) -> None:
     """Print the fully resolved extraction plan as JSON, with its two content hashes.
 
     `vector_hash` covers what changes the vectors (model, traces, N, shots, selection,
     seed, position; not the teacher's template); `plan_hash` covers the whole plan.
+    `-` reads the spec from standard input (its relative paths start in the current folder).
     """
     import json
 
     from kvsl.builtin import resolve_target
+    from kvsl.cli.check_fast import stdin_spec
     from kvsl.lang import compile_spec, exit_code_for
     from kvsl.lang.diagnostics import KvslError
+    from kvsl.lang.reading import STDIN_PATH
 
+    stdin, sources = stdin_spec([spec])
     try:
-        spec = str(resolve_target(spec))  # a built-in style name → its spec file
+        if spec != STDIN_PATH:
+            spec = str(resolve_target(spec))  # a built-in style name → its spec file
     except KvslError as err:
         _emit(err.diagnostics, format, sys.stderr)
         raise typer.Exit(int(err.exit_code)) from None
-    result, diagnostics = compile_spec(spec)
-    _emit(diagnostics, format, sys.stderr)
+    result, diagnostics = compile_spec(spec, stdin)
+    _emit(diagnostics, format, sys.stderr, sources)
     if result is None:
         raise typer.Exit(int(exit_code_for(diagnostics)))
     from kvsl.cli.output import write

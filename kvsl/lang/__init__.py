@@ -39,8 +39,8 @@ __all__ = [
 
 # Codes that mean the command line itself is wrong (exit 2 rather than 1): a directory
 # where one spec file is expected, a missing file, an unknown code for `kvsl explain`,
-# `-` with nothing on standard input.
-USAGE_CODES = frozenset({"KVS002", "KVS008", "KVS018", "KVS022"})
+# `-` with nothing on standard input, a folder too large to walk.
+USAGE_CODES = frozenset({"KVS002", "KVS008", "KVS018", "KVS022", "KVS023"})
 
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
@@ -60,11 +60,15 @@ def exit_code_for(diagnostics: list[Diagnostic], warnings_as_errors: bool = Fals
     return ExitCode.ERRORS if any(d.severity in failing for d in diagnostics) else ExitCode.CLEAN
 
 
-def compile_spec(path: str | os.PathLike[str]) -> tuple[Plan | None, list[Diagnostic]]:
+def compile_spec(
+    path: str | os.PathLike[str], stdin: SourceRead | None = None
+) -> tuple[Plan | None, list[Diagnostic]]:
     """Parse, resolve `extends`, check and lower one spec.
 
     Returns the plan (None when any diagnostic is an error) and every diagnostic,
-    sorted. Never raises for anything in the file.
+    sorted. Never raises for anything in the file. A path `-` is the spec `stdin` (what
+    `read_stdin` gave), read from this process's standard input when not given, as in
+    `check_paths`.
     """
     from kvsl.lang.check import check_resolved
     from kvsl.lang.extends import Session
@@ -72,6 +76,11 @@ def compile_spec(path: str | os.PathLike[str]) -> tuple[Plan | None, list[Diagno
 
     name = os.fspath(path)
     session = Session()
+    if name == STDIN_PATH:
+        from kvsl.lang.reading import read_stdin, standard_input
+
+        name = STDIN_NAME
+        session.given[name] = stdin if stdin is not None else read_stdin(standard_input())
     decl, diagnostics = session.resolve(name)
     if decl is None:
         return None, sort_diagnostics(diagnostics)
@@ -82,7 +91,9 @@ def compile_spec(path: str | os.PathLike[str]) -> tuple[Plan | None, list[Diagno
             Diagnostic(
                 "KVS122",
                 Severity.ERROR,
-                f"`{decl.name}` is a base spec: it has no plan of its own",
+                f"`{decl.name}` is a base spec: it has no plan of its own"
+                if decl.name
+                else "a base spec has no plan of its own",
                 decl.name_span,
                 help="build a spec that extends it, or write `style` instead of `base`",
             )
@@ -105,8 +116,10 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
     return plan
 
 
-def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
-    """Expand directories into their `*.kvs` files (recursive, sorted, hidden skipped).
+def spec_files(paths: list[str], *, writing: bool = False) -> tuple[list[str], list[Diagnostic]]:
+    """Expand directories into their `*.kvs` files (recursive, sorted; hidden folders,
+    virtual environments and, when `writing`, links out of the folder skipped: see
+    `kvsl.lang.walk`).
 
     `-` (standard input) is listed as `<stdin>`, which `check_paths` reads from there.
     """
@@ -116,11 +129,11 @@ def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
         if path == STDIN_PATH:
             files.append(STDIN_NAME)
         elif os.path.isdir(path):
-            found: list[str] = []
-            for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(os.path.join(root, n) for n in names if n.endswith(".kvs"))
-            if not found:
+            from kvsl.lang.walk import walk_specs
+
+            found, cut_short = walk_specs(path, writing=writing)
+            diagnostics.extend(cut_short)
+            if not found and not cut_short:
                 diagnostics.append(
                     Diagnostic(
                         "KVS009",
@@ -129,7 +142,7 @@ def spec_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
                         Span.whole_file(path),
                     )
                 )
-            files.extend(sorted(found))
+            files.extend(found)
         elif os.path.exists(path) or _link_loop(path):
             files.append(path)  # a link loop is read, and refused with the system's reason
         else:

@@ -101,7 +101,8 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "no spec files in directory",
         W,
         "A directory given to `kvsl check` or `kvsl fmt` contains no `*.kvs` file "
-        "(searched recursively, hidden directories skipped), so nothing was checked.",
+        "(searched recursively; hidden folders, virtual environments, `node_modules` and "
+        "linked folders skipped), so nothing was checked.",
         "kvsl check templates/",
         "kvsl check specs/",
     ),
@@ -223,13 +224,39 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "KVS022",
         "nothing on standard input",
         E,
-        "`kvsl check -` and `kvsl fmt -` read one spec from standard input, and it was "
+        "`kvsl check -`, `kvsl fmt -` and `kvsl plan -` read one spec from standard input, and it was "
         "empty: usually the command before the `|` failed (`git show` prints nothing for "
         "a path it does not know). This is a usage error (exit status 2), like a missing "
         "file. A spec read from standard input is named `<stdin>` in diagnostics, and its "
         "relative paths (`template`, `traces`, `extends`) start in the current folder.",
         "git show :specs/step-by-step.kvs | kvsl check -",
         "git show :specs/step_by_step.kvs | kvsl check -",
+    ),
+    Code(
+        "KVS023",
+        "folder too large to walk",
+        E,
+        "`kvsl check` and `kvsl fmt` look for `*.kvs` files in a folder they are given, "
+        "skipping hidden folders, virtual environments, `node_modules`, other file systems "
+        "and linked folders (`kvsl fmt` also leaves out linked files outside it). They do "
+        "not walk the file system's root or the home "
+        "folder at all, and past 20,000 folders they stop; either way they use none of that "
+        "folder's files, so a slip such as `kvsl fmt /` or `kvsl fmt ~` neither walks a whole "
+        "disk nor reformats every checkout on it. This is a usage error (exit status 2): "
+        "name the folder that holds the specs, or the files themselves.",
+        "kvsl fmt /",
+        "kvsl fmt specs/",
+    ),
+    Code(
+        "KVS024",
+        "empty stop string",
+        E,
+        "A stop string ends a generation where it appears in the text, and the empty "
+        "string appears in every text: each generation would end after its first token, "
+        "with no error anywhere. `kvsl serve` refuses an empty `stop` in a request for the "
+        "same reason.",
+        'style "s" {\n  generate { stop = ["", "Question:"] }\n}',
+        'style "s" {\n  generate { stop = ["Question:"] }\n}',
     ),
     # --- KVS1xx: meaning ---------------------------------------------------------------
     Code(

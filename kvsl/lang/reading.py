@@ -25,8 +25,9 @@ from kvsl.lang.source import SourceFile, Span
 # 128,000 numbers) parses in about a second and 100 MB.
 MAX_SPEC_BYTES = 256_000
 
-# `kvsl check -` and `kvsl fmt -` read a spec from standard input (`git show :x.kvs |
-# kvsl check -` in CI); its diagnostics name it STDIN_NAME, as Python's own messages do.
+# `kvsl check -`, `kvsl fmt -` and `kvsl plan -` read a spec from standard input
+# (`git show :x.kvs | kvsl check -` in CI); its diagnostics name it STDIN_NAME, as
+# Python's own messages do.
 STDIN_PATH = "-"
 STDIN_NAME = "<stdin>"
 
@@ -192,8 +193,11 @@ def decode_source(path: str, data: bytes) -> tuple[SourceFile | None, list[Diagn
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        prefix = SourceFile(path, data[: err.start].decode("utf-8", errors="replace"))
-        offset = len(prefix.text)
+        # the text before the bad byte, and the byte itself as one character (so that the
+        # span's end is on its line, not clamped back to its start)
+        before = data[: err.start].decode("utf-8", errors="replace")
+        prefix = SourceFile(path, before + "\ufffd")
+        offset = len(before)
         return None, [
             _error(
                 "KVS003",

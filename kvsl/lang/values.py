@@ -143,7 +143,17 @@ def _strings(
     strings: list[String] = [item for item in items if isinstance(item, String)]
     if spec.kind == "regexes" and not _markers_ok(strings, diagnostics):
         return None
-    return tuple(item.value for item in strings)
+    empty = [item for item in strings if not item.value]
+    for item in empty:  # `"" in text` holds for every text: decoding would stop at once
+        diagnostics.append(
+            error(
+                "KVS024",
+                "empty stop string: every generation would end after its first token",
+                item.span,
+                help='remove it; a stop string is the text that ends a generation ("\\n\\n")',
+            )
+        )
+    return None if empty else tuple(item.value for item in strings)
 
 
 def _markers_ok(strings: list[String], diagnostics: list[Diagnostic]) -> bool:

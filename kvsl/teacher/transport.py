@@ -14,6 +14,13 @@ redirect is one), raises
 - `ReplyTooLarge` (a `TransportError`) as soon as the reply declares or has sent more than
   `max_bytes`, so the client wraps it in `APIConnectionError` with it as the cause.
 
+A compressed reply is bounded as it is decoded, not only as it arrives: the HTTP library
+decodes a `Content-Encoding` after the transport, whole and unbounded, so 300 KB of gzip
+from a hostile server became 300 MiB in memory (16 MiB of it, 16 GiB). The transport asks
+for `gzip, deflate` only, decodes them itself (at most `max_bytes` out, `ReplyTooLarge`
+past it) and hands the client the plain body; any other encoding is a `DecodingError`,
+as a body that is not the gzip it claims is.
+
 The HTTP library is the one the installed `openai` is built on (`httpx2` for openai 3,
 `httpx` before), found from `openai.DefaultAsyncHttpxClient`; this module is imported only
 when a client is made, so `kvsl --help` does not pay for it.
@@ -23,7 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -47,14 +55,62 @@ class ReplyTooLarge(HTTP.TransportError):  # type: ignore[misc]
     """The reply is larger than the transport accepts (declared or sent)."""
 
 
-class _BoundedStream(HTTP.AsyncByteStream):  # type: ignore[misc]
-    """The body of one reply, cut off at the attempt's deadline or past `max_bytes`."""
+# What the transport decodes itself, bounded, and the zlib window that reads each.
+_DECODED = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+ACCEPTED_ENCODINGS = "gzip, deflate"
 
-    def __init__(self, inner: Any, request: Any, deadline: float, max_bytes: int) -> None:
+
+class _BoundedDecoder:
+    """A `Content-Encoding` decoded with at most `room` bytes out (`ReplyTooLarge` past it)."""
+
+    def __init__(self, encoding: str, request: Any, room: int) -> None:
+        if encoding not in _DECODED:
+            raise HTTP.DecodingError(
+                f"the reply's Content-Encoding `{encoding}` was not asked for", request=request
+            )
+        self._zlib = zlib.decompressobj(_DECODED[encoding])
+        self._request = request
+        self._room = room
+        self._max_bytes = room
+
+    def decode(self, data: bytes) -> Iterator[bytes]:
+        while data:  # at most room + 1 bytes a step: one past the room is too large
+            yield self._checked(self._zlib.decompress, data, self._room + 1)
+            data = self._zlib.unconsumed_tail
+
+    def flush(self) -> bytes:
+        return self._checked(self._zlib.flush, self._room + 1)
+
+    def _checked(self, step: Callable[..., bytes], *args: Any) -> bytes:
+        try:
+            out = step(*args)
+        except zlib.error as err:
+            raise HTTP.DecodingError(
+                f"the reply could not be decoded: {err}", request=self._request
+            ) from None
+        self._room -= len(out)
+        if self._room < 0:
+            raise _too_large(self._request, self._max_bytes)
+        return out
+
+
+class _BoundedStream(HTTP.AsyncByteStream):  # type: ignore[misc]
+    """The body of one reply, cut off at the attempt's deadline or past `max_bytes` (as
+    received, and as decoded when `decoder` undoes its Content-Encoding)."""
+
+    def __init__(
+        self,
+        inner: Any,
+        request: Any,
+        deadline: float,
+        max_bytes: int,
+        decoder: _BoundedDecoder | None = None,
+    ) -> None:
         self._inner = inner
         self._request = request
         self._deadline = deadline
         self._max_bytes = max_bytes
+        self._decoder = decoder
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         received = 0
@@ -64,13 +120,19 @@ class _BoundedStream(HTTP.AsyncByteStream):  # type: ignore[misc]
                 async with asyncio.timeout_at(self._deadline):
                     chunk = await chunks.__anext__()
             except StopAsyncIteration:
+                if self._decoder is not None:
+                    yield self._decoder.flush()
                 return
             except TimeoutError:
                 raise _too_slow(self._request) from None
             received += len(chunk)
             if received > self._max_bytes:
                 raise _too_large(self._request, self._max_bytes)
-            yield chunk
+            if self._decoder is None:
+                yield chunk
+            else:
+                for out in self._decoder.decode(chunk):
+                    yield out
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -86,6 +148,7 @@ class BoundedTransport(HTTP.AsyncBaseTransport):  # type: ignore[misc]
 
     async def handle_async_request(self, request: Any) -> Any:
         deadline = asyncio.get_running_loop().time() + self._seconds
+        request.headers["Accept-Encoding"] = ACCEPTED_ENCODINGS  # the ones decoded bounded
         try:
             async with asyncio.timeout_at(deadline):
                 response = await self._inner.handle_async_request(request)
@@ -95,10 +158,24 @@ class BoundedTransport(HTTP.AsyncBaseTransport):  # type: ignore[misc]
         if declared.strip().isdigit() and int(declared) > self._max_bytes:
             await response.aclose()
             raise _too_large(request, self._max_bytes)
+        headers = response.headers
+        decoder = None
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            try:
+                decoder = _BoundedDecoder(encoding, request, self._max_bytes)
+            except HTTP.DecodingError:
+                await response.aclose()
+                raise
+            # handed on decoded: the client must not decode it again (nor check its length)
+            headers = HTTP.Headers(
+                [(k, v) for k, v in headers.multi_items()
+                 if k.lower() not in ("content-encoding", "content-length")]
+            )  # fmt: skip
         return HTTP.Response(
             status_code=response.status_code,
-            headers=response.headers,
-            stream=_BoundedStream(response.stream, request, deadline, self._max_bytes),
+            headers=headers,
+            stream=_BoundedStream(response.stream, request, deadline, self._max_bytes, decoder),
             extensions=response.extensions,
         )
 

@@ -146,8 +146,8 @@ def _value_strategy(spec: KeySpec) -> st.SearchStrategy[str]:
         return st.sampled_from(spec.choices).flatmap(lambda c: st.sampled_from([c, f'"{c}"']))
     if kind == "string":
         return STRING_LITERAL
-    if kind == "strings":
-        return st.lists(STRING_LITERAL, min_size=1, max_size=3).map(
+    if kind == "strings":  # stop strings: never empty (KVS024)
+        return st.lists(DESCRIPTION, min_size=1, max_size=3).map(
             lambda xs: "[" + ", ".join(xs) + "]"
         )
     if kind == "layers":

@@ -1,4 +1,4 @@
-"""`kvsl check -` and `kvsl fmt -`: a spec read from standard input, named `<stdin>`.
+"""`kvsl check -`, `kvsl fmt -` and `kvsl plan -`: a spec read from standard input, named `<stdin>`.
 
 CI checks a staged spec without writing it out: `git show :specs/x.kvs | kvsl check -`.
 Its diagnostics name `<stdin>` with line:col, its relative paths start in the current
@@ -138,7 +138,9 @@ def test_a_real_pipe_through_main_imports_nothing_heavy() -> None:
     ],
     ids=["empty", "latin-1", "binary", "too-large"],
 )
-@pytest.mark.parametrize("command", [["check", "-"], ["fmt", "-"], ["fmt", "--check", "-"]])
+@pytest.mark.parametrize(
+    "command", [["check", "-"], ["fmt", "-"], ["fmt", "--check", "-"], ["plan", "-"]]
+)
 def test_bad_stdin_is_a_coded_diagnostic(command: list[str], data: bytes, code: str, status: int, where: str) -> None:
     result = invoke(command, data)
     _no_traceback(result)
@@ -168,6 +170,40 @@ def test_unreadable_stdin_is_kvs001(stream, says: str) -> None:
     diagnostics = check_paths(["-"], read_stdin(stream))
     assert [(d.code, d.span.path) for d in diagnostics] == [("KVS001", "<stdin>")]
     assert diagnostics[0].message == f"cannot read standard input: {says}"
+
+
+# --- plan --------------------------------------------------------------------------------
+
+
+def test_plan_of_stdin_is_the_plan_of_the_same_file(tmp_path: Path) -> None:
+    """`kvsl plan -` lowers the spec on stdin as `kvsl plan FILE` does, relative paths
+    from the current folder, and prints nothing on stdout for a broken one."""
+    spec = tmp_path / "same.kvs"
+    spec.write_text(VALID, encoding="utf-8")
+    piped = invoke(["plan", "-"], VALID.encode())
+    named = runner.invoke(app, ["plan", str(spec)])
+    assert piped.exit_code == named.exit_code == 0, piped.output
+    assert json.loads(piped.stdout)["plan_hash"] == json.loads(named.stdout)["plan_hash"]
+    broken = invoke(["plan", "-"], BROKEN.encode())
+    _no_traceback(broken)
+    assert broken.exit_code == 1 and broken.stdout == ""
+    assert "error[KVS104]" in broken.stderr and " --> <stdin>:" in broken.stderr
+    assert not Path("-").exists()
+
+
+def test_an_empty_spec_path_is_not_the_current_folder() -> None:
+    result = invoke(["plan", ""], b"")
+    _no_traceback(result)
+    assert result.exit_code == 2 and "the spec's path is empty" in result.output, result.output
+
+
+@pytest.mark.parametrize("command", [["build", "-"], ["teach", "-"], ["run", "-", "--prompt", "hi"]])
+def test_commands_that_do_not_read_stdin_say_which_do(command: list[str]) -> None:
+    result = invoke(command, VALID.encode())
+    _no_traceback(result)
+    assert result.exit_code == 2, result.output
+    assert "does not read a spec from standard input" in result.output
+    assert "`kvsl plan -`" in result.output and not Path("-").exists()
 
 
 # --- fmt ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ command for N = 1, 2, ... until it finishes visits every moment between two oper
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -50,7 +51,7 @@ def _hook(event, args):
         return
     _seen += 1
     if _seen == _n:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, os.environ.get("KVSL_TEST_SIGNAL", "SIGKILL")))
 
 
 sys.addaudithook(_hook)
@@ -72,18 +73,26 @@ def killed_before_operation(
     cwd: Path,
     events: tuple[str, ...] = (),
     timeout: float = 300,
+    sig: str = "SIGKILL",
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `python ARGS` (`-m kvsl ...` or `-c CODE`), killed before its n-th file operation
     under `folder` (only `events` count when given: `("os.rename",)` kills before the n-th
-    rename); the return code is -9 when the kill happened, the child's own otherwise."""
+    rename); the return code is -9 when the kill happened, the child's own otherwise.
+
+    `sig` sends another signal instead (`"SIGINT"`: a Ctrl-C at that very moment, with
+    SIGINT's default handling restored even when this test runs in the background)."""
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root), "KVSL_TEST_SIGNAL": sig}
     return subprocess.run(
         [sys.executable, "-c", _BOOT, str(n), str(folder), ",".join(events) or "*", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
         timeout=timeout,
+        # a job a shell starts in the background inherits SIGINT ignored: put Ctrl-C back
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        if sig == "SIGINT"
+        else None,
     )
 
 
@@ -94,15 +103,17 @@ def every_kill(
     cwd: Path,
     before: Callable[[], None] = lambda: None,
     most: int = 60,
+    events: tuple[str, ...] = (),
 ) -> Iterator[int]:
     """Yield n after each run killed before its n-th operation under `folder` (`before()`
-    resets the files first); ends after the first run that finishes (exit 0, checked).
+    resets the files first; only `events` count when given); ends after the first run
+    that finishes (exit 0, checked).
 
     AssertionError if the command still had operations left after `most` kills.
     """
     for n in range(1, most + 1):
         before()
-        done = killed_before_operation(n, folder, args, cwd=cwd)
+        done = killed_before_operation(n, folder, args, cwd=cwd, events=events)
         if done.returncode == -9:
             yield n
             continue

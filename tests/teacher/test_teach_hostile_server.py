@@ -8,6 +8,7 @@ time however long the server would go on, and the trace written before it stays.
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -92,6 +93,29 @@ def endless_chunks(conn: Connection, index: int) -> None:
             return
 
 
+def _gzip(data: bytes, *, pad: int = 0) -> bytes:
+    """`data` gzipped, then `pad` MiB of spaces (JSON's own trailing whitespace)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = b" " * (1024 * 1024)
+    return packer.compress(data) + b"".join(packer.compress(block) for _ in range(pad)) + packer.flush()
+
+
+def gzip_bomb(conn: Connection, index: int) -> None:
+    """A good completion, then 64 MiB of padding: 64 KB on the wire (1 GiB would be 1 MB)."""
+    conn.reply("200 OK", _gzip(completion("<answer>2</answer>"), pad=64), "Content-Encoding: gzip")
+
+
+def brotli_unasked(conn: Connection, index: int) -> None:
+    conn.reply("200 OK", b"\x1b\x00\x00", "Content-Encoding: br")
+
+
+def gzipped_correct(conn: Connection, index: int) -> None:
+    """A good teacher that compresses its replies (as the transport allows)."""
+    number = int(conn.prompt.split("[q")[1].split("]")[0])
+    body = completion(f"<step>Add.</step><answer>{2 * number}</answer>")
+    conn.reply("200 OK", _gzip(body, pad=1), "Content-Encoding: gzip")
+
+
 def redirect_to_itself(conn: Connection, index: int) -> None:
     conn.reply("307 Temporary Redirect", b"", "Location: /v1/chat/completions")
 
@@ -121,8 +145,10 @@ def _run(tmp_path: Path, make_plan: MakePlan, url: str, options: TeachOptions = 
         (not_http, "broke the HTTP exchange before a whole reply"),
         (bad_gzip, "could not be decoded"),
         (huge_header, "before a whole reply"),
+        (brotli_unasked, "could not be decoded"),
     ],
-    ids=["closed-mid-body", "closed-without-reply", "not-http", "bad-gzip", "huge-header"],
+    ids=["closed-mid-body", "closed-without-reply", "not-http", "bad-gzip", "huge-header",
+         "unasked-encoding"],
 )
 def test_a_broken_exchange_is_a_server_error_not_an_unreachable_server(
     tmp_path: Path, make_plan: MakePlan, behaviour: Behaviour, says: str
@@ -166,7 +192,8 @@ def test_a_reply_that_trickles_or_never_comes_times_out_per_attempt(
 # --- size: a reply past 16 MiB is refused while it arrives ------------------------------
 
 
-@pytest.mark.parametrize("behaviour", [declared_huge, endless_chunks], ids=["1-GiB-declared", "endless-chunked"])
+@pytest.mark.parametrize("behaviour", [declared_huge, endless_chunks, gzip_bomb],
+                         ids=["1-GiB-declared", "endless-chunked", "gzip-bomb"])
 def test_a_reply_past_the_size_limit_is_refused_without_reading_it(
     tmp_path: Path, make_plan: MakePlan, behaviour: Behaviour
 ) -> None:
@@ -180,6 +207,16 @@ def test_a_reply_past_the_size_limit_is_refused_without_reading_it(
     assert sent < 4 * 64 * 1024 * 1024  # four attempts, none read far past the limit
     assert [t.id for t in load_traces(traces)] == ["q1"]
     assert took < BOUND
+
+
+def test_a_gzipped_reply_within_the_limit_is_read(tmp_path: Path, make_plan: MakePlan) -> None:
+    questions = write_jsonl(tmp_path / "q.jsonl", plain_questions(2))
+    with raw_teacher(gzipped_correct) as server:
+        plan = make_plan(questions=questions, base_url=server.url, concurrency=1)
+        teach(plan, FAST, environ=ENV)
+        asked = server.requests
+    assert asked == 2
+    assert [t.id for t in load_traces(Path(plan.teacher.traces))] == ["q1", "q2"]  # type: ignore[union-attr]
 
 
 # --- redirects: a loop or a dead end stops the run (KVS534) -----------------------------
