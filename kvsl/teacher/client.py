@@ -337,8 +337,8 @@ def _broken_exchange(cause: BaseException | None) -> RequestFailed | str | None:
 def _asked_to_wait(error: BaseException) -> str:
     """`the server asks to wait N s ...; ` when its Retry-After is one the client refused.
 
-    The client honours a `Retry-After` up to two minutes and gives up at once on a longer
-    one, which otherwise reads as a retry that never happened.
+    The client honours a `Retry-After` up to its own limit (`_retry_after_limit`) and gives
+    up at once on a longer one, which otherwise reads as a retry that never happened.
     """
     response = getattr(error, "response", None)
     value = response.headers.get("retry-after", "") if response is not None else ""
@@ -346,10 +346,18 @@ def _asked_to_wait(error: BaseException) -> str:
         seconds = float(value)
     except ValueError:
         return ""
-    if not seconds > 120:  # NaN too
+    if not seconds > _retry_after_limit():  # NaN too
         return ""
     shown = "ever" if seconds == float("inf") else f"{seconds:.0f} s"
     return f"the server asks to wait {shown}, longer than the client waits to retry; "
+
+
+def _retry_after_limit() -> float:
+    """The longest `Retry-After` (seconds) the installed openai client waits for: 120 in
+    openai 3 (`MAX_RETRY_AFTER_DELAY`), 60 written into the retry code of openai 1.x."""
+    import openai._constants as constants
+
+    return float(getattr(constants, "MAX_RETRY_AFTER_DELAY", 60))
 
 
 def _short(error: BaseException) -> str:

@@ -320,3 +320,23 @@ def test_a_retry_after_the_client_will_not_wait_for_is_named(
     assert "rate_limited: the server asks to wait 3600 s, longer than the client waits" in message
     assert stub.count() == 2  # the client does not retry past its own limit: one try each
     assert elapsed(start) < BOUND
+
+
+@pytest.mark.parametrize(("limit", "named"), [(120.0, False), (None, True)], ids=["openai-3", "openai-1"])
+def test_the_retry_after_limit_is_the_installed_clients(
+    monkeypatch: pytest.MonkeyPatch, limit: float | None, named: bool
+) -> None:
+    """A 90 s Retry-After is waited for by openai 3 (limit 120 s) but not by openai 1.x, whose
+    retry code has 60 s written in and no constant: the note follows the installed client."""
+    import types
+
+    import openai._constants as constants
+
+    from kvsl.teacher.client import _asked_to_wait
+
+    if limit is None:
+        monkeypatch.delattr(constants, "MAX_RETRY_AFTER_DELAY", raising=False)
+    else:
+        monkeypatch.setattr(constants, "MAX_RETRY_AFTER_DELAY", limit, raising=False)
+    error = types.SimpleNamespace(response=types.SimpleNamespace(headers={"retry-after": "90"}))
+    assert bool(_asked_to_wait(error)) is named  # type: ignore[arg-type]
