@@ -241,7 +241,10 @@ def _run(request: EvalRequest, format: str) -> None:
     from kvsl.engine.distributed import is_main
     from kvsl.eval.request import run
 
-    status = Console(stderr=True, highlight=False, markup=False, quiet=not is_main())
+    # soft_wrap: a status line stays one line in a log (rich wraps at 80 off a terminal)
+    status = Console(
+        stderr=True, highlight=False, markup=False, soft_wrap=True, quiet=not is_main()
+    )
     quiet = format == "json" or not is_main()
     with stop_on_interrupt(f"{request.out_dir}/results.jsonl"):
         outcome = run(request, console=status, quiet=quiet)
