@@ -226,3 +226,30 @@ def test_every_kvsl_command_and_option_the_docs_show_exists() -> None:
                     wrong.append(f"{where}: `kvsl {command.name}` has no `{option}`")
     assert seen > 50  # the docs show many commands; a broken pattern would find none
     assert not wrong, "\n".join(wrong)
+
+
+def python_block(doc: str, heading: str) -> str:
+    """The first ```python block of `doc` after the line `heading`."""
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    after = text[text.index(f"\n{heading}\n") :]
+    match = re.search(r"^```python\n(.*?)^```", after, re.S | re.M)
+    assert match, f"{doc}: no python block after {heading!r}"
+    return match.group(1)
+
+
+def test_the_styles_page_python_example_runs_on_its_own_spec(
+    spec_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/styles.md, "Declaring your own style": its spec saved as `specs/terse.kvs`, its
+    Python block run as written from the folder above, and the scores the page quotes."""
+    from kvsl.lang import load_plan
+    from kvsl.styles import score
+
+    (terse,) = [b for b in BLOCKS if b.doc == "docs/styles.md" and '"terse-math"' in b.text]
+    (spec_dir / "terse.kvs").write_text(terse.text, encoding="utf-8")
+    monkeypatch.chdir(spec_dir.parent)
+    exec(python_block("docs/styles.md", "## Declaring your own style"), {})
+    assert capsys.readouterr().out == "1.0\n"
+    plan = load_plan(spec_dir / "terse.kvs")
+    assert (score("answer: 7", plan), score("seven", plan)) == (0.3333, 0.0)
+    assert score("Answer: 3 + 4 = 7\n" * 30, plan) == 0.0333
