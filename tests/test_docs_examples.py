@@ -226,3 +226,53 @@ def test_every_kvsl_command_and_option_the_docs_show_exists() -> None:
                     wrong.append(f"{where}: `kvsl {command.name}` has no `{option}`")
     assert seen > 50  # the docs show many commands; a broken pattern would find none
     assert not wrong, "\n".join(wrong)
+
+
+def python_block(doc: str, heading: str) -> str:
+    """The first ```python block of `doc` after the line `heading`."""
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    after = text[text.index(f"\n{heading}\n") :]
+    match = re.search(r"^```python\n(.*?)^```", after, re.S | re.M)
+    assert match, f"{doc}: no python block after {heading!r}"
+    return match.group(1)
+
+
+def test_the_styles_page_python_example_runs_on_its_own_spec(
+    spec_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/styles.md, "Declaring your own style": its spec saved as `specs/terse.kvs`, its
+    Python block run as written from the folder above, and the scores the page quotes."""
+    from kvsl.lang import load_plan
+    from kvsl.styles import score
+
+    (terse,) = [b for b in BLOCKS if b.doc == "docs/styles.md" and '"terse-math"' in b.text]
+    (spec_dir / "terse.kvs").write_text(terse.text, encoding="utf-8")
+    monkeypatch.chdir(spec_dir.parent)
+    exec(python_block("docs/styles.md", "## Declaring your own style"), {})
+    assert capsys.readouterr().out == "1.0\n"
+    plan = load_plan(spec_dir / "terse.kvs")
+    assert (score("answer: 7", plan), score("seven", plan)) == (0.3333, 0.0)
+    assert score("Answer: 3 + 4 = 7\n" * 30, plan) == 0.0333
+
+
+def test_the_stdin_examples_run_as_written_from_the_folder_they_say(spec_dir: Path) -> None:
+    """docs/language.md's `kvsl check -` lines: `git show :specs/x.kvs` is the staged file,
+    fed here from the copy; from `specs/` (the block's `cd`) its relative paths resolve."""
+    import subprocess
+    import sys
+
+    text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    block = text[text.index("rather than what is on disk") :].split("\n\n")[1]
+    lines = [line.strip() for line in block.splitlines()]
+    assert lines[0] == "cd specs", block
+    staged = (spec_dir / "step_by_step.kvs").read_text(encoding="utf-8")
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    piped = [line for line in lines if line.startswith("git show :specs/step_by_step.kvs | kvsl ")]
+    assert len(piped) == 3  # check -, fmt --check -, plan -
+    for line in piped:
+        words = line.split("| kvsl ")[1].split()
+        done = subprocess.run(
+            [sys.executable, "-m", "kvsl", *words], input=staged, cwd=spec_dir, env=env,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"

@@ -74,7 +74,10 @@ def build_command(
             device=device,
             device_map=device_map,
         )
-        console = Console(stderr=True, highlight=False, markup=False, quiet=not is_main())
+        # soft_wrap: a status line stays one line in a log (rich wraps at 80 off a terminal)
+        console = Console(
+            stderr=True, highlight=False, markup=False, soft_wrap=True, quiet=not is_main()
+        )
         result = build_spec(request, console=console)
         if is_main():
             print(result.path)

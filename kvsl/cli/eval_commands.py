@@ -241,7 +241,10 @@ def _run(request: EvalRequest, format: str) -> None:
     from kvsl.engine.distributed import is_main
     from kvsl.eval.request import run
 
-    status = Console(stderr=True, highlight=False, markup=False, quiet=not is_main())
+    # soft_wrap: a status line stays one line in a log (rich wraps at 80 off a terminal)
+    status = Console(
+        stderr=True, highlight=False, markup=False, soft_wrap=True, quiet=not is_main()
+    )
     quiet = format == "json" or not is_main()
     with stop_on_interrupt(f"{request.out_dir}/results.jsonl"):
         outcome = run(request, console=status, quiet=quiet)
@@ -264,7 +267,10 @@ def _print_sweeps(outcome: EvalOutcome, request: EvalRequest) -> None:
     for name, pts in (outcome.points or {}).items():
         out.print(sweep_table(pts, title=f"sweep `{name}` on {request.dev}"))
     out.print(f"best on dev: {outcome.report['best']}")
-    out.print(f"plot: {outcome.report['plot']}   report: {outcome.report['report_path']}")
+    # soft_wrap: paths stay whole, to be copied from a log (off a terminal rich wraps at 80)
+    out.print(
+        f"plot: {outcome.report['plot']}   report: {outcome.report['report_path']}", soft_wrap=True
+    )
 
 
 def _print_eval(outcome: EvalOutcome) -> None:
@@ -288,5 +294,6 @@ def _print_eval(outcome: EvalOutcome) -> None:
         )
     out.print(
         f"report: {report['report_path']}  "
-        f"(generated {counted(report['generated_now'], 'response')} now)"
+        f"(generated {counted(report['generated_now'], 'response')} now)",
+        soft_wrap=True,
     )

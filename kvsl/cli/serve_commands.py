@@ -95,6 +95,7 @@ def serve(
 
         # Threads (KVS313), the device (KVS309) and the precision, before anything loads.
         setup = prepare(threads=threads, device=device, precision=precision)
+        print(f"kvsl serve: {setup.line()}", file=sys.stderr)  # as build, run, eval and tune
         where, precision = setup.device, setup.precision.name
         from kvsl.serve.server import bind, model_thread
 

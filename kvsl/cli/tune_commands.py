@@ -182,7 +182,10 @@ def _run(request: Any, json_output: bool) -> None:
     from kvsl.engine.distributed import is_main
     from kvsl.tune.run import run_tune
 
-    status = Console(stderr=True, highlight=False, markup=False, quiet=not is_main())
+    # soft_wrap: a status line stays one line in a log (rich wraps at 80 off a terminal)
+    status = Console(
+        stderr=True, highlight=False, markup=False, soft_wrap=True, quiet=not is_main()
+    )
     with stop_on_interrupt(f"{request.out_dir}/results.jsonl"):
         report = run_tune(request, console=status, quiet=json_output)
     if report.pop("rank", 0) != 0:

@@ -208,16 +208,19 @@ def resolve_device(device: str | torch.device | None, where: str = "<command lin
         or (parsed.type == "mps" and torch.backends.mps.is_available())
     )
     if not available:
-        found = (
-            f"this machine has {torch.cuda.device_count()} CUDA device(s)"
-            if torch.cuda.is_available()
-            else "this machine has no CUDA device"
+        # Offer only devices this machine has: "use `cuda`" on a CPU-only machine misleads.
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        hint = (
+            f"this machine has {count} CUDA device(s): use `auto`, `cpu`, `cuda` or "
+            f"`cuda:0`..`cuda:{count - 1}`"
+            if count
+            else "this machine has no CUDA device: use `auto` (the CPU here) or `cpu`"
         )
         raise KvslError.one(
             "KVS309",
             f"device `{device}` is not available",
             Span.whole_file(where),
-            help=f"use `auto`, `cpu`, `cuda` or `cuda:N`; {found}",
+            help=hint,
             exit_code=ExitCode.USAGE,
         )
     return str(parsed)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from kvsl.lang.checked import INVALID, Decl, Field, OverrideDecl
 from kvsl.lang.diagnostics import Diagnostic, Label
-from kvsl.lang.phrasing import error, joined, suggestion
+from kvsl.lang.phrasing import closest, error, joined, suggestion
 from kvsl.lang.plan import LayerSpan
 from kvsl.lang.schema import BLOCK_KEYS, OVERRIDE_KEYS, STYLE_KEYS, STYLE_KINDS, TOP, KeySpec
 from kvsl.lang.source import Span
@@ -65,6 +65,7 @@ def analyze(spec: Spec) -> tuple[Decl | None, list[Diagnostic]]:
         blocks=reader.blocks,
         overrides=tuple(reader.overrides) if reader.saw_at else None,
         extends=reader.values[TOP].get("extends"),
+        misspelt=frozenset(reader.misspelt),
     )
     return decl, diagnostics
 
@@ -134,6 +135,7 @@ class _Reader:
     blocks: dict[str, Span] = field(default_factory=dict)
     overrides: list[OverrideDecl] = field(default_factory=list)
     saw_at: bool = False  # an `at` block was written (even one that failed its checks)
+    misspelt: set[tuple[str, str]] = field(default_factory=set)  # see `Decl.misspelt`
 
     def style_key(self, item: Assignment) -> None:
         """`key = value` directly in the style."""
@@ -151,6 +153,7 @@ class _Reader:
         else:
             candidates = list(STYLE_KEYS) + list(BLOCK_KEYS)
             _unknown(item.key, item.key_span, None, candidates, self.diagnostics)
+            self.note_misspelt(TOP, item.key, candidates)
 
     def block(self, item: Block) -> None:
         """A block directly in the style: `contrast { ... }`, `steer { ... }`, ..."""
@@ -206,6 +209,12 @@ class _Reader:
             self.assign(own, keys[inner.key], inner)
         else:
             _unknown(inner.key, inner.key_span, block, list(keys), self.diagnostics)
+            self.note_misspelt(block, inner.key, list(keys))
+
+    def note_misspelt(self, block: str, key: str, candidates: list[str]) -> None:
+        close = closest(key, candidates)
+        if close is not None:
+            self.misspelt.add((block, close))
 
     def inner_block(self, block: str, inner: Block) -> None:
         """A block inside a block: only `at [layers] { ... }` inside `steer` is one."""

@@ -57,6 +57,8 @@ def _require(decl: Decl, diagnostics: list[Diagnostic]) -> None:
     """Keys and blocks a style must have (KVS106), also through `extends`."""
 
     def missing(key: str, block: str | None, help: str) -> None:
+        if (block or TOP, key) in decl.misspelt:
+            return  # KVS104 already says "did you mean `key`?" at the misspelt key
         where = decl.blocks.get(block, decl.name_span) if block else decl.name_span
         if block and decl.path != where.path:
             where = decl.name_span

@@ -137,6 +137,9 @@ class Decl:
     overrides: tuple[OverrideDecl, ...] | None  # None: no `at` blocks written
     extends: Field | None
     incomplete: bool = False  # a base failed to load: skip missing-key checks
+    # (block, key) an unknown key was taken for ("did you mean `pairs`?", KVS104): that key
+    # is not also reported missing (KVS106), since the one fix is to correct the spelling.
+    misspelt: frozenset[tuple[str, str]] = frozenset()
 
     def get(self, block: str, key: str) -> Field | None:
         return self.values.get(block, {}).get(key)

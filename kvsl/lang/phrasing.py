@@ -32,13 +32,19 @@ def warning(code: str, message: str, span: Span, help: str | None = None) -> Dia
 
 def suggestion(word: str, candidates: list[str] | tuple[str, ...]) -> str | None:
     """`did you mean `x`?` for the closest candidate, None when none is close."""
-    return _suggestion(word, tuple(candidates))
+    close = closest(word, candidates)
+    return f"did you mean `{close}`?" if close is not None else None
+
+
+def closest(word: str, candidates: list[str] | tuple[str, ...]) -> str | None:
+    """The candidate `word` is most likely a misspelling of, None when none is close."""
+    return _closest(word, tuple(candidates))
 
 
 @lru_cache(maxsize=1024)  # a file with the same unknown key 30,000 times costs one lookup
-def _suggestion(word: str, candidates: tuple[str, ...]) -> str | None:
+def _closest(word: str, candidates: tuple[str, ...]) -> str | None:
     close = get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
+    return close[0] if close else None
 
 
 def joined(words: list[str] | tuple[str, ...]) -> str:

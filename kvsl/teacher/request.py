@@ -81,7 +81,7 @@ def refuse_builtin_output(request: TeachRequest) -> None:
         f"`{spec}` is a built-in spec {where}: its trace file is not to be written",
         Span.whole_file(str(path)),
         help="name the file to fill with `--traces FILE` (outside the package), or copy "
-        f"`{path.parent.parent}` somewhere of your own and teach the copy (`--dry-run` works "
-        "here)",
+        f"`specs/` and `templates/` from `{path.parent.parent}` somewhere of your own and "
+        "teach the copied spec (`--dry-run` works here)",
         exit_code=ExitCode.USAGE,
     )

@@ -77,9 +77,20 @@ def check_writable(request: TuneRequest) -> None:
             + ("a built-in spec inside the installed package" if is_packaged(request.spec)
                else "not a `.kvs` spec"),
             Span.whole_file(request.spec),
-            help="copy the spec (with its traces) somewhere of your own and tune the copy",
+            help=_copy_help(request.spec),
             exit_code=ExitCode.USAGE,
         )  # fmt: skip
+
+
+def _copy_help(spec: str) -> str:
+    """What to copy: the spec alone would lose its `../templates/` (KVS200) and `vectors/`."""
+    if Path(spec).suffix != ".kvs":
+        return "tune the spec the artifact was built from (`kvsl inspect` names its style)"
+    root = Path(spec).resolve().parent.parent
+    return (
+        f"copy `specs/` and `templates/` from `{root}` somewhere of your own (the spec's "
+        "traces, templates and prebuilt vectors come along) and tune the copied spec"
+    )
 
 
 def run_tune(

@@ -91,6 +91,9 @@ def test_kvsl_build_cli_says_the_shipped_vectors_are_used(shipping_spec, monkeyp
     assert result.exit_code == 0, result.output
     assert "ships with prebuilt vectors" in result.output
     assert "vectors/tiny.safetensors" in result.output
+    # One line however long (off a terminal rich would wrap it at 80 columns mid-path).
+    (line,) = [line for line in result.output.splitlines() if "ships with prebuilt" in line]
+    assert "nothing to build" in line and "`--force` rebuilds)" in line and len(line) > 80
 
 
 def test_a_tampered_shipped_file_is_kvs311_and_extracted_instead(

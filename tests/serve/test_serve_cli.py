@@ -47,6 +47,9 @@ def test_a_port_in_use_is_kvs803(root):
         result = _serve(str(root / "alpha.kvs"), "--port", str(taken.getsockname()[1]))
     assert result.exit_code == 3 and "KVS803" in result.stderr
     assert "pick another `--port`" in result.stderr
+    # Like build, run, eval and tune, it first says what it picked (docs/scale.md).
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("kvsl serve: ") and "thread" in first and "one process" in first
 
 
 @pytest.mark.parametrize("host", ["999.1.1.1", "192.0.2.1", "no-such-host.invalid"])

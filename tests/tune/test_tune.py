@@ -251,7 +251,12 @@ def test_write_refuses_an_installed_builtin_spec_and_an_artifact(
     for target in (installed, tmp_path / "vectors.safetensors"):
         with pytest.raises(KvslError) as err:
             run_tune(TuneRequest(str(target), str(DEV), write=True, out_dir=str(tmp_path)))
-        assert err.value.diagnostics[0].code == "KVS704"
+        (diagnostic,) = err.value.diagnostics
+        assert diagnostic.code == "KVS704"
+        if target == installed:  # the copy it advises keeps the spec's `../templates/`
+            assert f"`specs/` and `templates/` from `{installed.parent.parent}`" in str(
+                diagnostic.help
+            )
 
 
 def test_cli_tunes_and_bad_flags_exit_2(spec: Path, tmp_path: Path) -> None:
