@@ -239,10 +239,10 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "`kvsl check` and `kvsl fmt` look for `*.kvs` files in a folder they are given, "
         "skipping hidden folders, virtual environments, `node_modules`, other file systems "
         "and linked folders (`kvsl fmt` also leaves out linked files outside it). They do "
-        "not walk the file system's root or the home "
-        "folder at all, and past 20,000 folders they stop; either way they use none of that "
-        "folder's files, so a slip such as `kvsl fmt /` or `kvsl fmt ~` neither walks a whole "
-        "disk nor reformats every checkout on it. This is a usage error (exit status 2): "
+        "not walk the file system's root at all, and past 20,000 folders (a home folder "
+        "full of checkouts) they stop; either way they use none of that folder's files, so "
+        "a slip such as `kvsl fmt /` or `kvsl fmt ~` neither walks a whole disk nor "
+        "reformats every checkout on it. This is a usage error (exit status 2): "
         "name the folder that holds the specs, or the files themselves.",
         "kvsl fmt /",
         "kvsl fmt specs/",

@@ -10,10 +10,11 @@ A folder walk finds the specs the user keeps in that folder, and nothing else:
   default), and for `kvsl fmt` a linked `.kvs` file whose target lies outside the folder
   is left out, so it never rewrites a file outside what was named (`kvsl check` reads
   such a file; a file named directly is always taken, link or not);
-- the file system's root and the home folder are not walked at all, and past
-  `MAX_WALK_FOLDERS` folders a walk stops; both are KVS023 and list none of that folder's
-  files, so `kvsl fmt /` or `kvsl fmt ~` by mistake (every checkout on the machine, test
-  fixtures included) changes nothing.
+- the file system's root is not walked at all, and past `MAX_WALK_FOLDERS` folders a walk
+  stops; both are KVS023 and list none of that folder's files, so `kvsl fmt /` by mistake
+  (every checkout on the machine, test fixtures included) changes nothing. The home folder
+  is walked like any other, within the cap: a test or a container often makes a project
+  folder the home (HOME=tmp), and a real home with checkouts in it passes the cap.
 
 >>> walk_specs("/nonexistent")
 ([], [])
@@ -44,9 +45,8 @@ def walk_specs(folder: str, *, writing: bool = False) -> tuple[list[str], list[D
     except OSError:
         return [], []
     real = os.path.realpath(folder)
-    whole = _whole_trees().get(real)
-    if whole is not None:
-        return [], [_too_large(folder, whole)]
+    if real == os.path.realpath(os.sep):
+        return [], [_too_large(folder, "the file system's root")]
     inside = os.path.join(real, "")
     found: list[str] = []
     for count, (root, dirs, names) in enumerate(os.walk(folder), start=1):
@@ -75,16 +75,6 @@ def _enters(path: str, name: str, device: int) -> bool:
 def _stays_inside(path: str, inside: str) -> bool:
     """A plain file, or a link whose target lies under the walked folder (`inside`)."""
     return not os.path.islink(path) or os.path.realpath(path).startswith(inside)
-
-
-def _whole_trees() -> dict[str, str]:
-    """The folders never walked, and what each is: the file system's root and the home
-    folder, where every project (and every other checkout of this one) lies below."""
-    trees = {os.path.realpath(os.sep): "the file system's root"}
-    home = os.path.expanduser("~")
-    if home != "~":
-        trees.setdefault(os.path.realpath(home), "the home folder")
-    return trees
 
 
 def _too_large(folder: str, whole: str | None = None) -> Diagnostic:
