@@ -237,7 +237,7 @@ FRONTEND_CODES: tuple[Code, ...] = (
         "folder too large to walk",
         E,
         "`kvsl check` and `kvsl fmt` look for `*.kvs` files in a folder they are given, "
-        "skipping hidden folders, virtual environments, `node_modules`, other file systems "
+        "skipping hidden folders, virtual environments, `node_modules` "
         "and linked folders (`kvsl fmt` also leaves out linked files outside it). They do "
         "not walk the file system's root at all, and past 20,000 folders (a home folder "
         "full of checkouts) they stop; either way they use none of that folder's files, so "

@@ -4,8 +4,9 @@ A folder walk finds the specs the user keeps in that folder, and nothing else:
 
 - hidden folders (`.git`, `.venv`), `node_modules`, `__pycache__`, `site-packages` and
   virtual environments (a folder with a `pyvenv.cfg`) are skipped, as are folders that
-  cannot be read and other file systems mounted below it (`/proc` under `/`), as
-  `find -xdev` does;
+  cannot be read. Other file systems mounted below it are walked: a `specs/` folder
+  mounted into a container is where the specs are, and skipping it would let a CI check
+  pass on nothing; the folder cap bounds a walk into a large one;
 - links are not followed out of it: a linked folder is not entered (`os.walk`'s
   default), and for `kvsl fmt` a linked `.kvs` file whose target lies outside the folder
   is left out, so it never rewrites a file outside what was named (`kvsl check` reads
@@ -40,9 +41,7 @@ def walk_specs(folder: str, *, writing: bool = False) -> tuple[list[str], list[D
     `writing` (`kvsl fmt`) leaves out linked files whose target is outside `folder`;
     reading them (`kvsl check`) changes nothing, so a check still covers them.
     """
-    try:
-        device = os.stat(folder).st_dev
-    except OSError:
+    if not os.path.isdir(folder):
         return [], []
     real = os.path.realpath(folder)
     if real == os.path.realpath(os.sep):
@@ -52,7 +51,7 @@ def walk_specs(folder: str, *, writing: bool = False) -> tuple[list[str], list[D
     for count, (root, dirs, names) in enumerate(os.walk(folder), start=1):
         if count > MAX_WALK_FOLDERS:
             return [], [_too_large(folder)]
-        dirs[:] = sorted(d for d in dirs if _enters(os.path.join(root, d), d, device))
+        dirs[:] = sorted(d for d in dirs if _enters(os.path.join(root, d), d))
         for name in names:
             path = os.path.join(root, name)
             if name.endswith(".kvs") and (not writing or _stays_inside(path, inside)):
@@ -60,14 +59,9 @@ def walk_specs(folder: str, *, writing: bool = False) -> tuple[list[str], list[D
     return sorted(found), []
 
 
-def _enters(path: str, name: str, device: int) -> bool:
+def _enters(path: str, name: str) -> bool:
     """Whether the walk goes into the folder `path` (called `name`)."""
     if name.startswith(".") or name in SKIPPED_FOLDERS:
-        return False
-    try:
-        if os.lstat(path).st_dev != device:  # another file system mounted here
-            return False
-    except OSError:
         return False
     return not os.path.exists(os.path.join(path, "pyvenv.cfg"))  # a virtual environment
 
