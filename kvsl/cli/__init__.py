@@ -61,19 +61,24 @@ def __getattr__(name: str) -> object:
 
 
 def main() -> None:
+    from kvsl.base.interrupt import INTERRUPTED, exit_code, stop_on_sigterm
     from kvsl.cli.output import escape_undecodable, guarded
 
     escape_undecodable()
+    # SIGTERM (a job scheduler's stop, `kill PID`) stops every command as Ctrl-C does:
+    # exit 143 instead of 130, what is written kept, no traceback (kvsl.base.interrupt).
+    # `kvsl serve` puts its own handling in place while it serves.
+    stop_on_sigterm()
     try:
         code = guarded(_run)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         # Ctrl-C outside a long job's own handling (`kvsl check` of a large folder runs
         # without Typer, which would have caught it): exit 130 as a shell expects, no
         # traceback. Nothing is half-written: every file kvsl writes is replaced atomically.
-        from kvsl.base.interrupt import INTERRUPTED
-
-        print("interrupted", file=sys.stderr)
-        code = INTERRUPTED
+        code = exit_code(interrupt)
+        print("interrupted" + (" (SIGTERM)" if code != INTERRUPTED else ""), file=sys.stderr)
+    if code == INTERRUPTED:
+        code = exit_code()  # Typer turns any KeyboardInterrupt into 130, a SIGTERM too
     sys.exit(code)
 
 
