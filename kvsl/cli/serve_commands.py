@@ -131,7 +131,8 @@ def serve(
 
         run_server(application, sock, shutdown_timeout=shutdown_timeout,
                    request_timeout=request_timeout,
-                   announce=lambda: _announce(sock, host, key, catalog))
+                   announce=lambda: _announce(sock, host, key, catalog),
+                   drain=application.state.server.drain, ignore_after=True)
         print("kvsl serve: stopped", file=sys.stderr, flush=True)
 
 

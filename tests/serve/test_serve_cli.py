@@ -107,7 +107,7 @@ def test_the_model_loads_on_the_thread_that_decodes_it(root, monkeypatch):
         seen["loaded on"] = threading.current_thread()
         return real_load(*args, **kwargs)
 
-    def run_server(application, sock, *, shutdown_timeout, request_timeout, announce):  # no uvicorn
+    def run_server(application, sock, *, announce, **_):  # no uvicorn
         announce()
         executor = application.state.server.executor
         seen["decodes on"] = executor.submit(threading.current_thread).result()
