@@ -31,6 +31,8 @@ def _serve(*args: str):
         (["--batching", "eager"], "--batching eager"),
         (["--request-timeout", "0"], "--request-timeout 0"),
         (["--request-timeout", "nan"], "--request-timeout nan"),
+        (["--shutdown-timeout", "nan"], "--shutdown-timeout nan"),  # a traceback at the stop
+        (["--shutdown-timeout", "-1"], "--shutdown-timeout -1"),
     ],
 )
 def test_options_out_of_range_are_kvs802(root, flags, needle):
