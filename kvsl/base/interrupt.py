@@ -20,10 +20,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 __all__ = [
     "INTERRUPTED",
@@ -62,7 +64,10 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 def stop_on_sigterm() -> signal.Handlers | None:
     """From now on a SIGTERM raises `Terminated` in the main thread; the handling it
     replaced, or None where nothing changed (a worker thread, a SIGTERM already handled
-    by someone else or ignored on purpose)."""
+    by someone else or ignored on purpose). (`kvsl check` starts here: threading is
+    imported only now, when it is not already.)"""
+    import threading
+
     if threading.current_thread() is not threading.main_thread():
         return None
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
@@ -115,6 +120,8 @@ def _arm_sigint() -> signal.Handlers | None:
 
     Only the main thread may set handlers (a job run from a worker thread keeps its own).
     """
+    import threading
+
     if threading.current_thread() is not threading.main_thread():
         return None
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:

@@ -77,8 +77,11 @@ def main() -> None:
         # traceback. Nothing is half-written: every file kvsl writes is replaced atomically.
         code = exit_code(interrupt)
         print("interrupted" + (" (SIGTERM)" if code != INTERRUPTED else ""), file=sys.stderr)
-    if code == INTERRUPTED:
-        code = exit_code()  # Typer turns any KeyboardInterrupt into 130, a SIGTERM too
+    if code == INTERRUPTED and exit_code() != INTERRUPTED:
+        # Typer turns any KeyboardInterrupt into a silent 130: a SIGTERM too (one that came
+        # before a long job's own handling, while the command loaded its model)
+        print("interrupted (SIGTERM)", file=sys.stderr)
+        code = exit_code()
     sys.exit(code)
 
 
