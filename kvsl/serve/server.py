@@ -1,9 +1,10 @@
 """Running the app: a socket bound here (so a busy port is a diagnostic), the model thread,
 uvicorn, SIGTERM.
 
-On SIGTERM (or Ctrl-C) uvicorn stops accepting connections, lets requests in flight finish
-(up to `shutdown_timeout` seconds, then cancels them), and the app's lifespan stops the
-batcher; the process then exits 0.
+On SIGTERM (or Ctrl-C) uvicorn stops accepting connections and lets requests in flight
+finish; after `shutdown_timeout` seconds (or at once on a second signal) the app ends those
+left with whole answers (503 `shutting_down`, or that error event and `[DONE]` in a stream),
+and the app's lifespan stops the batcher; the process then exits 0.
 """
 
 from __future__ import annotations
