@@ -60,15 +60,21 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'kvsl.cli' has no attribute {name!r}")
 
 
+_LONG_JOBS = frozenset({"build", "eval", "tune", "teach", "run"})
+
+
 def main() -> None:
     from kvsl.base.interrupt import INTERRUPTED, exit_code, stop_on_sigterm
     from kvsl.cli.output import escape_undecodable, guarded
 
     escape_undecodable()
-    # SIGTERM (a job scheduler's stop, `kill PID`) stops every command as Ctrl-C does:
-    # exit 143 instead of 130, what is written kept, no traceback (kvsl.base.interrupt).
-    # `kvsl serve` puts its own handling in place while it serves.
-    stop_on_sigterm()
+    if sys.argv[1:2] and sys.argv[1] in _LONG_JOBS:
+        # SIGTERM (a job scheduler's stop, `kill PID`) stops a long job as Ctrl-C does, from
+        # its start (loading the model) on: exit 143 instead of 130, what is written kept,
+        # how to resume, no traceback (kvsl.base.interrupt). `kvsl serve` has its own
+        # handling; the quick commands (`check`, `fmt`) keep the default: they write every
+        # file atomically and have nothing to resume.
+        stop_on_sigterm()
     try:
         code = guarded(_run)
     except KeyboardInterrupt as interrupt:
