@@ -60,7 +60,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'kvsl.cli' has no attribute {name!r}")
 
 
-_LONG_JOBS = frozenset({"build", "eval", "tune", "teach", "run"})
+_LONG_JOBS = frozenset({"build", "eval", "tune", "teach", "run", "serve"})
 
 
 def main() -> None:
@@ -71,9 +71,10 @@ def main() -> None:
     if sys.argv[1:2] and sys.argv[1] in _LONG_JOBS:
         # SIGTERM (a job scheduler's stop, `kill PID`) stops a long job as Ctrl-C does, from
         # its start (loading the model) on: exit 143 instead of 130, what is written kept,
-        # how to resume, no traceback (kvsl.base.interrupt). `kvsl serve` has its own
-        # handling; the quick commands (`check`, `fmt`) keep the default: they write every
-        # file atomically and have nothing to resume.
+        # how to resume, no traceback (kvsl.base.interrupt). `kvsl serve` likewise until
+        # it listens, then it stops serving cleanly (exit 0, kvsl.serve.server); the quick
+        # commands (`check`, `fmt`) keep the default: they write every file atomically
+        # and have nothing to resume.
         stop_on_sigterm()
     try:
         code = guarded(_run)
