@@ -60,20 +60,35 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'kvsl.cli' has no attribute {name!r}")
 
 
+_LONG_JOBS = frozenset({"build", "eval", "tune", "teach", "run", "serve"})
+
+
 def main() -> None:
+    from kvsl.base.interrupt import INTERRUPTED, exit_code, stop_on_sigterm
     from kvsl.cli.output import escape_undecodable, guarded
 
     escape_undecodable()
+    if sys.argv[1:2] and sys.argv[1] in _LONG_JOBS:
+        # SIGTERM (a job scheduler's stop, `kill PID`) stops a long job as Ctrl-C does, from
+        # its start (loading the model) on: exit 143 instead of 130, what is written kept,
+        # how to resume, no traceback (kvsl.base.interrupt). `kvsl serve` likewise until
+        # it listens, then it stops serving cleanly (exit 0, kvsl.serve.server); the quick
+        # commands (`check`, `fmt`) keep the default: they write every file atomically
+        # and have nothing to resume.
+        stop_on_sigterm()
     try:
         code = guarded(_run)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         # Ctrl-C outside a long job's own handling (`kvsl check` of a large folder runs
         # without Typer, which would have caught it): exit 130 as a shell expects, no
         # traceback. Nothing is half-written: every file kvsl writes is replaced atomically.
-        from kvsl.base.interrupt import INTERRUPTED
-
-        print("interrupted", file=sys.stderr)
-        code = INTERRUPTED
+        code = exit_code(interrupt)
+        print("interrupted" + (" (SIGTERM)" if code != INTERRUPTED else ""), file=sys.stderr)
+    if code == INTERRUPTED and exit_code() != INTERRUPTED:
+        # Typer turns any KeyboardInterrupt into a silent 130: a SIGTERM too (one that came
+        # before a long job's own handling, while the command loaded its model)
+        print("interrupted (SIGTERM)", file=sys.stderr)
+        code = exit_code()
     sys.exit(code)
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kvsl.base.interrupt import stop_on_interrupt
 from kvsl.base.plurals import counted
 from kvsl.cli import app
 from kvsl.cli.errors import reported_errors
@@ -78,7 +79,10 @@ def build_command(
         console = Console(
             stderr=True, highlight=False, markup=False, soft_wrap=True, quiet=not is_main()
         )
-        result = build_spec(request, console=console)
+        # Ctrl-C or SIGTERM: exit 130 or 143 (kvsl.base.interrupt); the artifact is written
+        # atomically, so it is whole or absent, and a rerun builds it.
+        with stop_on_interrupt(None, note="no artifact is half-written; run again to build"):
+            result = build_spec(request, console=console)
         if is_main():
             print(result.path)
 

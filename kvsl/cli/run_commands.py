@@ -335,10 +335,13 @@ def run(
         try:
             stream = _write_stdout if format == "text" else None
             result = run_request(request, console=status, quiet=format != "text", stream=stream)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM (kvsl.base.interrupt)
             # Nothing half-written is left behind: artifacts are written atomically.
-            print("interrupted", file=sys.stderr)
-            raise typer.Exit(130) from None
+            from kvsl.base.interrupt import INTERRUPTED, exit_code
+
+            code = exit_code(interrupt)
+            print("interrupted" + (" (SIGTERM)" if code != INTERRUPTED else ""), file=sys.stderr)
+            raise typer.Exit(code) from None
         _render(result, format, compare)
 
 

@@ -90,7 +90,7 @@ def serve(
                       max_prompt_tokens=max_prompt_tokens, max_new_tokens=max_new_tokens,
                       max_n=max_n, max_body_bytes=max_body_bytes, max_coefficient=max_coefficient,
                       gather_ms=gather_ms, batching=batching,
-                      request_timeout=request_timeout)
+                      request_timeout=request_timeout, shutdown_timeout=shutdown_timeout)
         from kvsl.engine.setup import prepare
 
         # Threads (KVS313), the device (KVS309) and the precision, before anything loads.
@@ -132,7 +132,8 @@ def serve(
 
         run_server(application, sock, shutdown_timeout=shutdown_timeout,
                    request_timeout=request_timeout,
-                   announce=lambda: _announce(sock, host, key, catalog))
+                   announce=lambda: _announce(sock, host, key, catalog),
+                   drain=application.state.server.drain, ignore_after=True)
         print("kvsl serve: stopped", file=sys.stderr, flush=True)
 
 

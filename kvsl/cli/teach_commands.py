@@ -131,12 +131,17 @@ def teach_command(
         except TeachAborted as aborted:
             typer.echo(_summary(aborted.report, stopped=True), err=True)
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM (kvsl.base.interrupt)
+            from kvsl.base.interrupt import INTERRUPTED, exit_code
+
+            code = exit_code(interrupt)
+            how = " (SIGTERM)" if code != INTERRUPTED else ""
             typer.echo(
-                "interrupted: every trace written so far is kept; rerun `kvsl teach` to resume",
+                f"interrupted{how}: every trace written so far is kept; rerun `kvsl teach` "
+                "to resume",
                 err=True,
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(code) from None
     if report.warnings:
         from kvsl.lang.render import render_diagnostics
 

@@ -35,7 +35,7 @@ from kvsl.base.counts import decimal_count
 from kvsl.base.plurals import counted, plural
 from kvsl.engine.generate import GenerationSettings
 from kvsl.engine.rows import Row
-from kvsl.serve.batcher import Batcher, Busy, Job, Sampling, ShuttingDown
+from kvsl.serve.batcher import SHUTDOWN_MESSAGE, Batcher, Busy, Job, Sampling, ShuttingDown
 from kvsl.serve.catalog import Catalog
 from kvsl.serve.continuous import ContinuousBatcher
 from kvsl.serve.metrics import Metrics
@@ -182,6 +182,7 @@ class _Server:
         self.batcher: Batcher | None = None
         self.started = int(time.time())
         self.stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def tokenizer(self) -> Any:
@@ -198,6 +199,30 @@ class _Server:
         else:
             self.batcher = ContinuousBatcher(self.decoder, self.tokenizer, **options)
         self.batcher.start()
+        self._loop = asyncio.get_running_loop()
+
+    def drain(self, seconds: float) -> None:
+        """The server is stopping (SIGTERM, Ctrl-C): requests in flight get `seconds` more;
+        then each one left ends with a 503 `shutting_down` (a stream with that error event
+        and `[DONE]`) and its rows leave the model.
+
+        Left to uvicorn, a request past `--shutdown-timeout` had its task cancelled: a
+        stream stopped in the middle of its chunked body, a non-streaming client got a
+        plain-text 500, and the log a traceback. Called from the server's shutdown and
+        from a signal handler (a second signal: `seconds` 0), on the loop's thread.
+        """
+        self.stopping = True
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing in flight
+            loop.call_soon_threadsafe(loop.call_later, max(0.0, seconds), self._end_in_flight)
+
+    def _end_in_flight(self) -> None:
+        if self.batcher is None:
+            return
+        for job in list(self.batcher.in_flight):
+            job.abort(ShuttingDown(f"{SHUTDOWN_MESSAGE}: the request did not finish in time"))
 
     async def shutdown(self) -> None:
         self.stopping = True
@@ -286,9 +311,8 @@ class _Server:
             raise ApiError(429, "the server is busy: its queue is full; retry later",
                            type="rate_limit_error", code="server_busy",
                            headers={"Retry-After": str(busy.retry_after)}) from None
-        except ShuttingDown:
-            raise ApiError(503, "the server is shutting down", type="server_error",
-                           code="shutting_down") from None
+        except ShuttingDown as stopping:
+            raise _shutting_down(stopping) from None
         return job
 
     async def _generate(self, request: Request, kind: str) -> Response:
@@ -323,9 +347,8 @@ class _Server:
             return Response(status_code=499)
         try:
             rows = job.result.result()
-        except ShuttingDown:
-            return self._failed(endpoint, ApiError(503, "the server is shutting down",
-                                                   type="server_error", code="shutting_down"))
+        except ShuttingDown as stopping:
+            return self._failed(endpoint, _shutting_down(stopping))
         except BaseException as failure:  # the model failed on this batch
             return self._failed(endpoint, ApiError(
                 500, f"generation failed: {type(failure).__name__}", type="server_error"))
@@ -381,7 +404,9 @@ class _Server:
             elif kind == "done":
                 break
             else:
-                error = ApiError(500, f"generation failed: {text}", type="server_error")
+                failure = job.result.exception() if not job.result.cancelled() else None
+                error = (_shutting_down(failure) if isinstance(failure, ShuttingDown)
+                         else ApiError(500, f"generation failed: {text}", type="server_error"))
                 yield f"data: {json.dumps(error.body())}\n\n"
                 yield "data: [DONE]\n\n"
                 return
@@ -393,6 +418,11 @@ class _Server:
         self.metrics.finished(endpoint, time.perf_counter() - started, usage["prompt_tokens"],
                               usage["completion_tokens"])
         yield "data: [DONE]\n\n"
+
+
+def _shutting_down(stopping: ShuttingDown) -> ApiError:
+    return ApiError(503, str(stopping) or SHUTDOWN_MESSAGE, type="server_error",
+                    code="shutting_down")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -69,6 +69,9 @@ class ShuttingDown(Exception):
     """The server is stopping and takes no more work."""
 
 
+SHUTDOWN_MESSAGE = "the server is shutting down"
+
+
 def visible_text(tokenizer: Any, row: Row, final: bool) -> str:
     """What may be shown of a row so far: before a stop string, never half a character,
     never a tail that a stop string might still complete (unless the row is finished)."""
@@ -118,6 +121,16 @@ class Job:
         for row in self.rows:
             row.cancelled = True
         self._end(error=asyncio.CancelledError())
+
+    def abort(self, error: BaseException) -> None:
+        """End the job with `error` (its handler answers it) and stop its rows at the next
+        step: the server's shutdown ending what did not finish in time."""
+        if self.finished:
+            return
+        self.cancelled = True
+        for row in self.rows:
+            row.cancelled = True
+        self._end(error=error)
 
     def stream_deltas(self, tokenizer: Any, final: bool) -> None:
         """Send what is newly visible in each row: from the worker thread while generating,
@@ -315,15 +328,18 @@ class Batcher:
         job._end()
 
     async def stop(self) -> None:
-        """Refuse new work, cancel waiting jobs, let the running batch finish, stop the thread."""
+        """Refuse new work, end waiting and running jobs (the server has already let in-flight
+        requests finish, up to `--shutdown-timeout`), stop the thread."""
         self._refuse_waiting()
+        for job in list(self.in_flight):  # the running batch stops at its next step
+            job.abort(ShuttingDown(SHUTDOWN_MESSAGE))
         await self._stop_worker()
 
     def _refuse_waiting(self) -> None:
         """Take no new work and end every job still waiting for the model."""
         self._stopping = True
         for job in list(self.pending):
-            job._end(error=ShuttingDown("the server is shutting down"))
+            job._end(error=ShuttingDown(SHUTDOWN_MESSAGE))
         self.pending.clear()
 
     async def _stop_worker(self) -> None:

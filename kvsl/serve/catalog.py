@@ -158,6 +158,9 @@ def check_options(batching: str = "continuous", **values: float) -> None:
             problems.append(f"`{flag} {value:g}` is not a port (0..65535)")
         elif name == "gather_ms" and value < 0:
             problems.append(f"`{flag} {value:g}` must not be negative")
+        elif name == "shutdown_timeout":
+            if not 0 <= value < float("inf"):  # nan and inf ended a stop in a traceback
+                problems.append(f"`{flag} {value:g}` must be a number of seconds, 0 or more")
         elif name in ("max_coefficient", "request_timeout") and not value > 0:
             problems.append(f"`{flag} {value:g}` must be greater than 0")
         elif name not in ("port", "gather_ms", "max_coefficient", "request_timeout") and value < 1:

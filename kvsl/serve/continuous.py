@@ -26,7 +26,7 @@ import queue
 import time
 from typing import Any
 
-from kvsl.serve.batcher import Batcher, Job
+from kvsl.serve.batcher import SHUTDOWN_MESSAGE, Batcher, Job, ShuttingDown
 
 
 class ContinuousBatcher(Batcher):
@@ -173,8 +173,8 @@ class ContinuousBatcher(Batcher):
         """Refuse new work, end waiting jobs, cancel the rows still decoding (the server has
         already let in-flight requests finish), stop the thread."""
         self._refuse_waiting()
-        for job in list(self.in_flight):
-            job.cancel()
+        for job in list(self.in_flight):  # each handler answers 503 `shutting_down`
+            job.abort(ShuttingDown(SHUTDOWN_MESSAGE))
         self._inbox.put(None)
         await self._stop_worker()
 

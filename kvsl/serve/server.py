@@ -1,9 +1,10 @@
 """Running the app: a socket bound here (so a busy port is a diagnostic), the model thread,
 uvicorn, SIGTERM.
 
-On SIGTERM (or Ctrl-C) uvicorn stops accepting connections, lets requests in flight finish
-(up to `shutdown_timeout` seconds, then cancels them), and the app's lifespan stops the
-batcher; the process then exits 0.
+On SIGTERM (or Ctrl-C) uvicorn stops accepting connections and lets requests in flight
+finish; after `shutdown_timeout` seconds (or at once on a second signal) the app ends those
+left with whole answers (503 `shutting_down`, or that error event and `[DONE]` in a stream),
+and the app's lifespan stops the batcher; the process then exits 0.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import contextlib
 import errno
 import http
 import json
+import math
 import signal
 import socket
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import FrameType
 from typing import Any
 
 from kvsl.lang.diagnostics import COMMAND_LINE, ExitCode, KvslError
@@ -166,24 +169,49 @@ def run_server(
     shutdown_timeout: float = 30.0,
     request_timeout: float = 30.0,
     announce: Callable[[], None] = lambda: None,
+    drain: Callable[[float], None] | None = None,
+    ignore_after: bool = False,
 ) -> None:
     """Serve `app` on `sock` until SIGTERM or SIGINT; returns normally after a clean stop.
 
     `request_timeout`: seconds a connection gets to send a request's head (see
     `head_deadline_protocol`); the app gives the body as long again. `announce` prints the
-    listening line, once a SIGTERM or SIGINT already means a clean stop.
+    listening line, once a SIGTERM or SIGINT already means a clean stop. `drain(seconds)`
+    (the app's `_Server.drain`) is told when the stop begins, and again with 0 on a second
+    signal: the app itself ends what is still in flight after `shutdown_timeout` seconds,
+    with whole answers, before uvicorn's own deadline (a few seconds later) would cancel it
+    mid-answer. `ignore_after`: SIGTERM and SIGINT are ignored once the server has stopped
+    (`kvsl serve`, on its way out: a signal repeated then ended the process with -15 or a
+    traceback instead of exit 0), instead of getting their previous handling back.
     """
     import uvicorn
+
+    backstop = math.ceil(shutdown_timeout) + (_BACKSTOP_S if drain is not None else 0)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if drain is not None:
+                drain(shutdown_timeout)
+            await super().shutdown(sockets=sockets)
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.should_exit and drain is not None:
+                # A second signal: end the requests in flight now, with whole answers.
+                # (uvicorn's "force exit" on a second Ctrl-C skipped the app's shutdown:
+                # the model thread never stopped and the process never ended.)
+                drain(0)
+                return
+            super().handle_exit(sig, frame)
 
     config = uvicorn.Config(
         app,
         http=head_deadline_protocol(request_timeout),
         log_level="warning",
         access_log=False,  # request lines would be noise; headers (the API key) are never logged
-        timeout_graceful_shutdown=max(1, round(shutdown_timeout)),
+        timeout_graceful_shutdown=max(1, backstop),
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+    server = Server(config)
     # uvicorn's own handlers are installed only once it runs: a SIGTERM sent as soon as the
     # listening line appeared (a supervisor, a test) found Python's default and ended the
     # process with -15. Its handler, installed before the line, asks it to stop: it starts,
@@ -196,8 +224,13 @@ def run_server(
         server.run(sockets=[sock])
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if ignore_after else handler)
         sock.close()
     if not server.started:
         print("kvsl serve: the server did not start", file=sys.stderr)
         raise SystemExit(int(ExitCode.ENVIRONMENT))
+
+
+# Seconds uvicorn waits past `--shutdown-timeout` before it cancels what is left: the app
+# has ended every request by then; only a client that stopped reading can still be there.
+_BACKSTOP_S = 3

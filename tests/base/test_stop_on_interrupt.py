@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from interrupting import interrupt_when_ready
 
-from kvsl.base.interrupt import INTERRUPTED, stop_on_interrupt
+from kvsl.base.interrupt import INTERRUPTED, TERMINATED, stop_on_interrupt
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,3 +98,32 @@ def test_every_script_that_generates_stops_on_interrupt() -> None:
         if "stop_on_interrupt(" not in p.read_text(encoding="utf-8")
     ]
     assert missing == []
+
+
+def test_sigterm_ends_the_job_as_ctrl_c_does_with_exit_143() -> None:
+    """A SIGTERM (a job scheduler's stop) unwinds the job as Ctrl-C does and exits 143;
+    by default it ended the process at once with -15: no `finally`, no line."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", JOB, "out/results.jsonl"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == TERMINATED == 143, err.decode()
+    assert out == b"unwound\n"
+    assert err.decode() == (
+        "interrupted (SIGTERM): answers so far are saved in out/results.jsonl; "
+        "run again to resume\n"
+    )
+
+
+def test_the_previous_sigterm_handling_is_put_back() -> None:
+    original = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with stop_on_interrupt(None):
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, original)

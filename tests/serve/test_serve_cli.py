@@ -31,6 +31,8 @@ def _serve(*args: str):
         (["--batching", "eager"], "--batching eager"),
         (["--request-timeout", "0"], "--request-timeout 0"),
         (["--request-timeout", "nan"], "--request-timeout nan"),
+        (["--shutdown-timeout", "nan"], "--shutdown-timeout nan"),  # a traceback at the stop
+        (["--shutdown-timeout", "-1"], "--shutdown-timeout -1"),
     ],
 )
 def test_options_out_of_range_are_kvs802(root, flags, needle):
@@ -110,7 +112,7 @@ def test_the_model_loads_on_the_thread_that_decodes_it(root, monkeypatch):
         seen["loaded on"] = threading.current_thread()
         return real_load(*args, **kwargs)
 
-    def run_server(application, sock, *, shutdown_timeout, request_timeout, announce):  # no uvicorn
+    def run_server(application, sock, *, announce, **_):  # no uvicorn
         announce()
         executor = application.state.server.executor
         seen["decodes on"] = executor.submit(threading.current_thread).result()
