@@ -158,3 +158,21 @@ def first_error_kind(diagnostic: Diagnostic) -> tuple[str, int]:
     if diagnostic.code == "KVS013":
         return "end", diagnostic.span.start
     return "token", diagnostic.span.start
+
+
+def assert_parsers_agree(source: SourceFile) -> None:
+    """kvsl's hand-written parser and this grammar's: the same tree (spans included) where
+    the grammar accepts, the same first error where it rejects. Nesting past the depth
+    limit is skipped: the parser refuses it before parsing, by design."""
+    from kvsl.lang.parser import parse_source
+    from kvsl.lang.syntax_errors import scan_brackets
+
+    if scan_brackets(source.text)[0] is not None:
+        return
+    reference = parse_source_lark(source)
+    spec, diagnostics = parse_source(source)
+    if reference[0] is not None:
+        assert (spec, diagnostics) == reference
+    else:
+        assert spec is None, "the parser accepted a file the grammar rejects"
+        assert first_error_kind(diagnostics[0]) == lark_first_error(source)

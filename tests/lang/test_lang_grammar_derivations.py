@@ -30,17 +30,16 @@ from fuzz_settings import fuzz
 from grammar_derivations import derivations, mutants
 from hypothesis import given, seed
 from hypothesis import strategies as st
-from lark_oracle import first_error_kind, lark_first_error, lark_parser, parse_source_lark
+from lark_oracle import assert_parsers_agree, lark_parser
 from spec_strategies import make_workspace
 
 from kvsl.lang import check_paths, compile_spec, exit_code_for
 from kvsl.lang.codes import CODES
 from kvsl.lang.diagnostics import Diagnostic
 from kvsl.lang.fmt import format_text
-from kvsl.lang.parser import load_source, parse_source
+from kvsl.lang.parser import load_source
 from kvsl.lang.render import render_diagnostics
 from kvsl.lang.source import SourceFile, Span
-from kvsl.lang.syntax_errors import scan_brackets
 
 WORKSPACE = make_workspace()
 SEED = seed(int(os.environ.get("KVSL_FUZZ_SEED", "20261201")))
@@ -120,16 +119,7 @@ def test_the_parser_agrees_with_the_grammar_on_derivations(text: str) -> None:
     """kvsl's hand-written parser and Lark's: the same tree (spans included) where the
     grammar accepts, and the same first error where it rejects (as test_lang_fuzz.py,
     here on every rule the grammar has rather than on edits of the bundled specs)."""
-    source = SourceFile("derived.kvs", text)
-    if scan_brackets(text)[0] is not None:  # nesting past the limit: the parser refuses first
-        return
-    reference = parse_source_lark(source)
-    spec, diagnostics = parse_source(source)
-    if reference[0] is not None:
-        assert (spec, diagnostics) == reference
-    else:
-        assert spec is None, "the parser accepted a file the grammar rejects"
-        assert first_error_kind(diagnostics[0]) == lark_first_error(source)
+    assert_parsers_agree(SourceFile("derived.kvs", text))
 
 
 def test_derivations_reach_plans_and_errors() -> None:
