@@ -69,11 +69,18 @@ class _BoundedDecoder:
                 f"the reply's Content-Encoding `{encoding}` was not asked for", request=request
             )
         self._zlib = zlib.decompressobj(_DECODED[encoding])
+        # "deflate" is zlib-wrapped by the standard, but some servers send it raw; the HTTP
+        # library reads both, so the first bytes decide, as a zlib header is recognisable.
+        self._may_be_raw = encoding == "deflate"
         self._request = request
         self._room = room
         self._max_bytes = room
 
     def decode(self, data: bytes) -> Iterator[bytes]:
+        if self._may_be_raw and data:
+            self._may_be_raw = False
+            if not _zlib_header(data):
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
         while data:  # at most room + 1 bytes a step: one past the room is too large
             yield self._checked(self._zlib.decompress, data, self._room + 1)
             data = self._zlib.unconsumed_tail
@@ -92,6 +99,14 @@ class _BoundedDecoder:
         if self._room < 0:
             raise _too_large(self._request, self._max_bytes)
         return out
+
+
+def _zlib_header(data: bytes) -> bool:
+    """Whether `data` opens with a zlib header (RFC 1950: method 8, a check over 31), or is
+    too short to tell (then read as zlib, the standard's form)."""
+    if len(data) < 2:
+        return True
+    return data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
 
 
 class _BoundedStream(HTTP.AsyncByteStream):  # type: ignore[misc]

@@ -109,11 +109,17 @@ def brotli_unasked(conn: Connection, index: int) -> None:
     conn.reply("200 OK", b"\x1b\x00\x00", "Content-Encoding: br")
 
 
-def gzipped_correct(conn: Connection, index: int) -> None:
-    """A good teacher that compresses its replies (as the transport allows)."""
-    number = int(conn.prompt.split("[q")[1].split("]")[0])
-    body = completion(f"<step>Add.</step><answer>{2 * number}</answer>")
-    conn.reply("200 OK", _gzip(body, pad=1), "Content-Encoding: gzip")
+def compressed_correct(encoding: str, window: int) -> Behaviour:
+    """A good teacher that compresses its replies (as the transport allows) with the zlib
+    `window`: gzip, deflate as the standard has it (zlib), or the raw deflate some send."""
+
+    def serve(conn: Connection, index: int) -> None:
+        number = int(conn.prompt.split("[q")[1].split("]")[0])
+        body = completion(f"<step>Add.</step><answer>{2 * number}</answer>")
+        packer = zlib.compressobj(wbits=window)
+        conn.reply("200 OK", packer.compress(body) + packer.flush(), f"Content-Encoding: {encoding}")
+
+    return serve
 
 
 def redirect_to_itself(conn: Connection, index: int) -> None:
@@ -209,9 +215,16 @@ def test_a_reply_past_the_size_limit_is_refused_without_reading_it(
     assert took < BOUND
 
 
-def test_a_gzipped_reply_within_the_limit_is_read(tmp_path: Path, make_plan: MakePlan) -> None:
+@pytest.mark.parametrize(
+    ("encoding", "window"),
+    [("gzip", 16 + zlib.MAX_WBITS), ("deflate", zlib.MAX_WBITS), ("deflate", -zlib.MAX_WBITS)],
+    ids=["gzip", "deflate-zlib", "deflate-raw"],
+)
+def test_a_compressed_reply_within_the_limit_is_read(
+    tmp_path: Path, make_plan: MakePlan, encoding: str, window: int
+) -> None:
     questions = write_jsonl(tmp_path / "q.jsonl", plain_questions(2))
-    with raw_teacher(gzipped_correct) as server:
+    with raw_teacher(compressed_correct(encoding, window)) as server:
         plan = make_plan(questions=questions, base_url=server.url, concurrency=1)
         teach(plan, FAST, environ=ENV)
         asked = server.requests
