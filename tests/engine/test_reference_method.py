@@ -276,8 +276,15 @@ COEFFICIENTS = {
 
 
 def _reference_generations(
-    loaded: LoadedModel, vectors: SteeringVectors, coefficients: dict[int, tuple[float, float]]
+    loaded: LoadedModel,
+    vectors: SteeringVectors,
+    coefficients: dict[int, tuple[float, float]],
+    *,
+    prompts: list[str] = PROMPTS,
+    max_new: int = MAX_NEW,
+    repetition_penalty: float = 1.0,
 ) -> list[list[int]]:
+    """The reference's steered greedy tokens for each of `prompts` as a user turn."""
     keys, values = _stacked(vectors)
     offset = ref.offset_id(loaded.tokenizer, vectors.offset_token)
     return [
@@ -288,9 +295,10 @@ def _reference_generations(
             keys,
             values,
             coefficients,
-            MAX_NEW,
+            max_new,
+            repetition_penalty=repetition_penalty,
         )
-        for p in PROMPTS
+        for p in prompts
     ]
 
 
@@ -357,22 +365,11 @@ def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(case):
     vectors = random_vectors(kv_geometry(loaded.model), seed=7, scale=2.0)
     coefficients = COEFFICIENTS["value"]
     prompts = PROMPTS + [f"{p} w100" for p in PROMPTS]
-    keys, values = _stacked(vectors)
-    offset = ref.offset_id(loaded.tokenizer)
     full = [
-        _text(
-            loaded.tokenizer,
-            ref.steered_greedy(
-                loaded.model,
-                ref.chat_prompt_ids(loaded.tokenizer, _user(p)),
-                offset,
-                keys,
-                values,
-                coefficients,
-                2 * MAX_NEW,
-            ),
+        _text(loaded.tokenizer, ids)
+        for ids in _reference_generations(
+            loaded, vectors, coefficients, prompts=prompts, max_new=2 * MAX_NEW
         )
-        for p in prompts
     ]
     # the stop: a word some rows generate early, others late or never
     words = [w for text in full for w in text.split()[1:]]
@@ -399,21 +396,7 @@ def test_repetition_penalty_counts_the_prompt_as_the_reference_does(case):
     loaded: LoadedModel = case["loaded"]
     vectors = random_vectors(kv_geometry(loaded.model), seed=7, scale=2.0)
     coefficients = COEFFICIENTS["key-and-value"]
-    keys, values = _stacked(vectors)
-    offset = ref.offset_id(loaded.tokenizer)
-    expected = [
-        ref.steered_greedy(
-            loaded.model,
-            ref.chat_prompt_ids(loaded.tokenizer, _user(p)),
-            offset,
-            keys,
-            values,
-            coefficients,
-            MAX_NEW,
-            repetition_penalty=1.5,
-        )
-        for p in PROMPTS
-    ]
+    expected = _reference_generations(loaded, vectors, coefficients, repetition_penalty=1.5)
     texts = kvsl.generate(
         loaded.model,
         loaded.tokenizer,
